@@ -1,1 +1,195 @@
-"""pytest hooks of pytest-ablation (being written)."""
+"""pytest-ablation's pytest hooks. Each one delegates to the run's ``AblationSession``."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import hookspecs
+from .options import add_options
+from .study import MARKER, MARKER_HELP
+
+_SESSION = pytest.StashKey["AblationSession"]()
+_RUNNER = pytest.StashKey["Ablation"]()
+_CASE = pytest.StashKey["Case"]()
+
+
+def _session(config) -> "AblationSession":
+    return config.stash[_SESSION]
+
+
+def pytest_addhooks(pluginmanager):
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser):
+    add_options(parser)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_cmdline_main(config):
+    # Runs before xdist turns "-n N" into "--dist load": unless the user chose a mode,
+    # keep each study on one worker so its models load once (see README, "-n").
+    option = config.option
+    if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no":
+        option.dist = "loadgroup"
+    yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", MARKER_HELP)
+    from .session import AblationSession
+
+    ablation = AblationSession(config)
+    config.stash[_SESSION] = ablation
+    config.pluginmanager.register(_ResultHooks(ablation), "ablation-results")
+
+
+def pytest_plugin_registered(plugin, plugin_name, manager):
+    # -n auto asks for the worker count before pytest_configure, so the xdist hooks are
+    # registered as soon as xdist itself is, and only then.
+    if plugin_name == "xdist" and not manager.has_plugin("ablation-xdist"):
+        manager.register(XdistHooks(), "ablation-xdist")
+
+
+def pytest_sessionstart(session):
+    _session(session.config).start()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pycollect_makeitem(collector):
+    # Every parametrization passes here before -k or a node id narrows the selection: the
+    # reference case of a lone variant is known from this point on.
+    outcome = yield
+    made = outcome.get_result()
+    if made is not None:
+        items = made if isinstance(made, list) else [made]
+        _session(collector.config).collected(i for i in items if isinstance(i, pytest.Item))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    ablation = _session(config)
+    ablation.check_studies()
+    grouped = getattr(config.option, "dist", "no") == "loadgroup"
+    for item in items:
+        case = ablation.catalog.case(item.nodeid)
+        if case is None:
+            continue
+        item.stash[_CASE] = case
+        if grouped and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(case.study))
+
+
+@pytest.fixture
+def ablation(request):
+    """Run this test's variant paired with its study's reference; see README, "Writing a study"."""
+    from .runner import Ablation
+
+    case = request.node.stash.get(_CASE, None)
+    if case is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the `ablation` fixture needs @pytest.mark.ablation(study, ...)"
+        )
+    runner = Ablation(_session(request.config), request.node, case)
+    request.node.stash[_RUNNER] = runner
+    return runner
+
+
+@pytest.fixture(scope="session")
+def ablation_models(pytestconfig):
+    """This worker's model pool: ``ablation_models.get("sd")`` loads a profile role once."""
+    return _session(pytestconfig).pool
+
+
+@pytest.fixture(scope="session")
+def ablation_profile(pytestconfig):
+    """The profile of this run (models and settings)."""
+    return _session(pytestconfig).profile
+
+
+@pytest.fixture(scope="session")
+def ablation_device(pytestconfig) -> str:
+    """This worker's torch device, e.g. "cpu" or "cuda:1"."""
+    ablation = _session(pytestconfig)
+    if ablation.assignment is None:
+        ablation.start()
+    return ablation.assignment.device
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    case = item.stash.get(_CASE, None)
+    if case is None:
+        return
+    report = outcome.get_result()
+    payload = {"study": case.study, "variant": case.variant}
+    if call.when == "call":
+        runner = item.stash.get(_RUNNER, None)
+        payload["records"] = list(runner.records) if runner is not None else []
+    # An attribute of the report travels with it from an xdist worker to the controller.
+    report.ablation = payload
+
+
+class _ResultHooks:
+    """Receives every test report, from this process or from an xdist worker."""
+
+    def __init__(self, ablation):
+        self._ablation = ablation
+
+    def pytest_runtest_logreport(self, report):
+        self._ablation.receive(report)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_report_collectionfinish(config):
+    ablation = _session(config)
+    if ablation.catalog.by_nodeid and not ablation.is_worker:
+        studies = sorted({c.study for c in ablation.catalog.by_nodeid.values()})
+        return f"ablation: profile {ablation.profile.name!r}, studies: {', '.join(studies)}"
+    return None
+
+
+def pytest_sessionfinish(session):
+    ablation = _session(session.config)
+    ablation.finish_worker()
+    ablation.finish(session)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    from .summary import write_summary
+
+    write_summary(terminalreporter, _session(config))
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is installed."""
+
+    @pytest.hookimpl
+    def pytest_xdist_auto_num_workers(self, config):
+        from .session import AblationSession
+
+        ablation = config.stash.get(_SESSION, None)
+        if ablation is None:  # -n auto is resolved before pytest_configure
+            ablation = AblationSession.__new__(AblationSession)
+            ablation.config, ablation.devices = config, None
+            from .session import read_options_or_fail
+
+            ablation.options = read_options_or_fail(config)
+        return ablation.auto_worker_count()
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node):
+        from .session import WORKER_DEVICE
+
+        ablation = _session(node.config)
+        index = int(str(node.gateway.id).lstrip("gw") or 0)
+        count = len(node.config.option.tx or []) or 1
+        node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index, count).to_dict()
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node, error):
+        from .session import WORKER_SUMMARY
+
+        output = getattr(node, "workeroutput", None) or {}
+        _session(node.config).receive_worker(str(node.gateway.id), output.get(WORKER_SUMMARY))

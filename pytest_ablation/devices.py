@@ -1,0 +1,122 @@
+"""Which device each worker uses.
+
+The controller decides, the workers obey: the controller knows how many workers there are
+and which GPUs are visible, and hands each worker its device through ``workerinput``.
+Device names index into the GPUs this process can see, so a pre-set
+``CUDA_VISIBLE_DEVICES=4,5`` makes ``cuda:1`` the physical GPU 5.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+
+AUTO = "auto"
+_DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
+
+
+class DeviceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeviceAssignment:
+    device: str
+    physical: str | None = None
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DeviceAssignment":
+        return cls(**data)
+
+    def describe(self) -> str:
+        text = self.device
+        if self.physical is not None and self.device.startswith("cuda"):
+            text += f" (physical GPU {self.physical})"
+        if self.threads:
+            text += f", {self.threads} torch thread{'s' if self.threads > 1 else ''}"
+        return text
+
+
+def parse_devices(value: str) -> list[str] | str:
+    """``auto``, ``cpu`` or a comma-separated list such as ``cuda:0,cuda:1``."""
+    text = (value or "").strip()
+    if text == AUTO:
+        return AUTO
+    names = [part.strip() for part in text.split(",")]
+    bad = [name for name in names if not _DEVICE.match(name)]
+    if not text or bad:
+        shown = ", ".join(repr(b) for b in bad) or repr(value)
+        raise DeviceError(
+            f"--ablation-devices: {shown} is not a device; allowed: 'auto', 'cpu', or a "
+            "comma-separated list such as 'cuda:0,cuda:1'"
+        )
+    return names
+
+
+def gpus_from_environment(count: int) -> list[str]:
+    """Physical ids of the ``count`` GPUs this process sees, honouring CUDA_VISIBLE_DEVICES."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(i) for i in range(count)]
+    ids = [part.strip() for part in listed.split(",") if part.strip()]
+    return ids[:count]
+
+
+def torch_visible_gpus() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return gpus_from_environment(torch.cuda.device_count())
+
+
+def resolve_devices(requested: list[str] | str, gpus: list[str]) -> list[str]:
+    """The list of devices workers are dealt from, checked against the visible GPUs."""
+    if requested == AUTO:
+        return [f"cuda:{i}" for i in range(len(gpus))] or ["cpu"]
+    for name in requested:
+        if name.startswith("cuda:"):
+            index = int(name.split(":", 1)[1])
+            if index >= len(gpus):
+                seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+                where = f" (CUDA_VISIBLE_DEVICES={seen})" if seen is not None else ""
+                raise DeviceError(
+                    f"--ablation-devices: {name} is beyond the {len(gpus)} visible "
+                    f"GPU{'s' if len(gpus) != 1 else ''}{where}; allowed indices: "
+                    + (f"0..{len(gpus) - 1}" if gpus else "none, use 'cpu'")
+                )
+    return list(requested)
+
+
+def assign(
+    devices: list[str], gpus: list[str], worker_index: int, worker_count: int, cpus: int
+) -> DeviceAssignment:
+    """The device of worker ``worker_index``: devices are dealt round-robin."""
+    device = devices[worker_index % len(devices)]
+    physical = None
+    if device.startswith("cuda:"):
+        physical = gpus[int(device.split(":", 1)[1])]
+    threads = None
+    if device == "cpu" and worker_count > 1:
+        # Workers sharing the CPU would oversubscribe it with one full thread pool each.
+        sharing = sum(1 for i in range(worker_count) if devices[i % len(devices)] == "cpu")
+        threads = max(1, cpus // max(1, sharing))
+    return DeviceAssignment(device=device, physical=physical, threads=threads)
+
+
+def auto_worker_count(devices: list[str], cpus: int) -> int:
+    """``-n auto``: one worker per listed GPU, or one per core when everything is on CPU."""
+    gpu_count = len({d for d in devices if d.startswith("cuda:")})
+    return gpu_count if gpu_count else max(1, cpus)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,124 @@
+"""What the plugin asks of a video generator, and what it gets back.
+
+A generator is anything with ``generate(request) -> video`` (and, ideally,
+``cache_identity() -> dict`` naming the models and code that determine its output), or a
+plain function ``fn(request) -> video``. The methods in ``pytest_ablation.methods`` provide
+such objects; a study may also pass its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One video to generate: a prompt, a seeded CPU generator, and the study's settings."""
+
+    prompt: str
+    seed: int
+    generator: "torch.Generator"
+    frames: int
+    steps: int
+    height: int
+    width: int
+    guidance_scale: float
+    fps: int
+    device: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = False
+
+
+@dataclass
+class GeneratedVideo:
+    """A generated video ``(F, 3, H, W)`` in [0, 1], and the image it was conditioned on."""
+
+    video: "torch.Tensor"
+    condition_image: "torch.Tensor | None" = None
+    info: dict = field(default_factory=dict)
+
+
+class GeneratorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BoundGenerator:
+    """A generator together with what identifies its output in the cache."""
+
+    name: str
+    identity: Mapping[str, Any]
+    call: Callable[[GenerationRequest], Any]
+
+
+def _source_digest(obj: Any) -> str | None:
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]]) -> BoundGenerator:
+    """Accept a generator object or a plain function.
+
+    Objects that know their identity (``cache_identity()``) are trusted with it. For the
+    others the identity is the function's qualified name and a digest of its source, plus
+    the profile's models (``fallback_identity``), so editing the function or switching
+    checkpoints invalidates the cache.
+    """
+    if hasattr(obj, "generate") and callable(obj.generate):
+        target = type(obj)
+        call = obj.generate
+    elif callable(obj):
+        target = obj
+        call = obj
+    else:
+        raise GeneratorError(
+            f"ablation.run: expected a generator (an object with generate(request)) or a "
+            f"function of a GenerationRequest, got {type(obj).__name__}"
+        )
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    if hasattr(obj, "cache_identity"):
+        identity = dict(obj.cache_identity())
+        identity.setdefault("generator", name)
+    else:
+        identity = {"generator": name, "source": _source_digest(target),
+                    "models": dict(fallback_identity())}
+    return BoundGenerator(name=name, identity=identity, call=call)
+
+
+def check_video(output: Any, *, generator: str) -> GeneratedVideo:
+    """Normalise a generator's output and refuse what no metric could score."""
+    import torch
+
+    result = output if isinstance(output, GeneratedVideo) else GeneratedVideo(video=output)
+    video = result.video
+    if not isinstance(video, torch.Tensor):
+        raise GeneratorError(f"{generator} returned {type(video).__name__}, not a torch.Tensor video")
+    if video.ndim != 4 or video.shape[1] != 3:
+        raise GeneratorError(
+            f"{generator} returned a video of shape {tuple(video.shape)}; expected (F, 3, H, W)"
+        )
+    if not torch.isfinite(video).all():
+        raise GeneratorError(f"{generator} returned a video with NaN or infinite values")
+    image = result.condition_image
+    if image is not None and (image.ndim != 3 or image.shape[0] != 3):
+        raise GeneratorError(
+            f"{generator} returned a condition image of shape {tuple(image.shape)}; "
+            "expected (3, H, W)"
+        )
+    return result
+
+
+def to_uint8(frames: "torch.Tensor") -> "torch.Tensor":
+    """Frames as a video file holds them; every score is computed from these."""
+    import torch
+
+    return (frames.detach().float().cpu().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)

@@ -1,0 +1,55 @@
+"""Canonical encoding of configurations: the basis of cache keys and seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Mapping
+
+
+def canonical(value: Any, *, where: str = "value") -> Any:
+    """Turn ``value`` into plain JSON data with a single spelling per meaning.
+
+    Tuples become lists and mapping keys are sorted on encoding; floats keep their exact
+    ``repr`` so that 0.98 and 0.980000001 never share a key. Anything else (tensors,
+    arbitrary objects) is refused, because its identity cannot be hashed faithfully.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return repr(value)
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, got {key!r}")
+            out[key] = canonical(item, where=f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [canonical(item, where=f"{where}[{i}]") for i, item in enumerate(value)]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return canonical(value.item(), where=where)
+    raise TypeError(
+        f"{where}: {type(value).__name__} cannot be part of a cache key; "
+        "use numbers, strings, booleans, lists or dicts"
+    )
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+
+
+def digest(value: Any) -> str:
+    """A sha256 hex digest of the canonical form of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed that depends only on ``parts``: stable across processes and runs."""
+    raw = hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).digest()
+    return int.from_bytes(raw[:8], "big") & (2**63 - 1)

@@ -1,0 +1,174 @@
+"""The plugin's options: declared once, read and checked once, reused by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .devices import DeviceError, parse_devices
+
+DEFAULT_PROFILE = "tiny"
+DEFAULT_REPORT_DIR = "reports"
+DEFAULT_CACHE_DIR = ".ablation-cache"
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names the option and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    type: str = "string"  # ini type
+    default: Any = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+
+OPTIONS = (
+    Option(
+        "--ablation-profile",
+        "models and settings to run the studies with: a built-in profile name "
+        f"(default {DEFAULT_PROFILE!r}) or the path of a profile TOML file",
+        default=DEFAULT_PROFILE,
+        metavar="NAME|PATH",
+    ),
+    Option(
+        "--ablation-devices",
+        "'auto' (one GPU per worker, else CPU), 'cpu', or a list such as cuda:0,cuda:1 "
+        "dealt to xdist workers round-robin",
+        default="auto",
+        metavar="DEVICES",
+    ),
+    Option(
+        "--ablation-report-dir",
+        f"where report.json and report.md are written (default {DEFAULT_REPORT_DIR}/)",
+        default=DEFAULT_REPORT_DIR,
+        metavar="DIR",
+    ),
+    Option(
+        "--ablation-cache-dir",
+        f"content-addressed cache of videos and scores (default {DEFAULT_CACHE_DIR}/)",
+        default=DEFAULT_CACHE_DIR,
+        metavar="DIR",
+    ),
+    Option(
+        "--ablation-no-cache",
+        "neither read nor write the cache: regenerate everything",
+        type="bool",
+        default=False,
+    ),
+    Option(
+        "--ablation-gate",
+        "fail the run when a metric regresses against this baseline file",
+        metavar="BASELINE",
+    ),
+    Option(
+        "--ablation-save-baseline",
+        "write this run's results as a baseline file for --ablation-gate",
+        metavar="PATH",
+    ),
+)
+
+TOLERANCES_INI = "ablation_tolerances"
+
+
+def add_options(parser) -> None:
+    group = parser.getgroup("ablation", "ablation studies (pytest-ablation)")
+    for option in OPTIONS:
+        if option.type == "bool":
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
+                            help=option.help)
+        else:
+            group.addoption(option.flag, default=None, dest=option.dest,
+                            metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, f"{option.help} (ini twin of {option.flag})",
+                      type=option.type if option.type == "bool" else "string",
+                      default=option.default)
+    parser.addini(
+        TOLERANCES_INI,
+        "gate tolerances per metric, one 'metric = tolerance' a line (overrides the defaults)",
+        type="linelist",
+        default=[],
+    )
+
+
+@dataclass(frozen=True)
+class AblationOptions:
+    profile: str = DEFAULT_PROFILE
+    devices: list[str] | str = "auto"
+    report_dir: Path = Path(DEFAULT_REPORT_DIR)
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    no_cache: bool = False
+    gate: Path | None = None
+    save_baseline: Path | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+
+
+def _value(config, option: Option) -> tuple[Any, Path]:
+    """The option's value and the folder a relative path in it is relative to."""
+    given = config.getoption(option.dest)
+    if given is not None:
+        return given, Path(config.invocation_params.dir)
+    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    return config.getini(option.ini), base
+
+
+def _path(value: Any, base: Path) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_tolerances(lines: list[str]) -> dict[str, float]:
+    tolerances = {}
+    for line in lines:
+        name, sep, number = line.partition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or not value >= 0:
+            raise OptionError(
+                f"{TOLERANCES_INI}: {line!r} is not 'metric = tolerance' with a tolerance >= 0"
+            )
+        tolerances[name.strip()] = value
+    return tolerances
+
+
+def read_options(config) -> AblationOptions:
+    """Read every option, command line over ini over default, and check its form.
+
+    Checks that need the world (does the profile exist, is the directory writable) are the
+    session's, so that this stays cheap and usable by the CLI.
+    """
+    by_dest = {option.dest: option for option in OPTIONS}
+    values = {dest: _value(config, option) for dest, option in by_dest.items()}
+    try:
+        devices = parse_devices(str(values["ablation_devices"][0]))
+    except DeviceError as error:
+        raise OptionError(str(error)) from None
+    profile_value, profile_base = values["ablation_profile"]
+    profile = str(profile_value or DEFAULT_PROFILE)
+    if profile.endswith(".toml") or "/" in profile or "\\" in profile:
+        profile = str(_path(profile, profile_base))
+    return AblationOptions(
+        profile=profile,
+        devices=devices,
+        report_dir=_path(*values["ablation_report_dir"]) or Path(DEFAULT_REPORT_DIR),
+        cache_dir=_path(*values["ablation_cache_dir"]) or Path(DEFAULT_CACHE_DIR),
+        no_cache=bool(values["ablation_no_cache"][0]),
+        gate=_path(*values["ablation_gate"]),
+        save_baseline=_path(*values["ablation_save_baseline"]),
+        tolerances=parse_tolerances(config.getini(TOLERANCES_INI)),
+    )

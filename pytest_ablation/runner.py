@@ -1,0 +1,366 @@
+"""The per-test ``ablation`` object: run a variant, pair it with its reference, score both.
+
+A case stands alone: it computes (or loads from the cache) its own variant *and* the
+reference it is compared to, so any subset, order or worker gives the same numbers. To
+learn the reference's configuration the runner replays the test function with the
+reference case's parameters until its matching ``ablation.run`` call, which it captures
+instead of running; the test body above that call must therefore be cheap and free of
+side effects (building a configuration, not computing).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from . import __version__
+from .expectations import Expectation, IgnoredExpectation
+from .generation import (
+    BoundGenerator,
+    GenerationRequest,
+    bind_generator,
+    check_video,
+    to_uint8,
+)
+from .keys import canonical, derive_seed, digest
+from .stats import PairedDelta, paired_delta
+
+if TYPE_CHECKING:
+    from .session import AblationSession
+    from .study import Case
+
+SETTING_FIELDS = ("frames", "steps", "height", "width", "guidance_scale", "fps")
+
+
+class AblationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sample:
+    prompt: str
+    seed_index: int
+    seed: int
+    video_key: str
+    scores: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: str
+    direction: str
+    delta: PairedDelta
+    variant_samples: tuple
+    reference_samples: tuple
+    per_frame: tuple  # per sample: the metric's per-frame values, or None
+
+    @property
+    def value(self) -> float:
+        return self.delta.variant
+
+
+@dataclass
+class Comparison:
+    """What ``ablation.run`` returns: the variant's scores against its reference's."""
+
+    study: str
+    variant: str
+    reference: str
+    config: dict
+    reference_config: dict
+    settings: dict
+    metrics: dict[str, MetricComparison]
+    samples: list[Sample] = field(repr=False, default_factory=list)
+    reference_sample_list: list[Sample] = field(repr=False, default_factory=list)
+
+    def __getitem__(self, metric: str) -> MetricComparison:
+        return self.metrics[metric]
+
+    def delta(self, metric: str) -> float:
+        return self.metrics[metric].delta.delta
+
+    def value(self, metric: str) -> float:
+        return self.metrics[metric].delta.variant
+
+
+class _ReferenceCaptured(Exception):
+    def __init__(self, generator: Any, config: dict):
+        super().__init__("reference configuration captured")
+        self.generator = generator
+        self.config = config
+
+
+class Ablation:
+    """The ``ablation`` fixture's value for one test case."""
+
+    def __init__(
+        self,
+        session: "AblationSession",
+        item,
+        case: "Case",
+        *,
+        replay_until: int | None = None,
+    ):
+        self._session = session
+        self._item = item
+        self.case = case
+        self._replay_until = replay_until
+        self._calls = 0
+        self.records: list[dict] = []
+        self._record_of: dict[int, dict] = {}
+
+    # -- conveniences for study authors ------------------------------------------------
+    @property
+    def study(self) -> str:
+        return self.case.study
+
+    @property
+    def variant(self) -> str:
+        return self.case.variant
+
+    @property
+    def is_reference(self) -> bool:
+        return self.case.variant == (self.case.marker.reference or self.case.variant)
+
+    @property
+    def models(self):
+        return self._session.pool
+
+    @property
+    def device(self) -> str:
+        return self._session.assignment.device
+
+    @property
+    def profile(self):
+        return self._session.profile
+
+    @property
+    def settings(self):
+        return self._settings({})
+
+    # -- the API ------------------------------------------------------------------------
+    def run(self, generator: Any, **config: Any) -> Comparison:
+        """Generate and score this variant and its reference over every (prompt, seed)."""
+        self._calls += 1
+        call = self._calls
+        if self._replay_until is not None and call == self._replay_until:
+            raise _ReferenceCaptured(generator, config)
+        bound = bind_generator(generator, self._session.pool.identities)
+        variant_config, settings = self._split(config)
+        samples = self._samples(bound, variant_config, settings)
+        if self._replay_until is not None or self.is_reference:
+            reference_config, reference_samples = variant_config, samples
+        else:
+            ref_generator, ref_raw = self._reference_call(call)
+            ref_bound = bind_generator(ref_generator, self._session.pool.identities)
+            reference_config, ref_settings = self._split(ref_raw)
+            if ref_settings.prompts != settings.prompts or ref_settings.seeds != settings.seeds:
+                raise AblationError(
+                    f"{self.case.nodeid}: the variant and its reference use different prompts "
+                    "or seeds, so their scores cannot be paired"
+                )
+            reference_samples = self._samples(ref_bound, reference_config, ref_settings)
+        comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
+        if self._replay_until is None:
+            record = self._record(comparison, bound, call)
+            self.records.append(record)
+            self._record_of[id(comparison)] = record
+        return comparison
+
+    def expect(self, comparison: Comparison, metric: str):
+        if self._replay_until is not None:
+            return IgnoredExpectation()
+        record = self._record_of.get(id(comparison))
+
+        def remember(outcome: dict) -> None:
+            if record is not None:
+                record["expectations"].append(outcome)
+
+        return Expectation(comparison, metric, on_checked=remember)
+
+    # -- machinery ----------------------------------------------------------------------
+    def _settings(self, overrides: Mapping[str, Any]):
+        marker = self.case.marker
+        merged: dict[str, Any] = dict(marker.settings)
+        if marker.prompts is not None:
+            merged["prompts"] = marker.prompts
+        if marker.seeds is not None:
+            merged["seeds"] = marker.seeds
+        merged.update(overrides)
+        return self._session.profile.settings.replace(**merged) if merged else self._session.profile.settings
+
+    def _split(self, config: Mapping[str, Any]):
+        setting_overrides = {k: v for k, v in config.items() if k in SETTING_FIELDS}
+        variant_config = {k: v for k, v in config.items() if k not in SETTING_FIELDS}
+        try:
+            canonical(variant_config, where="ablation.run configuration")
+        except TypeError as error:
+            raise AblationError(str(error)) from None
+        return variant_config, self._settings(setting_overrides)
+
+    def _reference_call(self, call: int):
+        reference = self._session.catalog.reference_of(self.case)
+        differing = {
+            name for name in set(reference.params) | set(self.case.params)
+            if reference.params.get(name, _MISSING) is not self.case.params.get(name, _MISSING)
+            and reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
+        }
+        indirect = sorted(differing - self.case.direct_params)
+        if indirect:
+            raise AblationError(
+                f"{self.case.nodeid}: the reference {reference.variant!r} differs in "
+                f"{', '.join(indirect)}, which is not a direct parametrize argument; the "
+                "reference's configuration can only be replayed from direct arguments"
+            )
+        item = self._item
+        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames if name in item.funcargs}
+        for name in differing:
+            kwargs[name] = reference.params[name]
+        replay = Ablation(self._session, item, reference, replay_until=call)
+        for name, value in list(kwargs.items()):
+            if isinstance(value, Ablation):
+                kwargs[name] = replay
+        try:
+            item.obj(**kwargs)
+        except _ReferenceCaptured as captured:
+            return captured.generator, captured.config
+        except Exception as error:
+            raise AblationError(
+                f"{self.case.nodeid}: replaying the reference case {reference.variant!r} to learn "
+                f"its configuration failed before its ablation.run call #{call}: {error!r}"
+            ) from error
+        raise AblationError(
+            f"{self.case.nodeid}: the reference case {reference.variant!r} makes fewer than "
+            f"{call} ablation.run call(s), so call #{call} of this case has no reference"
+        )
+
+    def _samples(self, bound: BoundGenerator, config: dict, settings) -> list[Sample]:
+        session = self._session
+        metrics = self.case.marker.metrics
+        samples = []
+        pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
+        generation_settings = {name: getattr(settings, name) for name in SETTING_FIELDS}
+        for index, (prompt, seed_index) in enumerate(pairs, start=1):
+            seed = derive_seed(self.case.study, prompt, seed_index)
+            video_key = digest(
+                {
+                    "what": "video",
+                    "package": __version__,
+                    "generator": bound.identity,
+                    "config": config,
+                    "prompt": prompt,
+                    "seed": seed,
+                    "settings": generation_settings,
+                }
+            )
+
+            def generate(prompt=prompt, seed=seed, index=index):
+                return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}")
+
+            stored = session.cache.video(video_key, generate)
+            scores = session.scorer.score_all(stored, prompt, video_key, metrics)
+            samples.append(Sample(prompt, seed_index, seed, video_key, scores))
+        return samples
+
+    def _generate(self, bound, config, settings, prompt, seed, progress):
+        import torch
+
+        from .cache import StoredVideo
+
+        request = GenerationRequest(
+            prompt=prompt,
+            seed=seed,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            frames=settings.frames,
+            steps=settings.steps,
+            height=settings.height,
+            width=settings.width,
+            guidance_scale=settings.guidance_scale,
+            fps=settings.fps,
+            device=self._session.assignment.device,
+            config=dict(config),
+            progress=self._session.show_progress,
+        )
+        started = time.perf_counter()
+        output = check_video(bound.call(request), generator=bound.name)
+        seconds = time.perf_counter() - started
+        self._session.progress(
+            f"{self.case.study} {self.case.variant}: generated {progress} {prompt!r} "
+            f"({seconds:.2f}s)"
+        )
+        condition = output.condition_image
+        info = {"seconds": round(seconds, 4), **canonical(output.info, where="generator info")}
+        return StoredVideo(
+            frames=to_uint8(output.video),
+            condition=None if condition is None else to_uint8(condition),
+            info=info,
+        )
+
+    def _compare(self, config, reference_config, settings, samples, reference_samples) -> Comparison:
+        reference_name = self.case.marker.reference or self.case.variant
+        metrics = {}
+        for metric in self.case.marker.metrics:
+            spec = self._session.metric(metric)
+            values = [s.scores[metric]["value"] for s in samples]
+            reference_values = [s.scores[metric]["value"] for s in reference_samples]
+            delta = paired_delta(
+                values, reference_values, seed=derive_seed(self.case.study, self.case.variant, metric)
+            )
+            metrics[metric] = MetricComparison(
+                metric=metric,
+                direction=spec.direction,
+                delta=delta,
+                variant_samples=tuple(values),
+                reference_samples=tuple(reference_values),
+                per_frame=tuple(s.scores[metric].get("per_frame") for s in samples),
+            )
+        return Comparison(
+            study=self.case.study,
+            variant=self.case.variant,
+            reference=reference_name,
+            config=canonical(config),
+            reference_config=canonical(reference_config),
+            settings=settings.to_dict(),
+            metrics=metrics,
+            samples=samples,
+            reference_sample_list=reference_samples,
+        )
+
+    def _record(self, comparison: Comparison, bound: BoundGenerator, call: int) -> dict:
+        variant = comparison.variant if call == 1 else f"{comparison.variant}#{call}"
+        return {
+            "study": comparison.study,
+            "variant": variant,
+            "reference": comparison.reference,
+            "is_reference": self.is_reference,
+            "nodeid": self.case.nodeid,
+            "generator": bound.name,
+            "generator_identity": canonical(bound.identity),
+            "config": comparison.config,
+            "reference_config": comparison.reference_config,
+            "settings": comparison.settings,
+            "samples": [
+                {"prompt": s.prompt, "seed_index": s.seed_index, "seed": s.seed, "video": s.video_key}
+                for s in comparison.samples
+            ],
+            "metrics": {
+                name: {
+                    "direction": m.direction,
+                    **m.delta.to_dict(),
+                    "samples": list(m.variant_samples),
+                    "reference_samples": list(m.reference_samples),
+                    "per_frame": [list(p) if p is not None else None for p in m.per_frame],
+                    "details": dict(comparison.samples[0].scores[name].get("details") or {}),
+                }
+                for name, m in comparison.metrics.items()
+            },
+            "expectations": [],
+        }
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()

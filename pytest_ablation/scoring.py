@@ -1,0 +1,75 @@
+"""Scoring stored videos with the registered metrics, each score cached on its own.
+
+A score's key is the video's key plus the metric's name and version and the feature model
+it uses, so adding a metric to a study scores the cached videos without regenerating them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from . import __version__
+from .keys import canonical, digest
+
+
+class Scorer:
+    def __init__(self, cache, pool, metric: Callable[[str], Any]):
+        self._cache = cache
+        self._pool = pool
+        self._metric = metric
+
+    def score_all(self, stored, prompt: str, video_key: str, metrics) -> dict[str, Mapping[str, Any]]:
+        inputs = _LazyInput(stored, prompt, self._pool)
+        scores = {}
+        for name in metrics:
+            spec = self._metric(name)
+            needs = set(spec.needs)
+            key = digest(
+                {
+                    "what": "score",
+                    "package": __version__,
+                    "video": video_key,
+                    "metric": name,
+                    "metric_version": spec.version,
+                    "text": prompt if "text" in needs else None,
+                    "clip": self._pool.identity("clip") if "clip" in needs else None,
+                }
+            )
+
+            def evaluate(spec=spec):
+                score = spec.evaluate(inputs.get())
+                per_frame = getattr(score, "per_frame", None)
+                return {
+                    "value": float(score.value),
+                    "per_frame": None if per_frame is None else [float(v) for v in per_frame],
+                    "details": canonical(dict(getattr(score, "details", None) or {})),
+                }
+
+            scores[name] = self._cache.score(key, evaluate)
+        return scores
+
+
+class _LazyInput:
+    """Builds the metrics' input once per video, and only if some score is not cached.
+
+    One input object serves every metric of the video, so CLIP features are computed once.
+    """
+
+    def __init__(self, stored, prompt: str, pool):
+        self._stored = stored
+        self._prompt = prompt
+        self._pool = pool
+        self._input = None
+
+    def get(self):
+        if self._input is None:
+            from .metrics import MetricInput
+
+            clip = self._pool.get("clip") if "clip" in self._pool.profile.models else None
+            self._input = MetricInput(
+                video=self._stored.as_float(),
+                text=self._prompt,
+                image=self._stored.condition_as_float(),
+                clip=clip,
+            )
+        return self._input

@@ -1,0 +1,161 @@
+"""The ``ablation`` marker and the catalogue of studies found at collection.
+
+The catalogue records every parametrization of a study's test function as it is made,
+before ``-k``, ``-m`` or a node id narrow the selection, so that a variant run on its own
+still knows its reference case, and every worker builds the same catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+MARKER = "ablation"
+MARKER_HELP = (
+    "ablation(study, reference=None, metrics=[...], prompts=None, seeds=None, settings=None): "
+    "the test is one variant of an ablation study; `reference` is the id of the variant it "
+    "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by"
+)
+
+
+class StudyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StudyMarker:
+    study: str
+    reference: str | None
+    metrics: tuple[str, ...]
+    prompts: tuple[str, ...] | None = None
+    seeds: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mark(cls, mark, where: str) -> "StudyMarker":
+        args, kwargs = list(mark.args), dict(mark.kwargs)
+        study = args.pop(0) if args else kwargs.pop("study", None)
+        if args:
+            raise StudyError(f"{where}: @pytest.mark.ablation takes one positional argument, the study name")
+        if not isinstance(study, str) or not study.strip():
+            raise StudyError(f"{where}: @pytest.mark.ablation needs a study name (a non-empty string)")
+        reference = kwargs.pop("reference", None)
+        if reference is not None and not isinstance(reference, str):
+            raise StudyError(f"{where}: reference must be a variant id string such as 'mu=0.98', got {reference!r}")
+        metrics = kwargs.pop("metrics", None)
+        if isinstance(metrics, str) or not metrics or not all(isinstance(m, str) for m in metrics):
+            raise StudyError(f"{where}: metrics must be a non-empty list of metric names, got {metrics!r}")
+        prompts = kwargs.pop("prompts", None)
+        if prompts is not None:
+            if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+                raise StudyError(f"{where}: prompts must be a non-empty list of non-empty strings")
+            prompts = tuple(prompts)
+        seeds = kwargs.pop("seeds", None)
+        if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+            raise StudyError(f"{where}: seeds must be an integer >= 1 (seeds per prompt), got {seeds!r}")
+        settings = kwargs.pop("settings", None) or {}
+        if not isinstance(settings, Mapping):
+            raise StudyError(f"{where}: settings must be a dict of study settings, got {settings!r}")
+        if kwargs:
+            raise StudyError(
+                f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; allowed: "
+                "reference, metrics, prompts, seeds, settings"
+            )
+        return cls(study.strip(), reference, tuple(dict.fromkeys(metrics)), prompts, seeds, dict(settings))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One collected variant of a study."""
+
+    study: str
+    variant: str
+    nodeid: str
+    function: str
+    params: Mapping[str, Any]
+    direct_params: frozenset
+    marker: StudyMarker
+
+
+def variant_id(item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.id if callspec is not None else item.originalname
+
+
+def _direct_params(item) -> frozenset:
+    names: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = [a.strip() for a in argnames.split(",") if a.strip()]
+        indirect = mark.kwargs.get("indirect", False)
+        for name in argnames:
+            if indirect is True or (isinstance(indirect, (list, tuple)) and name in indirect):
+                continue
+            names.add(name)
+    return frozenset(names)
+
+
+def _function_key(item) -> str:
+    return f"{item.module.__name__ if item.module else '?'}::{item.cls.__name__ + '::' if item.cls else ''}{item.originalname}"
+
+
+class Catalog:
+    """Every ablation case collected in this process, by node id and by study."""
+
+    def __init__(self) -> None:
+        self.by_nodeid: dict[str, Case] = {}
+        self.by_function: dict[str, dict[str, Case]] = {}
+        self._errors: list[str] = []
+
+    def add_item(self, item) -> None:
+        mark = item.get_closest_marker(MARKER)
+        if mark is None:
+            return
+        try:
+            marker = StudyMarker.from_mark(mark, item.nodeid)
+        except StudyError as error:
+            self._errors.append(str(error))
+            return
+        callspec = getattr(item, "callspec", None)
+        case = Case(
+            study=marker.study,
+            variant=variant_id(item),
+            nodeid=item.nodeid,
+            function=_function_key(item),
+            params=dict(callspec.params) if callspec is not None else {},
+            direct_params=_direct_params(item),
+            marker=marker,
+        )
+        self.by_nodeid[item.nodeid] = case
+        self.by_function.setdefault(case.function, {})[case.variant] = case
+
+    def problems(self, known_metrics) -> list[str]:
+        errors = list(self._errors)
+        for cases in self.by_function.values():
+            for case in cases.values():
+                unknown = [m for m in case.marker.metrics if m not in known_metrics]
+                if unknown:
+                    errors.append(
+                        f"{case.nodeid}: unknown metric(s) {', '.join(map(repr, unknown))}; "
+                        f"known metrics: {', '.join(sorted(known_metrics))}"
+                    )
+                reference = case.marker.reference
+                if reference is None and len(cases) > 1:
+                    errors.append(
+                        f"{case.nodeid}: study {case.study!r} has {len(cases)} variants; name the "
+                        f"one they are compared to with reference=..., one of: {', '.join(cases)}"
+                    )
+                elif reference is not None and reference not in cases:
+                    errors.append(
+                        f"{case.nodeid}: reference {reference!r} is not one of the test's "
+                        f"variants: {', '.join(cases)}"
+                    )
+        return sorted(set(errors))
+
+    def case(self, nodeid: str) -> Case | None:
+        return self.by_nodeid.get(nodeid)
+
+    def reference_of(self, case: Case) -> Case:
+        name = case.marker.reference or case.variant
+        return self.by_function[case.function][name]

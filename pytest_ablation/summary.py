@@ -1,0 +1,50 @@
+"""The end-of-run summary in the terminal."""
+
+from __future__ import annotations
+
+
+def write_summary(terminal, ablation) -> None:
+    if ablation.is_worker:
+        return
+    report = ablation.report
+    if report is None:
+        return
+    from .report.terminal import render_gate_table, render_results_table
+
+    terminal.write_sep("=", "ablation results")
+    terminal.write(render_results_table(report))
+    for study in report["studies"]:
+        for variant in study["variants"]:
+            for claim in variant.get("expectations", []):
+                if not claim["passed"]:
+                    terminal.write_line(
+                        f"claim not supported: {study['study']} {variant['variant']} "
+                        f"{claim['metric']} {claim['claim']} (margin {claim['margin']:g})"
+                    )
+    cache = report.get("cache") or {}
+    if cache:
+        line = (f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed"
+                + ("" if ablation.cache.enabled else " (cache disabled)"))
+        terminal.write_line(line)
+        for entry in cache.get("corrupted", []):
+            terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)
+    for name, info in sorted(report["environment"].get("workers", {}).items()):
+        loads = ", ".join(f"{role} x{n}" for role, n in sorted(info.get("loads", {}).items()))
+        terminal.write_line(f"worker {name}: {info.get('device_text')}; model loads: {loads or 'none'}")
+    gate = ablation.gate
+    if gate is not None:
+        terminal.write_sep("=", "ablation gate", red=gate["failed"], green=not gate["failed"])
+        terminal.write_line(f"baseline {gate['baseline']}: {gate['summary']}")
+        if gate["failed"]:
+            terminal.write(render_gate_table(gate))
+        not_run = [r for r in gate["rows"] if r["status"] == "not run"]
+        if not_run:
+            cases = sorted({(r["study"], r["variant"]) for r in not_run})
+            terminal.write_line(
+                "not run (not selected, not failed): " + ", ".join(f"{s} {v}" for s, v in cases)
+            )
+    paths = ablation.report_paths or {}
+    if paths:
+        terminal.write_line(f"report: {paths['json']}, {paths['markdown']}")
+    if ablation.options.save_baseline is not None:
+        terminal.write_line(f"baseline saved: {ablation.options.save_baseline}")

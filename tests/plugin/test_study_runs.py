@@ -1,0 +1,144 @@
+"""A study run end to end: pairing, expectations, report, cache."""
+
+import json
+import os
+
+import pytest
+
+from .conftest import lines
+
+
+def report_of(pytester, folder="reports"):
+    return json.loads((pytester.path / folder / "report.json").read_text())
+
+
+def test_a_study_runs_pairs_and_reports(toy):
+    result = toy.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    report = report_of(toy)
+    assert [(r["variant"], r["metric"]) for r in report["results"]] == [
+        ("s=0.0", "mean_brightness"), ("s=0.0", "temporal_flickering"),
+        ("s=0.5", "mean_brightness"), ("s=0.5", "temporal_flickering"),
+        ("s=1.0", "mean_brightness"), ("s=1.0", "temporal_flickering"),
+    ]
+    by = {(r["variant"], r["metric"]): r for r in report["results"]}
+    still, ref = by["s=0.0", "temporal_flickering"], by["s=0.5", "temporal_flickering"]
+    assert still["value"] == 1.0  # a still video does not flicker
+    assert still["reference_value"] == ref["value"]
+    assert still["delta"] == pytest.approx(still["value"] - ref["value"], abs=1e-12)
+    assert still["ci"][0] <= still["delta"] <= still["ci"][1] and still["n"] == 4
+    assert ref["delta"] == 0.0
+    # Terminal table and report files.
+    result.stdout.fnmatch_lines(["*ablation results*", "flicker: reference s=0.5*", "*s=0.5  (ref)*"])
+    assert (toy.path / "reports" / "report.md").read_text().startswith("# Ablation report")
+    runs = list((toy.path / "reports" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "report.json").exists()
+    env = report["environment"]
+    assert env["packages"]["torch"] and report["profile"]["name"] == "toy-test"
+    variant = report["studies"][0]["variants"][0]
+    assert variant["settings"]["frames"] == 4 and variant["settings"]["prompts"] == ["a red circle", "a blue square"]
+    assert {s["seed_index"] for s in variant["samples"]} == {0, 1}
+    assert variant["expectations"] == [
+        {"metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01, "passed": True}
+    ]
+
+
+def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
+    toy.runpytest("--ablation-no-cache").assert_outcomes(passed=3)
+    full = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
+    toy.runpytest("--ablation-no-cache", "test_flicker.py::test_flicker[s=1.0]").assert_outcomes(passed=1)
+    alone = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
+    assert set(alone) == {("s=1.0", "mean_brightness"), ("s=1.0", "temporal_flickering")}
+    for key, entry in alone.items():
+        assert entry == full[key]
+
+
+def test_failed_expectation_prints_every_number(toy):
+    toy.makepyfile(test_claim='''
+        import pytest
+
+        @pytest.mark.ablation("claim", reference="s=0.5", metrics=["temporal_flickering"])
+        @pytest.mark.parametrize("strength", [0.5, 1.0], ids=lambda s: f"s={s}")
+        def test_claim(strength, flicker, ablation):
+            result = ablation.run(flicker, strength=strength)
+            if strength == 1.0:
+                ablation.expect(result, "temporal_flickering").above_reference(margin=0.05)
+    ''')
+    result = toy.runpytest("test_claim.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*ExpectationFailed: claim: expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
+        "*variant   s=1.0  0.*",
+        "*reference s=0.5  0.*",
+        "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 4 paired (prompt, seed) samples, margin 0.05",
+    ])
+    report = report_of(toy)
+    claims = report["studies"][0]["variants"][1]["expectations"]
+    assert claims == [{"metric": "temporal_flickering", "claim": "above_reference", "margin": 0.05, "passed": False}]
+
+
+def test_strict_xfail_of_an_unsupported_claim(toy):
+    toy.makepyfile(test_xfail='''
+        import pytest
+
+        @pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
+        @pytest.mark.parametrize("strength", [
+            0.5,
+            pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason="noise flickers")),
+        ], ids=lambda s: f"s={s}")
+        def test_x(strength, flicker, ablation):
+            result = ablation.run(flicker, strength=strength)
+            if strength == 1.0:
+                ablation.expect(result, "temporal_flickering").above_reference()
+    ''')
+    toy.runpytest("test_xfail.py").assert_outcomes(passed=1, xfailed=1)
+
+
+def test_second_run_loads_everything_from_the_cache(toy):
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    generated = len(open(log).read().splitlines())
+    assert generated == 3 * 4  # 3 variants x 2 prompts x 2 seeds, each generated once
+    first = report_of(toy)
+    second = toy.runpytest()
+    second.assert_outcomes(passed=3)
+    assert len(open(log).read().splitlines()) == generated
+    second.stdout.fnmatch_lines(["cache: * loaded, 0 computed"])
+    assert report_of(toy)["results"] == first["results"]
+
+
+def test_no_cache_recomputes(toy):
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    toy.runpytest("--ablation-no-cache").assert_outcomes(passed=3)
+    assert len(open(log).read().splitlines()) == 24
+
+
+def test_corrupted_entry_is_recomputed_and_reported(toy):
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    videos = sorted((toy.path / ".ablation-cache" / "v1" / "videos").rglob("*.safetensors"))
+    assert len(videos) == 12
+    videos[0].write_bytes(videos[0].read_bytes()[:100])
+    before = report_of(toy)["results"]
+    result = toy.runpytest()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["cache: corrupted entry recomputed: *" + videos[0].name + "*"])
+    assert len(open(log).read().splitlines()) == 13
+    assert report_of(toy)["results"] == before
+
+
+def test_changing_the_configuration_misses_the_cache(toy):
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    (toy.path / "toy.toml").write_text((toy.path / "toy.toml").read_text().replace("scale = 0.9", "scale = 0.8"))
+    toy.runpytest().assert_outcomes(passed=3)
+    assert len(open(log).read().splitlines()) == 24
+
+
+def test_model_loaded_once_in_a_process(toy, second_study):
+    toy.makepyfile(test_steady=second_study)
+    toy.runpytest().assert_outcomes(passed=5)
+    assert len(lines(__import__("pathlib").Path(os.environ["TOY_LOAD_LOG"]))) == 1
+    workers = report_of(toy)["environment"]["workers"]
+    assert workers["main"]["loads"] == {"toy": 1}

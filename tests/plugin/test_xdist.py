@@ -1,0 +1,77 @@
+"""Runs across xdist workers: devices, model loads, identical reports."""
+
+import json
+import os
+from pathlib import Path
+
+from .conftest import lines
+
+
+def report_of(pytester):
+    return json.loads((pytester.path / "reports" / "report.json").read_text())
+
+
+def scheduling_free(report):
+    """The parts of a report that must not depend on how the run was scheduled."""
+    return {"studies": report["studies"], "results": report["results"], "profile": report["profile"]}
+
+
+def test_report_is_identical_between_one_and_two_workers(toy, second_study):
+    toy.makepyfile(test_steady=second_study)
+    single = toy.runpytest_subprocess("-n", "0", "--ablation-no-cache")
+    single.assert_outcomes(passed=5)
+    one = report_of(toy)
+    double = toy.runpytest_subprocess("-n", "2", "--ablation-no-cache")
+    double.assert_outcomes(passed=5)
+    two = report_of(toy)
+    assert json.dumps(scheduling_free(one), sort_keys=False) == json.dumps(scheduling_free(two), sort_keys=False)
+    assert sorted(two["environment"]["workers"]) == ["gw0", "gw1"]
+
+
+def test_each_worker_loads_its_model_once(toy, second_study):
+    toy.makepyfile(test_steady=second_study)
+    toy.runpytest_subprocess("-n", "2").assert_outcomes(passed=5)
+    loads = lines(Path(os.environ["TOY_LOAD_LOG"]))
+    pids = [line.split()[0] for line in loads]
+    assert len(pids) == len(set(pids)) == 2  # two studies, one per worker, one load each
+    workers = report_of(toy)["environment"]["workers"]
+    assert [w["loads"] for w in workers.values()] == [{"toy": 1}, {"toy": 1}]
+    assert all(w["threads"] == max(1, len(os.sched_getaffinity(0)) // 2) for w in workers.values())
+
+
+def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_study):
+    toy.makepyfile(test_steady=second_study)
+    env = {"SIMULATED_GPUS": "4", "CUDA_VISIBLE_DEVICES": "3,5,6,7"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        result = toy.runpytest_subprocess("-n", "2", "--ablation-devices=cuda:1,cuda:3")
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    result.assert_outcomes(passed=5)
+    workers = report_of(toy)["environment"]["workers"]
+    assert {name: (w["device"], w["physical_gpu"]) for name, w in workers.items()} == {
+        "gw0": ("cuda:1", "5"),
+        "gw1": ("cuda:3", "7"),
+    }
+    devices = sorted(line.split()[1] for line in lines(Path(os.environ["TOY_LOAD_LOG"])))
+    assert devices == ["cuda:1", "cuda:3"]
+
+
+def test_auto_workers_follow_the_gpus(toy, monkeypatch):
+    monkeypatch.setenv("SIMULATED_GPUS", "3")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    result = toy.runpytest_subprocess("-n", "auto", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*3 workers*"])
+    workers = report_of(toy)["environment"]["workers"]
+    assert sorted(w["device"] for w in workers.values()) == ["cuda:0", "cuda:1", "cuda:2"]
+
+
+def test_auto_workers_without_gpus_use_the_cores(toy):
+    result = toy.runpytest_subprocess("-n", "auto")
+    cores = len(os.sched_getaffinity(0))
+    result.stdout.fnmatch_lines([f"*{cores} worker*"])

@@ -1,0 +1,127 @@
+import json
+import threading
+
+import pytest
+import torch
+
+from pytest_ablation.cache import ResultCache, StoredVideo
+
+
+def video(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return StoredVideo(
+        frames=torch.randint(0, 256, (3, 3, 8, 8), generator=g, dtype=torch.uint8),
+        condition=torch.randint(0, 256, (3, 8, 8), generator=g, dtype=torch.uint8),
+        info={"seconds": 0.1},
+    )
+
+
+def counting(value):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return value
+
+    return compute, calls
+
+
+def test_miss_then_hit_across_instances(tmp_path):
+    compute, calls = counting(video())
+    first = ResultCache(tmp_path).video("k1", compute)
+    second_cache = ResultCache(tmp_path)
+    again = second_cache.video("k1", compute)
+    assert len(calls) == 1
+    assert torch.equal(first.frames, again.frames) and torch.equal(first.condition, again.condition)
+    assert again.info == {"seconds": 0.1}
+    assert second_cache.stats.hits == 1 and second_cache.stats.misses == 0
+
+
+def test_scores_round_trip(tmp_path):
+    compute, calls = counting({"value": 0.25, "per_frame": [0.2, 0.3]})
+    ResultCache(tmp_path).score("s1", compute)
+    assert ResultCache(tmp_path).score("s1", compute) == {"value": 0.25, "per_frame": [0.2, 0.3]}
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_corrupted_video_is_recomputed_and_reported(tmp_path, damage):
+    cache = ResultCache(tmp_path)
+    cache.video("k", lambda: video())
+    path = cache.path("videos", "k", ".safetensors")
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[-5] ^= 0xFF
+    else:
+        data = bytearray(b"not a safetensors file")
+    path.write_bytes(bytes(data))
+    compute, calls = counting(video())
+    fresh = ResultCache(tmp_path)
+    result = fresh.video("k", compute)
+    assert len(calls) == 1
+    assert len(fresh.stats.corrupted) == 1 and str(path) in fresh.stats.corrupted[0]
+    assert torch.equal(result.frames, video().frames)
+    # The rewritten entry is sound again.
+    assert ResultCache(tmp_path).video("k", compute) is not None and len(calls) == 1
+
+
+def test_corrupted_score_is_recomputed(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.score("s", lambda: {"value": 1.0})
+    path = cache.path("scores", "s", ".json")
+    entry = json.loads(path.read_text())
+    entry["payload"]["value"] = 0.5  # altered content no longer matches its checksum
+    path.write_text(json.dumps(entry))
+    fresh = ResultCache(tmp_path)
+    assert fresh.score("s", lambda: {"value": 1.0}) == {"value": 1.0}
+    assert fresh.stats.corrupted
+
+
+def test_an_entry_stored_under_another_key_is_not_trusted(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.score("a", lambda: {"value": 1.0})
+    target = cache.path("scores", "b", ".json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(cache.path("scores", "a", ".json").read_bytes())
+    fresh = ResultCache(tmp_path)
+    assert fresh.score("b", lambda: {"value": 2.0}) == {"value": 2.0}
+    assert fresh.stats.corrupted
+
+
+def test_disabled_cache_writes_nothing_but_memoises_within_the_run(tmp_path):
+    cache = ResultCache(tmp_path, enabled=False)
+    compute, calls = counting({"value": 1.0})
+    cache.score("s", compute)
+    cache.score("s", compute)
+    assert len(calls) == 1
+    assert not any(tmp_path.rglob("*.json"))
+
+
+def test_concurrent_processes_compute_an_entry_once(tmp_path):
+    # Two cache handles stand for two workers; the lock makes the second wait and read.
+    calls = []
+    started = threading.Event()
+
+    def slow():
+        calls.append(1)
+        started.set()
+        threading.Event().wait(0.3)
+        return {"value": 3.0}
+
+    results = []
+    first = threading.Thread(target=lambda: results.append(ResultCache(tmp_path).score("x", slow)))
+    first.start()
+    started.wait(5)
+    results.append(ResultCache(tmp_path).score("x", slow))
+    first.join()
+    assert len(calls) == 1
+    assert results == [{"value": 3.0}, {"value": 3.0}]
+
+
+def test_writes_are_atomic(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.score("s", lambda: {"value": 1.0})
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []

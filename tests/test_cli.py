@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pytest_ablation.cli import main
+from pytest_ablation.report import REPORT_FORMAT, REPORT_VERSION
+
+
+def report(values, path):
+    results = [
+        {"study": "s", "variant": v, "reference": "a", "metric": m, "direction": "higher",
+         "value": x, "reference_value": x, "delta": 0.0, "ci": [0.0, 0.0], "n": 1, "confidence": 0.95}
+        for (v, m), x in values.items()
+    ]
+    studies = [{"study": "s", "references": ["a"], "metrics": sorted({m for _, m in values}), "variants": [
+        {"variant": v, "reference": "a", "is_reference": v == "a",
+         "metrics": {m: next(r for r in results if r["variant"] == v and r["metric"] == m) for m in sorted({m for vv, m in values if vv == v})}}
+        for v in sorted({v for v, _ in values})]}]
+    data = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "results": results,
+            "studies": studies, "metrics": {}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_exit_codes(tmp_path, capsys):
+    base = report({("a", "temporal_flickering"): 0.9}, tmp_path / "base.json")
+    same = report({("a", "temporal_flickering"): 0.9}, tmp_path / "same.json")
+    worse = report({("a", "temporal_flickering"): 0.8}, tmp_path / "worse.json")
+    assert main(["compare", str(base), str(same)]) == 0
+    assert main(["compare", str(base), str(worse)]) == 1
+    out = capsys.readouterr().out
+    assert "regressed" in out and "temporal_flickering" in out
+    assert main(["compare", str(base), str(worse), "--tolerance", "temporal_flickering=0.2"]) == 0
+
+
+def test_show_and_baseline(tmp_path, capsys):
+    src = report({("a", "m"): 0.5, ("b", "m"): 0.25}, tmp_path / "r.json")
+    assert main(["show", str(src)]) == 0
+    assert "s: reference a" in capsys.readouterr().out
+    assert main(["baseline", str(src), str(tmp_path / "base.json")]) == 0
+    assert json.loads((tmp_path / "base.json").read_text())["results"] == json.loads(src.read_text())["results"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ('{"format": "pytest-ablation-report", "vers', "not valid JSON"),
+    ('[1, 2]', "not a pytest-ablation report"),
+])
+def test_bad_reports(tmp_path, capsys, content, message):
+    path = tmp_path / "x.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["show", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "pytest_ablation.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "compare" in out.stdout

@@ -1,0 +1,60 @@
+import pytest
+
+from pytest_ablation.devices import (
+    DeviceError,
+    assign,
+    auto_worker_count,
+    gpus_from_environment,
+    parse_devices,
+    resolve_devices,
+)
+
+
+def test_parse():
+    assert parse_devices("auto") == "auto"
+    assert parse_devices("cpu") == ["cpu"]
+    assert parse_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
+
+
+@pytest.mark.parametrize("bad", ["", "gpu0", "cuda", "cuda:x", "cuda:0,,cuda:1", "cuda:-1"])
+def test_malformed_lists_name_the_option(bad):
+    with pytest.raises(DeviceError, match="--ablation-devices: .* is not a device"):
+        parse_devices(bad)
+
+
+def test_index_beyond_visible_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    with pytest.raises(DeviceError, match=r"cuda:2 is beyond the 2 visible GPUs \(CUDA_VISIBLE_DEVICES=4,5\)"):
+        resolve_devices(["cuda:2"], ["4", "5"])
+    with pytest.raises(DeviceError, match="none, use 'cpu'"):
+        resolve_devices(["cuda:0"], [])
+
+
+def test_visible_devices_are_respected(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,7")
+    gpus = gpus_from_environment(3)
+    assert gpus == ["4", "5", "7"]
+    devices = resolve_devices("auto", gpus)
+    assert [assign(devices, gpus, i, 3, 16).physical for i in range(3)] == ["4", "5", "7"]
+    assert assign(devices, gpus, 1, 3, 16).device == "cuda:1"
+
+
+def test_auto_without_gpus_is_cpu_with_split_threads():
+    devices = resolve_devices("auto", [])
+    assert devices == ["cpu"]
+    assert [assign(devices, [], i, 2, 8).threads for i in range(2)] == [4, 4]
+    assert assign(devices, [], 0, 1, 8).threads is None
+    assert assign(devices, [], 0, 16, 2).threads == 1
+
+
+def test_workers_are_dealt_devices_round_robin():
+    gpus = ["0", "1"]
+    devices = resolve_devices(["cuda:0", "cuda:1"], gpus)
+    assert [assign(devices, gpus, i, 4, 8).device for i in range(4)] == [
+        "cuda:0", "cuda:1", "cuda:0", "cuda:1",
+    ]
+
+
+def test_auto_worker_count():
+    assert auto_worker_count(["cuda:0", "cuda:1", "cuda:2"], 64) == 3
+    assert auto_worker_count(["cpu"], 2) == 2
