@@ -6,7 +6,7 @@ import pytest
 
 from . import hookspecs
 from .options import add_options
-from .study import MARKER, MARKER_HELP
+from .study import MARKER, MARKER_HELP, XFAIL_HELP, StudyError, profile_xfail
 
 _SESSION = pytest.StashKey["AblationSession"]()
 _RUNNER = pytest.StashKey["Ablation"]()
@@ -37,6 +37,7 @@ def pytest_cmdline_main(config):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", XFAIL_HELP)
     from .session import AblationSession
 
     ablation = AblationSession(config)
@@ -72,6 +73,12 @@ def pytest_collection_modifyitems(config, items):
     ablation.check_studies()
     grouped = getattr(config.option, "dist", "no") == "loadgroup"
     for item in items:
+        try:
+            expected_failure = profile_xfail(item, ablation.profile.name)
+        except StudyError as error:
+            raise pytest.UsageError(str(error)) from None
+        if expected_failure is not None:
+            item.add_marker(expected_failure)
         case = ablation.catalog.case(item.nodeid)
         if case is None:
             continue

@@ -17,6 +17,28 @@ MARKER_HELP = (
     "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by"
 )
 
+XFAIL_MARKER = "ablation_xfail"
+XFAIL_HELP = (
+    "ablation_xfail(*profiles, reason): on these profiles only, the test is a strict expected "
+    "failure (a claim that cannot hold there, e.g. with random weights); elsewhere it must pass"
+)
+
+
+def profile_xfail(item, profile: str):
+    """The strict xfail mark ``ablation_xfail`` asks for on ``profile``, or None."""
+    for mark in item.iter_markers(XFAIL_MARKER):
+        reason = mark.kwargs.get("reason")
+        if not mark.args or not reason:
+            raise StudyError(
+                f"{item.nodeid}: @pytest.mark.ablation_xfail needs the profile name(s) and a "
+                "reason, e.g. ablation_xfail('tiny', reason='random weights')"
+            )
+        if profile in mark.args:
+            import pytest
+
+            return pytest.mark.xfail(strict=True, reason=f"on profile {profile!r}: {reason}")
+    return None
+
 
 class StudyError(ValueError):
     pass

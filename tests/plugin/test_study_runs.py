@@ -142,3 +142,34 @@ def test_model_loaded_once_in_a_process(toy, second_study):
     assert len(lines(__import__("pathlib").Path(os.environ["TOY_LOAD_LOG"]))) == 1
     workers = report_of(toy)["environment"]["workers"]
     assert workers["main"]["loads"] == {"toy": 1}
+
+
+def test_profile_specific_strict_xfail(toy):
+    toy.makepyfile(test_xfail='''
+        import pytest
+
+        @pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
+        @pytest.mark.parametrize("strength", [
+            0.5,
+            pytest.param(1.0, marks=pytest.mark.ablation_xfail("toy-test", reason="noise flickers")),
+            pytest.param(0.0, marks=pytest.mark.ablation_xfail("other", reason="never here")),
+        ], ids=lambda s: f"s={s}")
+        def test_x(strength, flicker, ablation):
+            result = ablation.run(flicker, strength=strength)
+            ablation.expect(result, "temporal_flickering").not_below_reference()
+    ''')
+    result = toy.runpytest("test_xfail.py", "-rxX")
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(["XFAIL*s=1.0*on profile 'toy-test': noise flickers"])
+
+
+def test_profile_xfail_that_passes_fails_the_run(toy):
+    toy.makepyfile(test_xpass='''
+        import pytest
+
+        @pytest.mark.ablation("x", metrics=["temporal_flickering"])
+        @pytest.mark.ablation_xfail("toy-test", reason="believed broken")
+        def test_x(flicker, ablation):
+            ablation.run(flicker, strength=0.5)
+    ''')
+    toy.runpytest("test_xpass.py").assert_outcomes(failed=1)
