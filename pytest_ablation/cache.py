@@ -77,6 +77,12 @@ class ResultCache:
     def score(self, key: str, compute: Callable[[], dict]) -> dict:
         return self._get_or_compute("scores", key, ".json", _load_json, _dump_json, compute)
 
+    def tensors(self, key: str, compute: Callable[[], dict]) -> dict:
+        """A named set of CPU tensors (e.g. tuned weights), checked like every other entry."""
+        return self._get_or_compute(
+            "tensors", key, ".safetensors", _load_tensors, _dump_tensors, compute
+        )
+
     def path(self, kind: str, key: str, suffix: str) -> Path:
         assert self.root is not None
         return self.root / kind / key[:2] / f"{key}{suffix}"
@@ -181,6 +187,34 @@ def _load_video(key: str, data: bytes) -> StoredVideo:
     if checksum != metadata.get("sha256"):
         raise CorruptEntry("checksum mismatch")
     return StoredVideo(tensors["frames"], tensors.get("condition"), json.loads(info))
+
+
+def _dump_tensors(key: str, tensors: dict) -> bytes:
+    from safetensors.torch import save
+
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    checksum = _content_digest(key.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors)))
+    return save(tensors, metadata={"key": key, "sha256": checksum})
+
+
+def _load_tensors(key: str, data: bytes) -> dict:
+    from safetensors.torch import load
+
+    metadata = _safetensors_metadata(data)
+    tensors = load(data)
+    if metadata.get("key") != key:
+        raise CorruptEntry("entry belongs to another key")
+    checksum = _content_digest(key.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors)))
+    if checksum != metadata.get("sha256"):
+        raise CorruptEntry("checksum mismatch")
+    return tensors
+
+
+def _tensor_bytes(tensor) -> bytes:
+    # numpy has no bfloat16; the raw bytes are what the file holds either way.
+    import torch
+
+    return tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
 
 
 def _dump_json(key: str, payload: dict) -> bytes:

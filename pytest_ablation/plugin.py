@@ -109,6 +109,13 @@ def ablation_models(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def ablation_cache(pytestconfig):
+    """The run's content-addressed cache (``ResultCache``): ``.tensors(key, compute)`` keeps
+    e.g. tuned weights; honours --ablation-cache-dir and --ablation-no-cache."""
+    return _session(pytestconfig).cache
+
+
+@pytest.fixture(scope="session")
 def ablation_profile(pytestconfig):
     """The profile of this run (models and settings)."""
     return _session(pytestconfig).profile

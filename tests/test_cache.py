@@ -125,3 +125,19 @@ def test_writes_are_atomic(tmp_path):
     cache.score("s", lambda: {"value": 1.0})
     leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_tensor_sets_round_trip_and_are_checked(tmp_path):
+    weights = {"a.weight": torch.randn(3, 4), "b.bias": torch.randn(2).to(torch.bfloat16)}
+    compute, calls = counting(weights)
+    ResultCache(tmp_path).tensors("w", compute)
+    loaded = ResultCache(tmp_path).tensors("w", compute)
+    assert len(calls) == 1
+    assert all(torch.equal(loaded[k], weights[k]) for k in weights)
+    path = ResultCache(tmp_path).path("tensors", "w", ".safetensors")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    fresh = ResultCache(tmp_path)
+    fresh.tensors("w", compute)
+    assert len(calls) == 2 and fresh.stats.corrupted
