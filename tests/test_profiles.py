@@ -415,3 +415,5 @@ def test_in_code_profile_and_immutable_options() -> None:
         Profile("code", "", StudySettings(**GOOD_SETTINGS), {"x": spec}, None)
     with pytest.raises(ProfileError, match="kinds are"):
         ModelSpec("sd", "tiny")
+    assert len({spec, ModelSpec("sd", "tiny-stable-diffusion", options={"seed": 3})}) == 1
+    assert hash(load_profile("tiny")) == hash(load_profile("tiny"))

@@ -1,0 +1,126 @@
+"""The study settings of a profile: prompts, seeds and the shape of every generated video."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class ProfileError(ValueError):
+    """A profile, a setting or a model spec is unusable; the message names the culprit."""
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but `frames = true` in a TOML file is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_at_least(minimum: int) -> tuple[Callable[[Any], Any], str]:
+    def check(value: Any) -> Any:
+        if _is_int(value) and value >= minimum:
+            return value
+        return None
+
+    return check, f"an integer >= {minimum}"
+
+
+def _size(value: Any) -> Any:
+    # Stable Diffusion's VAE downsamples by 8; other sizes fail deep inside the UNet.
+    if _is_int(value) and value > 0 and value % 8 == 0:
+        return value
+    return None
+
+
+def _guidance(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+        if math.isfinite(value) and value >= 0:
+            return value
+    return None
+
+
+def _prompts(value: Any) -> Any:
+    # A lone string would otherwise be taken as a sequence of one-letter prompts.
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return None
+    if not value or not all(isinstance(p, str) and p.strip() for p in value):
+        return None
+    return tuple(value)
+
+
+_RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "prompts": (_prompts, "a non-empty list of non-empty strings"),
+    "seeds": _int_at_least(1),
+    "frames": _int_at_least(1),
+    "steps": _int_at_least(1),
+    "height": (_size, "a positive integer multiple of 8"),
+    "width": (_size, "a positive integer multiple of 8"),
+    "guidance_scale": (_guidance, "a finite number >= 0"),
+    "fps": _int_at_least(1),
+}
+
+SETTING_NAMES: tuple[str, ...] = tuple(_RULES)
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """The normalised value of one setting, or ProfileError naming it and what is allowed."""
+    if name not in _RULES:
+        raise ProfileError(
+            f"settings.{name}: unknown setting; the settings are: {', '.join(SETTING_NAMES)}"
+        )
+    check, allowed = _RULES[name]
+    normalised = check(value)
+    if normalised is None:
+        raise ProfileError(f"settings.{name}: got {value!r}; expected {allowed}")
+    return normalised
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What every study of a profile generates: each prompt x each seed index, one video each."""
+
+    prompts: tuple[str, ...]
+    seeds: int
+    frames: int
+    steps: int
+    height: int
+    width: int
+    guidance_scale: float
+    fps: int
+
+    def __post_init__(self) -> None:
+        for name in SETTING_NAMES:
+            object.__setattr__(self, name, check_setting(name, getattr(self, name)))
+
+    def replace(self, **overrides: Any) -> StudySettings:
+        for name in overrides:
+            if name not in _RULES:
+                raise ProfileError(
+                    f"settings.{name}: unknown setting; "
+                    f"the settings are: {', '.join(SETTING_NAMES)}"
+                )
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in SETTING_NAMES}
+        data["prompts"] = list(self.prompts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudySettings:
+        """Settings from a mapping; a missing or unknown key is a ProfileError naming it."""
+        for name in data:
+            if name not in _RULES:
+                raise ProfileError(
+                    f"settings.{name}: unknown setting; "
+                    f"the settings are: {', '.join(SETTING_NAMES)}"
+                )
+        missing = [name for name in SETTING_NAMES if name not in data]
+        if missing:
+            raise ProfileError(
+                f"settings.{missing[0]}: missing; every profile sets {', '.join(SETTING_NAMES)}"
+            )
+        return cls(**data)
