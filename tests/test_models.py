@@ -437,7 +437,7 @@ def test_identity_of_local_folders_follows_the_content(tmp_path: Path, tiny_sd) 
     spec = ModelSpec("sd", "stable-diffusion", str(folder))
     cache = tmp_path / "cache"
     first = model_identity(spec, cache_dir=cache)
-    assert first["source"] == str(folder.resolve()) and len(first["sha256"]) == 64
+    assert first["source"] == "local" and len(first["sha256"]) == 64
     assert "revision" not in first
     assert model_identity(spec, cache_dir=cache) == first
     memo = json.loads((cache / "file-hashes.json").read_text())
@@ -453,6 +453,15 @@ def test_identity_of_local_folders_follows_the_content(tmp_path: Path, tiny_sd) 
     weights.write_bytes(bytes(data))
     changed = model_identity(spec, cache_dir=cache)
     assert changed["sha256"] != first["sha256"] and changed["source"] == first["source"]
+
+
+def test_identity_of_local_weights_does_not_depend_on_their_location(tmp_path: Path, tiny_sd) -> None:
+    here, there = tmp_path / "a" / "sd", tmp_path / "b" / "sd-copy"
+    tiny_sd.save_pretrained(here)
+    tiny_sd.save_pretrained(there)
+    cache = tmp_path / "cache"
+    assert model_identity(ModelSpec("sd", "stable-diffusion", str(here)), cache_dir=cache) == \
+        model_identity(ModelSpec("sd", "stable-diffusion", str(there)), cache_dir=cache)
 
 
 def test_file_hashes_are_memoised(tmp_path: Path) -> None:
@@ -475,7 +484,7 @@ def test_file_hashes_are_memoised(tmp_path: Path) -> None:
     spec = ModelSpec("c", "open-clip", str(weights), {"name": "x"})
     ident = model_identity(spec, cache_dir=cache)
     assert ident["sha256"] == digest  # a lone checkpoint is named by its own sha256
-    assert ident["source"] == str(weights.resolve()) and ident["name"] == "x"
+    assert ident["source"] == "local" and ident["name"] == "x"
 
 
 def test_default_memo_lives_under_the_user_cache(tmp_path: Path, monkeypatch) -> None:

@@ -178,8 +178,10 @@ def identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = None) -
                 folders = {name: name for name in names}
                 folders.update(options.get("subfolders", {}))
                 parts = ["model_index.json", *sorted(set(folders.values()))]
+            # The content, not the folder's location, identifies local weights: the same
+            # checkpoint mounted at another path on another machine shares cache entries.
             ident.update(
-                source=path,
+                source="local",
                 sha256=tree_sha256(path, parts, HashMemo(cache_dir)),
             )
             # A local copy's content is its identity; the hub revision it came from is not.
