@@ -98,10 +98,10 @@ class AblationSession:
                 )
 
     def _load_baseline(self):
-        from .report import ReportError, load_report
-
         if self.options.gate is None:
             return None
+        from .report import ReportError, load_report
+
         try:
             return load_report(self.options.gate, what="baseline")
         except ReportError as error:

@@ -1,0 +1,29 @@
+"""Video quality, CLIP-IQA style: does CLIP call each frame a good or a bad photo?"""
+
+from __future__ import annotations
+
+import torch
+
+from pytest_ablation.metrics.clip_model import ClipModel
+from pytest_ablation.metrics.inputs import MetricInput
+from pytest_ablation.metrics.registry import Score
+
+NAME = "video_quality"
+ANCHORS = ("Good photo.", "Bad photo.")
+
+
+def evaluate(inp: MetricInput) -> Score:
+    inp.require(NAME, {"clip"})
+    logits = inp.clip.logit_scale * inp.frame_features @ inp.texts_features(ANCHORS).T
+    per_frame = logits.double().softmax(dim=-1)[:, 0]
+    return Score(per_frame.mean().item(), tuple(per_frame.tolist()), {"per": "frame"})
+
+
+def video_quality_per_frame(video: torch.Tensor, model: ClipModel) -> list[float]:
+    return list(evaluate(MetricInput(video, clip=model)).per_frame)
+
+
+def video_quality(video: torch.Tensor, model: ClipModel) -> float:
+    """Mean over frames of P("Good photo." | frame) against "Bad photo.", with the model's
+    logit scale: in [0, 1]."""
+    return evaluate(MetricInput(video, clip=model)).value

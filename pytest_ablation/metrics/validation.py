@@ -1,0 +1,61 @@
+"""Input checks shared by every metric: one clear ValueError per kind of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _check_pixels(x: object, name: str, layout: str, ndim: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions {layout}, got {x.ndim} (shape {tuple(x.shape)})"
+        )
+    if x.shape[-3] != 3:
+        raise ValueError(
+            f"{name} must have 3 channels {layout}, got {x.shape[-3]} (shape {tuple(x.shape)})"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}"
+        )
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+        raise ValueError(f"{name} contains {bad}; values must lie in [0, 1]")
+    lo, hi = torch.aminmax(x)
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name} values must lie in [0, 1], got min {lo.item():.4g} and max {hi.item():.4g}"
+        )
+    return x
+
+
+def check_video(video: object, name: str = "video") -> torch.Tensor:
+    """Return ``video`` if it is a float tensor (F, 3, H, W) in [0, 1]; raise otherwise."""
+    return _check_pixels(video, name, "(F, 3, H, W)", 4)
+
+
+def check_image(image: object, name: str = "image") -> torch.Tensor:
+    """Return ``image`` if it is a float tensor (3, H, W) in [0, 1]; raise otherwise."""
+    return _check_pixels(image, name, "(3, H, W)", 3)
+
+
+def check_frames(video: torch.Tensor, minimum: int, metric: str) -> None:
+    if video.shape[0] < minimum:
+        raise ValueError(
+            f"{metric} needs at least {minimum} frames, got a video of {video.shape[0]}"
+        )
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(F, 3, H, W) in [0, 1] to (F, H, W, 3) uint8, rounding to the nearest level.
+
+    Rounding (not truncation) keeps a frame that came from uint8 exactly as it was.
+    """
+    levels = (video.detach().to("cpu", torch.float32) * 255.0).round_()
+    return levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

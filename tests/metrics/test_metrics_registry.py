@@ -1,0 +1,158 @@
+"""The metric registry: lookup, registration, and what every built-in declares."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pytest_ablation.metrics import registry
+from pytest_ablation.metrics.registry import (
+    MetricSpec,
+    Score,
+    get_metric,
+    metric_names,
+    register_metric,
+)
+
+BUILTINS = {
+    "clip_score": "higher",
+    "temporal_consistency": "higher",
+    "video_coherence": "higher",
+    "condition_consistency": "higher",
+    "video_quality": "higher",
+    "motion_smoothness": "higher",
+    "temporal_flickering": "higher",
+    "dynamic_degree": "info",
+}
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Registrations made by a test vanish after it."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
+def _spec(name="my_metric", **overrides):
+    fields = dict(
+        name=name,
+        direction="higher",
+        tolerance=0.1,
+        definition="a test metric",
+        source="this test",
+        needs=frozenset(),
+        version="1",
+        evaluate=lambda inp: Score(1.0),
+    )
+    fields.update(overrides)
+    return MetricSpec(**fields)
+
+
+def test_builtins_are_registered_with_their_direction():
+    assert set(BUILTINS) <= set(metric_names())
+    for name, direction in BUILTINS.items():
+        assert get_metric(name).direction == direction
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_every_builtin_is_fully_described(name):
+    spec = get_metric(name)
+    assert spec.name == name
+    assert spec.tolerance > 0
+    assert spec.definition and "\n" not in spec.definition
+    assert spec.source
+    assert spec.version
+    assert spec.needs <= {"text", "image", "clip"}
+    assert callable(spec.evaluate)
+
+
+def test_needs_of_the_builtins():
+    assert get_metric("clip_score").needs == {"text", "clip"}
+    assert get_metric("condition_consistency").needs == {"image", "clip"}
+    assert get_metric("temporal_consistency").needs == {"clip"}
+    assert get_metric("temporal_flickering").needs == frozenset()
+
+
+def test_unknown_metric_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown metric 'clip_scor'") as info:
+        get_metric("clip_scor")
+    for name in BUILTINS:
+        assert name in str(info.value)
+
+
+def test_duplicate_registration_is_refused(scratch_registry):
+    register_metric(_spec())
+    with pytest.raises(ValueError, match="'my_metric' is already registered"):
+        register_metric(_spec(definition="another"))
+    assert get_metric("my_metric").definition == "a test metric"
+    register_metric(_spec(definition="another"), replace=True)
+    assert get_metric("my_metric").definition == "another"
+    with pytest.raises(ValueError, match="already registered"):
+        register_metric(_spec("clip_score"))
+
+
+def test_registration_does_not_leak(scratch_registry):
+    assert "my_metric" not in metric_names()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"direction": "up"}, "direction must be one of"),
+        ({"tolerance": -0.1}, "tolerance must be a finite number"),
+        ({"tolerance": float("nan")}, "tolerance must be a finite number"),
+        ({"needs": frozenset({"audio"})}, "unknown \\['audio'\\]"),
+        ({"name": ""}, "non-empty"),
+        ({"evaluate": None}, "callable"),
+    ],
+)
+def test_malformed_spec_is_refused(overrides, reason):
+    with pytest.raises(ValueError, match=reason):
+        _spec(**overrides)
+
+
+def test_a_custom_metric_runs_through_the_registry(scratch_registry):
+    import torch
+
+    from pytest_ablation.metrics import MetricInput
+
+    def brightness(inp):
+        per_frame = inp.video.mean(dim=(1, 2, 3))
+        return Score(per_frame.mean().item(), tuple(per_frame.tolist()))
+
+    register_metric(_spec("brightness", evaluate=brightness))
+    score = get_metric("brightness").evaluate(MetricInput(torch.full((3, 3, 8, 8), 0.25)))
+    assert score.value == pytest.approx(0.25)
+    assert score.per_frame == pytest.approx((0.25,) * 3)
+
+
+def test_builtin_evaluate_matches_the_public_function(tiny_clip, videos):
+    from pytest_ablation.metrics import MetricInput, clip_score
+
+    video = videos.noise(3)
+    score = get_metric("clip_score").evaluate(MetricInput(video, text="a cat", clip=tiny_clip))
+    assert isinstance(score, Score)
+    assert score.value == clip_score(video, "a cat", tiny_clip)
+    assert len(score.per_frame) == 3
+    assert score.details["per"] == "frame"
+
+
+def _imports_after(code: str) -> set[str]:
+    probe = f"import sys; {code}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pytest_ablation.metrics.registry as r; r.get_metric('clip_score')",
+        "import pytest_ablation.metrics as m; m.get_metric; m.Score",
+    ],
+)
+def test_registry_and_package_import_without_heavy_libraries(code):
+    loaded = _imports_after(code)
+    assert not loaded & {"torch", "open_clip", "cv2", "numpy"}
