@@ -181,16 +181,10 @@ class XdistHooks:
 
     @pytest.hookimpl
     def pytest_xdist_auto_num_workers(self, config):
-        from .session import AblationSession
+        # Asked before pytest_configure, so there is no session yet: read the options here.
+        from .session import auto_worker_count_for
 
-        ablation = config.stash.get(_SESSION, None)
-        if ablation is None:  # -n auto is resolved before pytest_configure
-            ablation = AblationSession.__new__(AblationSession)
-            ablation.config, ablation.devices = config, None
-            from .session import read_options_or_fail
-
-            ablation.options = read_options_or_fail(config)
-        return ablation.auto_worker_count()
+        return auto_worker_count_for(config)
 
     @pytest.hookimpl
     def pytest_configure_node(self, node):

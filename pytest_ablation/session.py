@@ -41,6 +41,16 @@ def visible_gpus(config) -> list[str]:
     return list(gpus) if gpus is not None else []
 
 
+def auto_worker_count_for(config) -> int:
+    """``-n auto``: one worker per device ``--ablation-devices`` resolves to (cores on CPU)."""
+    options = read_options_or_fail(config)
+    try:
+        devices = resolve_devices(options.devices, visible_gpus(config))
+    except DeviceError as error:
+        raise pytest.UsageError(str(error)) from None
+    return auto_worker_count(devices, cpu_count())
+
+
 class AblationSession:
     def __init__(self, config):
         self.config = config
@@ -130,9 +140,6 @@ class AblationSession:
 
     def worker_assignment(self, worker_index: int, worker_count: int) -> DeviceAssignment:
         return assign(self.resolve_devices(), self.gpus, worker_index, worker_count, cpu_count())
-
-    def auto_worker_count(self) -> int:
-        return auto_worker_count(self.resolve_devices(), cpu_count())
 
     # -- lazily built machinery ---------------------------------------------------------
     @property
