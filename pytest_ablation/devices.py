@@ -93,19 +93,16 @@ def resolve_devices(requested: list[str] | str, gpus: list[str]) -> list[str]:
     return list(requested)
 
 
-def assign(
-    devices: list[str], gpus: list[str], worker_index: int, worker_count: int, cpus: int
-) -> DeviceAssignment:
+def assign(devices: list[str], gpus: list[str], worker_index: int) -> DeviceAssignment:
     """The device of worker ``worker_index``: devices are dealt round-robin."""
     device = devices[worker_index % len(devices)]
     physical = None
     if device.startswith("cuda:"):
         physical = gpus[int(device.split(":", 1)[1])]
-    threads = None
-    if device == "cpu" and worker_count > 1:
-        # Workers sharing the CPU would oversubscribe it with one full thread pool each.
-        sharing = sum(1 for i in range(worker_count) if devices[i % len(devices)] == "cpu")
-        threads = max(1, cpus // max(1, sharing))
+    # On the CPU every process computes with one torch thread: floating-point results of
+    # torch's CPU kernels depend on the thread count, and a report must not depend on -n.
+    # The cores are used by running one worker per core (-n auto) instead.
+    threads = 1 if device == "cpu" else None
     return DeviceAssignment(device=device, physical=physical, threads=threads)
 
 

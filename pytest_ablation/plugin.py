@@ -192,8 +192,7 @@ class XdistHooks:
 
         ablation = _session(node.config)
         index = int(str(node.gateway.id).lstrip("gw") or 0)
-        count = len(node.config.option.tx or []) or 1
-        node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index, count).to_dict()
+        node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index).to_dict()
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):

@@ -45,7 +45,7 @@ class ModelPool:
         with self._lock:
             if role not in self._models:
                 spec = self.profile.model(role)
-                self._prepare_torch()
+                self.prepare_torch()
                 loader = self._loader or _default_loader()
                 started = time.perf_counter()
                 self._models[role] = loader(spec, self.device)
@@ -74,7 +74,8 @@ class ModelPool:
 
             torch.cuda.empty_cache()
 
-    def _prepare_torch(self) -> None:
+    def prepare_torch(self) -> None:
+        """Apply the worker's torch settings once, before anything is computed."""
         if self._threads_set or not self.assignment.threads:
             return
         import torch

@@ -146,6 +146,7 @@ class Ablation:
         call = self._calls
         if self._replay_until is not None and call == self._replay_until:
             raise _ReferenceCaptured(generator, config)
+        self._session.pool.prepare_torch()
         bound = bind_generator(generator, self._session.pool.identities)
         variant_config, settings = self._split(config)
         samples = self._samples(bound, variant_config, settings)

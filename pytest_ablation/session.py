@@ -132,14 +132,14 @@ class AblationSession:
             return
         devices = self.resolve_devices()
         if not self.distributed:
-            self.assignment = assign(devices, self.gpus, 0, 1, cpu_count())
+            self.assignment = assign(devices, self.gpus, 0)
 
     @property
     def distributed(self) -> bool:
         return bool(getattr(self.config.option, "dist", "no") != "no" and getattr(self.config.option, "tx", None))
 
-    def worker_assignment(self, worker_index: int, worker_count: int) -> DeviceAssignment:
-        return assign(self.resolve_devices(), self.gpus, worker_index, worker_count, cpu_count())
+    def worker_assignment(self, worker_index: int) -> DeviceAssignment:
+        return assign(self.resolve_devices(), self.gpus, worker_index)
 
     # -- lazily built machinery ---------------------------------------------------------
     @property

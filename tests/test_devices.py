@@ -35,22 +35,21 @@ def test_visible_devices_are_respected(monkeypatch):
     gpus = gpus_from_environment(3)
     assert gpus == ["4", "5", "7"]
     devices = resolve_devices("auto", gpus)
-    assert [assign(devices, gpus, i, 3, 16).physical for i in range(3)] == ["4", "5", "7"]
-    assert assign(devices, gpus, 1, 3, 16).device == "cuda:1"
+    assert [assign(devices, gpus, i).physical for i in range(3)] == ["4", "5", "7"]
+    assert assign(devices, gpus, 1).device == "cuda:1"
+    assert assign(devices, gpus, 1).threads is None
 
 
-def test_auto_without_gpus_is_cpu_with_split_threads():
+def test_auto_without_gpus_is_cpu_with_one_thread_per_process():
     devices = resolve_devices("auto", [])
     assert devices == ["cpu"]
-    assert [assign(devices, [], i, 2, 8).threads for i in range(2)] == [4, 4]
-    assert assign(devices, [], 0, 1, 8).threads is None
-    assert assign(devices, [], 0, 16, 2).threads == 1
+    assert {assign(devices, [], i).threads for i in range(4)} == {1}
 
 
 def test_workers_are_dealt_devices_round_robin():
     gpus = ["0", "1"]
     devices = resolve_devices(["cuda:0", "cuda:1"], gpus)
-    assert [assign(devices, gpus, i, 4, 8).device for i in range(4)] == [
+    assert [assign(devices, gpus, i).device for i in range(4)] == [
         "cuda:0", "cuda:1", "cuda:0", "cuda:1",
     ]
 

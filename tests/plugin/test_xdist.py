@@ -36,7 +36,7 @@ def test_each_worker_loads_its_model_once(toy, second_study):
     assert len(pids) == len(set(pids)) == 2  # two studies, one per worker, one load each
     workers = report_of(toy)["environment"]["workers"]
     assert [w["loads"] for w in workers.values()] == [{"toy": 1}, {"toy": 1}]
-    assert all(w["threads"] == max(1, len(os.sched_getaffinity(0)) // 2) for w in workers.values())
+    assert all(w["threads"] == 1 for w in workers.values())
 
 
 def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_study):
