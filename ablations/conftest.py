@@ -4,3 +4,53 @@ Each fixture takes the profile's models from ``ablation_models`` (loaded once pe
 and returns a generator for ``ablation.run``. Studies stay short and read like the
 ablation plan; the methods themselves live in ``pytest_ablation.methods``.
 """
+
+
+# -- ExVideo ------------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def exvideo_recipe(ablation_profile):
+    """The post-tuning budget every ExVideo variant gets on this profile (same data, seed)."""
+    from pytest_ablation.methods.exvideo import STANDARD_RECIPE, TINY_RECIPE
+
+    return TINY_RECIPE if ablation_profile.name == "tiny" else STANDARD_RECIPE
+
+
+@pytest.fixture(scope="session")
+def exvideo(ablation_models, ablation_cache, exvideo_recipe, ablation_profile):
+    """Post-tuned ExVideo variants of the profile's SVD ("svd" role), tuned weights cached.
+
+    The model loads on the first video or tuning actually computed. ``exvideo.long_video``
+    holds the settings the studies sample at: the recipe's ``max_frames`` (past 25), and on
+    ``tiny`` the recipe's small clip size too, to keep the studies fast on a CPU.
+    """
+    from pytest_ablation.methods.exvideo import ExVideoVariants
+
+    long_video = {"frames": exvideo_recipe.max_frames}
+    if ablation_profile.name == "tiny":
+        long_video.update(height=exvideo_recipe.height, width=exvideo_recipe.width)
+    return ExVideoVariants(
+        lambda: ablation_models.get("svd"),
+        recipe=exvideo_recipe,
+        model_identity=ablation_models.identity("svd"),
+        store=ablation_cache,
+        long_video=long_video,
+    )
+
+
+# -- ZS² ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def zs2(ablation_models):
+    """ZS² text-to-video sampler on the profile's Stable Diffusion ("sd" role).
+
+    The model loads on the first video actually generated, so a run served from the cache
+    loads nothing.
+    """
+    from pytest_ablation.methods.zs2 import ZS2Sampler
+
+    return ZS2Sampler(
+        lambda: ablation_models.get("sd"),
+        model_identity=ablation_models.identity("sd"),
+    )

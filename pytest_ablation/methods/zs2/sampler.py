@@ -1,0 +1,318 @@
+"""ZS² text-to-video sampling with a Stable Diffusion image model, no training.
+
+All frames of the video, and both classifier-free-guidance branches, go through the UNet as
+one batch per denoising step (``[uncond frames..., cond frames...]``), with Temporal Momentum
+Attention on every self-attention layer tying the frames together, and initial noise from
+the dependency noise model (or a reference noise model).
+
+    sampler = ZS2Sampler(components, frames=8, steps=50)
+    video = sampler("a horse galloping on a street", seed=0)     # (8, 3, 512, 512) in [0, 1]
+
+``generate(request)`` is the pytest-ablation generator protocol: the request's settings
+(frames, steps, size, guidance, the seeded generator) and its ``config`` (``momentum``,
+``noise``, ``lam``, ``alpha``, ...) override the sampler's defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .attention import check_frames, check_momentum, tma_installed
+from .noise import (
+    DEPENDENCY_METHODS,
+    check_alpha,
+    check_lambda,
+    dependency_noise,
+    expected_correlation,
+    independent_noise,
+    mixed_noise,
+    progressive_noise,
+    pyoco_alpha,
+)
+
+__all__ = ["NOISE_METHODS", "VERSION", "ZS2Sampler"]
+
+# Bump when a change alters the videos for the same inputs; it is part of the cache identity.
+VERSION = "1"
+
+NOISE_METHODS = DEPENDENCY_METHODS + ("independent", "mixed", "progressive")
+
+# The paper's default lam = 0.01 ends the (NaN-safe) two-stage search at a = 1, a still video:
+# below about 0.04 the search's error at a = 1 (= lam) beats its error at a = 0.9. 0.1 is in the
+# middle of the authors' motion-control sweep (0 to 0.25) and lands the search near a = 0.9
+# (consecutive noise correlation about 0.95), the analytic solution at a = 0.88.
+DEFAULT_LAMBDA = 0.1
+
+# What ``request.config`` / keyword overrides may set, besides the request's settings.
+CONFIG_KEYS = ("momentum", "noise", "lam", "alpha", "negative_prompt", "decode_chunk_size")
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("attention.py", "noise.py", "sampler.py"):
+        digest.update((Path(__file__).with_name(name)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _guidance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise ValueError(f"guidance_scale must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_noise_method(noise: Any) -> str:
+    if noise not in NOISE_METHODS:
+        raise ValueError(
+            f"noise must be one of {', '.join(map(repr, NOISE_METHODS))}, got {noise!r}"
+        )
+    return noise
+
+
+class ZS2Sampler:
+    """Zero-shot text-to-video sampling from Stable Diffusion components.
+
+    ``components`` has ``tokenizer``, ``text_encoder``, ``unet``, ``vae`` and ``scheduler``
+    (e.g. ``pytest_ablation.models.StableDiffusionComponents``), or is a function returning
+    them, called on first use: a run served from a cache then never loads the model.
+
+    Defaults (each can be overridden per call): ``momentum`` of TMA in [0, 1] (0.98, the
+    paper's); ``noise`` one of ``NOISE_METHODS`` (``"two_stage"``); ``lam`` the dependency
+    target (0.1, see ``DEFAULT_LAMBDA``); ``alpha`` PYoCo's parameter for ``"mixed"`` and
+    ``"progressive"`` noise (``None``: matched to the consecutive correlation that ``lam``
+    asks for, ``1 - lam / e^(1/2)``); ``frames``, ``steps``, ``guidance_scale``, ``height``
+    and ``width`` (``None``: the UNet's native size), ``seed``; ``decode_chunk_size`` frames
+    per VAE decode (``None``: all at once); ``progress`` shows a progress bar.
+    ``model_identity`` names the weights in ``cache_identity()``.
+    """
+
+    def __init__(
+        self,
+        components: Any | Callable[[], Any],
+        *,
+        momentum: float = 0.98,
+        noise: str = "two_stage",
+        lam: float = DEFAULT_LAMBDA,
+        alpha: float | None = None,
+        frames: int = 8,
+        steps: int = 50,
+        guidance_scale: float = 7.5,
+        height: int | None = None,
+        width: int | None = None,
+        seed: int = 0,
+        negative_prompt: str = "",
+        decode_chunk_size: int | None = None,
+        progress: bool = True,
+        model_identity: Mapping[str, Any] | None = None,
+    ):
+        self._components = (
+            None if callable(components) and not hasattr(components, "unet") else components
+        )
+        self._loader = components if self._components is None else None
+        self.defaults = self._checked(
+            dict(
+                momentum=momentum,
+                noise=noise,
+                lam=lam,
+                alpha=alpha,
+                frames=frames,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                height=height,
+                width=width,
+                seed=seed,
+                negative_prompt=negative_prompt,
+                decode_chunk_size=decode_chunk_size,
+                progress=progress,
+            )
+        )
+        self.model_identity = dict(model_identity) if model_identity is not None else None
+
+    # -- parts --------------------------------------------------------------------------
+    @property
+    def components(self) -> Any:
+        if self._components is None:
+            self._components = self._loader()
+            self._loader = None
+        return self._components
+
+    @staticmethod
+    def _checked(options: dict) -> dict:
+        out = dict(options)
+        out["momentum"] = check_momentum(out["momentum"])
+        out["noise"] = check_noise_method(out["noise"])
+        out["lam"] = check_lambda(out["lam"])
+        if out["alpha"] is not None:
+            out["alpha"] = check_alpha(out["alpha"])
+        out["frames"] = check_frames(out["frames"], "frames")
+        out["steps"] = _positive_int(out["steps"], "steps")
+        out["guidance_scale"] = _guidance(out["guidance_scale"])
+        for side in ("height", "width"):
+            if out[side] is not None:
+                out[side] = _positive_int(out[side], side)
+        if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
+            raise ValueError(f"seed must be an integer, got {out['seed']!r}")
+        if not isinstance(out["negative_prompt"], str):
+            raise ValueError(f"negative_prompt must be a string, got {out['negative_prompt']!r}")
+        if out["decode_chunk_size"] is not None:
+            out["decode_chunk_size"] = _positive_int(out["decode_chunk_size"], "decode_chunk_size")
+        out["progress"] = bool(out["progress"])
+        return out
+
+    # -- the generator protocol ---------------------------------------------------------
+    def cache_identity(self) -> dict:
+        """What decides the videos besides the request: code, weights and defaults."""
+        defaults = {k: v for k, v in self.defaults.items() if k not in ("progress", "seed")}
+        return {
+            "method": "zs2",
+            "version": VERSION,
+            "source": _source_digest(),
+            "models": {"sd": self.model_identity},
+            "defaults": defaults,
+        }
+
+    def generate(self, request: Any) -> torch.Tensor:
+        config = dict(getattr(request, "config", None) or {})
+        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ValueError(
+                f"ZS2Sampler: unknown configuration {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(CONFIG_KEYS)}"
+            )
+        return self.sample(
+            request.prompt,
+            generator=request.generator,
+            frames=request.frames,
+            steps=request.steps,
+            height=request.height,
+            width=request.width,
+            guidance_scale=request.guidance_scale,
+            progress=bool(getattr(request, "progress", False)),
+            **config,
+        )
+
+    def __call__(self, prompt: str, **overrides: Any) -> torch.Tensor:
+        return self.sample(prompt, **overrides)
+
+    # -- sampling -----------------------------------------------------------------------
+    def sample(
+        self, prompt: str, *, generator: torch.Generator | None = None, **overrides: Any
+    ) -> torch.Tensor:
+        """One video ``(F, 3, H, W)`` in [0, 1], float32 on the CPU.
+
+        ``generator`` (a CPU ``torch.Generator``) drives every random draw; without one, a
+        generator seeded with ``seed`` is used.
+        """
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {prompt!r}")
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"ZS2Sampler: unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(self.defaults)}"
+            )
+        o = self._checked({**self.defaults, **overrides})
+        if generator is None:
+            generator = torch.Generator("cpu").manual_seed(o["seed"])
+        parts = self.components
+        unet, vae = parts.unet, parts.vae
+        device, dtype = unet.device, unet.dtype
+        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        height = o["height"] or unet.config.sample_size * scale
+        width = o["width"] or unet.config.sample_size * scale
+        if height % scale or width % scale:
+            raise ValueError(
+                f"height and width must be multiples of {scale} (the VAE's downscaling), "
+                f"got {height}x{width}"
+            )
+        frames = o["frames"]
+        guided = o["guidance_scale"] > 1.0
+        branches = 2 if guided else 1
+
+        with torch.no_grad():
+            context = self._encode(parts, prompt, o["negative_prompt"], frames, guided, device)
+            shape = (1, frames, unet.config.in_channels, height // scale, width // scale)
+            latents = self.initial_noise(shape, o, generator).to(device=device, dtype=dtype)[0]
+            scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
+            scheduler.set_timesteps(o["steps"], device=device)
+            latents = latents * scheduler.init_noise_sigma
+            step_kwargs = (
+                {"generator": generator}
+                if "generator" in inspect.signature(scheduler.step).parameters
+                else {}
+            )
+            timesteps = scheduler.timesteps
+            if o["progress"]:
+                from tqdm.auto import tqdm
+
+                timesteps = tqdm(timesteps, desc="ZS² denoising", leave=False)
+            with tma_installed(unet, o["momentum"], frames):
+                for t in timesteps:
+                    model_in = torch.cat([latents] * branches) if branches > 1 else latents
+                    model_in = scheduler.scale_model_input(model_in, t)
+                    prediction = unet(model_in, t, encoder_hidden_states=context).sample
+                    if guided:
+                        uncond, cond = prediction.chunk(2)
+                        prediction = uncond + o["guidance_scale"] * (cond - uncond)
+                    latents = scheduler.step(prediction, t, latents, **step_kwargs).prev_sample
+            video = self._decode(vae, latents, o["decode_chunk_size"])
+        return video
+
+    @staticmethod
+    def initial_noise(
+        shape: tuple, options: Mapping[str, Any], generator: torch.Generator
+    ) -> torch.Tensor:
+        """``(1, F, C, h, w)`` initial latents for ``options["noise"]``, drawn on the CPU."""
+        method = options["noise"]
+        if method in DEPENDENCY_METHODS:
+            return dependency_noise(shape, options["lam"], method, generator)
+        if method == "independent":
+            return independent_noise(shape, generator)
+        alpha = options["alpha"]
+        if alpha is None:
+            alpha = pyoco_alpha(expected_correlation(options["lam"]), method)
+        if method == "mixed":
+            return mixed_noise(shape, alpha, generator)
+        return progressive_noise(shape, alpha, generator)
+
+    @staticmethod
+    def _encode(
+        parts, prompt: str, negative: str, frames: int, guided: bool, device
+    ) -> torch.Tensor:
+        texts = [negative, prompt] if guided else [prompt]
+        tokens = parts.tokenizer(
+            texts,
+            padding="max_length",
+            max_length=parts.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(device)
+        encoded = parts.text_encoder(tokens)[0].to(parts.unet.dtype)
+        # Branches outermost, frames contiguous inside a branch: the layout TMA expects.
+        return encoded.repeat_interleave(frames, dim=0)
+
+    @staticmethod
+    def _decode(vae, latents: torch.Tensor, chunk: int | None) -> torch.Tensor:
+        latents = latents.to(vae.dtype) / vae.config.scaling_factor
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift:
+            latents = latents + shift
+        size = chunk or latents.shape[0]
+        pieces = [vae.decode(part).sample for part in latents.split(size)]
+        images = torch.cat(pieces).float().cpu()
+        return (images / 2 + 0.5).clamp(0.0, 1.0)
