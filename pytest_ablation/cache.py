@@ -78,9 +78,14 @@ class ResultCache:
         return self._get_or_compute("scores", key, ".json", _load_json, _dump_json, compute)
 
     def tensors(self, key: str, compute: Callable[[], dict]) -> dict:
-        """A named set of CPU tensors (e.g. tuned weights), checked like every other entry."""
+        """A named set of CPU tensors (e.g. tuned weights), checked like every other entry.
+
+        Unlike videos and scores these can weigh gigabytes, so with the disk cache on they
+        are read back from disk when asked for again rather than held in memory.
+        """
         return self._get_or_compute(
-            "tensors", key, ".safetensors", _load_tensors, _dump_tensors, compute
+            "tensors", key, ".safetensors", _load_tensors, _dump_tensors, compute,
+            remember=not self.enabled,
         )
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
@@ -88,7 +93,9 @@ class ResultCache:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     # -- machinery ----------------------------------------------------------------------
-    def _get_or_compute(self, kind, key, suffix, load, dump, compute: Callable[[], T]) -> T:
+    def _get_or_compute(
+        self, kind, key, suffix, load, dump, compute: Callable[[], T], remember: bool = True
+    ) -> T:
         memo_key = (kind, key)
         if memo_key in self._memory:
             self.stats.memory_hits += 1
@@ -98,7 +105,8 @@ class ResultCache:
             self.stats.misses += 1
         else:
             value = self._through_disk(kind, key, suffix, load, dump, compute)
-        self._memory[memo_key] = value
+        if remember:
+            self._memory[memo_key] = value
         return value
 
     def _through_disk(self, kind, key, suffix, load, dump, compute):

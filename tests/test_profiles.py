@@ -417,3 +417,16 @@ def test_in_code_profile_and_immutable_options() -> None:
         ModelSpec("sd", "tiny")
     assert len({spec, ModelSpec("sd", "tiny-stable-diffusion", options={"seed": 3})}) == 1
     assert hash(load_profile("tiny")) == hash(load_profile("tiny"))
+
+
+def test_exsvd_weights_option_resolves_against_the_profile_folder(tmp_path):
+    from pytest_ablation.profiles import load_profile
+
+    weights = tmp_path / "weights" / "ExVideo-SVD-128f-v1"
+    weights.mkdir(parents=True)
+    (tmp_path / "p.toml").write_text(
+        '[profile]\nname = "x"\nextends = "exsvd"\n\n[models.svd]\nexsvd = "./weights/ExVideo-SVD-128f-v1"\n'
+    )
+    profile = load_profile(str(tmp_path / "p.toml"))
+    assert profile.model("svd").options["exsvd"] == str(weights.resolve())
+    assert load_profile("exsvd").model("svd").options["exsvd"] == "ECNU-CILab/ExVideo-SVD-128f-v1"

@@ -11,6 +11,8 @@ Kinds (``ModelSpec.kind``) and what `load_model` returns for each:
   ``from_pretrained`` from a hub id or a local folder in the diffusers layout.
 - ``open-clip``: a ``metrics.ClipModel``; ``options.name`` the architecture, the source a
   pretrained tag or a checkpoint file.
+- ``exsvd``: StableVideoDiffusionComponents of SVD-XT (as ``stable-video-diffusion``) whose
+  UNet is extended and loaded with an ExVideo ExSVD file (``options.exsvd``/``exsvd_file``).
 - ``callable``: whatever ``function(device=device, **options)`` returns.
 """
 

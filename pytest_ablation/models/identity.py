@@ -145,6 +145,8 @@ def _tiny_open_clip_config_sha256() -> str | None:
 def identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     from pytest_ablation.models.loaders import local_path
 
+    if spec.kind == "exsvd":
+        return _exsvd_identity(spec, cache_dir)
     options = thaw(spec.options)
     ident: dict[str, Any] = {"kind": spec.kind}
     if spec.kind in ("tiny-stable-diffusion", "tiny-stable-video-diffusion"):
@@ -194,3 +196,22 @@ def identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = None) -
                 options.pop("seed", None)
     ident["options"] = options
     return ident
+
+
+def _exsvd_identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The SVD-XT base's identity, plus the ExSVD file's: its content when local."""
+    from pytest_ablation.methods.exvideo.release import EXSVD_FILE, EXSVD_REPO
+
+    options = thaw(spec.options)
+    exsvd = {key: options.pop(key) for key in list(options) if key.startswith("exsvd")}
+    base = identity(ModelSpec(spec.role, "stable-video-diffusion", spec.source, options), cache_dir)
+    source = exsvd.get("exsvd", EXSVD_REPO)
+    filename = exsvd.get("exsvd_file", EXSVD_FILE)
+    path = os.path.expanduser(source)
+    if os.path.isdir(path):
+        path = os.path.join(path, filename)
+    if os.path.isfile(path):
+        weights = {"source": os.path.realpath(path), "sha256": tree_sha256(path, None, HashMemo(cache_dir))}
+    else:
+        weights = {"source": source, "file": filename, "revision": exsvd.get("exsvd_revision", "main")}
+    return {**base, "kind": spec.kind, "exsvd": weights}

@@ -246,6 +246,11 @@ def load(spec: ModelSpec, device: str) -> Any:
             else load_stable_video_diffusion
         )
         return loader(source, options, device, where)
+    if spec.kind == "exsvd":
+        from pytest_ablation.methods.exvideo.loading import load_exsvd_components
+
+        source = local_path(spec.source, "stable-video-diffusion") or spec.source
+        return load_exsvd_components(source, thaw(options), device, where)
     if spec.kind == "callable":
         function = resolve_callable(spec.source, f"{where}.source")
         return function(device=device, **thaw(options))

@@ -137,6 +137,19 @@ KINDS: Mapping[str, KindRule] = MappingProxyType(
             {"name": _text, "seed": _seed},
             required=("name",),
         ),
+        "exsvd": KindRule(
+            "Stable Video Diffusion img2vid-xt components from a hub id or a local folder, "
+            "with the UNet extended and loaded from an ExVideo ExSVD file (options.exsvd: a "
+            "hub repository, a folder or a .safetensors file; default ECNU-CILab/ExVideo-SVD-128f-v1)",
+            "required",
+            {
+                **_PRETRAINED_COMMON,
+                "subfolders": _subfolders(SVD_COMPONENTS),
+                "exsvd": _text,
+                "exsvd_file": _text,
+                "exsvd_revision": _text,
+            },
+        ),
         "callable": KindRule(
             "source 'package.module:function', called as function(device=..., **options)",
             "required",

@@ -34,6 +34,10 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+# Options of a kind that name weights (a hub id, a local folder or file), beside `source`.
+_PATH_OPTIONS: dict[str, tuple[str, ...]] = {"exsvd": ("exsvd",)}
+
+
 def resolve_source(kind: str, source: str, base_dir: Path, where: str) -> str:
     """A local path made absolute against `base_dir`, or a hub id / tag left as it is.
 
@@ -106,6 +110,12 @@ def _merge_models(
             fields["source"] = resolve_source(
                 kind, table["source"], base_dir, f"models.{role}.source"
             )
+        for option in _PATH_OPTIONS.get(kind, ()):
+            if isinstance(table.get(option), str):
+                # Weights named by an option are found like the source: next to the file.
+                fields[option] = resolve_source(
+                    f"{kind}.{option}", table[option], base_dir, f"models.{role}.{option}"
+                )
         merged[role] = fields
     specs = {}
     for role, fields in merged.items():

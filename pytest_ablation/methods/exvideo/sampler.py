@@ -1,0 +1,215 @@
+"""Image to (long) video with an ExVideo-extended SVD UNet.
+
+    components = load_model(profile.model("svd"), "cuda")     # or any SVD components
+    extend_unet(components.unet, max_frames=128)               # or an ExSVD checkpoint
+    sampler = ExVideoSampler(components)
+    out = sampler(image, frames=128, steps=25)                 # GeneratedVideo
+    out.video.shape                                            # (128, 3, H, W) in [0, 1]
+
+The loop is SVD's (Euler, v-prediction, classifier-free guidance rising linearly over the
+frames from ``min_guidance_scale`` to ``guidance_scale``), run on all frames at once by the
+extended UNet; only VAE decoding is chunked. All randomness (noise augmentation, initial
+noise) comes from one CPU generator, so a seed gives the same video on any device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from pytest_ablation.generation import GeneratedVideo
+
+from .conditioning import (
+    added_time_ids,
+    check_image,
+    condition_latents,
+    decode_latents,
+    image_embeddings,
+)
+from .data import scene_image
+from .positions import check_frames
+from .temporal import exvideo_settings, is_extended
+
+# Bump when a change alters the videos for the same inputs; it is part of the cache identity.
+VERSION = "1"
+
+_SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "sampler.py")
+
+
+def code_digest(names=_SOURCES) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _number(value: Any, name: str, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: got {value!r}; expected a finite number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: got {value!r}; expected a number >= {minimum}")
+    return float(value)
+
+
+class ExVideoSampler:
+    """SVD image-to-video sampling, beyond 25 frames with an extended UNet.
+
+    ``components`` has ``image_encoder``, ``feature_extractor``, ``unet``, ``vae`` and
+    ``scheduler`` (``pytest_ablation.models.StableVideoDiffusionComponents``), or is a
+    function returning them, called on first use. ``unet`` replaces ``components.unet``.
+    A plain SVD UNet samples up to the frames it was trained on, as SVD does.
+
+    ``generate(request)`` is the pytest-ablation generator protocol: the condition image is
+    drawn by ``image_source(height, width, generator=request.generator)`` (a procedural
+    moving-shapes scene by default) and recorded with the video.
+    """
+
+    def __init__(
+        self,
+        components: Any | Callable[[], Any],
+        unet: torch.nn.Module | None = None,
+        *,
+        motion_bucket_id: int = 127,
+        noise_aug_strength: float = 0.02,
+        min_guidance_scale: float = 1.0,
+        decode_chunk_size: int = 8,
+        image_source: Callable[..., torch.Tensor] | None = None,
+        model_identity: dict | None = None,
+    ):
+        self._components = None if callable(components) and not hasattr(components, "unet") else components
+        self._loader = components if self._components is None else None
+        self._unet = unet
+        self.motion_bucket_id = int(_number(motion_bucket_id, "motion_bucket_id", 0))
+        self.noise_aug_strength = _number(noise_aug_strength, "noise_aug_strength", 0)
+        self.min_guidance_scale = _number(min_guidance_scale, "min_guidance_scale", 0)
+        self.decode_chunk_size = check_frames(decode_chunk_size, "decode_chunk_size")
+        self.image_source = image_source or scene_image
+        self.model_identity = model_identity
+
+    @property
+    def components(self) -> Any:
+        if self._components is None:
+            self._components = self._loader()
+            self._loader = None
+        return self._components
+
+    @property
+    def unet(self) -> torch.nn.Module:
+        return self._unet if self._unet is not None else self.components.unet
+
+    # -- the generator protocol ---------------------------------------------------------
+    def cache_identity(self) -> dict:
+        unet = self._unet if self._unet is not None else (self._components.unet if self._components else None)
+        return {
+            "method": "exvideo-sampler",
+            "version": VERSION,
+            "source": code_digest(),
+            "models": {"svd": self.model_identity},
+            "unet": exvideo_settings(unet).to_dict() if unet is not None and is_extended(unet) else None,
+            "defaults": {
+                "motion_bucket_id": self.motion_bucket_id,
+                "noise_aug_strength": self.noise_aug_strength,
+                "min_guidance_scale": self.min_guidance_scale,
+                "decode_chunk_size": self.decode_chunk_size,
+                "image_source": getattr(self.image_source, "__qualname__", repr(self.image_source)),
+            },
+        }
+
+    def generate(self, request: Any) -> GeneratedVideo:
+        if getattr(request, "config", None):
+            raise ValueError(
+                f"ExVideoSampler: takes no configuration, got {sorted(request.config)}; "
+                "configure the UNet (extend_unet) instead"
+            )
+        return self.sample(request)
+
+    def sample(self, request: Any) -> GeneratedVideo:
+        """A video at the request's settings, from a condition image drawn with its generator."""
+        image = self.image_source(request.height, request.width, generator=request.generator)
+        return self(
+            image,
+            frames=request.frames,
+            steps=request.steps,
+            guidance_scale=request.guidance_scale,
+            fps=request.fps,
+            generator=request.generator,
+        )
+
+    # -- sampling -----------------------------------------------------------------------
+    def _max_frames(self) -> int:
+        unet = self.unet
+        if is_extended(unet):
+            return exvideo_settings(unet).max_frames
+        return int(unet.config.num_frames)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: torch.Tensor,
+        *,
+        frames: int = 25,
+        steps: int = 25,
+        guidance_scale: float = 3.0,
+        fps: int = 7,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> GeneratedVideo:
+        """A ``frames``-frame video of ``image`` ((3, H, W) in [0, 1]) at its size."""
+        image = check_image(image)
+        check_frames(frames, "frames")
+        check_frames(steps, "steps")
+        check_frames(fps, "fps")
+        guidance = _number(guidance_scale, "guidance_scale", 0)
+        limit = self._max_frames()
+        if frames > limit:
+            raise ValueError(
+                f"frames: got {frames}; this UNet samples at most {limit} frames "
+                "(extend_unet(unet, max_frames=...) for longer videos)"
+            )
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        parts = self.components
+        unet = self.unet
+        device = next(unet.parameters()).device
+        dtype = next(unet.parameters()).dtype
+        height, width = image.shape[-2:]
+
+        embedding = image_embeddings(parts.image_encoder, parts.feature_extractor, image[None]).to(dtype)
+        cond = condition_latents(parts.vae, image[None], self.noise_aug_strength, generator).to(dtype)
+        guided = guidance > 1.0
+        if guided:
+            embedding = torch.cat([torch.zeros_like(embedding), embedding])
+            cond = torch.cat([torch.zeros_like(cond), cond])
+        branches = embedding.shape[0]
+        cond = cond[:, None].expand(branches, frames, *cond.shape[1:])
+        time_ids = added_time_ids(fps, self.motion_bucket_id, self.noise_aug_strength, branches, dtype, device)
+
+        scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
+        scheduler.set_timesteps(steps, device=device)
+        shape = (1, frames, unet.config.out_channels, height // 8, width // 8)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+        latents = latents * scheduler.init_noise_sigma
+        scale = torch.linspace(self.min_guidance_scale, guidance, frames, device=device, dtype=dtype)
+        scale = scale[None, :, None, None, None]
+
+        for t in scheduler.timesteps:
+            model_in = torch.cat([latents] * branches)
+            model_in = scheduler.scale_model_input(model_in, t)
+            model_in = torch.cat([model_in, cond], dim=2)
+            pred = unet(model_in, t, encoder_hidden_states=embedding, added_time_ids=time_ids, return_dict=False)[0]
+            if guided:
+                uncond, conditioned = pred.chunk(2)
+                pred = uncond + scale * (conditioned - uncond)
+            latents = scheduler.step(pred, t, latents, generator=generator).prev_sample
+
+        video = decode_latents(parts.vae, latents[0], self.decode_chunk_size)
+        return GeneratedVideo(
+            video=video,
+            condition_image=image.detach().float().cpu(),
+            info={"frames": frames, "steps": steps, "height": int(height), "width": int(width)},
+        )

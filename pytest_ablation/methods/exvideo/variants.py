@@ -1,0 +1,305 @@
+"""Post-tuned ExVideo variants as one generator: what the two ExVideo studies sample from.
+
+A variant is how the UNet was post-tuned and how it samples, both given in the request's
+configuration (``ablation.run(exvideo, position="static", identity_conv=False)``):
+
+- ``position`` / ``identity_conv``: how it samples (default ``"trainable"`` / ``True``);
+- ``tuned_with``: a dict overriding ``position`` and/or ``identity_conv`` for the
+  post-tuning only, e.g. ``{"identity_conv": True}`` with ``identity_conv=False`` removes the
+  convolution from a model tuned with it (an inference-time ablation);
+- ``tuned``: ``False`` samples the extended UNet as initialised, without post-tuning.
+
+Every variant is post-tuned from the same base UNet with the same ``TuningRecipe`` (budget,
+clips, seed). The tuned weights are kept in ``store`` (``store.tensors(key, compute)``, e.g.
+the plugin's cache) under a digest of the recipe, the tuning configuration, the base
+model's identity and this code, so each configuration is tuned once and reused by every
+variant, test and worker that needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .data import moving_shapes
+from .positions import check_frames, check_position
+from .sampler import ExVideoSampler
+from .temporal import exvideo_state_dict, extend_unet, load_exvideo_state_dict
+from .tuning import encode_videos, post_tune
+
+VERSION = "1"
+CONFIG_KEYS = ("position", "identity_conv", "tuned_with", "tuned")
+_LOSSES = "__tuning__.losses"
+_SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "tuning.py", "sampler.py", "variants.py")
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        digest.update(name.encode())
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TuningRecipe:
+    """One post-tuning budget, shared by every variant of a study.
+
+    ``clips`` moving-shapes clips of ``frames`` frames at ``height`` x ``width``;
+    ``steps`` AdamW steps of ``batch_size`` clips at learning rate ``lr``; the UNet is
+    extended to ``max_frames`` (the longest video it may then sample).
+    """
+
+    steps: int
+    clips: int
+    frames: int
+    height: int
+    width: int
+    max_frames: int
+    lr: float = 1e-5
+    batch_size: int = 1
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    source: str = "moving-shapes"
+
+    def __post_init__(self) -> None:
+        for name in ("clips", "frames", "height", "width", "max_frames", "batch_size"):
+            check_frames(getattr(self, name), name)
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"steps: got {self.steps!r}; expected an integer >= 0")
+        if self.frames > self.max_frames:
+            raise ValueError(f"frames: got {self.frames}; the recipe's max_frames is {self.max_frames}")
+        if self.height % 8 or self.width % 8:
+            raise ValueError(f"height, width: got {self.height}x{self.width}; expected multiples of 8")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr: got {self.lr!r}; expected a number > 0")
+        if self.source != "moving-shapes":
+            raise ValueError(f"source: got {self.source!r}; the built-in source is 'moving-shapes'")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Variant:
+    position: str
+    identity_conv: bool
+    tuned_position: str
+    tuned_identity_conv: bool
+    tuned: bool
+
+    @property
+    def tuning(self) -> tuple[str, bool] | None:
+        return (self.tuned_position, self.tuned_identity_conv) if self.tuned else None
+
+
+def parse_config(config: Mapping[str, Any]) -> Variant:
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"ExVideo variant: unknown configuration {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(CONFIG_KEYS)}"
+        )
+    position = check_position(config.get("position", "trainable"))
+    identity_conv = config.get("identity_conv", True)
+    tuned = config.get("tuned", True)
+    for name, value in (("identity_conv", identity_conv), ("tuned", tuned)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: got {value!r}; expected True or False")
+    tuned_with = config.get("tuned_with") or {}
+    if not isinstance(tuned_with, Mapping) or set(tuned_with) - {"position", "identity_conv"}:
+        raise ValueError(
+            f"tuned_with: got {tuned_with!r}; expected a dict with 'position' and/or 'identity_conv'"
+        )
+    if tuned_with and not tuned:
+        raise ValueError("tuned_with: given with tuned=False; an untuned variant has no tuning configuration")
+    tuned_position = check_position(tuned_with.get("position", position))
+    tuned_conv = tuned_with.get("identity_conv", identity_conv)
+    if not isinstance(tuned_conv, bool):
+        raise ValueError(f"tuned_with.identity_conv: got {tuned_conv!r}; expected True or False")
+    return Variant(position, identity_conv, tuned_position, tuned_conv, tuned)
+
+
+class ExVideoVariants:
+    """The studies' generator: post-tunes (or loads) a configuration, then samples it.
+
+    ``components``: SVD components, or a function returning them (called on first use, so a
+    run served from the cache never loads a model). ``model_identity`` names the base
+    weights in cache keys. ``long_video`` holds the settings the studies sample long videos
+    at on this profile (e.g. ``{"frames": 32}``); ``sampler_options`` go to
+    ``ExVideoSampler``.
+    """
+
+    def __init__(
+        self,
+        components: Any | Callable[[], Any],
+        *,
+        recipe: TuningRecipe,
+        model_identity: Mapping[str, Any] | None = None,
+        store: Any = None,
+        long_video: Mapping[str, Any] | None = None,
+        sampler_options: Mapping[str, Any] | None = None,
+    ):
+        self._components = None if callable(components) and not hasattr(components, "unet") else components
+        self._loader = components if self._components is None else None
+        self.recipe = recipe
+        self.model_identity = dict(model_identity) if model_identity is not None else None
+        self.store = store
+        self.long_video = dict(long_video or {"frames": recipe.max_frames})
+        self.sampler_options = dict(sampler_options or {})
+        self.tuning_results: dict[str, dict] = {}
+        self._lock = threading.RLock()
+        self._data = None
+        self._weights: dict[str, dict] = {}
+        self._unet_key = None
+        self._unet = None
+
+    @property
+    def components(self) -> Any:
+        with self._lock:
+            if self._components is None:
+                self._components = self._loader()
+                self._loader = None
+            return self._components
+
+    # -- the generator protocol ---------------------------------------------------------
+    def cache_identity(self) -> dict:
+        return {
+            "method": "exvideo",
+            "version": VERSION,
+            "source": _code_digest(),
+            "models": {"svd": self.model_identity},
+            "recipe": self.recipe.to_dict(),
+            "sampler": dict(self.sampler_options),
+        }
+
+    def generate(self, request: Any):
+        variant = parse_config(dict(getattr(request, "config", None) or {}))
+        if request.frames > self.recipe.max_frames:
+            raise ValueError(
+                f"frames: got {request.frames}; the variants are extended to "
+                f"max_frames={self.recipe.max_frames} (the tuning recipe's)"
+            )
+        with self._lock:
+            unet = self.unet_for(variant)
+            sampler = ExVideoSampler(self.components, unet, **self.sampler_options)
+            out = sampler.sample(request)
+        if variant.tuned:
+            key = self.tuning_key(*variant.tuning)
+            out.info["tuning"] = {"key": key[:16], **self.tuning_results.get(key, {})}
+        return out
+
+    # -- tuning -------------------------------------------------------------------------
+    def tuning_key(self, position: str, identity_conv: bool) -> str:
+        from pytest_ablation.keys import digest
+
+        return digest(
+            {
+                "what": "exvideo-tuned-weights",
+                "version": VERSION,
+                "source": _code_digest(),
+                "base": self.model_identity,
+                "recipe": self.recipe.to_dict(),
+                "position": position,
+                "identity_conv": identity_conv,
+            }
+        )
+
+    def tuned_weights(self, position: str, identity_conv: bool) -> dict[str, torch.Tensor]:
+        """The post-tuned ExVideo state dict of a configuration, from the store if there."""
+        key = self.tuning_key(check_position(position), identity_conv)
+        with self._lock:
+            if key not in self._weights:
+                compute = lambda: self._tune(position, identity_conv)  # noqa: E731
+                stored = self.store.tensors(key, compute) if self.store is not None else compute()
+                weights = dict(stored)
+                losses = weights.pop(_LOSSES, None)
+                if losses is not None and key not in self.tuning_results:
+                    self.tuning_results[key] = {"losses": [round(float(v), 6) for v in losses]}
+                # One configuration's weights at a time: ExSVD's tuned part is 1.7 GB.
+                self._weights = {key: weights}
+            return self._weights[key]
+
+    def _tuning_data(self):
+        if self._data is None:
+            r = self.recipe
+            clips = moving_shapes(
+                r.clips, r.frames, r.height, r.width, generator=torch.Generator().manual_seed(r.seed)
+            )
+            self._data = encode_videos(
+                self.components, clips, generator=torch.Generator().manual_seed(r.seed + 1)
+            )
+        return self._data
+
+    def _tune(self, position: str, identity_conv: bool) -> dict[str, torch.Tensor]:
+        r = self.recipe
+        unet = extend_unet(
+            copy.deepcopy(self.components.unet), r.max_frames, position=position, identity_conv=identity_conv
+        )
+        result = post_tune(
+            unet,
+            self._tuning_data(),
+            r.steps,
+            components=self.components,
+            lr=r.lr,
+            batch_size=r.batch_size,
+            generator=torch.Generator().manual_seed(r.seed + 2),
+            gradient_checkpointing=r.gradient_checkpointing,
+        )
+        weights = exvideo_state_dict(unet)
+        weights[_LOSSES] = torch.tensor(result.losses, dtype=torch.float64)
+        self.tuning_results[self.tuning_key(position, identity_conv)] = {
+            "losses": [round(v, 6) for v in result.losses],
+            "seconds": round(result.seconds, 3),
+            "frames_per_second": round(result.frames_per_second, 3),
+        }
+        return weights
+
+    # -- the UNet a variant samples with --------------------------------------------------
+    def unet_for(self, variant: Variant) -> torch.nn.Module:
+        key = (variant.tuning, variant.position, variant.identity_conv)
+        with self._lock:
+            if self._unet_key != key:
+                self._unet = None  # one working copy at a time: the real UNet is large
+                max_frames = self.recipe.max_frames
+                if variant.tuned:
+                    weights = self.tuned_weights(*variant.tuning)
+                    unet = extend_unet(
+                        copy.deepcopy(self.components.unet), max_frames,
+                        position=variant.tuned_position, identity_conv=variant.tuned_identity_conv,
+                    )
+                    load_exvideo_state_dict(unet, weights)
+                    extend_unet(unet, max_frames, position=variant.position, identity_conv=variant.identity_conv)
+                else:
+                    unet = extend_unet(
+                        copy.deepcopy(self.components.unet), max_frames,
+                        position=variant.position, identity_conv=variant.identity_conv,
+                    )
+                unet.eval()
+                unet.requires_grad_(False)
+                self._unet, self._unet_key = unet, key
+            return self._unet
+
+    def sampler(self, **config: Any) -> ExVideoSampler:
+        """An ``ExVideoSampler`` on the UNet of a variant (configured like ``request.config``)."""
+        return ExVideoSampler(self.components, self.unet_for(parse_config(config)), **self.sampler_options)
+
+
+
+# A few optimiser steps on a handful of short procedural clips: enough to move every
+# trained part on the tiny profile's toy SVD, small enough to run in seconds on a CPU. The
+# learning rate is ExVideo's x100, so that four steps leave a measurable change.
+TINY_RECIPE = TuningRecipe(steps=4, clips=4, frames=32, height=32, width=32, max_frames=32, lr=1e-3)
+
+# ExVideo's recipe (lr 1e-5, gradient checkpointing, 128 frames) at a demonstration budget
+# for one GPU; a study that needs more overrides the ``exvideo_recipe`` fixture.
+STANDARD_RECIPE = TuningRecipe(
+    steps=100, clips=8, frames=128, height=256, width=256, max_frames=128, lr=1e-5,
+    gradient_checkpointing=True,
+)

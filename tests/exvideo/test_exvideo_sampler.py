@@ -1,0 +1,77 @@
+"""Image to long video: shapes, seeding, the recorded condition, and refusals."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from pytest_ablation.generation import GenerationRequest, check_video
+from pytest_ablation.methods.exvideo import ExVideoSampler, extend_unet, scene_image
+
+
+@pytest.fixture(scope="module")
+def sampler(tiny_svd):
+    return ExVideoSampler(tiny_svd, extend_unet(copy.deepcopy(tiny_svd.unet), max_frames=32), decode_chunk_size=5)
+
+
+def image(seed=0, size=16):
+    return scene_image(size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_video_past_25_frames(sampler) -> None:
+    condition = image()
+    out = sampler(condition, frames=27, steps=1, seed=3)
+    assert out.video.shape == (27, 3, 16, 16)
+    assert 0.0 <= float(out.video.min()) and float(out.video.max()) <= 1.0
+    assert torch.equal(out.condition_image, condition)
+    check_video(out, generator="exvideo")
+
+
+def test_seeded(sampler) -> None:
+    a = sampler(image(), frames=4, steps=2, seed=3).video
+    b = sampler(image(), frames=4, steps=2, generator=torch.Generator().manual_seed(3)).video
+    c = sampler(image(), frames=4, steps=2, seed=4).video
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_generator_protocol(sampler) -> None:
+    def request(seed):
+        return GenerationRequest(
+            prompt="shapes", seed=seed, generator=torch.Generator().manual_seed(seed), frames=5,
+            steps=1, height=16, width=24, guidance_scale=3.0, fps=7, device="cpu",
+        )
+
+    out = sampler.generate(request(1))
+    assert out.video.shape == (5, 3, 16, 24) and out.condition_image.shape == (3, 16, 24)
+    assert torch.equal(out.video, sampler.generate(request(1)).video)
+    identity = sampler.cache_identity()
+    assert identity["unet"] == {"max_frames": 32, "position": "trainable", "identity_conv": True}
+    with pytest.raises(ValueError, match="takes no configuration"):
+        sampler.generate(GenerationRequest(**{**request(1).__dict__, "config": {"position": "static"}}))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.rand(1, 3, 16, 16), r"got shape \(1, 3, 16, 16\); expected \(3, H, W\)"),
+        (torch.rand(4, 16, 16), r"expected \(3, H, W\)"),
+        (torch.rand(3, 12, 16), "multiples of 8"),
+        (torch.rand(3, 16, 16) + 1, r"\[0, 1\]"),
+        (torch.zeros(3, 16, 16, dtype=torch.uint8), "dtype torch.uint8"),
+        ([[0.0]], "expected a torch.Tensor"),
+    ],
+)
+def test_a_bad_image_is_refused(sampler, bad, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        sampler(bad, frames=2, steps=1)
+
+
+def test_frame_limits(sampler, tiny_svd) -> None:
+    with pytest.raises(ValueError, match="frames: got 33; this UNet samples at most 32"):
+        sampler(image(), frames=33, steps=1)
+    plain = ExVideoSampler(tiny_svd)  # SVD as it is: its own num_frames
+    with pytest.raises(ValueError, match="at most 8 frames"):
+        plain(image(), frames=9, steps=1)
+    assert plain(image(), frames=8, steps=1).video.shape[0] == 8

@@ -1,0 +1,113 @@
+"""Post-tuning: only ExVideo's parameters move, the loss goes down, and it is seeded."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from pytest_ablation.methods.exvideo import (
+    denoising_loss,
+    draw_noise,
+    encode_videos,
+    exvideo_parameter_names,
+    extend_unet,
+    moving_shapes,
+    post_tune,
+)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return moving_shapes(2, 6, 16, 16, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module")
+def data(tiny_svd, clips):
+    return encode_videos(tiny_svd, clips, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def unet(tiny_svd):
+    return extend_unet(copy.deepcopy(tiny_svd.unet), max_frames=8)
+
+
+def fixed_batch_loss(unet, data) -> float:
+    g = torch.Generator().manual_seed(123)
+    index = torch.arange(data.clips)
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(4):
+            sigma, noise = draw_noise(data, index, g, 0.7, 1.6)
+            total += float(denoising_loss(unet, data, index, sigma, noise))
+    return total / 4
+
+
+def test_only_exvideo_parameters_change_and_the_loss_goes_down(unet, data, tiny_svd) -> None:
+    before = {n: p.detach().clone() for n, p in unet.named_parameters()}
+    loss_before = fixed_batch_loss(unet, data)
+    result = post_tune(unet, data, 8, components=tiny_svd, lr=1e-2, batch_size=2)
+    trainable = set(exvideo_parameter_names(unet))
+    changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= trainable
+    assert any("position_conv" in n for n in changed) and any("time_proj.embeddings" in n for n in changed)
+    assert fixed_batch_loss(unet, data) < 0.95 * loss_before
+    assert len(result.losses) == 8 and result.frames_per_second > 0
+    assert result.trainable == tuple(exvideo_parameter_names(unet))
+    assert result.trainable_parameters + result.frozen_parameters == sum(p.numel() for p in unet.parameters())
+    assert not unet.training and not any(p.requires_grad for p in unet.parameters())
+    assert all(p.grad is None for p in unet.parameters())
+
+
+def test_seeded_and_checkpointing_changes_nothing(tiny_svd, clips) -> None:
+    runs = []
+    for checkpointing in (False, False, True):
+        unet = extend_unet(copy.deepcopy(tiny_svd.unet), max_frames=8, position="static")
+        result = post_tune(unet, clips, 2, components=tiny_svd, lr=1e-3, seed=7,
+                           gradient_checkpointing=checkpointing)
+        runs.append((result.losses, {n: p for n, p in unet.named_parameters()}))
+    (first, a), (second, b), (checkpointed, c) = runs
+    assert first == second and all(torch.equal(a[n], b[n]) for n in a)
+    assert checkpointed == pytest.approx(first, rel=1e-5)
+    assert all(torch.allclose(a[n], c[n], atol=1e-6) for n in a)
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in unet.modules())
+
+
+def test_zero_steps_change_nothing(unet, data, tiny_svd) -> None:
+    before = copy.deepcopy(unet.state_dict())
+    result = post_tune(unet, data, 0, components=tiny_svd)
+    assert result.losses == () and all(torch.equal(v, unet.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"videos": torch.rand(2, 4, 3, 12, 16)}, "multiples of 8"),
+        ({"videos": torch.rand(4, 3, 16, 16)}, r"expected \(N, F, 3, H, W\)"),
+        ({"videos": torch.rand(1, 4, 3, 16, 16) * 2}, r"in \[0, 1\]"),
+        ({"videos": torch.rand(1, 9, 3, 16, 16)}, "max_frames=8"),
+        ({"steps": -1}, "steps: got -1"),
+        ({"lr": 0}, "lr: got 0"),
+        ({"batch_size": 3}, "batch_size: got 3"),
+    ],
+)
+def test_bad_input(unet, clips, tiny_svd, change, message) -> None:
+    kwargs = {"videos": clips, "steps": 1, "lr": 1e-3, "batch_size": 1, **change}
+    with pytest.raises(ValueError, match=message):
+        post_tune(unet, kwargs.pop("videos"), kwargs.pop("steps"), components=tiny_svd, **kwargs)
+
+
+def test_a_plain_unet_is_refused(tiny_svd, clips) -> None:
+    with pytest.raises(ValueError, match="extend_unet"):
+        post_tune(copy.deepcopy(tiny_svd.unet), clips, 1, components=tiny_svd)
+
+
+def test_half_precision_trains_float32_master_weights(tiny_svd, clips) -> None:
+    unet = extend_unet(copy.deepcopy(tiny_svd.unet).to(torch.bfloat16), max_frames=8)
+    before = {n: p.detach().clone() for n, p in unet.named_parameters()}
+    result = post_tune(unet, clips, 2, components=tiny_svd, lr=1e-3)
+    trainable = set(exvideo_parameter_names(unet))
+    assert all(p.dtype == torch.bfloat16 for p in unet.parameters())
+    changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= trainable and len(result.losses) == 2
