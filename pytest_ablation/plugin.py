@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from . import hookspecs
 from .options import add_options
-from .study import MARKER, MARKER_HELP, XFAIL_HELP, StudyError, profile_xfail
+from .study import MARKER_HELP, XFAIL_HELP, StudyError, profile_xfail
+
+if TYPE_CHECKING:
+    from .session import AblationSession
 
 _SESSION = pytest.StashKey["AblationSession"]()
 _RUNNER = pytest.StashKey["Ablation"]()

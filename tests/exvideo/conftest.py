@@ -10,16 +10,6 @@ import torch
 from pytest_ablation.methods.exvideo.convert import SVD_XT_UNET_CONFIG
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # These models are tiny: threads buy nothing, and on a busy two-core machine two OpenMP
-    # threads spend most of their time waiting for each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_unet(channels: int = 32, heads: int = 2, seed: int = 0):
     """One-level SVD UNet (four temporal transformers at ``channels``), seeded weights."""
     from diffusers import UNetSpatioTemporalConditionModel

@@ -11,16 +11,6 @@ import torch
 from pytest_ablation.metrics import TINY_MODEL, ClipModel
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The tiny judge gains nothing from threads, and on a busy two-core machine two OpenMP
-    # threads spend most of their time waiting on each other (100x slowdowns seen).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_clip() -> ClipModel:
     return ClipModel.from_open_clip(TINY_MODEL, seed=0)

@@ -3,9 +3,6 @@
 import textwrap
 
 import pytest
-# In-process pytester runs drop the modules they imported afterwards; torch refuses to be
-# imported a second time in one process, so it is imported once here, outside them.
-import torch  # noqa: F401
 
 TOY_WORLD = '''
 import os

@@ -1,0 +1,18 @@
+"""Settings shared by the package's tests."""
+
+import pytest
+
+# Imported here, outside any in-process pytester run: such runs drop the modules they
+# imported when they end, and torch refuses to be imported twice in one process.
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The models under test are tiny: threads buy nothing, and on a busy two-core machine two
+    # OpenMP threads spend most of their time waiting on each other (100x slowdowns seen).
+    # It is also the plugin's own policy on the CPU (see pytest_ablation.devices).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
