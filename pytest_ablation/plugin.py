@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 _SESSION = pytest.StashKey["AblationSession"]()
 _RUNNER = pytest.StashKey["Ablation"]()
 _CASE = pytest.StashKey["Case"]()
+_GROUPS_DIR = "ablation_groups_dir"
 
 
 def _session(config) -> "AblationSession":
@@ -76,20 +77,40 @@ def pytest_pycollect_makeitem(collector):
 def pytest_collection_modifyitems(config, items):
     ablation = _session(config)
     ablation.check_studies()
-    grouped = getattr(config.option, "dist", "no") == "loadgroup"
+    groups = {}
     for item in items:
+        case = ablation.catalog.case(item.nodeid)
+        if case is None:
+            continue
+        item.stash[_CASE] = case
         try:
             expected_failure = profile_xfail(item, ablation.profile.name)
         except StudyError as error:
             raise pytest.UsageError(str(error)) from None
         if expected_failure is not None:
             item.add_marker(expected_failure)
-        case = ablation.catalog.case(item.nodeid)
-        if case is None:
-            continue
-        item.stash[_CASE] = case
-        if grouped and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(case.study))
+        if item.get_closest_marker("xdist_group") is None:
+            groups[item.nodeid] = _model_group(item, case)
+    folder = getattr(config, "workerinput", {}).get(_GROUPS_DIR)
+    if folder:
+        from .xdist_scheduling import publish_groups
+
+        publish_groups(folder, config.workerinput["workerid"], groups)
+
+
+def _model_group(item, case) -> str:
+    """Tests whose fixtures draw on the same models go to one worker, which loads them once.
+
+    The fixtures that request ``ablation_models`` (a study's generator fixtures, e.g. ``zs2``)
+    name the models a test needs before it runs; a study without such a fixture is its own
+    group.
+    """
+    definitions = item._fixtureinfo.name2fixturedefs
+    users = sorted(
+        name for name in item.fixturenames
+        if any("ablation_models" in d.argnames for d in definitions.get(name, ()))
+    )
+    return "models:" + "+".join(users) if users else f"study:{case.study}"
 
 
 @pytest.fixture
@@ -173,6 +194,7 @@ def pytest_sessionfinish(session):
     ablation = _session(session.config)
     ablation.finish_worker()
     ablation.finish(session)
+    ablation.finish_controller()
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -198,6 +220,16 @@ class XdistHooks:
         ablation = _session(node.config)
         index = int(str(node.gateway.id).lstrip("gw") or 0)
         node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index).to_dict()
+        if node.config.option.dist == "loadgroup":
+            node.workerinput[_GROUPS_DIR] = ablation.groups_dir()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from .xdist_scheduling import ModelGroupScheduling
+
+        return ModelGroupScheduling(config, log, groups_dir=_session(config).groups_dir())
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):

@@ -69,6 +69,7 @@ class AblationSession:
         self._pool = None
         self._scorer = None
         self._cache = None
+        self._groups_dir = None
         self.profile = self._load_profile()
         self._register_metrics()
         if self.is_worker:
@@ -137,6 +138,14 @@ class AblationSession:
     @property
     def distributed(self) -> bool:
         return bool(getattr(self.config.option, "dist", "no") != "no" and getattr(self.config.option, "tx", None))
+
+    def groups_dir(self) -> str:
+        """A folder where workers publish which model group each collected test is in."""
+        if self._groups_dir is None:
+            import tempfile
+
+            self._groups_dir = tempfile.mkdtemp(prefix="pytest-ablation-groups-")
+        return self._groups_dir
 
     def worker_assignment(self, worker_index: int) -> DeviceAssignment:
         return assign(self.resolve_devices(), self.gpus, worker_index)
@@ -236,6 +245,12 @@ class AblationSession:
     def receive_worker(self, name: str, summary: dict | None) -> None:
         if summary:
             self.workers[name] = summary
+
+    def finish_controller(self) -> None:
+        if self._groups_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._groups_dir, ignore_errors=True)
 
     def finish_worker(self) -> None:
         if self.is_worker:

@@ -28,15 +28,21 @@ def test_report_is_identical_between_one_and_two_workers(toy, second_study):
     assert sorted(two["environment"]["workers"]) == ["gw0", "gw1"]
 
 
-def test_each_worker_loads_its_model_once(toy, second_study):
+def test_studies_sharing_a_model_share_a_worker(toy, second_study):
     toy.makepyfile(test_steady=second_study)
     toy.runpytest_subprocess("-n", "2").assert_outcomes(passed=5)
     loads = lines(Path(os.environ["TOY_LOAD_LOG"]))
-    pids = [line.split()[0] for line in loads]
-    assert len(pids) == len(set(pids)) == 2  # two studies, one per worker, one load each
+    assert len(loads) == 1  # both studies use the toy model through `flicker`: one worker, one load
     workers = report_of(toy)["environment"]["workers"]
-    assert [w["loads"] for w in workers.values()] == [{"toy": 1}, {"toy": 1}]
+    assert sorted(w["loads"].get("toy", 0) for w in workers.values()) == [0, 1]
     assert all(w["threads"] == 1 for w in workers.values())
+
+
+def test_with_dist_load_each_worker_loads_a_model_at_most_once(toy, second_study):
+    toy.makepyfile(test_steady=second_study)
+    toy.runpytest_subprocess("-n", "2", "--dist", "load").assert_outcomes(passed=5)
+    pids = [line.split()[0] for line in lines(Path(os.environ["TOY_LOAD_LOG"]))]
+    assert len(pids) == len(set(pids)) >= 1
 
 
 def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_study):
@@ -45,7 +51,7 @@ def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_stud
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        result = toy.runpytest_subprocess("-n", "2", "--ablation-devices=cuda:1,cuda:3")
+        result = toy.runpytest_subprocess("-n", "2", "--dist", "load", "--ablation-devices=cuda:1,cuda:3")
     finally:
         for key, value in old.items():
             if value is None:
