@@ -154,21 +154,39 @@ def _content_digest(*chunks: bytes) -> str:
     return hasher.hexdigest()
 
 
-def _dump_video(key: str, value: StoredVideo) -> bytes:
-    import torch
+def _dump_safetensors(key: str, tensors: dict, info: str = "{}") -> bytes:
     from safetensors.torch import save
 
-    tensors = {"frames": value.frames.contiguous()}
-    if value.condition is not None:
-        tensors["condition"] = value.condition.contiguous()
-    for name, tensor in tensors.items():
-        if tensor.dtype != torch.uint8:
-            raise TypeError(f"cached video tensor {name!r} must be uint8, got {tensor.dtype}")
-    info = json.dumps(value.info, sort_keys=True)
-    checksum = _content_digest(
-        key.encode(), info.encode(), *(tensors[n].numpy().tobytes() for n in sorted(tensors))
-    )
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    checksum = _tensors_digest(key, info, tensors)
     return save(tensors, metadata={"key": key, "info": info, "sha256": checksum})
+
+
+def _load_safetensors(key: str, data: bytes) -> tuple[dict, str]:
+    """The tensors of a checked entry and its ``info`` text; CorruptEntry when unsound."""
+    from safetensors.torch import load
+
+    metadata = _safetensors_metadata(data)
+    tensors = load(data)
+    if metadata.get("key") != key:
+        raise CorruptEntry("entry belongs to another key")
+    info = metadata.get("info", "{}")
+    if _tensors_digest(key, info, tensors) != metadata.get("sha256"):
+        raise CorruptEntry("checksum mismatch")
+    return tensors, info
+
+
+def _tensors_digest(key: str, info: str, tensors: dict) -> str:
+    return _content_digest(
+        key.encode(), info.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors))
+    )
+
+
+def _tensor_bytes(tensor) -> bytes:
+    # numpy has no bfloat16; the raw bytes are what the file holds either way.
+    import torch
+
+    return tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
 
 
 def _safetensors_metadata(data: bytes) -> dict:
@@ -181,48 +199,29 @@ def _safetensors_metadata(data: bytes) -> dict:
     return header.get("__metadata__") or {}
 
 
-def _load_video(key: str, data: bytes) -> StoredVideo:
-    from safetensors.torch import load
+def _dump_video(key: str, value: StoredVideo) -> bytes:
+    import torch
 
-    metadata = _safetensors_metadata(data)
-    tensors = load(data)
-    if metadata.get("key") != key:
-        raise CorruptEntry("entry belongs to another key")
-    info = metadata.get("info", "{}")
-    checksum = _content_digest(
-        key.encode(), info.encode(), *(tensors[n].numpy().tobytes() for n in sorted(tensors))
-    )
-    if checksum != metadata.get("sha256"):
-        raise CorruptEntry("checksum mismatch")
+    tensors = {"frames": value.frames}
+    if value.condition is not None:
+        tensors["condition"] = value.condition
+    for name, tensor in tensors.items():
+        if tensor.dtype != torch.uint8:
+            raise TypeError(f"cached video tensor {name!r} must be uint8, got {tensor.dtype}")
+    return _dump_safetensors(key, tensors, json.dumps(value.info, sort_keys=True))
+
+
+def _load_video(key: str, data: bytes) -> StoredVideo:
+    tensors, info = _load_safetensors(key, data)
     return StoredVideo(tensors["frames"], tensors.get("condition"), json.loads(info))
 
 
 def _dump_tensors(key: str, tensors: dict) -> bytes:
-    from safetensors.torch import save
-
-    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    checksum = _content_digest(key.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors)))
-    return save(tensors, metadata={"key": key, "sha256": checksum})
+    return _dump_safetensors(key, tensors)
 
 
 def _load_tensors(key: str, data: bytes) -> dict:
-    from safetensors.torch import load
-
-    metadata = _safetensors_metadata(data)
-    tensors = load(data)
-    if metadata.get("key") != key:
-        raise CorruptEntry("entry belongs to another key")
-    checksum = _content_digest(key.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors)))
-    if checksum != metadata.get("sha256"):
-        raise CorruptEntry("checksum mismatch")
-    return tensors
-
-
-def _tensor_bytes(tensor) -> bytes:
-    # numpy has no bfloat16; the raw bytes are what the file holds either way.
-    import torch
-
-    return tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+    return _load_safetensors(key, data)[0]
 
 
 def _dump_json(key: str, payload: dict) -> bytes:

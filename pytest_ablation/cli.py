@@ -16,15 +16,6 @@ from .report import ReportError, load_report, render_results_table
 from .report.terminal import render_gate_table
 
 
-def _default_tolerance(metric: str, entry: dict) -> float:
-    from .metrics.registry import get_metric
-
-    try:
-        return float(get_metric(metric).tolerance)
-    except ValueError:
-        return 0.0
-
-
 def cmd_show(args) -> int:
     report = load_report(args.report)
     sys.stdout.write(render_results_table(report))
@@ -42,7 +33,6 @@ def cmd_compare(args) -> int:
         current["results"],
         ran={(r["study"], r["variant"]) for r in current["results"]},
         tolerances=tolerances,
-        default_tolerance=_default_tolerance,
     )
     gate = summarize(rows, args.baseline)
     sys.stdout.write(render_gate_table(gate, only_problems=not args.all))

@@ -44,6 +44,16 @@ class GateRow:
         }
 
 
+def registered_tolerance(metric: str, entry: dict | None = None) -> float:
+    """The metric's default tolerance from the registry; 0 for a metric no longer known."""
+    from .metrics.registry import get_metric
+
+    try:
+        return float(get_metric(metric).tolerance)
+    except ValueError:
+        return 0.0
+
+
 def judge(direction: str, baseline: float, current: float, tolerance: float) -> str:
     if direction == "higher":
         worse, better = current < baseline - tolerance, current > baseline + tolerance
@@ -60,7 +70,7 @@ def compare(
     *,
     ran: set[tuple[str, str]] | None = None,
     tolerances: Mapping[str, float] | None = None,
-    default_tolerance=lambda metric, entry: 0.0,
+    default_tolerance=registered_tolerance,
     directions: Mapping[str, str] | None = None,
 ) -> list[GateRow]:
     """Judge every baseline entry against this run.

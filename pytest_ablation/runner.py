@@ -204,8 +204,7 @@ class Ablation:
         reference = self._session.catalog.reference_of(self.case)
         differing = {
             name for name in set(reference.params) | set(self.case.params)
-            if reference.params.get(name, _MISSING) is not self.case.params.get(name, _MISSING)
-            and reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
+            if reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
         }
         indirect = sorted(differing - self.case.direct_params)
         if indirect:

@@ -271,25 +271,22 @@ class AblationSession:
         from .report.build import environment
 
         metric_info = self._metric_info()
-        if self.baseline is not None:
-            rows = compare(
-                self.baseline["results"],
-                _results_of(self.records),
-                ran=self.cases_run,
-                tolerances=self.options.tolerances,
-                default_tolerance=lambda metric, entry: self._default_tolerance(metric),
-                directions={name: info["direction"] for name, info in metric_info.items()},
-            )
-            self.gate = summarize(rows, str(self.options.gate))
-        cache = _merge_cache_stats(self.workers.values())
         report = build_report(
             self.records,
             profile=self.profile.to_dict(),
             environment=environment(Path(self.config.rootpath), self.workers),
             metric_info=metric_info,
-            gate=self.gate,
-            cache=cache,
+            cache=_merge_cache_stats(self.workers.values()),
         )
+        if self.baseline is not None:
+            rows = compare(
+                self.baseline["results"],
+                report["results"],
+                ran=self.cases_run,
+                tolerances=self.options.tolerances,
+                directions={name: info["direction"] for name, info in metric_info.items()},
+            )
+            self.gate = report["gate"] = summarize(rows, str(self.options.gate))
         self.config.hook.pytest_ablation_report(config=self.config, report=report)
         self.report = report
         self.report_paths = write_reports(report, self.options.report_dir)
@@ -299,14 +296,6 @@ class AblationSession:
             write_json_atomic(self.options.save_baseline, report)
         if self.gate is not None and self.gate["failed"] and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def _default_tolerance(self, metric: str) -> float:
-        from .metrics.registry import get_metric
-
-        try:
-            return float(get_metric(metric).tolerance)
-        except ValueError:
-            return 0.0
 
     def _metric_info(self) -> dict[str, dict]:
         names = {m for r in self.records for m in r["metrics"]}
@@ -325,15 +314,6 @@ class AblationSession:
                 "source": spec.source,
             }
         return info
-
-
-def _results_of(records: list[dict]) -> list[dict]:
-    return [
-        {"study": r["study"], "variant": r["variant"], "metric": m, "value": v["value"],
-         "direction": v["direction"]}
-        for r in records
-        for m, v in r["metrics"].items()
-    ]
 
 
 def _merge_cache_stats(summaries) -> dict:

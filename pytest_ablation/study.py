@@ -17,6 +17,10 @@ MARKER_HELP = (
     "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by"
 )
 
+class StudyError(ValueError):
+    pass
+
+
 XFAIL_MARKER = "ablation_xfail"
 XFAIL_HELP = (
     "ablation_xfail(*profiles, reason): on these profiles only, the test is a strict expected "
@@ -38,10 +42,6 @@ def profile_xfail(item, profile: str):
 
             return pytest.mark.xfail(strict=True, reason=f"on profile {profile!r}: {reason}")
     return None
-
-
-class StudyError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def write_summary(terminal, ablation) -> None:
     cache = report.get("cache") or {}
     if cache:
         line = (f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed"
-                + ("" if ablation.cache.enabled else " (cache disabled)"))
+                + (" (cache disabled)" if ablation.options.no_cache else ""))
         terminal.write_line(line)
         for entry in cache.get("corrupted", []):
             terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)

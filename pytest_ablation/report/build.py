@@ -74,7 +74,6 @@ def build_report(
     profile: dict,
     environment: dict,
     metric_info: dict[str, dict],
-    gate: dict | None = None,
     cache: dict | None = None,
     created: str | None = None,
 ) -> dict[str, Any]:
@@ -133,8 +132,6 @@ def build_report(
     }
     if cache is not None:
         report["cache"] = cache
-    if gate is not None:
-        report["gate"] = gate
     return report
 
 

@@ -15,10 +15,9 @@ def write_reports(report: dict, report_dir: Path) -> dict[str, Path]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(report_dir) / "runs" / f"{stamp}-{secrets.token_hex(3)}"
     markdown = render_markdown(report)
-    written = {}
     for folder in (run_dir, Path(report_dir)):
-        written[f"{folder}/report.json"] = write_json_atomic(folder / "report.json", report)
-        written[f"{folder}/report.md"] = write_text_atomic(folder / "report.md", markdown)
+        write_json_atomic(folder / "report.json", report)
+        write_text_atomic(folder / "report.md", markdown)
     return {
         "json": Path(report_dir) / "report.json",
         "markdown": Path(report_dir) / "report.md",
