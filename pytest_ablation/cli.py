@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .files import write_json_atomic
+from .files import check_writable_dir, write_json_atomic
 from .gate import compare, summarize
 from .options import OptionError, parse_tolerances
-from .report import ReportError, load_report, render_results_table
+from .report import ReportError, load_report, render_results_table, write_reports
 from .report.terminal import render_gate_table
 
 
@@ -48,6 +49,37 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from .report.merge import merge_report_files
+
+    output = Path(args.output)
+    problem = check_writable_dir(output)
+    if problem:
+        raise ReportError(f"--output: cannot write to {output}: {problem}")
+    merged = merge_report_files(args.reports, output, partial=args.partial)
+    paths = write_reports(merged, output, keep_run=False)
+    sys.stdout.write(render_results_table(merged))
+    shards = ", ".join(
+        f"{s['index']}/{s['count']}" if "index" in s else s["report"] for s in merged["merged_from"]
+    )
+    sys.stdout.write(
+        f"merged {len(args.reports)} report(s) ({shards}): {len(merged['results'])} results\n"
+        f"written: {paths['html']}, {paths['json']}, {paths['markdown']}\n"
+    )
+    return 0
+
+
+def cmd_html(args) -> int:
+    from .report.html import write_html
+
+    report_path = Path(args.report)
+    report = load_report(report_path)
+    target = Path(args.output) if args.output else report_path.with_suffix(".html")
+    write_html(report, target, media_root=report_path.parent)
+    sys.stdout.write(f"written: {target}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-ablation", description="Read, compare and promote pytest-ablation reports."
@@ -67,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("report", help="a report.json")
     base.add_argument("output", help="where to write the baseline (e.g. reports/baseline.json)")
     base.set_defaults(run=cmd_baseline)
+    merge = sub.add_parser(
+        "merge", help="combine the report.json files of shards into the report of one run"
+    )
+    merge.add_argument("reports", nargs="+", help="the shards' report.json files")
+    merge.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="where to write the merged report.json, report.md and report.html")
+    merge.add_argument("--partial", action="store_true",
+                       help="merge even though some shards of the run are missing")
+    merge.set_defaults(run=cmd_merge)
+    html = sub.add_parser("html", help="(re)write report.html from a report.json")
+    html.add_argument("report", help="a report.json; previews are read from its folder")
+    html.add_argument("-o", "--output", help="the page to write (default: beside the report)")
+    html.set_defaults(run=cmd_html)
     return parser
 
 

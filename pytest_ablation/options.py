@@ -11,6 +11,7 @@ from .devices import DeviceError, parse_devices
 DEFAULT_PROFILE = "tiny"
 DEFAULT_REPORT_DIR = "reports"
 DEFAULT_CACHE_DIR = ".ablation-cache"
+VIDEO_FORMATS = ("mp4", "gif", "png")
 
 
 class OptionError(ValueError):
@@ -77,6 +78,17 @@ OPTIONS = (
         "write this run's results as a baseline file for --ablation-gate",
         metavar="PATH",
     ),
+    Option(
+        "--ablation-shard",
+        "run only shard I of N of the selected tests (1 <= I <= N); tests that share models "
+        "stay on one shard; combine the shards' reports with `pytest-ablation merge`",
+        metavar="I/N",
+    ),
+    Option(
+        "--ablation-save-videos",
+        f"also save every generated video under <report dir>/videos/, as {'|'.join(VIDEO_FORMATS)}",
+        metavar="FORMAT",
+    ),
 )
 
 TOLERANCES_INI = "ablation_tolerances"
@@ -111,6 +123,8 @@ class AblationOptions:
     no_cache: bool = False
     gate: Path | None = None
     save_baseline: Path | None = None
+    shard: tuple[int, int] | None = None
+    save_videos: str | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
 
 
@@ -146,6 +160,34 @@ def parse_tolerances(lines: list[str]) -> dict[str, float]:
     return tolerances
 
 
+def parse_shard(value: Any) -> tuple[int, int] | None:
+    """``"I/N"`` as ``(I, N)``, or None when no sharding was asked for."""
+    if value in (None, ""):
+        return None
+    index, sep, count = str(value).strip().partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 1 <= shard[0] <= shard[1]:
+        raise OptionError(
+            f"--ablation-shard: got {value!r}; expected I/N with whole numbers 1 <= I <= N, "
+            "e.g. 1/4 for the first of four shards"
+        )
+    return shard
+
+
+def parse_video_format(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    fmt = str(value).strip().lower()
+    if fmt not in VIDEO_FORMATS:
+        raise OptionError(
+            f"--ablation-save-videos: got {value!r}; expected one of {', '.join(VIDEO_FORMATS)}"
+        )
+    return fmt
+
+
 def read_options(config) -> AblationOptions:
     """Read every option, command line over ini over default, and check its form.
 
@@ -170,5 +212,7 @@ def read_options(config) -> AblationOptions:
         no_cache=bool(values["ablation_no_cache"][0]),
         gate=_path(*values["ablation_gate"]),
         save_baseline=_path(*values["ablation_save_baseline"]),
+        shard=parse_shard(values["ablation_shard"][0]),
+        save_videos=parse_video_format(values["ablation_save_videos"][0]),
         tolerances=parse_tolerances(config.getini(TOLERANCES_INI)),
     )

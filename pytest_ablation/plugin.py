@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 _SESSION = pytest.StashKey["AblationSession"]()
 _RUNNER = pytest.StashKey["Ablation"]()
 _CASE = pytest.StashKey["Case"]()
+_MODEL_GROUP = pytest.StashKey[str]()
 _GROUPS_DIR = "ablation_groups_dir"
 
 
@@ -89,13 +90,28 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(str(error)) from None
         if expected_failure is not None:
             item.add_marker(expected_failure)
+        item.stash[_MODEL_GROUP] = _model_group(item, case)
         if item.get_closest_marker("xdist_group") is None:
-            groups[item.nodeid] = _model_group(item, case)
+            groups[item.nodeid] = item.stash[_MODEL_GROUP]
     folder = getattr(config, "workerinput", {}).get(_GROUPS_DIR)
     if folder:
         from .xdist_scheduling import publish_groups
 
         publish_groups(folder, config.workerinput["workerid"], groups)
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_shard(config, items):
+    # Last, so that shards split what -k and -m left: every shard is given the same selection.
+    shard = _session(config).options.shard
+    if shard is None:
+        return
+    from .sharding import split
+
+    kept, dropped = split(items, lambda item: item.stash.get(_MODEL_GROUP, item.nodeid), *shard)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _model_group(item, case) -> str:
@@ -158,14 +174,19 @@ def ablation_device(pytestconfig) -> str:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
     case = item.stash.get(_CASE, None)
+    runner = item.stash.get(_RUNNER, None)
+    if case is not None and call.when == "call" and runner is not None:
+        from .report.junit import junit_properties
+
+        for record in runner.records:
+            item.user_properties.extend(junit_properties(record))
+    outcome = yield
     if case is None:
         return
     report = outcome.get_result()
     payload = {"study": case.study, "variant": case.variant}
     if call.when == "call":
-        runner = item.stash.get(_RUNNER, None)
         payload["records"] = list(runner.records) if runner is not None else []
     # An attribute of the report travels with it from an xdist worker to the controller.
     report.ablation = payload

@@ -149,7 +149,7 @@ class Ablation:
         self._session.pool.prepare_torch()
         bound = bind_generator(generator, self._session.pool.identities)
         variant_config, settings = self._split(config)
-        samples = self._samples(bound, variant_config, settings)
+        samples, videos = self._samples(bound, variant_config, settings)
         if self._replay_until is not None or self.is_reference:
             reference_config, reference_samples = variant_config, samples
         else:
@@ -161,10 +161,11 @@ class Ablation:
                     f"{self.case.nodeid}: the variant and its reference use different prompts "
                     "or seeds, so their scores cannot be paired"
                 )
-            reference_samples = self._samples(ref_bound, reference_config, ref_settings)
+            reference_samples, _ = self._samples(ref_bound, reference_config, ref_settings)
         comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
         if self._replay_until is None:
             record = self._record(comparison, bound, call)
+            record.update(self._session.save_media(record, videos, fps=settings.fps))
             self.records.append(record)
             self._record_of[id(comparison)] = record
         return comparison
@@ -235,10 +236,12 @@ class Ablation:
             f"{call} ablation.run call(s), so call #{call} of this case has no reference"
         )
 
-    def _samples(self, bound: BoundGenerator, config: dict, settings) -> list[Sample]:
+    def _samples(self, bound: BoundGenerator, config: dict, settings):
+        """The scored samples, and the stored videos they were scored on, in the same order."""
         session = self._session
         metrics = self.case.marker.metrics
         samples = []
+        videos = []
         pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
         generation_settings = {name: getattr(settings, name) for name in SETTING_FIELDS}
         for index, (prompt, seed_index) in enumerate(pairs, start=1):
@@ -261,7 +264,8 @@ class Ablation:
             stored = session.cache.video(video_key, generate)
             scores = session.scorer.score_all(stored, prompt, video_key, metrics)
             samples.append(Sample(prompt, seed_index, seed, video_key, scores))
-        return samples
+            videos.append(stored)
+        return samples, videos
 
     def _generate(self, bound, config, settings, prompt, seed, progress):
         import torch

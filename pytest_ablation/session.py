@@ -209,6 +209,33 @@ class AblationSession:
         else:
             reporter.write_line(f"  [ablation] {message}")
 
+    # -- media --------------------------------------------------------------------------
+    def save_media(self, record: dict, videos, *, fps: int) -> dict:
+        """Write the variant's preview (and, if asked, every video) under the report directory.
+
+        Runs where the video was generated, so nothing large travels between processes; the
+        record keeps the paths, relative to the report directory, for report.html.
+        """
+        from .report.media import save_video, slug, write_preview
+
+        root = self.options.report_dir
+        study, variant = slug(record["study"]), slug(record["variant"])
+        media_dir = Path("media") / study
+        written = write_preview(_frames_hwc(videos[0]), root / media_dir, variant, fps=fps)
+        saved = {"media": {kind: (media_dir / name).as_posix() for kind, name in written.items()}}
+        if self.options.save_videos is not None:
+            video_dir = Path("videos") / study / variant
+            saved["videos"] = [
+                save_video(
+                    _frames_hwc(video),
+                    root / video_dir / f"{slug(sample['prompt'])}-seed{sample['seed_index']}",
+                    self.options.save_videos,
+                    fps,
+                ).relative_to(root).as_posix()
+                for sample, video in zip(record["samples"], videos)
+            ]
+        return saved
+
     # -- collection ---------------------------------------------------------------------
     def collected(self, items) -> None:
         for item in items:
@@ -268,7 +295,7 @@ class AblationSession:
             return
         from .gate import compare, summarize
         from .report import build_report, write_reports
-        from .report.build import environment
+        from .report.build import environment, merge_cache_stats
 
         metric_info = self._metric_info()
         report = build_report(
@@ -276,7 +303,8 @@ class AblationSession:
             profile=self.profile.to_dict(),
             environment=environment(Path(self.config.rootpath), self.workers),
             metric_info=metric_info,
-            cache=_merge_cache_stats(self.workers.values()),
+            cache=merge_cache_stats(self.workers.values()),
+            shard=self.options.shard,
         )
         if self.baseline is not None:
             rows = compare(
@@ -316,12 +344,5 @@ class AblationSession:
         return info
 
 
-def _merge_cache_stats(summaries) -> dict:
-    merged = {"hits": 0, "misses": 0, "memory_hits": 0, "corrupted": []}
-    for summary in summaries:
-        stats = summary.get("cache") or {}
-        for key in ("hits", "misses", "memory_hits"):
-            merged[key] += stats.get(key, 0)
-        merged["corrupted"].extend(stats.get("corrupted", []))
-    merged["corrupted"].sort()
-    return merged
+def _frames_hwc(video):
+    return video.frames.permute(0, 2, 3, 1).contiguous().numpy()

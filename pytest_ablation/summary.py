@@ -45,6 +45,12 @@ def write_summary(terminal, ablation) -> None:
             )
     paths = ablation.report_paths or {}
     if paths:
-        terminal.write_line(f"report: {paths['json']}, {paths['markdown']}")
+        terminal.write_line(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}")
+        shard = report.get("shard")
+        if shard:
+            terminal.write_line(
+                f"shard {shard['index']}/{shard['count']}: combine the shards' report.json files "
+                "with `pytest-ablation merge`"
+            )
     if ablation.options.save_baseline is not None:
         terminal.write_line(f"baseline saved: {ablation.options.save_baseline}")

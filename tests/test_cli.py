@@ -59,3 +59,20 @@ def test_bad_reports(tmp_path, capsys, content, message):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "pytest_ablation.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "compare" in out.stdout
+
+
+def test_merge_bad_input(tmp_path, capsys):
+    good = report({("a", "m"): 0.5}, tmp_path / "good.json")
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(good.read_text()[:40])
+    out = str(tmp_path / "merged")
+    assert main(["merge", str(good), str(tmp_path / "missing.json"), "-o", out]) == 2
+    assert "missing.json does not exist" in capsys.readouterr().err
+    assert main(["merge", str(good), str(truncated), "-o", out]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"some": "json"}')
+    assert main(["merge", str(good), str(tmp_path / "other.json"), "-o", out]) == 2
+    assert "not a pytest-ablation report" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["merge", str(good)])  # no --output
+    assert exit_info.value.code == 2

@@ -28,6 +28,13 @@ _VERSIONED = (
 )
 
 
+# What a study's variant entry holds: one ``ablation.run`` record without its study.
+VARIANT_FIELDS = (
+    "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
+    "config", "reference_config", "settings", "samples", "expectations", "metrics",
+)
+
+
 class ReportError(ValueError):
     pass
 
@@ -76,6 +83,7 @@ def build_report(
     metric_info: dict[str, dict],
     cache: dict | None = None,
     created: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report from the variant records the tests produced.
 
@@ -96,11 +104,11 @@ def build_report(
         study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
         for variant in sorted(variants):
             record = variants[variant]
-            entry = {k: record[k] for k in (
-                "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
-                "config", "reference_config", "settings", "samples", "expectations",
-            )}
+            entry = {k: record[k] for k in VARIANT_FIELDS if k != "metrics"}
             entry["metrics"] = {m: record["metrics"][m] for m in sorted(record["metrics"])}
+            for optional in ("media", "videos"):
+                if optional in record:
+                    entry[optional] = record[optional]
             study_entry["variants"].append(entry)
             for metric in sorted(record["metrics"]):
                 m = record["metrics"][metric]
@@ -132,7 +140,20 @@ def build_report(
     }
     if cache is not None:
         report["cache"] = cache
+    if shard is not None:
+        report["shard"] = {"index": shard[0], "count": shard[1]}
     return report
+
+
+def merge_cache_stats(summaries) -> dict:
+    merged = {"hits": 0, "misses": 0, "memory_hits": 0, "corrupted": []}
+    for summary in summaries:
+        stats = summary.get("cache") or {}
+        for key in ("hits", "misses", "memory_hits"):
+            merged[key] += stats.get(key, 0)
+        merged["corrupted"].extend(stats.get("corrupted", []))
+    merged["corrupted"].sort()
+    return merged
 
 
 def results_of(report: dict) -> dict[tuple[str, str, str], dict]:

@@ -10,17 +10,31 @@ from ..files import write_json_atomic, write_text_atomic
 from .markdown import render_markdown
 
 
-def write_reports(report: dict, report_dir: Path) -> dict[str, Path]:
-    """Write report.json and report.md to ``report_dir`` and to ``report_dir/runs/<run>/``."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(report_dir) / "runs" / f"{stamp}-{secrets.token_hex(3)}"
+def write_reports(report: dict, report_dir: Path, *, keep_run: bool = True) -> dict[str, Path]:
+    """Write report.json, report.md and report.html to ``report_dir`` and, with ``keep_run``,
+    to ``report_dir/runs/<run>/`` too.
+
+    report.html embeds its pictures, so the copy kept per run stays whole after the next
+    run rewrites the previews under ``report_dir/media/``.
+    """
+    from .html import render_html
+
+    report_dir = Path(report_dir)
     markdown = render_markdown(report)
-    for folder in (run_dir, Path(report_dir)):
+    page = render_html(report, media_root=report_dir)
+    folders = [report_dir]
+    paths: dict[str, Path] = {}
+    if keep_run:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        paths["run_dir"] = report_dir / "runs" / f"{stamp}-{secrets.token_hex(3)}"
+        folders.insert(0, paths["run_dir"])
+    for folder in folders:
         write_json_atomic(folder / "report.json", report)
         write_text_atomic(folder / "report.md", markdown)
-    return {
-        "json": Path(report_dir) / "report.json",
-        "markdown": Path(report_dir) / "report.md",
-        "run_dir": run_dir,
-    }
-
+        write_text_atomic(folder / "report.html", page)
+    paths.update(
+        json=report_dir / "report.json",
+        markdown=report_dir / "report.md",
+        html=report_dir / "report.html",
+    )
+    return paths

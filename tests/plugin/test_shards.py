@@ -1,0 +1,144 @@
+"""--ablation-shard and `pytest-ablation merge`: shards of one run give that run's report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pytest_ablation.cli import main
+
+CALM_STUDY = '''
+import pytest
+
+from conftest import Flicker
+
+
+@pytest.fixture
+def calm(ablation_models):
+    return Flicker(ablation_models.get("toy"))
+
+
+@pytest.mark.ablation("calm", reference="s=0.2", metrics=["temporal_flickering", "mean_brightness"])
+@pytest.mark.parametrize("strength", [0.1, 0.2, 0.3, 0.4], ids=lambda s: f"s={s}")
+def test_calm(strength, calm, ablation):
+    ablation.run(calm, strength=strength)
+'''
+
+
+@pytest.fixture
+def two_groups(toy):
+    """The flicker study (fixture `flicker`) and the calm study (fixture `calm`): two model groups."""
+    toy.makepyfile(test_calm=CALM_STUDY)
+    return toy
+
+
+def report_in(pytester, folder):
+    return json.loads((pytester.path / folder / "report.json").read_text())
+
+
+def studies_of(report):
+    return {study["study"] for study in report["studies"]}
+
+
+def test_shards_keep_model_groups_whole_and_merge_to_the_single_run(two_groups, capsys):
+    toy = two_groups
+    toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
+    first = toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "s1", "-v")
+    second = toy.runpytest("--ablation-shard", "2/2", "--ablation-report-dir", "s2", "-v")
+    first.assert_outcomes(passed=4, deselected=3)
+    second.assert_outcomes(passed=3, deselected=4)
+    shard_one, shard_two = report_in(toy, "s1"), report_in(toy, "s2")
+    # The larger group (calm, 4 tests) goes to shard 1; each study runs on exactly one shard.
+    assert studies_of(shard_one) == {"calm"} and studies_of(shard_two) == {"flicker"}
+    assert shard_one["shard"] == {"index": 1, "count": 2}
+    first.stdout.fnmatch_lines(["*shard 1/2*pytest-ablation merge*"])
+
+    assert main(["merge", str(toy.path / "s2/report.json"), str(toy.path / "s1/report.json"),
+                 "-o", str(toy.path / "merged")]) == 0
+    assert "merged 2 report(s) (1/2, 2/2)" in capsys.readouterr().out
+    merged, single = report_in(toy, "merged"), report_in(toy, "full")
+    assert merged["studies"] == single["studies"]
+    assert merged["results"] == single["results"]
+    assert sorted(merged["environment"]["workers"]) == ["shard1/main", "shard2/main"]
+    assert (toy.path / "merged" / "report.html").exists()
+    for study in merged["studies"]:
+        for variant in study["variants"]:
+            for path in variant["media"].values():
+                assert (toy.path / "merged" / path).stat().st_size > 0
+
+
+def test_the_split_follows_the_selection_not_the_machine(two_groups):
+    # -k narrows first; the shards then split what is left, and the same command gives the
+    # same split every time.
+    toy = two_groups
+
+    def collected(*args):
+        result = toy.runpytest("--co", "-q", *args)
+        return sorted(line for line in result.outlines if "::" in line)
+
+    first = collected("-k", "calm", "--ablation-shard", "1/2")
+    assert first == collected("-k", "calm", "--ablation-shard", "1/2")
+    assert first == [f"test_calm.py::test_calm[s={s}]" for s in ("0.1", "0.2", "0.3", "0.4")]
+    assert collected("-k", "calm", "--ablation-shard", "2/2") == []
+    everything = collected("--ablation-shard", "1/3") + collected("--ablation-shard", "2/3") + collected(
+        "--ablation-shard", "3/3")
+    assert sorted(everything) == collected()
+
+
+def test_concurrent_shards_share_one_cache_directory(two_groups, tmp_path):
+    toy = two_groups
+    toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
+    cache = tmp_path / "shared-cache"
+    env = {**os.environ, "PYTHONPATH": str(toy.path)}
+    shards = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "--ablation-shard", f"{i}/2", "--ablation-report-dir", f"s{i}",
+             f"--ablation-cache-dir={cache}"],
+            cwd=toy.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for i in (1, 2)
+    ]
+    outputs = [shard.communicate(timeout=300)[0] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0], outputs
+    assert main(["merge", str(toy.path / "s1/report.json"), str(toy.path / "s2/report.json"),
+                 "-o", str(toy.path / "merged")]) == 0
+    assert report_in(toy, "merged")["results"] == report_in(toy, "full")["results"]
+    # A warm rerun of one shard reads every entry the concurrent run wrote.
+    rerun = toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "again",
+                          f"--ablation-cache-dir={cache}")
+    rerun.assert_outcomes(passed=4, deselected=3)
+    assert report_in(toy, "again")["cache"]["misses"] == 0
+
+
+def test_shards_work_with_xdist(two_groups):
+    toy = two_groups
+    toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
+    toy.runpytest("-n", "2", "--ablation-shard", "1/2", "--ablation-report-dir", "s1").assert_outcomes(passed=4)
+    toy.runpytest("-n", "2", "--ablation-shard", "2/2", "--ablation-report-dir", "s2").assert_outcomes(passed=3)
+    assert main(["merge", str(toy.path / "s1/report.json"), str(toy.path / "s2/report.json"),
+                 "-o", str(toy.path / "merged")]) == 0
+    assert report_in(toy, "merged")["results"] == report_in(toy, "full")["results"]
+
+
+@pytest.mark.parametrize("value", ["0/3", "4/3", "1/0", "x/3", "2", "-1/3", "1/2/3"])
+def test_bad_shard_is_a_usage_error(toy, value):
+    result = toy.runpytest(f"--ablation-shard={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--ablation-shard: got '{value}'; expected I/N*1 <= I <= N*"])
+
+
+def test_merge_refuses_shards_of_different_environments(two_groups, capsys):
+    toy = two_groups
+    toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "s1").assert_outcomes(passed=4)
+    toy.runpytest("--ablation-shard", "2/2", "--ablation-report-dir", "s2").assert_outcomes(passed=3)
+    path = toy.path / "s2" / "report.json"
+    report = json.loads(path.read_text())
+    report["environment"]["packages"]["torch"] = "0.0.1"
+    path.write_text(json.dumps(report))
+    assert main(["merge", str(toy.path / "s1/report.json"), str(path), "-o", str(toy.path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "environment.packages.torch differs" in err and "0.0.1" in err
+    assert not (toy.path / "m" / "report.json").exists()
