@@ -141,3 +141,16 @@ def test_tensor_sets_round_trip_and_are_checked(tmp_path):
     fresh = ResultCache(tmp_path)
     fresh.tensors("w", compute)
     assert len(calls) == 2 and fresh.stats.corrupted
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    from pytest_ablation.files import write_json_atomic
+
+    path = write_json_atomic(tmp_path / "report.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044  # readable beyond the owner
