@@ -153,4 +153,3 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_p
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
-    assert stat.S_IMODE(path.stat().st_mode) & 0o044  # readable beyond the owner
