@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def exvideo_recipe(ablation_profile):
     """The post-tuning budget every ExVideo variant gets on this profile (same data, seed)."""
-    from pytest_ablation.methods.exvideo import STANDARD_RECIPE, TINY_RECIPE
+    from pytest_ablation.methods.exvideo import STANDARD_RECIPE, TINY_RECIPE, TOY_RECIPE
 
-    return TINY_RECIPE if ablation_profile.name == "tiny" else STANDARD_RECIPE
+    return {"tiny": TINY_RECIPE, "toy": TOY_RECIPE}.get(ablation_profile.name, STANDARD_RECIPE)
 
 
 @pytest.fixture(scope="session")
@@ -24,19 +24,26 @@ def exvideo(ablation_models, ablation_cache, exvideo_recipe, ablation_profile):
 
     The model loads on the first video or tuning actually computed. ``exvideo.long_video``
     holds the settings the studies sample at: the recipe's ``max_frames`` (past 25), and on
-    ``tiny`` the recipe's small clip size too, to keep the studies fast on a CPU.
+    ``tiny`` and ``toy`` the recipe's small clip size too, to keep the studies fast on a CPU.
     """
     from pytest_ablation.methods.exvideo import ExVideoVariants
 
     long_video = {"frames": exvideo_recipe.max_frames}
-    if ablation_profile.name == "tiny":
+    sampler_options = {}
+    if ablation_profile.name in ("tiny", "toy"):
         long_video.update(height=exvideo_recipe.height, width=exvideo_recipe.width)
+    if ablation_profile.name == "toy":
+        # Condition on the kind of first frame the toy image-to-video model was trained on.
+        from pytest_ablation.toyworld.data import condition_image
+
+        sampler_options["image_source"] = condition_image
     return ExVideoVariants(
         lambda: ablation_models.get("svd"),
         recipe=exvideo_recipe,
         model_identity=ablation_models.identity("svd"),
         store=ablation_cache,
         long_video=long_video,
+        sampler_options=sampler_options,
     )
 
 

@@ -48,14 +48,28 @@ RANDOM_WEIGHTS = (
     "away from the identity; consistency differs by ~1e-4, in no particular direction"
 )
 
+TOY_BUDGET = (
+    "the toy recipe's 40 post-tuning steps leave the convolution near the identity: without "
+    "it condition consistency moves +0.010 [-0.046, +0.066] (removed) and +0.005 [-0.049, "
+    "+0.056] (tuned-without), and flicker falls slightly (temporal_flickering +0.003 "
+    "[+0.001, +0.004] removed); no support for the claim at this budget"
+)
+
+
+def ablated(variant):
+    return pytest.param(variant, marks=[
+        pytest.mark.ablation_xfail("tiny", reason=RANDOM_WEIGHTS),
+        pytest.mark.ablation_xfail("toy", reason=TOY_BUDGET),
+    ])
+
 
 @pytest.mark.ablation("exvideo-identity-conv", reference="conv", metrics=METRICS, settings=SVD_SAMPLING)
 @pytest.mark.parametrize(
     "variant",
     [
         "conv",
-        pytest.param("removed", marks=pytest.mark.ablation_xfail("tiny", reason=RANDOM_WEIGHTS)),
-        pytest.param("tuned-without", marks=pytest.mark.ablation_xfail("tiny", reason=RANDOM_WEIGHTS)),
+        ablated("removed"),
+        ablated("tuned-without"),
     ],
 )
 def test_identity_conv(variant, exvideo, ablation):

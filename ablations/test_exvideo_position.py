@@ -41,8 +41,20 @@ RANDOM_WEIGHTS = (
 )
 
 
+TOY_TRAINED_LENGTH = (
+    "the toy image-to-video model was trained on 8 frames, but the kinds are built around "
+    "SVD's 25 (cyclic f mod 25, interpolated into 0..24), so they differ from static only past "
+    "frame 25 while the toy model is already beyond its training from frame 8; measured "
+    "against trainable: static -0.000 [-0.010, +0.009], cyclic -0.016 [-0.044, +0.017], "
+    "interpolated +0.036 [+0.017, +0.055] in condition consistency"
+)
+
+
 def fixed(position):
-    return pytest.param(position, marks=pytest.mark.ablation_xfail("tiny", reason=RANDOM_WEIGHTS))
+    return pytest.param(position, marks=[
+        pytest.mark.ablation_xfail("tiny", reason=RANDOM_WEIGHTS),
+        pytest.mark.ablation_xfail("toy", reason=TOY_TRAINED_LENGTH),
+    ])
 
 
 @pytest.mark.ablation("exvideo-position", reference="trainable", metrics=METRICS, settings=SVD_SAMPLING)

@@ -37,6 +37,14 @@ TINY_JUDGE = (
     "first, holds there"
 )
 
+TOY_JUDGE = (
+    "the toy judge reads colour and shape, not where the shape is: under the same dependency "
+    "noise every momentum draws a near-still video of the prompt's shape, and self-attention "
+    "scores +0.005 [-0.003, +0.019] in temporal consistency and +0.99 [-0.13, +2.26] in CLIP "
+    "score against mu=0.98. With independent noise TMA does cut optical-flow motion by 16% "
+    "while the judge's consistency does not rise: the judge, not TMA, misses it"
+)
+
 
 @pytest.mark.ablation(
     "zs2-tma",
@@ -46,7 +54,10 @@ TINY_JUDGE = (
 @pytest.mark.parametrize(
     "mu",
     [
-        pytest.param(0.0, marks=pytest.mark.ablation_xfail("tiny", reason=TINY_JUDGE)),
+        pytest.param(0.0, marks=[
+            pytest.mark.ablation_xfail("tiny", reason=TINY_JUDGE),
+            pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE),
+        ]),
         0.6,
         0.8,
         0.98,

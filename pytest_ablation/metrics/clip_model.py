@@ -17,10 +17,12 @@ from pytest_ablation.metrics.validation import check_video
 
 TINY_MODEL = "pytest-ablation-tiny"
 _TEXT_CACHE_SIZE = 1024
-_TINY_CONFIG = Path(__file__).with_name(f"{TINY_MODEL}.json")
 
-if TINY_MODEL not in open_clip.list_models():
-    open_clip.add_model_config(_TINY_CONFIG)
+# The package's own open_clip architectures ship beside this file, one config per name
+# (the tiny random judge, the toy world's trained judge): registered once on import.
+for _config in sorted(Path(__file__).parent.glob("pytest-ablation-*.json")):
+    if _config.stem not in open_clip.list_models():
+        open_clip.add_model_config(_config)
 
 
 @contextlib.contextmanager

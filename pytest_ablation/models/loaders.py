@@ -37,6 +37,17 @@ def local_path(source: str | None, kind: str | None = None) -> str | None:
     return os.path.realpath(expanded) if found else None
 
 
+def verified(path: str | None) -> str | None:
+    """``path``, after checking its weight files when it lies in a folder tree with a
+    pytest-ablation weights manifest (the toy world's shipped weights have one): a changed
+    or missing file fails here, naming the file, instead of loading quietly wrong weights."""
+    if path is not None:
+        from pytest_ablation.toyworld.weights import verify_if_listed
+
+        verify_if_listed(path)
+    return path
+
+
 def _pretrained_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if "revision" in options:
@@ -236,10 +247,10 @@ def load(spec: ModelSpec, device: str) -> Any:
     if spec.kind == "tiny-open-clip":
         return load_open_clip(TINY_OPEN_CLIP, None, device, options.get("seed", 0))
     if spec.kind == "open-clip":
-        pretrained = local_path(spec.source, spec.kind) or spec.source
+        pretrained = verified(local_path(spec.source, spec.kind)) or spec.source
         return load_open_clip(options["name"], pretrained, device, options.get("seed", 0))
     if spec.kind in ("stable-diffusion", "stable-video-diffusion"):
-        source = local_path(spec.source, spec.kind) or spec.source
+        source = verified(local_path(spec.source, spec.kind)) or spec.source
         loader = (
             load_stable_diffusion
             if spec.kind == "stable-diffusion"
@@ -249,7 +260,7 @@ def load(spec: ModelSpec, device: str) -> Any:
     if spec.kind == "exsvd":
         from pytest_ablation.methods.exvideo.loading import load_exsvd_components
 
-        source = local_path(spec.source, "stable-video-diffusion") or spec.source
+        source = verified(local_path(spec.source, "stable-video-diffusion")) or spec.source
         return load_exsvd_components(source, thaw(options), device, where)
     if spec.kind == "callable":
         function = resolve_callable(spec.source, f"{where}.source")

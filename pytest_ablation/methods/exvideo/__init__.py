@@ -62,6 +62,7 @@ _EXPORTS = {
     "ExVideoVariants": "variants",
     "TuningRecipe": "variants",
     "TINY_RECIPE": "variants",
+    "TOY_RECIPE": "variants",
     "STANDARD_RECIPE": "variants",
 }
 

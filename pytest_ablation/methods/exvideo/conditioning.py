@@ -36,8 +36,10 @@ def check_image(image: object, name: str = "image") -> torch.Tensor:
 def image_embeddings(image_encoder, feature_extractor, images: torch.Tensor) -> torch.Tensor:
     """``(B, 3, H, W)`` in [0, 1] to CLIP image embeddings ``(B, 1, D)``."""
     ref = next(image_encoder.parameters())
+    # The encoder's own input size: 224 for SVD's, smaller for toy encoders.
+    size = int(getattr(image_encoder.config, "image_size", CLIP_SIZE))
     pixels = F.interpolate(
-        images.to(torch.float32), size=(CLIP_SIZE, CLIP_SIZE), mode="bicubic",
+        images.to(torch.float32), size=(size, size), mode="bicubic",
         align_corners=False, antialias=True,
     ).clamp(0.0, 1.0)
     mean = torch.tensor(feature_extractor.image_mean, dtype=pixels.dtype, device=pixels.device)

@@ -191,7 +191,9 @@ class ExVideoSampler:
 
         scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
         scheduler.set_timesteps(steps, device=device)
-        shape = (1, frames, unet.config.out_channels, height // 8, width // 8)
+        # The VAE's downsampling, as diffusers' SVD pipeline reads it (8 for SVD's VAE).
+        vae_scale = 2 ** (len(parts.vae.config.block_out_channels) - 1)
+        shape = (1, frames, unet.config.out_channels, height // vae_scale, width // vae_scale)
         latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
         scale = torch.linspace(self.min_guidance_scale, guidance, frames, device=device, dtype=dtype)

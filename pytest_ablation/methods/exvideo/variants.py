@@ -34,6 +34,9 @@ from .temporal import exvideo_state_dict, extend_unet, load_exvideo_state_dict
 from .tuning import encode_videos, post_tune
 
 VERSION = "1"
+# Where post-tuning clips come from: the built-in moving-shapes scenes, or the toy world's
+# moving coloured shapes (the videos the toy image-to-video model was trained on).
+SOURCES = ("moving-shapes", "toyworld")
 CONFIG_KEYS = ("position", "identity_conv", "tuned_with", "tuned")
 _LOSSES = "__tuning__.losses"
 _SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "tuning.py", "sampler.py", "variants.py")
@@ -41,10 +44,20 @@ _SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "tuning
 
 def _code_digest() -> str:
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        digest.update(name.encode())
-        digest.update(Path(__file__).with_name(name).read_bytes())
+    files = [Path(__file__).with_name(name) for name in _SOURCES]
+    # The toy world's clip generator decides the toyworld source's data.
+    files.append(Path(__file__).parents[2] / "toyworld" / "data.py")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _named(value: Any) -> Any:
+    """A sampler option as a cache key sees it: a function (an ``image_source``) by its name."""
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return value
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,12 @@ class TuningRecipe:
             raise ValueError(f"height, width: got {self.height}x{self.width}; expected multiples of 8")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ValueError(f"lr: got {self.lr!r}; expected a number > 0")
-        if self.source != "moving-shapes":
-            raise ValueError(f"source: got {self.source!r}; the built-in source is 'moving-shapes'")
+        if self.source not in SOURCES:
+            raise ValueError(f"source: got {self.source!r}; expected one of {', '.join(SOURCES)}")
+        if self.source == "toyworld" and self.height != self.width:
+            raise ValueError(
+                f"height, width: got {self.height}x{self.width}; the toyworld source draws square clips"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,7 +193,7 @@ class ExVideoVariants:
             "source": _code_digest(),
             "models": {"svd": self.model_identity},
             "recipe": self.recipe.to_dict(),
-            "sampler": dict(self.sampler_options),
+            "sampler": {name: _named(value) for name, value in self.sampler_options.items()},
         }
 
     def generate(self, request: Any):
@@ -229,9 +246,14 @@ class ExVideoVariants:
     def _tuning_data(self):
         if self._data is None:
             r = self.recipe
-            clips = moving_shapes(
-                r.clips, r.frames, r.height, r.width, generator=torch.Generator().manual_seed(r.seed)
-            )
+            if r.source == "toyworld":
+                from pytest_ablation.toyworld.data import sample_videos
+
+                clips = sample_videos(r.clips, r.frames, seed=r.seed, size=r.height)[0]
+            else:
+                clips = moving_shapes(
+                    r.clips, r.frames, r.height, r.width, generator=torch.Generator().manual_seed(r.seed)
+                )
             self._data = encode_videos(
                 self.components, clips, generator=torch.Generator().manual_seed(r.seed + 1)
             )
@@ -296,6 +318,12 @@ class ExVideoVariants:
 # trained part on the tiny profile's toy SVD, small enough to run in seconds on a CPU. The
 # learning rate is ExVideo's x100, so that four steps leave a measurable change.
 TINY_RECIPE = TuningRecipe(steps=4, clips=4, frames=32, height=32, width=32, max_frames=32, lr=1e-3)
+
+# The toy world's image-to-video model, trained on 8-frame clips, post-tuned on 32-frame clips
+# of the same moving shapes: ExVideo's extension past the trained length, at toy scale.
+TOY_RECIPE = TuningRecipe(
+    steps=40, clips=8, frames=32, height=32, width=32, max_frames=32, lr=1e-4, source="toyworld"
+)
 
 # ExVideo's recipe (lr 1e-5, gradient checkpointing, 128 frames) at a demonstration budget
 # for one GPU; a study that needs more overrides the ``exvideo_recipe`` fixture.
