@@ -52,23 +52,17 @@ def first_difference(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
 def _check_agree(named: list[tuple[str, dict]]) -> None:
     (first_name, first), rest = named[0], named[1:]
     for name, report in rest:
-        for field in MUST_AGREE:
-            found = first_difference(_get(first, field), _get(report, field), field)
+        pairs = [(field, _get(first, field), _get(report, field)) for field in MUST_AGREE]
+        # Metrics only one of the reports measured cannot disagree; shared ones must match.
+        mine, theirs = first.get("metrics", {}), report.get("metrics", {})
+        pairs += [(f"metrics.{m}", mine[m], theirs[m]) for m in sorted(set(mine) & set(theirs))]
+        for field, ours, other in pairs:
+            found = first_difference(ours, other, field)
             if found:
-                where, mine, theirs = found
+                where, ours, other = found
                 raise MergeError(
                     f"cannot merge {name} with {first_name}: {where} differs "
-                    f"({theirs!r} there, {mine!r} in {first_name})"
-                )
-        for metric in sorted(set(first.get("metrics", {})) & set(report.get("metrics", {}))):
-            found = first_difference(
-                first["metrics"][metric], report["metrics"][metric], f"metrics.{metric}"
-            )
-            if found:
-                where, mine, theirs = found
-                raise MergeError(
-                    f"cannot merge {name} with {first_name}: {where} differs "
-                    f"({theirs!r} there, {mine!r} in {first_name})"
+                    f"({other!r} there, {ours!r} in {first_name})"
                 )
 
 
