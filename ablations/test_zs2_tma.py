@@ -33,8 +33,8 @@ TINY_JUDGE = (
     "outputs become 15-60% more alike in every layer, tests/zs2), but in a random UNet "
     "attention barely shapes the prediction (its frame-to-frame difference moves by under "
     "0.5%, either way), and the random CLIP judge scores every frame pair near 0.998: it "
-    "ranks self-attention 2e-5 above the reference. The CLIP half of the claim, checked "
-    "first, holds there"
+    "ranks self-attention 2e-5 above the reference. And with 2 prompts no claim can hold "
+    "(two claims in one test need 7)"
 )
 
 TOY_JUDGE = (

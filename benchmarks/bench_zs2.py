@@ -33,19 +33,6 @@ import torch
 STEP_TARGET = 1.10
 NOISE_TARGET = 0.01
 
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    block_out_channels=[320, 640, 1280, 1280],
-    layers_per_block=2,
-    cross_attention_dim=768,
-    attention_head_dim=8,
-)
-
-
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -70,6 +57,8 @@ def build_unet(setting: str, device: str):
         sd = build_tiny_stable_diffusion(seed=0, device=device)
         return sd.unet, sd.text_encoder.config.hidden_size, sd
     from diffusers import UNet2DConditionModel
+
+    from pytest_ablation.models.paper_scale import SD15_UNET
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -51,6 +51,7 @@ class CacheStats:
     misses: int = 0
     memory_hits: int = 0
     corrupted: list = field(default_factory=list)
+    unwritten: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +59,7 @@ class CacheStats:
             "misses": self.misses,
             "memory_hits": self.memory_hits,
             "corrupted": list(self.corrupted),
+            "unwritten": list(self.unwritten),
         }
 
 
@@ -73,6 +75,13 @@ class ResultCache:
         return self._get_or_compute(
             "videos", key, ".safetensors", _load_video, _dump_video, compute
         )
+
+    def has_video(self, key: str) -> bool:
+        """Whether ``video(key, ...)`` would find an entry (unverified: a corrupted one is
+        still recomputed when read)."""
+        if ("videos", key) in self._memory:
+            return True
+        return self.enabled and self.path("videos", key, ".safetensors").exists()
 
     def score(self, key: str, compute: Callable[[], dict]) -> dict:
         return self._get_or_compute("scores", key, ".json", _load_json, _dump_json, compute)
@@ -118,17 +127,36 @@ class ResultCache:
             self.stats.hits += 1
             return found
         lock_path = self.root / "locks" / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_path)):
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_path))
+            lock.acquire()
+        except OSError as error:
+            # The cache cannot take a lock (full disk, read-only folder): compute without it.
+            value = compute()
+            self.stats.misses += 1
+            self._unwritten(path, error)
+            return value
+        try:
             # Another process may have written the entry while this one waited.
             found = self._read(path, key, load)
             if found is not None:
                 self.stats.hits += 1
                 return found
             value = compute()
-            write_bytes_atomic(path, dump(key, value))
+            try:
+                write_bytes_atomic(path, dump(key, value))
+            except OSError as error:
+                # A cache that cannot be written (e.g. a full disk) costs a recomputation
+                # next time, not this run: the value is good, only keeping it failed.
+                self._unwritten(path, error)
             self.stats.misses += 1
             return value
+        finally:
+            lock.release()
+
+    def _unwritten(self, path: Path, error: OSError) -> None:
+        self.stats.unwritten.append(f"{path}: {error.strerror or error}")
 
     def _read(self, path: Path, key: str, load):
         try:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .files import check_writable_dir, write_json_atomic
-from .gate import compare, summarize
+from .gate import GateInputError, judge_reports, summarize
 from .options import OptionError, parse_tolerances
 from .report import ReportError, load_report, render_results_table, write_reports
 from .report.terminal import render_gate_table
@@ -26,15 +26,14 @@ def cmd_show(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    tolerances = parse_tolerances(args.tolerance or [], source="--tolerance")
     baseline = load_report(args.baseline, what="baseline")
     current = load_report(args.current)
-    tolerances = parse_tolerances(args.tolerance or [])
-    rows = compare(
-        baseline["results"],
-        current["results"],
-        ran={(r["study"], r["variant"]) for r in current["results"]},
-        tolerances=tolerances,
-    )
+    try:
+        # The same judgement as --ablation-gate, on the same two documents.
+        rows = judge_reports(baseline, current, tolerances=tolerances)
+    except GateInputError as error:
+        raise ReportError(f"report {args.current}: {error}") from None
     gate = summarize(rows, args.baseline)
     sys.stdout.write(render_gate_table(gate, only_problems=not args.all))
     sys.stdout.write(f"{gate['summary']}\n")
@@ -42,17 +41,35 @@ def cmd_compare(args) -> int:
 
 
 def cmd_baseline(args) -> int:
+    from .report.build import baseline_problem
+
     report = load_report(args.report)
+    problem = baseline_problem(report)
+    if problem:
+        raise ReportError(f"{args.report} cannot be a baseline: {problem}")
+    _check_output_file(args.output)
     report.pop("gate", None)
     write_json_atomic(args.output, report)
     sys.stdout.write(f"baseline written: {args.output} ({len(report['results'])} results)\n")
     return 0
 
 
+def _check_output_file(path) -> None:
+    path = Path(path)
+    if path.is_dir():
+        raise ReportError(f"output {path} is a directory; expected a file path")
+    problem = check_writable_dir(path.parent)
+    if problem:
+        raise ReportError(f"output {path}: cannot write there: {problem}")
+
+
 def cmd_merge(args) -> int:
     from .report.merge import merge_report_files
 
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ReportError(f"--output: {output} is a file; expected a folder for report.json, "
+                          "report.md and report.html")
     problem = check_writable_dir(output)
     if problem:
         raise ReportError(f"--output: cannot write to {output}: {problem}")
@@ -75,8 +92,19 @@ def cmd_html(args) -> int:
     report_path = Path(args.report)
     report = load_report(report_path)
     target = Path(args.output) if args.output else report_path.with_suffix(".html")
+    _check_output_file(target)
     write_html(report, target, media_root=report_path.parent)
     sys.stdout.write(f"written: {target}\n")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .planning import plan_rows, render_plan
+
+    report = load_report(args.report)
+    rows = plan_rows(report, args.metric, args.effect, power=args.power, claims=args.claims,
+                     max_seeds=args.max_seeds)
+    sys.stdout.write(render_plan(rows, args.metric, args.effect, power=args.power, claims=args.claims))
     return 0
 
 
@@ -112,15 +140,72 @@ def build_parser() -> argparse.ArgumentParser:
     html.add_argument("report", help="a report.json; previews are read from its folder")
     html.add_argument("-o", "--output", help="the page to write (default: beside the report)")
     html.set_defaults(run=cmd_html)
+    plan = sub.add_parser(
+        "plan", help="how many prompts and seeds a study needs to detect an effect of a given size"
+    )
+    plan.add_argument("report", help="a report.json whose spread between prompts and seeds is used")
+    plan.add_argument("--metric", required=True, help="the metric the claim is about")
+    plan.add_argument("--effect", required=True, type=_positive_float,
+                      help="the true mean difference (variant - reference) to detect")
+    plan.add_argument("--power", type=_probability, default=0.8,
+                      help="the chance of detecting it (default 0.8)")
+    plan.add_argument("--claims", type=_positive_int, default=1,
+                      help="claims made in the same test (Holm shares the level; default 1)")
+    plan.add_argument("--max-seeds", type=_positive_int, default=4,
+                      help="show plans of 1 to this many seeds per prompt (default 4)")
+    plan.set_defaults(run=cmd_plan)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _positive_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader went away (`pytest-ablation show ... | head`): not an error of ours.
+        # Point stdout at nothing so that the interpreter's final flush stays quiet.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     except (ReportError, OptionError) as error:
         sys.stderr.write(f"pytest-ablation: error: {error}\n")
+        return 2
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        sys.stderr.write(f"pytest-ablation: error:{where}: {error.strerror or error}\n")
         return 2
 
 

@@ -107,9 +107,70 @@ def assign(devices: list[str], gpus: list[str], worker_index: int) -> DeviceAssi
 
 
 def auto_worker_count(devices: list[str], cpus: int) -> int:
-    """``-n auto``: one worker per listed GPU, or one per core when everything is on CPU."""
-    gpu_count = len({d for d in devices if d.startswith("cuda:")})
+    """``-n auto``: one worker per listed GPU device, or one per core when all is on CPU.
+
+    A GPU listed twice (``cuda:0,cuda:0``) gets two workers: that is how a large GPU is shared.
+    """
+    gpu_count = sum(1 for d in devices if d.startswith("cuda:"))
     return gpu_count if gpu_count else max(1, cpus)
+
+
+def select_device(assignment: DeviceAssignment) -> None:
+    """Make the worker's device torch's current one, before anything is loaded on it.
+
+    Fails with the device and what this process sees when the GPU is not there (a worker
+    started on another machine, a CPU-only torch build, a changed CUDA_VISIBLE_DEVICES).
+    """
+    import torch
+
+    if assignment.threads:
+        torch.set_num_threads(assignment.threads)
+    if not assignment.device.startswith("cuda"):
+        return
+    index = int(assignment.device.split(":", 1)[1])
+    available = torch.cuda.is_available()
+    count = torch.cuda.device_count() if available else 0
+    if index >= count:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f", CUDA_VISIBLE_DEVICES={seen}" if seen is not None else ""
+        raise DeviceError(
+            f"--ablation-devices: this process was given {assignment.device} but sees "
+            f"{count} GPU{'s' if count != 1 else ''} (torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda or 'none'}{where})"
+        )
+    torch.cuda.set_device(index)
+
+
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    import torch
+
+    kinds = {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
+    return tuple(kind for kind in kinds if kind is not None)
+
+
+def peak_memory(device: str) -> int | None:
+    """Bytes torch allocated at most on ``device`` since the last reset, or None off CUDA."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats(device)
+
+
+def format_bytes(count: int | None) -> str:
+    if count is None:
+        return "unknown"
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def cpu_count() -> int:

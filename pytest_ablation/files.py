@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -50,8 +51,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
-    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (NaN and infinities written as null), written atomically."""
+    text = json.dumps(strict_json(payload), indent=2, sort_keys=False, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def check_writable_dir(path: str | os.PathLike) -> str | None:
@@ -65,3 +79,13 @@ def check_writable_dir(path: str | os.PathLike) -> str | None:
     except OSError as error:
         return error.strerror or str(error)
     return None
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free space on the disk holding ``path``, or None when it cannot be told."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None

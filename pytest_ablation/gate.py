@@ -1,16 +1,39 @@
 """Comparing a run's results with a baseline: the CI gate.
 
 The gate compares each (study, variant, metric) value of this run with the baseline's,
-in the metric's direction and within its tolerance. It is the one implementation used by
-``--ablation-gate`` and by ``pytest-ablation compare``.
+in the metric's direction and within its tolerance. ``judge_reports`` is the one judgement
+used by ``--ablation-gate`` and by ``pytest-ablation compare``: both hand it a baseline
+report and a report.json, so they agree on every case.
+
+What a case's outcome means to the gate (``cases`` of report.json):
+
+- deselected (``-k``, ``-m``, node ids, another shard), skipped, or its file not collected:
+  *not run* / *skipped*, no failure;
+- errored, claim failed, or selected but never finished: a failure with the reason;
+- a value that is not a number: a failure (*nan*);
+- a baseline case that no longer exists in a collected file: a failure (*deleted*).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-FAILING = ("regressed", "missing")
+FAILING = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted")
+# Case outcomes recorded in report.json, and the gate status each one gives.
+CASE_STATUS = {
+    "deselected": "not run",
+    "skipped": "skipped",
+    "error": "error",
+    "failed": "failed",
+    "unfinished": "unfinished",
+}
+SCORED_OUTCOMES = ("passed", "xfailed")
+
+
+class GateInputError(ValueError):
+    """A report the gate cannot judge (e.g. one that does not record its cases)."""
 
 
 @dataclass(frozen=True)
@@ -18,11 +41,13 @@ class GateRow:
     study: str
     variant: str
     metric: str
-    status: str  # ok | improved | regressed | missing | not run | new | info
+    status: str  # ok | improved | regressed | missing | not run | new | info | skipped |
+    #              error | failed | unfinished | nan | deleted
     baseline: float | None
     current: float | None
     tolerance: float | None
     direction: str
+    reason: str | None = None
 
     @property
     def change(self) -> float | None:
@@ -41,6 +66,7 @@ class GateRow:
             "current": self.current,
             "change": self.change,
             "tolerance": self.tolerance,
+            "reason": self.reason,
         }
 
 
@@ -54,7 +80,17 @@ def registered_tolerance(metric: str, entry: dict | None = None) -> float:
         return 0.0
 
 
+def number(value) -> float | None:
+    """``value`` as a finite float, or None (NaN, infinite, null, or not a number at all)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def judge(direction: str, baseline: float, current: float, tolerance: float) -> str:
+    if number(current) is None:
+        return "nan"  # never passes, whatever the direction
     if direction == "higher":
         worse, better = current < baseline - tolerance, current > baseline + tolerance
     elif direction == "lower":
@@ -97,12 +133,137 @@ def compare(
         elif now is None:
             status, value = "missing", None
         else:
-            value = float(now["value"])
+            value = number(now["value"])
             status = judge(direction, float(entry["value"]), value, tolerance)
-        rows.append(GateRow(*key, status, float(entry["value"]), value, tolerance, direction))
+        rows.append(GateRow(*key, status, float(entry["value"]), value, tolerance, direction,
+                            NAN_REASON if status == "nan" else None))
     for key, now in current.items():
         if key not in seen:
-            rows.append(GateRow(*key, "new", None, float(now["value"]), None, now.get("direction", "info")))
+            value, direction = number(now["value"]), now.get("direction", "info")
+            status = "nan" if value is None else "new"
+            rows.append(GateRow(*key, status, None, value, None, direction,
+                                NAN_REASON if status == "nan" else None))
+    return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
+
+
+NAN_REASON = "the value is not a number (NaN or infinite)"
+
+
+def _in_scope(nodeid: str | None, selection: Mapping) -> bool:
+    """Whether this run collected the file of ``nodeid``: a case missing there was deleted."""
+    if not nodeid:
+        return False
+    path = nodeid.split("::", 1)[0]
+
+    def under(root: str) -> bool:
+        root = root.rstrip("/")
+        return root in ("", ".") or path == root or path.startswith(root + "/")
+
+    if any(under(p) for p in selection.get("ignored", ())):
+        return False
+    return path in selection.get("files", ()) or any(under(p) for p in selection.get("paths", ()))
+
+
+def _nodeids(report: dict) -> dict[tuple[str, str], str]:
+    found = {}
+    for case in report.get("cases") or ():
+        found[(case["study"], case["variant"])] = case.get("nodeid")
+    for study in report.get("studies") or ():
+        for variant in study.get("variants") or ():
+            found.setdefault((study["study"], variant["variant"]), variant.get("nodeid"))
+    return found
+
+
+def _variant_case(variant: str) -> str:
+    # The second ablation.run call of a case records variant "v#2": its case is "v".
+    return variant.split("#", 1)[0]
+
+
+def judge_reports(
+    baseline: dict,
+    current: dict,
+    *,
+    tolerances: Mapping[str, float] | None = None,
+) -> list[GateRow]:
+    """Judge ``current`` (a report.json) against ``baseline``, case by case and metric by metric.
+
+    Tolerances: ``tolerances`` (command line or ini), else the tolerance the current report
+    records for the metric, else the baseline's, else the registry's. Directions: the current
+    report's, else the baseline entry's.
+    """
+    if not isinstance(current.get("cases"), list):
+        raise GateInputError(
+            "the report does not record its cases (report version "
+            f"{current.get('version')!r}); it cannot say what ran; rerun the studies"
+        )
+    tolerances = dict(tolerances or {})
+    info_now = current.get("metrics") or {}
+    info_then = baseline.get("metrics") or {}
+
+    def tolerance_of(metric: str) -> float:
+        for source in (tolerances, {m: i.get("tolerance") for m, i in info_now.items()},
+                       {m: i.get("tolerance") for m, i in info_then.items()}):
+            value = number(source.get(metric))
+            if value is not None:
+                return value
+        return registered_tolerance(metric)
+
+    def direction_of(metric: str, entry: dict) -> str:
+        return (info_now.get(metric) or {}).get("direction") or entry.get("direction", "info")
+
+    cases = {(c["study"], c["variant"]): c for c in current["cases"]}
+    selection = current.get("selection") or {}
+    baseline_nodeids = _nodeids(baseline)
+    results = {(r["study"], r["variant"], r["metric"]): r for r in current["results"]}
+    rows: list[GateRow] = []
+    seen_results = set()
+    judged_cases = set()
+    for entry in baseline["results"]:
+        key = (entry["study"], entry["variant"], entry["metric"])
+        case_key = (entry["study"], _variant_case(entry["variant"]))
+        metric = entry["metric"]
+        direction = direction_of(metric, entry)
+        tolerance = tolerance_of(metric)
+        then = number(entry["value"])
+        case = cases.get(case_key)
+        now = results.get(key)
+        value, reason = None, None
+        if case is None:
+            nodeid = baseline_nodeids.get(case_key) or baseline_nodeids.get(key[:2])
+            if _in_scope(nodeid, selection):
+                status = "deleted"
+                reason = (f"{nodeid} is no longer in the code (the baseline has it; this run "
+                          "collected its file)" if nodeid else "no longer in the code")
+            else:
+                status = "not run"
+                reason = (f"{nodeid.split('::', 1)[0]} was not collected" if nodeid
+                          else "not collected")
+        elif case["outcome"] not in SCORED_OUTCOMES:
+            status, reason = CASE_STATUS.get(case["outcome"], "error"), case.get("reason")
+            judged_cases.add(case_key)
+        elif now is None:
+            status, reason = "missing", "the case ran but did not report this metric"
+        else:
+            seen_results.add(key)
+            value = number(now["value"])
+            status = judge(direction, then, value, tolerance)
+            reason = NAN_REASON if status == "nan" else None
+        rows.append(GateRow(*key, status, then, value, tolerance, direction, reason))
+    baseline_keys = {(e["study"], e["variant"], e["metric"]) for e in baseline["results"]}
+    for key, now in results.items():
+        if key in baseline_keys:
+            continue
+        case = cases.get((key[0], _variant_case(key[1])))
+        if case is not None and case["outcome"] not in SCORED_OUTCOMES:
+            continue  # reported once per case below
+        value, direction = number(now["value"]), direction_of(key[2], now)
+        status = "nan" if value is None else "new"
+        rows.append(GateRow(*key, status, None, value, None, direction,
+                            NAN_REASON if status == "nan" else None))
+    for case_key, case in cases.items():
+        status = CASE_STATUS.get(case["outcome"])
+        if status in FAILING and case_key not in judged_cases:
+            rows.append(GateRow(*case_key, "—", status, None, None, None, "info", case.get("reason")))
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
 
 
@@ -111,7 +272,8 @@ def summarize(rows: list[GateRow], baseline: str) -> dict:
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     failed = any(row.status in FAILING for row in rows)
-    order = ("regressed", "missing", "ok", "improved", "info", "new", "not run")
+    order = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted", "ok",
+             "improved", "info", "new", "skipped", "not run")
     summary = ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))
     return {
         "baseline": str(baseline),

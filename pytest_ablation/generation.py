@@ -55,6 +55,9 @@ class BoundGenerator:
     name: str
     identity: Mapping[str, Any]
     call: Callable[[GenerationRequest], Any]
+    # ``generate_batch(requests) -> [video, ...]``, when the generator can make several
+    # videos in one pass; each request's video must not depend on the others in its batch.
+    call_batch: Callable[[list], Any] | None = None
 
 
 def _source_digest(obj: Any) -> str | None:
@@ -91,7 +94,10 @@ def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]])
     else:
         identity = {"generator": name, "source": _source_digest(target),
                     "models": dict(fallback_identity())}
-    return BoundGenerator(name=name, identity=identity, call=call)
+    batch = getattr(obj, "generate_batch", None)
+    return BoundGenerator(
+        name=name, identity=identity, call=call, call_batch=batch if callable(batch) else None
+    )
 
 
 def check_video(output: Any, *, generator: str) -> GeneratedVideo:
@@ -106,15 +112,42 @@ def check_video(output: Any, *, generator: str) -> GeneratedVideo:
         raise GeneratorError(
             f"{generator} returned a video of shape {tuple(video.shape)}; expected (F, 3, H, W)"
         )
-    if not torch.isfinite(video).all():
-        raise GeneratorError(f"{generator} returned a video with NaN or infinite values")
+    _check_range(video, f"{generator} returned a video")
     image = result.condition_image
-    if image is not None and (image.ndim != 3 or image.shape[0] != 3):
+    if image is not None and (not isinstance(image, torch.Tensor) or image.ndim != 3
+                              or image.shape[0] != 3):
         raise GeneratorError(
-            f"{generator} returned a condition image of shape {tuple(image.shape)}; "
-            "expected (3, H, W)"
+            f"{generator} returned a condition image of shape "
+            f"{tuple(getattr(image, 'shape', ()))}; expected a tensor (3, H, W)"
         )
+    if image is not None:
+        _check_range(image, f"{generator} returned a condition image")
     return result
+
+
+# Float rounding (e.g. of ``(x + 1) / 2``) may step this far outside [0, 1]; more is a bug.
+RANGE_SLACK = 1e-4
+
+
+def _check_range(tensor: "torch.Tensor", what: str) -> None:
+    """A video is float in [0, 1]: refuse 8-bit frames, [0, 255] or [-1, 1] scales, NaN."""
+    import torch
+
+    if not tensor.is_floating_point():
+        raise GeneratorError(
+            f"{what} of dtype {tensor.dtype}; expected floats in [0, 1] "
+            "(for 8-bit frames divide by 255)"
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise GeneratorError(f"{what} with NaN or infinite values")
+    if tensor.numel():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+            raise GeneratorError(
+                f"{what} with values in [{low:.4g}, {high:.4g}]; expected [0, 1] "
+                "(rescale, e.g. (x + 1) / 2 for [-1, 1] or x / 255 for [0, 255]); it is refused "
+                "rather than clamped, so that no score is computed on a clipped video"
+            )
 
 
 def to_uint8(frames: "torch.Tensor") -> "torch.Tensor":

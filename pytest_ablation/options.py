@@ -103,9 +103,10 @@ def add_options(parser) -> None:
         else:
             group.addoption(option.flag, default=None, dest=option.dest,
                             metavar=option.metavar, help=option.help)
+        # No ini default: an ini key set to an empty value must be told from one not set.
         parser.addini(option.ini, f"{option.help} (ini twin of {option.flag})",
                       type=option.type if option.type == "bool" else "string",
-                      default=option.default)
+                      default=None)
     parser.addini(
         TOLERANCES_INI,
         "gate tolerances per metric, one 'metric = tolerance' a line (overrides the defaults)",
@@ -128,13 +129,45 @@ class AblationOptions:
     tolerances: dict[str, float] = field(default_factory=dict)
 
 
+# What each option allows, for the message about an empty value.
+ALLOWED = {
+    "ablation_profile": "a built-in profile name or a profile TOML file",
+    "ablation_devices": "'auto', 'cpu' or a list such as cuda:0,cuda:1",
+    "ablation_report_dir": "a folder",
+    "ablation_cache_dir": "a folder",
+    "ablation_gate": "a baseline report.json file",
+    "ablation_save_baseline": "a file path such as reports/baseline.json",
+    "ablation_shard": "I/N with 1 <= I <= N, e.g. 1/4",
+    "ablation_save_videos": "one of " + ", ".join(VIDEO_FORMATS),
+}
+
+
 def _value(config, option: Option) -> tuple[Any, Path]:
-    """The option's value and the folder a relative path in it is relative to."""
+    """The option's value (its default when not given) and the folder a relative path in it
+    is relative to. An empty value is an error, never a silent default: ``--ablation-gate ""``
+    must not turn the gate off."""
     given = config.getoption(option.dest)
     if given is not None:
-        return given, Path(config.invocation_params.dir)
-    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-    return config.getini(option.ini), base
+        where, base = option.flag, Path(config.invocation_params.dir)
+    else:
+        where = f"{option.ini} (ini)"
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+        from pytest import UsageError
+
+        try:
+            given = config.getini(option.ini)
+        except (ValueError, TypeError, UsageError) as error:
+            raise OptionError(
+                f"{option.ini} (ini): {error}; allowed: true or false (also yes/no, on/off, 1/0)"
+            ) from None
+    if given is None:
+        return option.default, base
+    if option.type != "bool" and not str(given).strip():
+        raise OptionError(
+            f"{where}: empty value; expected {ALLOWED.get(option.dest, 'a value')} "
+            "(leave the option out for its default)"
+        )
+    return given, base
 
 
 def _path(value: Any, base: Path) -> Path | None:
@@ -144,7 +177,10 @@ def _path(value: Any, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def parse_tolerances(lines: list[str]) -> dict[str, float]:
+def parse_tolerances(lines: list[str], source: str = TOLERANCES_INI) -> dict[str, float]:
+    """``metric = tolerance`` lines; ``source`` (the ini key or a CLI flag) names them in errors."""
+    import math
+
     tolerances = {}
     for line in lines:
         name, sep, number = line.partition("=")
@@ -152,9 +188,9 @@ def parse_tolerances(lines: list[str]) -> dict[str, float]:
             value = float(number)
         except ValueError:
             value = float("nan")
-        if not sep or not name.strip() or not value >= 0:
+        if not sep or not name.strip() or not value >= 0 or not math.isfinite(value):
             raise OptionError(
-                f"{TOLERANCES_INI}: {line!r} is not 'metric = tolerance' with a tolerance >= 0"
+                f"{source}: {line!r} is not 'metric = tolerance' with a tolerance >= 0"
             )
         tolerances[name.strip()] = value
     return tolerances
@@ -201,7 +237,7 @@ def read_options(config) -> AblationOptions:
     except DeviceError as error:
         raise OptionError(str(error)) from None
     profile_value, profile_base = values["ablation_profile"]
-    profile = str(profile_value or DEFAULT_PROFILE)
+    profile = str(profile_value).strip()
     if profile.endswith(".toml") or "/" in profile or "\\" in profile:
         profile = str(_path(profile, profile_base))
     return AblationOptions(
@@ -214,5 +250,5 @@ def read_options(config) -> AblationOptions:
         save_baseline=_path(*values["ablation_save_baseline"]),
         shard=parse_shard(values["ablation_shard"][0]),
         save_videos=parse_video_format(values["ablation_save_videos"][0]),
-        tolerances=parse_tolerances(config.getini(TOLERANCES_INI)),
+        tolerances=parse_tolerances(config.getini(TOLERANCES_INI) or []),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,6 +19,7 @@ _RUNNER = pytest.StashKey["Ablation"]()
 _CASE = pytest.StashKey["Case"]()
 _MODEL_GROUP = pytest.StashKey[str]()
 _GROUPS_DIR = "ablation_groups_dir"
+_CATALOG_DIR = "ablation_catalog_dir"
 
 
 def _session(config) -> "AblationSession":
@@ -30,6 +32,15 @@ def pytest_addhooks(pluginmanager):
 
 def pytest_addoption(parser):
     add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_ablation_visible_gpus(config):
+    # The default: torch's answer, mapped through CUDA_VISIBLE_DEVICES. A conftest or plugin
+    # that knows better implements the hook and wins (firstresult).
+    from .devices import torch_visible_gpus
+
+    return torch_visible_gpus()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -110,8 +121,26 @@ def pytest_collection_modifyitems_shard(config, items):
 
     kept, dropped = split(items, lambda item: item.stash.get(_MODEL_GROUP, item.nodeid), *shard)
     if dropped:
+        _session(config).shard_dropped.update(item.nodeid for item in dropped)
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_collection_finish(session):
+    # The selection is final here and nothing has run: what the selected cases need of the
+    # profile is checked now, and the selection is kept for the report.
+    ablation = _session(session.config)
+    nodeids = [item.nodeid for item in session.items if item.stash.get(_CASE, None) is not None]
+    ablation.check_selected(nodeids)
+    ablation.selection_done(nodeids)
+    folder = getattr(session.config, "workerinput", {}).get(_CATALOG_DIR)
+    if folder:
+        # Published now, not at the end: a worker that is killed mid-run still told the
+        # controller which cases exist and which were selected.
+        from .files import write_json_atomic
+
+        worker = session.config.workerinput["workerid"]
+        write_json_atomic(Path(folder) / f"catalog-{worker}.json", ablation.catalog_summary())
 
 
 def _model_group(item, case) -> str:
@@ -172,6 +201,28 @@ def ablation_device(pytestconfig) -> str:
     return ablation.assignment.device
 
 
+def pytest_runtest_setup(item):
+    group = item.stash.get(_MODEL_GROUP, None)
+    if group is not None:
+        _session(item.config).enter_model_group(group)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    # Claims are soft: each is recorded as the test makes it, and all are decided together
+    # when the test function has returned, failing it with every claim that does not hold.
+    runner = pyfuncitem.stash.get(_RUNNER, None)
+    try:
+        result = yield
+    except BaseException:
+        if runner is not None:
+            runner.claims.decide()  # the claims made so far are still recorded with a verdict
+        raise
+    if runner is not None:
+        runner.finish_claims()
+    return result
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     case = item.stash.get(_CASE, None)
@@ -188,6 +239,9 @@ def pytest_runtest_makereport(item, call):
     payload = {"study": case.study, "variant": case.variant}
     if call.when == "call":
         payload["records"] = list(runner.records) if runner is not None else []
+        # A failed claim (or assertion) is a failed case; any other exception an error.
+        payload["assertion"] = bool(call.excinfo is not None
+                                    and call.excinfo.errisinstance(AssertionError))
     # An attribute of the report travels with it from an xdist worker to the controller.
     report.ablation = payload
 
@@ -241,6 +295,7 @@ class XdistHooks:
         ablation = _session(node.config)
         index = int(str(node.gateway.id).lstrip("gw") or 0)
         node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index).to_dict()
+        node.workerinput[_CATALOG_DIR] = ablation.groups_dir()
         if node.config.option.dist == "loadgroup":
             node.workerinput[_GROUPS_DIR] = ablation.groups_dir()
 
@@ -254,7 +309,9 @@ class XdistHooks:
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):
-        from .session import WORKER_SUMMARY
+        from .session import WORKER_CATALOG, WORKER_SUMMARY
 
         output = getattr(node, "workeroutput", None) or {}
-        _session(node.config).receive_worker(str(node.gateway.id), output.get(WORKER_SUMMARY))
+        _session(node.config).receive_worker(
+            str(node.gateway.id), output.get(WORKER_SUMMARY), output.get(WORKER_CATALOG)
+        )

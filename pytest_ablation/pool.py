@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .devices import DeviceAssignment
+from .devices import DeviceAssignment, out_of_memory_errors
 
 
 class ModelPool:
@@ -24,15 +24,18 @@ class ModelPool:
         loader: Callable[[Any, str], Any] | None = None,
         identifier: Callable[[Any], dict] | None = None,
         on_load: Callable[[str, float], None] | None = None,
+        on_release: Callable[[list[str]], None] | None = None,
     ):
         self.profile = profile
         self.assignment = assignment
         self._loader = loader
         self._identifier = identifier
         self._on_load = on_load
+        self._on_release = on_release
+        self._group: str | None = None
         self._models: dict[str, Any] = {}
         self._identities: dict[str, dict] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._threads_set = False
         self.loads: dict[str, int] = {}
         self.load_seconds: dict[str, float] = {}
@@ -48,7 +51,15 @@ class ModelPool:
                 self.prepare_torch()
                 loader = self._loader or _default_loader()
                 started = time.perf_counter()
-                self._models[role] = loader(spec, self.device)
+                try:
+                    self._models[role] = loader(spec, self.device)
+                except out_of_memory_errors() as error:
+                    message = self.out_of_memory_message(f"loading model {role!r}", error)
+                else:
+                    message = None
+                if message is not None:
+                    self.release()
+                    raise ModelOutOfMemory(message)
                 elapsed = time.perf_counter() - started
                 self.loads[role] = self.loads.get(role, 0) + 1
                 self.load_seconds[role] = round(elapsed, 3)
@@ -65,23 +76,64 @@ class ModelPool:
     def identities(self) -> dict[str, dict]:
         return {role: self.identity(role) for role in sorted(self.profile.models)}
 
-    def release(self) -> None:
+    def release(self) -> list[str]:
+        """Drop every loaded model (a later ``get`` loads it again); the roles released."""
         with self._lock:
-            had_models = bool(self._models)
+            released = sorted(self._models)
             self._models.clear()
-        if had_models and self.device.startswith("cuda"):
+        if released and self.device.startswith("cuda"):
+            import gc
+
             import torch
 
+            gc.collect()
             torch.cuda.empty_cache()
+        return released
+
+    def out_of_memory_message(self, what: str, error: BaseException) -> str:
+        from .devices import format_bytes, peak_memory
+
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        loaded = ", ".join(repr(role) for role in self.loaded()) or "none"
+        return (
+            f"out of memory on {self.device} while {what}: models loaded on this worker: "
+            f"{loaded}; peak memory allocated {format_bytes(peak_memory(self.device))}. "
+            f"({first_line}) Lower the profile's batch_size, frames or size, give this worker "
+            "its own GPU, or load the model in float16 (dtype = \"float16\")."
+        )
+
+    def loaded(self) -> list[str]:
+        return sorted(self._models)
 
     def prepare_torch(self) -> None:
-        """Apply the worker's torch settings once, before anything is computed."""
-        if self._threads_set or not self.assignment.threads:
+        """Apply the worker's torch settings (threads, current GPU) once, before anything
+        is loaded or computed."""
+        if self._threads_set:
             return
-        import torch
+        if self.assignment.threads or self.device.startswith("cuda"):
+            from .devices import select_device
 
-        torch.set_num_threads(self.assignment.threads)
+            select_device(self.assignment)
         self._threads_set = True
+
+    def enter_group(self, group: str) -> None:
+        """Tests of another model group start: on a GPU, free the models of the last one.
+
+        Tests are scheduled group by group, so a worker that finishes the ZS² studies (Stable
+        Diffusion) unloads them before the ExVideo ones load SVD; on a 24 GB GPU the two do
+        not fit together at full size. On the CPU models stay: memory is plentiful there
+        and reloading costs time.
+        """
+        previous, self._group = self._group, group
+        if previous is not None and previous != group and self.device.startswith("cuda"):
+            released = self.release()
+            if released and self._on_release is not None:
+                self._on_release(released)
+
+
+class ModelOutOfMemory(RuntimeError):
+    """The device ran out of memory; the message names the device, the models and the peak."""
 
 
 def _default_loader():

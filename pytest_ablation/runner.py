@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import __version__
-from .expectations import Expectation, IgnoredExpectation
+from .expectations import ClaimSet, Expectation, IgnoredExpectation
 from .generation import (
     BoundGenerator,
     GenerationRequest,
@@ -109,6 +109,7 @@ class Ablation:
         self._calls = 0
         self.records: list[dict] = []
         self._record_of: dict[int, dict] = {}
+        self.claims = ClaimSet()
 
     # -- conveniences for study authors ------------------------------------------------
     @property
@@ -179,7 +180,12 @@ class Ablation:
             if record is not None:
                 record["expectations"].append(outcome)
 
-        return Expectation(comparison, metric, on_checked=remember)
+        return Expectation(comparison, metric, on_checked=remember, claims=self.claims)
+
+    def finish_claims(self) -> None:
+        """Decide every claim the test made (Holm over them) and fail listing those that do
+        not hold; called when the test function has returned."""
+        self.claims.raise_failures()
 
     # -- machinery ----------------------------------------------------------------------
     def _settings(self, overrides: Mapping[str, Any]):
@@ -244,21 +250,39 @@ class Ablation:
         videos = []
         pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
         generation_settings = {name: getattr(settings, name) for name in SETTING_FIELDS}
+        batch_size = self._batch_size(bound, settings)
+        planned = []
         for index, (prompt, seed_index) in enumerate(pairs, start=1):
-            seed = derive_seed(self.case.study, prompt, seed_index)
-            video_key = digest(
-                {
-                    "what": "video",
-                    "package": __version__,
-                    "generator": bound.identity,
-                    "config": config,
-                    "prompt": prompt,
-                    "seed": seed,
-                    "settings": generation_settings,
-                }
-            )
+            # The random stream comes from the prompt and seed index alone, never the study:
+            # the same configuration draws the same video (and cache entry) in every study,
+            # and a variant and its reference start from the same noise.
+            seed = derive_seed("sample", prompt, seed_index)
+            key = {
+                "what": "video",
+                "package": __version__,
+                "generator": bound.identity,
+                "config": config,
+                "prompt": prompt,
+                "seed": seed,
+                "settings": generation_settings,
+            }
+            if batch_size > 1:
+                # A batch of another size may round differently (kernels pick their summation
+                # order by shape), so the shape a video was made in is part of its identity.
+                chunk_start = (index - 1) // batch_size * batch_size
+                key["batch"] = min(batch_size, len(pairs) - chunk_start)
+            planned.append((index, prompt, seed_index, seed, digest(key)))
+        batched = self._generate_batches(bound, config, settings, planned, batch_size)
+        for index, prompt, seed_index, seed, video_key in planned:
 
-            def generate(prompt=prompt, seed=seed, index=index):
+            def generate(prompt=prompt, seed=seed, index=index, video_key=video_key):
+                if batch_size > 1 and video_key not in batched:
+                    # A cached entry of this chunk turned out corrupted: remake its batch.
+                    start = (index - 1) // batch_size * batch_size
+                    chunk = planned[start : start + batch_size]
+                    batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs)))
+                if video_key in batched:
+                    return batched.pop(video_key)
                 return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}")
 
             stored = session.cache.video(video_key, generate)
@@ -267,12 +291,10 @@ class Ablation:
             videos.append(stored)
         return samples, videos
 
-    def _generate(self, bound, config, settings, prompt, seed, progress):
+    def _request(self, config, settings, prompt, seed) -> GenerationRequest:
         import torch
 
-        from .cache import StoredVideo
-
-        request = GenerationRequest(
+        return GenerationRequest(
             prompt=prompt,
             seed=seed,
             generator=torch.Generator("cpu").manual_seed(seed),
@@ -286,20 +308,78 @@ class Ablation:
             config=dict(config),
             progress=self._session.show_progress,
         )
+
+    def _generate(self, bound, config, settings, prompt, seed, progress):
+        request = self._request(config, settings, prompt, seed)
         started = time.perf_counter()
-        output = check_video(bound.call(request), generator=bound.name)
+        output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}")
         seconds = time.perf_counter() - started
         self._session.progress(
             f"{self.case.study} {self.case.variant}: generated {progress} {prompt!r} "
             f"({seconds:.2f}s)"
         )
-        condition = output.condition_image
-        info = {"seconds": round(seconds, 4), **canonical(output.info, where="generator info")}
-        return StoredVideo(
-            frames=to_uint8(output.video),
-            condition=None if condition is None else to_uint8(condition),
-            info=info,
+        return _stored(check_video(output, generator=bound.name), seconds)
+
+    def _batch_size(self, bound, settings) -> int:
+        from .profiles.settings import resolve_batch_size
+
+        if bound.call_batch is None:
+            return 1
+        return resolve_batch_size(settings.batch_size, self._session.assignment.device, settings.frames)
+
+    def _generate_batches(self, bound, config, settings, planned, size) -> dict:
+        """Videos of the samples, ``size`` per generator call, for the chunks the cache lacks.
+
+        Only for generators with ``generate_batch(requests)`` and a batch size above 1 (the
+        profile's ``batch_size``). The chunks are fixed (samples 1..size, size+1..2 size, ...),
+        whatever is cached, so a video is always made in the same batch shape; each request
+        keeps its own seeded generator, so a video does not depend on the other videos of
+        its batch. The results reach the cache one by one, as if generated alone.
+        """
+        if size <= 1:
+            return {}
+        cache = self._session.cache
+        videos = {}
+        for start in range(0, len(planned), size):
+            chunk = planned[start : start + size]
+            if not all(cache.has_video(entry[4]) for entry in chunk):
+                videos.update(self._generate_chunk(bound, config, settings, chunk, len(planned)))
+        return videos
+
+    def _generate_chunk(self, bound, config, settings, chunk, total) -> dict:
+        requests = [self._request(config, settings, prompt, seed) for _, prompt, _, seed, _ in chunk]
+        started = time.perf_counter()
+        outputs = self._call_generator(
+            lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos"
         )
+        seconds = time.perf_counter() - started
+        if not isinstance(outputs, (list, tuple)) or len(outputs) != len(requests):
+            raise AblationError(
+                f"{bound.name}.generate_batch returned {type(outputs).__name__} for "
+                f"{len(requests)} requests; expected a list of {len(requests)} videos"
+            )
+        self._session.progress(
+            f"{self.case.study} {self.case.variant}: generated {chunk[0][0]}-{chunk[-1][0]}/"
+            f"{total} in one batch ({seconds:.2f}s)"
+        )
+        return {
+            entry[4]: _stored(check_video(output, generator=bound.name), seconds / len(requests))
+            for entry, output in zip(chunk, outputs)
+        }
+
+    def _call_generator(self, call, what: str):
+        """Run the generator; an out-of-memory error fails this test with the device, the
+        models loaded and the peak memory, and frees what it can so the run goes on."""
+        from .devices import out_of_memory_errors
+
+        pool = self._session.pool
+        try:
+            return call()
+        except out_of_memory_errors() as error:
+            message = pool.out_of_memory_message(f"{what} for {self.case.study} {self.case.variant}", error)
+        # Outside the handler: the traceback, which holds the failed call's tensors, is gone.
+        pool.release()
+        raise AblationError(message)
 
     def _compare(self, config, reference_config, settings, samples, reference_samples) -> Comparison:
         reference_name = self.case.marker.reference or self.case.variant
@@ -308,9 +388,8 @@ class Ablation:
             spec = self._session.metric(metric)
             values = [s.scores[metric]["value"] for s in samples]
             reference_values = [s.scores[metric]["value"] for s in reference_samples]
-            delta = paired_delta(
-                values, reference_values, seed=derive_seed(self.case.study, self.case.variant, metric)
-            )
+            # The prompt is the unit: the seeds of a prompt are averaged before the tests.
+            delta = paired_delta(values, reference_values, units=[s.prompt for s in samples])
             metrics[metric] = MetricComparison(
                 metric=metric,
                 direction=spec.direction,
@@ -361,6 +440,18 @@ class Ablation:
             },
             "expectations": [],
         }
+
+
+def _stored(output, seconds: float):
+    from .cache import StoredVideo
+
+    condition = output.condition_image
+    info = {"seconds": round(seconds, 4), **canonical(output.info, where="generator info")}
+    return StoredVideo(
+        frames=to_uint8(output.video),
+        condition=None if condition is None else to_uint8(condition),
+        info=info,
+    )
 
 
 class _Missing:

@@ -9,6 +9,7 @@ def write_summary(terminal, ablation) -> None:
     report = ablation.report
     if report is None:
         return
+    from .gate import FAILING
     from .report.terminal import render_gate_table, render_results_table
 
     terminal.write_sep("=", "ablation results")
@@ -28,6 +29,11 @@ def write_summary(terminal, ablation) -> None:
         terminal.write_line(line)
         for entry in cache.get("corrupted", []):
             terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)
+        unwritten = cache.get("unwritten", [])
+        if unwritten:
+            terminal.write_line(
+                f"cache: {len(unwritten)} entr{'y' if len(unwritten) == 1 else 'ies'} computed but "
+                f"not kept (first: {unwritten[0]})", yellow=True)
     for name, info in sorted(report["environment"].get("workers", {}).items()):
         loads = ", ".join(f"{role} x{n}" for role, n in sorted(info.get("loads", {}).items()))
         terminal.write_line(f"worker {name}: {info.get('device_text')}; model loads: {loads or 'none'}")
@@ -43,6 +49,12 @@ def write_summary(terminal, ablation) -> None:
             terminal.write_line(
                 "not run (not selected, not failed): " + ", ".join(f"{s} {v}" for s, v in cases)
             )
+        reasons = dict.fromkeys(
+            f"{row['status']}: {row['study']} {row['variant']}: {row['reason']}"
+            for row in gate["rows"] if row["status"] in FAILING and row.get("reason")
+        )
+        for line in reasons:
+            terminal.write_line(line, red=True)
     paths = ablation.report_paths or {}
     if paths:
         terminal.write_line(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}")
@@ -52,5 +64,7 @@ def write_summary(terminal, ablation) -> None:
                 f"shard {shard['index']}/{shard['count']}: combine the shards' report.json files "
                 "with `pytest-ablation merge`"
             )
-    if ablation.options.save_baseline is not None:
+    if ablation.write_error:
+        terminal.write_line(f"ablation: {ablation.write_error}", red=True)
+    elif ablation.options.save_baseline is not None:
         terminal.write_line(f"baseline saved: {ablation.options.save_baseline}")

@@ -18,8 +18,11 @@ def report(values, path):
         {"variant": v, "reference": "a", "is_reference": v == "a",
          "metrics": {m: next(r for r in results if r["variant"] == v and r["metric"] == m) for m in sorted({m for vv, m in values if vv == v})}}
         for v in sorted({v for v, _ in values})]}]
+    cases = [{"study": "s", "variant": v, "nodeid": f"test_s.py::test_s[{v}]", "outcome": "passed",
+              "reason": None} for v in sorted({v for v, _ in values})]
     data = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "results": results,
-            "studies": studies, "metrics": {}}
+            "studies": studies, "metrics": {}, "cases": cases,
+            "selection": {"paths": ["."], "files": ["test_s.py"], "ignored": []}}
     path.write_text(json.dumps(data))
     return path
 
@@ -76,3 +79,76 @@ def test_merge_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["merge", str(good)])  # no --output
     assert exit_info.value.code == 2
+
+
+def test_compare_tolerance_without_a_value_names_the_flag(tmp_path, capsys):
+    base = report({("a", "m"): 0.9}, tmp_path / "base.json")
+    assert main(["compare", str(base), str(base), "--tolerance", "clip_score"]) == 2
+    err = capsys.readouterr().err
+    assert "--tolerance: 'clip_score' is not 'metric = tolerance'" in err
+    assert "ablation_tolerances" not in err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("studies"), "has no valid 'studies' list"),
+    (lambda d: d["results"][0].update(value="high"), "has value 'high'; expected a number"),
+    (lambda d: d.pop("cases"), "has no valid 'cases' list"),
+])
+def test_malformed_reports_are_errors_not_tracebacks(tmp_path, capsys, change, message):
+    path = report({("a", "m"): 0.5}, tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    for argv in (["show", str(path)], ["compare", str(path), str(path)], ["html", str(path)]):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_output_paths_that_are_folders_or_files(tmp_path, capsys):
+    src = report({("a", "m"): 0.5}, tmp_path / "r.json")
+    (tmp_path / "folder").mkdir()
+    assert main(["baseline", str(src), str(tmp_path / "folder")]) == 2
+    assert "is a directory; expected a file path" in capsys.readouterr().err
+    assert main(["html", str(src), "-o", str(tmp_path / "folder")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["merge", str(src), "-o", str(tmp_path / "afile")]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+def test_a_baseline_is_not_promoted_from_a_report_with_errors_or_nan(tmp_path, capsys):
+    path = report({("a", "m"): 0.5, ("b", "m"): 0.4}, tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    data["results"][1]["value"] = None
+    path.write_text(json.dumps(data))
+    assert main(["baseline", str(path), str(tmp_path / "base.json")]) == 2
+    assert "has value None" in capsys.readouterr().err
+    data["results"][1]["value"] = 0.4
+    data["cases"][1].update(outcome="error", reason="RuntimeError: boom")
+    path.write_text(json.dumps(data))
+    assert main(["baseline", str(path), str(tmp_path / "base.json")]) == 2
+    assert "errored or did not finish" in capsys.readouterr().err
+    assert not (tmp_path / "base.json").exists()
+
+
+def test_show_into_a_closed_pipe_is_quiet(tmp_path):
+    values = {(f"v{i:04d}", "m"): i / 3000 for i in range(3000)}
+    path = report(values, tmp_path / "big.json")
+    shown = subprocess.run(
+        f"{sys.executable} -m pytest_ablation.cli show {path} | head -n 2",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )
+    assert len(shown.stdout.splitlines()) == 2
+    assert "Traceback" not in shown.stderr and "BrokenPipe" not in shown.stderr, shown.stderr
+
+
+def test_compare_fails_a_null_value_as_nan(tmp_path, capsys):
+    base = report({("a", "m"): 0.5}, tmp_path / "base.json")
+    current = report({("a", "m"): 0.5, ("b", "m"): 0.4}, tmp_path / "current.json")
+    data = json.loads(current.read_text())
+    for entry in data["results"]:
+        entry["value"] = None  # how report.json writes a NaN
+    current.write_text(json.dumps(data))
+    assert main(["compare", str(base), str(current), "--all"]) == 1
+    out = capsys.readouterr().out
+    assert "2 nan" in out  # the summary: the reference's and the new variant's null values

@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
+from numerics import assert_other_function_output, assert_same_function_output
 
 from pytest_ablation.models import (
     StableDiffusionComponents,
@@ -291,12 +292,13 @@ def test_round_trip_through_local_folders(tmp_path: Path, tiny_sd, tiny_svd) -> 
     assert public(sd.scheduler.config) == public(tiny_sd.scheduler.config)
     assert type(svd.scheduler) is type(tiny_svd.scheduler)
     assert public(svd.scheduler.config) == public(tiny_svd.scheduler.config)
+    # Bit-identical weights (above); the outputs agree up to float32 evaluation order.
     loaded, built = sd_outputs(sd), sd_outputs(tiny_sd)
     for name, value in built.items():
-        assert torch.equal(loaded[name], value), name
+        assert_same_function_output(loaded[name], value, name)
     loaded, built = svd_outputs(svd), svd_outputs(tiny_svd)
     for name, value in built.items():
-        assert torch.equal(loaded[name], value), name
+        assert_same_function_output(loaded[name], value, name)
     assert not sd.unet.training and not any(p.requires_grad for p in svd.unet.parameters())
 
 
@@ -345,10 +347,10 @@ def test_open_clip_kinds_and_checkpoint_round_trip(tmp_path: Path) -> None:
     spec = load_profile(str(path)).model("clip")
     assert spec.source == str(checkpoint.resolve())
     loaded = load_model(spec, "cpu")
-    assert torch.equal(loaded.encode_images(video), clip.encode_images(video))
-    assert torch.equal(loaded.encode_texts(PROMPTS), clip.encode_texts(PROMPTS))
+    assert_same_function_output(loaded.encode_images(video), clip.encode_images(video), "images")
+    assert_same_function_output(loaded.encode_texts(PROMPTS), clip.encode_texts(PROMPTS), "texts")
     other_seed = load_model(ModelSpec("clip", "tiny-open-clip", options={"seed": 1}), "cpu")
-    assert not torch.equal(other_seed.encode_images(video), clip.encode_images(video))
+    assert_other_function_output(other_seed.encode_images(video), clip.encode_images(video))
 
 
 # --- callable kind -----------------------------------------------------------------------
@@ -492,3 +494,21 @@ def test_default_memo_lives_under_the_user_cache(tmp_path: Path, monkeypatch) ->
     (tmp_path / "w.bin").write_bytes(b"abc")
     model_identity(ModelSpec("c", "open-clip", str(tmp_path / "w.bin"), {"name": "x"}))
     assert (tmp_path / "pytest-ablation" / "file-hashes.json").is_file()
+
+
+def test_float16_keeps_the_video_vae_in_float32_as_diffusers_svd_pipeline_does() -> None:
+    svd = build_tiny_stable_video_diffusion(seed=0, dtype="float16")
+    assert svd.unet.dtype == torch.float16 and svd.image_encoder.dtype == torch.float16
+    assert svd.vae.config.force_upcast and svd.vae.dtype == torch.float32
+    sd = build_tiny_stable_diffusion(seed=0, dtype="float16")
+    # StableDiffusionPipeline keeps SD 1.x's VAE in float16; so does the loader.
+    assert sd.unet.dtype == torch.float16 and sd.vae.dtype == torch.float16
+    bf16 = build_tiny_stable_video_diffusion(seed=0, dtype="bfloat16")
+    assert bf16.vae.dtype == torch.bfloat16  # diffusers upcasts only float16
+
+
+def test_a_float16_svd_folder_loads_with_its_vae_in_float32(tmp_path: Path, tiny_svd) -> None:
+    tiny_svd.save_pretrained(tmp_path / "svd")
+    spec = ModelSpec("svd", "stable-video-diffusion", str(tmp_path / "svd"), {"dtype": "float16"})
+    svd = load_model(spec, "cpu")
+    assert svd.unet.dtype == torch.float16 and svd.vae.dtype == torch.float32

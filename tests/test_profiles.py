@@ -378,7 +378,7 @@ def test_replace_and_normalise() -> None:
     assert changed.frames == 16 and changed.prompts == ("x",)
     assert isinstance(changed.guidance_scale, float) and changed.guidance_scale == 5.0
     assert base.frames == 4  # frozen, untouched
-    assert base.to_dict() == {**GOOD_SETTINGS, "prompts": ["a cat", "a dog"]}
+    assert base.to_dict() == {**GOOD_SETTINGS, "prompts": ["a cat", "a dog"], "batch_size": "auto"}
     assert StudySettings.from_dict(base.to_dict()) == base
 
 
@@ -430,3 +430,18 @@ def test_exsvd_weights_option_resolves_against_the_profile_folder(tmp_path):
     profile = load_profile(str(tmp_path / "p.toml"))
     assert profile.model("svd").options["exsvd"] == str(weights.resolve())
     assert load_profile("exsvd").model("svd").options["exsvd"] == "ECNU-CILab/ExVideo-SVD-128f-v1"
+
+
+def test_batch_size_is_optional_auto_or_a_positive_integer():
+    from pytest_ablation.profiles.settings import resolve_batch_size
+
+    assert StudySettings.from_dict(dict(GOOD_SETTINGS)).batch_size == "auto"
+    assert StudySettings.from_dict({**GOOD_SETTINGS, "batch_size": 3}).batch_size == 3
+    for bad in (0, -1, 1.5, "all", True):
+        with pytest.raises(ProfileError, match=r"settings.batch_size: got .*; expected an integer >= 1 or \"auto\""):
+            StudySettings.from_dict({**GOOD_SETTINGS, "batch_size": bad})
+    assert resolve_batch_size("auto", "cpu", 8) == 1
+    assert resolve_batch_size("auto", "cuda:0", 8) == 2  # 8 frames x 2 branches x 2 = 32 images
+    assert resolve_batch_size("auto", "cuda:1", 4) == 4
+    assert resolve_batch_size("auto", "cuda:0", 25) == 1
+    assert resolve_batch_size(5, "cpu", 8) == 5

@@ -87,6 +87,12 @@ def _weights(model: Any, device: str, options: Mapping[str, Any]) -> Any:
     return model
 
 
+def _video_vae(vae: Any) -> Any:
+    from pytest_ablation.models.tiny import video_vae_dtype
+
+    return vae.to(video_vae_dtype(vae, vae.dtype))
+
+
 def _diffusers_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     from pytest_ablation.models.tiny import torch_dtype
 
@@ -167,12 +173,14 @@ def load_stable_video_diffusion(
             device,
             options,
         ),
-        vae=_weights(
-            AutoencoderKLTemporalDecoder.from_pretrained(
-                source, subfolder=folders["vae"], **diffusers_weights
-            ),
-            device,
-            options,
+        vae=_video_vae(
+            _weights(
+                AutoencoderKLTemporalDecoder.from_pretrained(
+                    source, subfolder=folders["vae"], **diffusers_weights
+                ),
+                device,
+                options,
+            )
         ),
         scheduler=_scheduler(
             source, folders["scheduler"], options, "EulerDiscreteScheduler", where

@@ -243,6 +243,20 @@ def _finish(module: Any, device: str, dtype: Any) -> Any:
     return module
 
 
+def video_vae_dtype(vae: Any, dtype: Any) -> Any:
+    """The dtype the image-to-video VAE runs in: float32 when it asks to be upcast.
+
+    diffusers' Stable Video Diffusion pipeline decodes (and encodes the condition) in float32
+    whenever the VAE is float16 and its config says ``force_upcast`` (SVD's does): float16
+    overflows in its decoder. Stable Diffusion 1.x's pipeline keeps its VAE in float16.
+    """
+    import torch
+
+    if dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        return torch.float32
+    return dtype
+
+
 def torch_dtype(name: str | None) -> Any:
     import torch
 
@@ -316,7 +330,7 @@ def build_tiny_stable_video_diffusion(
         image_encoder=_finish(image_encoder, device, torch_type),
         feature_extractor=CLIPImageProcessor(**config["feature_extractor"]),
         unet=_finish(unet, device, torch_type),
-        vae=_finish(vae, device, torch_type),
+        vae=_finish(vae, device, video_vae_dtype(vae, torch_type)),
         scheduler=EulerDiscreteScheduler(**config["scheduler"]),
     )
 

@@ -51,6 +51,12 @@ def _prompts(value: Any) -> Any:
     return tuple(value)
 
 
+def _batch_size(value: Any) -> Any:
+    if value == "auto" or (_is_int(value) and value >= 1):
+        return value
+    return None
+
+
 _RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
     "prompts": (_prompts, "a non-empty list of non-empty strings"),
     "seeds": _int_at_least(1),
@@ -60,9 +66,30 @@ _RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
     "width": (_size, "a positive integer multiple of 8"),
     "guidance_scale": (_guidance, "a finite number >= 0"),
     "fps": _int_at_least(1),
+    "batch_size": (_batch_size, "an integer >= 1 or \"auto\""),
 }
 
 SETTING_NAMES: tuple[str, ...] = tuple(_RULES)
+
+# Settings a profile may leave out, and what they then are. batch_size changes how fast
+# videos are made, never which: a sample's video does not depend on its batch.
+OPTIONAL_SETTINGS: dict[str, Any] = {"batch_size": "auto"}
+
+# On a GPU, "auto" batches a variant's samples until one UNet call holds about this many
+# images (frames x guidance branches x videos): enough to fill a large GPU at 512x512 without
+# outgrowing a 24 GB one.
+AUTO_BATCH_IMAGES = 32
+
+
+def resolve_batch_size(value: Any, device: str, frames: int) -> int:
+    """Samples per generator call: ``batch_size`` as set, or for ``"auto"`` 1 on the CPU
+    (batching buys nothing there) and about ``AUTO_BATCH_IMAGES`` images per UNet call on a
+    GPU."""
+    if value != "auto":
+        return int(value)
+    if not device.startswith("cuda"):
+        return 1
+    return max(1, AUTO_BATCH_IMAGES // (2 * frames))
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -90,6 +117,7 @@ class StudySettings:
     width: int
     guidance_scale: float
     fps: int
+    batch_size: int | str = OPTIONAL_SETTINGS["batch_size"]
 
     def __post_init__(self) -> None:
         for name in SETTING_NAMES:
@@ -118,9 +146,10 @@ class StudySettings:
                     f"settings.{name}: unknown setting; "
                     f"the settings are: {', '.join(SETTING_NAMES)}"
                 )
-        missing = [name for name in SETTING_NAMES if name not in data]
+        missing = [name for name in SETTING_NAMES if name not in data and name not in OPTIONAL_SETTINGS]
         if missing:
             raise ProfileError(
-                f"settings.{missing[0]}: missing; every profile sets {', '.join(SETTING_NAMES)}"
+                f"settings.{missing[0]}: missing; every profile sets "
+                + ", ".join(name for name in SETTING_NAMES if name not in OPTIONAL_SETTINGS)
             )
         return cls(**data)

@@ -140,6 +140,9 @@ def read_profile(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LocatedError(f"{path}: cannot read the profile: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LocatedError(f"{path}: not UTF-8 text (byte {exc.start}); a profile is a TOML "
+                           "file in UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

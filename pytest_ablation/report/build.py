@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -11,8 +12,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..files import strict_json
+from .inference import annotate, result_fields
+
 REPORT_FORMAT = "pytest-ablation-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+# Version 1 reports did not record each case's outcome (``cases``, ``selection``); they are
+# still read as baselines, whose results and node ids are all the gate needs of them.
+READABLE_VERSIONS = (1, 2)
+CASE_OUTCOMES = ("passed", "failed", "error", "xfailed", "skipped", "deselected", "unfinished")
 
 _VERSIONED = (
     "pytest-ablation",
@@ -84,13 +92,17 @@ def build_report(
     cache: dict | None = None,
     created: str | None = None,
     shard: tuple[int, int] | None = None,
+    cases: Iterable[dict] | None = None,
+    selection: dict | None = None,
 ) -> dict[str, Any]:
     """Assemble the report from the variant records the tests produced.
 
     Everything that depends on the run's scheduling (which worker, in which order) lives
     under ``environment`` and ``cache``; ``studies`` and ``results`` are ordered by
     (study, variant, metric) so that the same run on 1 or N workers gives the same document
-    there.
+    there. ``cases`` is every ablation case of the collected files with its outcome, and
+    ``selection`` the paths this run collected: together they say what ran and what happened.
+    Non-finite numbers become null, so that report.json is strict JSON.
     """
     by_study: dict[str, dict[str, dict]] = {}
     for record in records:
@@ -128,6 +140,12 @@ def build_report(
                     }
                 )
         studies.append(study_entry)
+    # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
+    annotate(studies)
+    entries = {(s["study"], v["variant"], name): m
+               for s in studies for v in s["variants"] for name, m in v["metrics"].items()}
+    for result in results:
+        result.update(result_fields(entries[result["study"], result["variant"], result["metric"]]))
     report = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -136,13 +154,45 @@ def build_report(
         "metrics": {name: metric_info[name] for name in sorted(metric_info)},
         "studies": studies,
         "results": results,
-        "environment": environment,
     }
+    if cases is not None:
+        report["cases"] = sorted(
+            ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")}
+             for case in cases),
+            key=lambda c: (c["study"], c["variant"], c["nodeid"] or ""),
+        )
+        report["selection"] = {
+            "paths": sorted(set((selection or {}).get("paths", ()))),
+            "files": sorted(set((selection or {}).get("files", ()))),
+            "ignored": sorted(set((selection or {}).get("ignored", ()))),
+        }
+    report["environment"] = environment
     if cache is not None:
         report["cache"] = cache
     if shard is not None:
         report["shard"] = {"index": shard[0], "count": shard[1]}
-    return report
+    return strict_json(report)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def baseline_problem(report: dict) -> str | None:
+    """Why ``report`` cannot serve as a baseline, or None: a value that is not a number, or a
+    case that errored or did not finish (its numbers would be missing from the baseline, and
+    the gate would never check them)."""
+    broken = [c for c in report.get("cases") or () if c.get("outcome") in ("error", "unfinished")]
+    if broken:
+        first = broken[0]
+        return (f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
+                f"{first.get('variant')}: {first.get('reason')}")
+    for index, entry in enumerate(report.get("results") or ()):
+        if not _is_number(entry.get("value")):
+            return (f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
+                    f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "
+                    "a finite number for every value")
+    return None
 
 
 def merge_cache_stats(summaries) -> dict:
@@ -152,7 +202,11 @@ def merge_cache_stats(summaries) -> dict:
         for key in ("hits", "misses", "memory_hits"):
             merged[key] += stats.get(key, 0)
         merged["corrupted"].extend(stats.get("corrupted", []))
+        if stats.get("unwritten"):
+            merged.setdefault("unwritten", []).extend(stats["unwritten"])
     merged["corrupted"].sort()
+    if "unwritten" in merged:
+        merged["unwritten"].sort()
     return merged
 
 
@@ -167,6 +221,11 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReportError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ReportError(f"{what} {path} is a directory; expected a report.json file") from None
+    except UnicodeDecodeError as error:
+        raise ReportError(f"{what} {path} is not UTF-8 text (byte {error.start}); is it a "
+                          "report.json?") from None
     except OSError as error:
         raise ReportError(f"{what} {path} cannot be read: {error.strerror or error}") from None
     try:
@@ -177,9 +236,10 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
     if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
         raise ReportError(f"{what} {path} is not a pytest-ablation report (no format "
                           f"{REPORT_FORMAT!r})")
-    if data.get("version") != REPORT_VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         raise ReportError(f"{what} {path} has report version {data.get('version')!r}; this "
-                          f"pytest-ablation reads version {REPORT_VERSION}; regenerate it with "
+                          f"pytest-ablation reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
                           "--ablation-save-baseline")
     results = data.get("results")
     required = ("study", "variant", "metric", "direction", "value")
@@ -188,4 +248,29 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
     ):
         raise ReportError(f"{what} {path} has no valid 'results' list (each entry needs "
                           f"{', '.join(required)})")
+    for index, entry in enumerate(results):
+        value = entry["value"]
+        if value is not None and not _is_number(value):
+            raise ReportError(f"{what} {path}: results[{index}] ({entry['study']} "
+                              f"{entry['variant']} {entry['metric']}) has value {value!r}; "
+                              "expected a number (or null)")
+    studies = data.get("studies")
+    if not isinstance(studies, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("study"), str)
+        and isinstance(s.get("variants"), list) and all(isinstance(v, dict) for v in s["variants"])
+        for s in studies
+    ):
+        raise ReportError(f"{what} {path} has no valid 'studies' list (each entry needs study "
+                          "and a list of variants); is it a full report.json?")
+    cases = data.get("cases")
+    if data["version"] >= 2 and (not isinstance(cases, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("study"), str) and isinstance(c.get("variant"), str)
+        and c.get("outcome") in CASE_OUTCOMES for c in cases
+    )):
+        raise ReportError(f"{what} {path} has no valid 'cases' list (each entry needs study, "
+                          f"variant and an outcome, one of {', '.join(CASE_OUTCOMES)})")
+    if what == "baseline":
+        problem = baseline_problem(data)
+        if problem:
+            raise ReportError(f"{what} {path}: {problem}")
     return data

@@ -50,6 +50,7 @@ th { background: #f3f3f3; }
 td.cell .value { font-weight: 600; }
 td.cell .delta { display: block; font-size: .85em; color: #444; }
 td.cell .delta.significant { color: #000; font-weight: 600; }
+td.cell .test { display: block; font-size: .75em; color: #666; }
 .mark { display: inline-block; font-size: .75em; padding: 0 .3em; border-radius: .25em;
         margin-left: .3em; white-space: nowrap; }
 td.best { background: #e9f7e9; } .mark.best { background: #2e7d32; color: #fff; }
@@ -190,8 +191,11 @@ def _study_intro(study: dict) -> str:
     confidence = confidence if _finite(confidence) else 0.95
     references = ", ".join(study.get("references", [])) or "?"
     text = (f"Reference: <strong>{escape(references)}</strong>. Each cell: the variant's mean; "
-            f"Δ = variant − reference with its {confidence:.0%} bootstrap interval over "
-            f"{escape(str(n))} paired samples (bold when the interval excludes 0).")
+            f"Δ = variant − reference with its {confidence:.0%} t-interval over "
+            f"{escape(str(n))} prompts (seeds averaged within a prompt); p: the t and sign-flip "
+            "tests; adj.: Holm over the study's claims (confirmatory) or Benjamini-Hochberg "
+            "over the report's other cells (exploratory); bold and ★ only when significant "
+            "after adjustment; MDE: the smallest difference detected with 80% power.")
     settings = (variants[0].get("settings") or {}) if variants else {}
     if settings:
         text += (f" {escape(str(settings.get('frames')))} frames, {escape(str(settings.get('steps')))} steps, "
@@ -225,19 +229,43 @@ def _finite(x: Any) -> bool:
 
 
 def best_variants(study: dict, metric: str, direction: str | None) -> set[str]:
-    """Variants with the best value of ``metric`` in ``study``, ties included.
+    """Variants with the best value of ``metric`` in ``study``, ties included, where that is
+    significant after adjustment for multiple comparisons (report/inference.py).
 
-    Empty for 'info' metrics (no direction is better) and when every variant has the same
-    value, where calling one of them best would say nothing.
+    A variant is best only when its difference from the reference is significant and in the
+    better direction; the reference is best only when every other variant is significantly
+    worse. Empty for 'info' metrics (no direction is better), when every variant has the
+    same value, and when the best value is not significantly the best.
     """
     if direction not in ("higher", "lower"):
         return set()
-    values = {v["variant"]: v["metrics"][metric]["value"] for v in study.get("variants", [])
-              if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))}
+    variants = [v for v in study.get("variants", [])
+                if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))]
+    values = {v["variant"]: v["metrics"][metric]["value"] for v in variants}
     if len(set(values.values())) < 2:
         return set()
     best = max(values.values()) if direction == "higher" else min(values.values())
-    return {name for name, value in values.items() if value == best}
+    sign = 1 if direction == "higher" else -1
+
+    def is_reference(v):
+        return v.get("is_reference") or v["variant"] == v.get("reference")
+
+    def significantly(v, better: bool) -> bool:
+        m = v["metrics"][metric]
+        delta = m.get("delta")
+        return bool(m.get("significant")) and _finite(delta) and (sign * delta > 0) == better
+
+    chosen = set()
+    for v in variants:
+        if values[v["variant"]] != best:
+            continue
+        if is_reference(v):
+            others = [o for o in variants if not is_reference(o)]
+            if others and all(significantly(o, better=False) for o in others):
+                chosen.add(v["variant"])
+        elif significantly(v, better=True):
+            chosen.add(v["variant"])
+    return chosen
 
 
 def _fmt(x: Any) -> str:
@@ -297,9 +325,13 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
             body.append('<span class="delta">reference</span>')
         else:
             low, high = ci
-            significant = _finite(low) and _finite(high) and (low > 0 or high < 0)
+            significant = bool(m.get("significant"))
             body.append(f'<span class="delta{" significant" if significant else ""}">'
                         f"Δ {_signed(m.get('delta'))} [{_signed(low)}, {_signed(high)}]</span>")
+            family = m.get("family") or "exploratory"
+            body.append(f'<span class="test" data-family="{escape(family)}">p {_fmt(m.get("p_value"))}'
+                        f' · adj. {_fmt(m.get("p_adjusted"))} ({escape(family)})'
+                        f' · MDE {_fmt(m.get("mde"))}</span>')
     if is_best:
         classes.append("best")
         attrs.append('data-best="true"')
@@ -329,10 +361,25 @@ def _claims(variants: list[dict]) -> str:
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(claim.get('claim')))}</td>"
             f"<td>{escape(str(claim.get('metric')))}</td><td>{_fmt(claim.get('margin'))}</td>"
-            + ("<td>yes</td>" if holds else '<td class="claim-failed">no</td>') + "</tr>")
+            f"<td>{_fmt(claim.get('p_value'))}</td>"
+            + ("<td>yes</td>" if holds else '<td class="claim-failed">no</td>')
+            + f"<td>{_claim_note(claim)}</td></tr>")
     return ('<table class="claims"><thead><tr><th>variant</th><th>claim</th><th>metric</th>'
-            "<th>margin</th><th>holds</th></tr></thead><tbody>\n" + "\n".join(rows)
+            "<th>margin</th><th>p</th><th>holds</th><th>note</th></tr></thead><tbody>\n"
+            + "\n".join(rows)
             + "\n</tbody></table>")
+
+
+def _claim_note(claim: dict) -> str:
+    notes = []
+    if claim.get("confirmed") is not None:
+        notes.append("confirmed study-wide (Holm)" if claim["confirmed"]
+                     else "not confirmed study-wide (Holm)")
+    if claim.get("needs") is not None:
+        notes.append(f"needs {claim['needs']} prompts")
+    elif claim.get("underpowered") and not claim.get("passed"):
+        notes.append(f"underpowered: MDE {_fmt(claim.get('mde'))}")
+    return escape("; ".join(notes))
 
 
 def _definitions(metrics: Iterable[str], info: dict) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .terminal import render_gate_table, study_tables
+from .terminal import claim_rows, render_gate_table, study_tables, test_rows
 
 
 def render_markdown(report: dict) -> str:
@@ -32,15 +32,12 @@ def render_markdown(report: dict) -> str:
                 f"{settings.get('guidance_scale')}, {settings.get('fps')} fps; "
                 f"{len(settings.get('prompts', []))} prompt(s) x {settings.get('seeds')} seed(s).",
             ]
-        claims = [
-            (v["variant"], e) for v in study["variants"] for e in v.get("expectations", [])
-        ]
+        test_headers, tests = test_rows(study)
+        if tests:
+            lines += ["", _github_table(test_headers, tests)]
+        claim_headers, claims = claim_rows(study)
         if claims:
-            lines += ["", "| variant | claim | metric | margin | holds |", "|---|---|---|---|---|"]
-            lines += [
-                f"| {name} | {e['claim']} | {e['metric']} | {e['margin']:g} | {'yes' if e['passed'] else 'no'} |"
-                for name, e in claims
-            ]
+            lines += ["", _github_table(claim_headers, claims)]
         lines.append("")
     if report.get("metrics"):
         lines += ["## Metrics", ""]

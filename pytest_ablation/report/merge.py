@@ -136,6 +136,24 @@ def _environment(named: list[tuple[str, dict]], shards: list[dict]) -> dict:
     }
 
 
+def _cases(named: list[tuple[str, dict]]):
+    """Every report's cases, each case once: where a shard ran it, with that outcome.
+
+    None when a report does not record its cases (an older report version)."""
+    if not all(isinstance(report.get("cases"), list) for _, report in named):
+        return None, None
+    cases: dict[tuple[str, str, str], dict] = {}
+    selection: dict[str, set] = {"paths": set(), "files": set(), "ignored": set()}
+    for _, report in named:
+        for case in report["cases"]:
+            key = (case["study"], case["variant"], case.get("nodeid") or "")
+            if key not in cases or cases[key]["outcome"] == "deselected":
+                cases[key] = case
+        for field in selection:
+            selection[field].update((report.get("selection") or {}).get(field, ()))
+    return list(cases.values()), selection
+
+
 def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -> dict:
     """One report from several; ``named`` pairs each report with the name errors use."""
     named = list(named)
@@ -146,6 +164,7 @@ def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -
     metric_info: dict[str, dict] = {}
     for _, report in named:
         metric_info.update(report.get("metrics", {}))
+    cases, selection = _cases(named)
     merged = build_report(
         _variant_records(named),
         profile=named[0][1].get("profile") or {},
@@ -153,6 +172,8 @@ def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -
         metric_info=metric_info,
         cache=merge_cache_stats([{"cache": r.get("cache")} for _, r in named]),
         created=max(r.get("created") or "" for _, r in named) or None,
+        cases=cases,
+        selection=selection,
     )
     merged["merged_from"] = shards or [{"report": name} for name, _ in named]
     return merged

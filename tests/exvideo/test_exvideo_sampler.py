@@ -7,6 +7,8 @@ import copy
 import pytest
 import torch
 
+from numerics import assert_other_video, assert_same_video
+
 from pytest_ablation.generation import GenerationRequest, check_video
 from pytest_ablation.methods.exvideo import ExVideoSampler, extend_unet, scene_image
 
@@ -75,3 +77,24 @@ def test_frame_limits(sampler, tiny_svd) -> None:
     with pytest.raises(ValueError, match="at most 8 frames"):
         plain(image(), frames=9, steps=1)
     assert plain(image(), frames=8, steps=1).video.shape[0] == 8
+
+
+def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler) -> None:
+    # 64x64 px: at 16x16 the tiny UNet's deepest feature maps are 1x1, where group norms
+    # divide by a near-zero spread and magnify rounding a hundredfold.
+    def request(seed):
+        return GenerationRequest(
+            prompt="shapes", seed=seed, generator=torch.Generator().manual_seed(seed), frames=4,
+            steps=2, height=64, width=64, guidance_scale=3.0, fps=7, device="cpu",
+        )
+
+    first = sampler.generate_batch([request(1), request(2), request(3)])
+    second = sampler.generate_batch([request(1), request(8), request(9)])
+    assert torch.equal(first[0].video, second[0].video)
+    assert torch.equal(first[0].condition_image, second[0].condition_image)
+    alone = sampler.generate(request(1))
+    assert torch.equal(alone.condition_image, first[0].condition_image)
+    assert_same_video(first[0].video, alone.video, "batched vs alone")
+    assert_other_video(first[1].video, alone.video)
+    with pytest.raises(ValueError, match="the requests differ in frames"):
+        sampler.generate_batch([request(1), GenerationRequest(**{**request(2).__dict__, "frames": 5})])

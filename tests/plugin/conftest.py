@@ -22,7 +22,8 @@ name = "toy-test"
 description = "a callable model for plugin tests"
 
 [settings]
-prompts = ["a red circle", "a blue square"]
+# Six prompts: the fewest at which a claim can hold (a one-sided test at 2.5% needs 2**-n <= 0.025).
+prompts = ["a red circle", "a blue square", "a green cross", "a white star", "a grey ring", "a pink dot"]
 seeds = 2
 frames = 4
 steps = 1
@@ -37,13 +38,51 @@ source = "toy_world:load_toy"
 scale = 0.9
 '''
 
+FAKE_CUDA = '''
+"""Answers torch's CUDA questions as a machine with SIMULATED_GPUS GPUs would.
+
+Only for runs in a subprocess: it patches torch for the whole process.
+"""
+import os
+
+import torch
+
+PHYSICAL = int(os.environ.get("SIMULATED_GPUS") or 0)
+
+
+def _visible():
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return PHYSICAL
+    count = 0
+    for part in listed.split(","):  # as CUDA does: stop at the first invalid entry
+        part = part.strip()
+        if not part.isdigit() or int(part) >= PHYSICAL:
+            break
+        count += 1
+    return count
+
+
+def _set_device(device):
+    log = os.environ.get("TOY_DEVICE_LOG")
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()} {device}\\n")
+
+
+if PHYSICAL:
+    torch.cuda.is_available = lambda: _visible() > 0
+    torch.cuda.device_count = _visible
+    torch.cuda.set_device = _set_device
+'''
+
 CONFTEST = '''
 import os
 
 import pytest
 import torch
 
-from pytest_ablation.devices import gpus_from_environment
+import fake_cuda  # noqa: F401  (GPUs as SIMULATED_GPUS says, in subprocess runs)
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
 
@@ -54,11 +93,6 @@ def pytest_ablation_add_metrics(register):
         evaluate=lambda inp: Score(float(inp.video.mean()),
                                    tuple(inp.video.mean(dim=(1, 2, 3)).tolist())),
     ))
-
-
-def pytest_ablation_visible_gpus(config):
-    count = os.environ.get("SIMULATED_GPUS")
-    return gpus_from_environment(int(count)) if count else None
 
 
 class Flicker:
@@ -116,7 +150,7 @@ def test_steady(strength, flicker, ablation, ablation_device):
 @pytest.fixture
 def toy(pytester, monkeypatch, tmp_path):
     """A project with the toy profile and the flicker study; logs model loads and generations."""
-    pytester.makepyfile(toy_world=TOY_WORLD, conftest=CONFTEST, test_flicker=STUDY)
+    pytester.makepyfile(toy_world=TOY_WORLD, conftest=CONFTEST, test_flicker=STUDY, fake_cuda=FAKE_CUDA)
     (pytester.path / "toy.toml").write_text(textwrap.dedent(TOY_PROFILE))
     pytester.makeini("[pytest]\nablation_profile = toy.toml\n")
     logs = tmp_path / "logs"

@@ -23,7 +23,11 @@ def test_malformed_device_list(toy, devices):
 
 
 def test_device_index_beyond_the_gpus(toy, monkeypatch):
-    monkeypatch.setenv("SIMULATED_GPUS", "2")
+    import torch
+
+    # torch's own answers on a machine whose CUDA_VISIBLE_DEVICES leaves two GPUs.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,6")
     result = toy.runpytest("--ablation-devices=cuda:0,cuda:2")
     assert_usage_error(result, "--ablation-devices: cuda:2 is beyond the 2 visible GPUs (CUDA_VISIBLE_DEVICES=3,6); allowed indices: 0..1")
@@ -102,3 +106,110 @@ def test_fixture_without_marker(toy):
     result = toy.runpytest("test_nomark.py")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the `ablation` fixture needs @pytest.mark.ablation*"])
+
+
+@pytest.mark.parametrize("option, allowed", [
+    ("--ablation-gate", "a baseline report.json file"),
+    ("--ablation-profile", "a built-in profile name or a profile TOML file"),
+    ("--ablation-report-dir", "a folder"),
+    ("--ablation-cache-dir", "a folder"),
+    ("--ablation-save-baseline", "a file path such as reports/baseline.json"),
+    ("--ablation-shard", "I/N with 1 <= I <= N, e.g. 1/4"),
+    ("--ablation-save-videos", "one of mp4, gif, png"),
+    ("--ablation-devices", "'auto', 'cpu' or a list such as cuda:0,cuda:1"),
+])
+def test_an_empty_option_is_an_error_not_the_default(toy, option, allowed):
+    result = toy.runpytest(f"{option}=")
+    assert_usage_error(result, f"{option}: empty value; expected {allowed}*")
+
+
+def test_an_empty_ini_gate_is_an_error(toy):
+    result = toy.runpytest("-o", "ablation_gate=")
+    assert_usage_error(result, "ablation_gate (ini): empty value; expected a baseline report.json file*")
+
+
+def test_a_bad_boolean_ini_names_the_key(toy):
+    result = toy.runpytest("-o", "ablation_no_cache=maybe")
+    assert_usage_error(result, "ablation_no_cache (ini): *maybe*; allowed: true or false*")
+
+
+@pytest.mark.parametrize("value, shown", [('"0.5"', "'0.5'"), ("NaN", "nan"), ("null", "None"), ("true", "True")])
+def test_a_baseline_value_that_is_not_a_number_stops_the_run(toy, value, shown):
+    text = ('{"format": "pytest-ablation-report", "version": 2, "studies": [], "cases": [], '
+            '"results": [{"study": "flicker", "variant": "s=0.0", "metric": "mean_brightness", '
+            f'"direction": "higher", "value": {value}}}]}}')
+    (toy.path / "bad.json").write_text(text)
+    result = toy.runpytest("--ablation-gate=bad.json")
+    assert_usage_error(result, f"--ablation-gate: baseline *bad.json*results[[]0[]] (flicker s=0.0 "
+                               f"mean_brightness) has value {shown}*")
+
+
+def test_a_baseline_that_is_not_utf8_stops_the_run(toy):
+    (toy.path / "bad.json").write_bytes(b'{"format": "pytest-ablation-report", "x": "\xff\xfe"}')
+    result = toy.runpytest("--ablation-gate=bad.json")
+    assert_usage_error(result, "--ablation-gate: baseline *bad.json is not UTF-8 text*")
+
+
+def test_a_profile_that_is_not_utf8_stops_the_run(toy):
+    (toy.path / "latin.toml").write_bytes(b'[profile]\nname = "caf\xe9"\n')
+    result = toy.runpytest("--ablation-profile=latin.toml")
+    assert_usage_error(result, "--ablation-profile: *latin.toml: not UTF-8 text*")
+
+
+def test_save_baseline_naming_a_directory(toy):
+    (toy.path / "somedir").mkdir()
+    result = toy.runpytest("--ablation-save-baseline=somedir")
+    assert_usage_error(result, "--ablation-save-baseline: *somedir is a directory; expected a file path*")
+
+
+def test_a_cache_dir_that_is_a_file(toy):
+    (toy.path / "cachefile").write_text("not a folder")
+    result = toy.runpytest("--ablation-cache-dir=cachefile")
+    assert_usage_error(result, "--ablation-cache-dir: cannot write to *cachefile: *--ablation-no-cache*")
+    # Without the cache nothing is written there, so the same folder is no obstacle.
+    assert toy.runpytest("--ablation-cache-dir=cachefile", "--ablation-no-cache",
+                         "--co").ret == 0
+
+
+def test_a_report_dir_without_free_space(toy, monkeypatch):
+    import pytest_ablation.session as session
+
+    monkeypatch.setattr(session, "free_bytes", lambda path: 4096)
+    result = toy.runpytest()
+    assert_usage_error(result, "--ablation-report-dir: only 4 KiB free on the disk of *; a run needs at least 10 MiB*")
+
+
+def test_a_profile_without_the_clip_role_a_metric_needs(toy):
+    toy.makepyfile(test_flicker='''
+        import pytest
+
+        @pytest.mark.ablation("needs-clip", reference="s=0.5", metrics=["temporal_consistency"])
+        @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
+        def test_flicker(strength, flicker, ablation):
+            ablation.run(flicker, strength=strength)
+    ''')
+    result = toy.runpytest()
+    assert_usage_error(result, "--ablation-profile: profile 'toy-test' has no model role 'clip', which "
+                               "temporal_consistency (needs-clip) need(s); its roles are: toy*")
+    # Deselected, the study needs nothing of the profile.
+    assert toy.runpytest("-k", "nothingmatches").ret == 5
+
+
+@pytest.mark.parametrize("value", ["0/2", "3/2", "a/b", "1-2"])
+def test_a_bad_shard(toy, value):
+    result = toy.runpytest(f"--ablation-shard={value}")
+    assert_usage_error(result, f"--ablation-shard: got '{value}'; expected I/N with whole numbers 1 <= I <= N*")
+
+
+def test_ablation_xfail_without_a_reason(toy):
+    toy.makepyfile(test_flicker='''
+        import pytest
+
+        @pytest.mark.ablation("flicker", reference="s=0.5", metrics=["mean_brightness"])
+        @pytest.mark.parametrize("strength", [pytest.param(0.0, marks=pytest.mark.ablation_xfail("toy-test")), 0.5],
+                                 ids=lambda s: f"s={s}")
+        def test_flicker(strength, flicker, ablation):
+            ablation.run(flicker, strength=strength)
+    ''')
+    result = toy.runpytest()
+    assert_usage_error(result, "*ablation_xfail needs the profile name(s) and a reason*")

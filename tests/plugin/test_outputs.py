@@ -72,7 +72,7 @@ def test_every_variant_gets_a_preview_referenced_by_the_report(toy):
 def test_save_videos_writes_every_sample_playable(toy, fmt):
     toy.runpytest(f"--ablation-save-videos={fmt}", "-k", "1.0").assert_outcomes(passed=1, deselected=2)
     variant = report_of(toy)["studies"][0]["variants"][0]
-    assert variant["variant"] == "s=1.0" and len(variant["videos"]) == 4  # 2 prompts x 2 seeds
+    assert variant["variant"] == "s=1.0" and len(variant["videos"]) == 12  # 6 prompts x 2 seeds
     for relative in variant["videos"]:
         path = toy.path / "reports" / relative
         assert relative.startswith("videos/flicker/s=1.0/")

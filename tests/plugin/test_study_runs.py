@@ -7,6 +7,8 @@ import pytest
 
 from .conftest import lines
 
+PROMPTS = ["a red circle", "a blue square", "a green cross", "a white star", "a grey ring", "a pink dot"]
+
 
 def report_of(pytester, folder="reports"):
     return json.loads((pytester.path / folder / "report.json").read_text())
@@ -26,7 +28,11 @@ def test_a_study_runs_pairs_and_reports(toy):
     assert still["value"] == 1.0  # a still video does not flicker
     assert still["reference_value"] == ref["value"]
     assert still["delta"] == pytest.approx(still["value"] - ref["value"], abs=1e-12)
-    assert still["ci"][0] <= still["delta"] <= still["ci"][1] and still["n"] == 4
+    assert still["ci"][0] <= still["delta"] <= still["ci"][1]
+    assert still["n"] == 6 and still["n_samples"] == 12  # 6 prompts (the unit) x 2 seeds
+    assert still["p_value"] < 0.05 and still["mde"] > 0 and still["family"] == "confirmatory"
+    assert by["s=1.0", "mean_brightness"]["family"] == "exploratory"
+    assert ref["p_value"] is None and ref["family"] == "reference"
     assert ref["delta"] == 0.0
     # Terminal table and report files.
     result.stdout.fnmatch_lines(["*ablation results*", "flicker: reference s=0.5*", "*s=0.5  (ref)*"])
@@ -36,11 +42,18 @@ def test_a_study_runs_pairs_and_reports(toy):
     env = report["environment"]
     assert env["packages"]["torch"] and report["profile"]["name"] == "toy-test"
     variant = report["studies"][0]["variants"][0]
-    assert variant["settings"]["frames"] == 4 and variant["settings"]["prompts"] == ["a red circle", "a blue square"]
+    assert variant["settings"]["frames"] == 4 and variant["settings"]["prompts"] == PROMPTS
     assert {s["seed_index"] for s in variant["samples"]} == {0, 1}
-    assert variant["expectations"] == [
-        {"metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01, "passed": True}
-    ]
+    [claim] = variant["expectations"]
+    assert {k: claim[k] for k in ("metric", "claim", "margin", "passed", "n", "family", "needs")} == {
+        "metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01, "passed": True,
+        "n": 6, "family": 1, "needs": None,
+    }
+    # A still video against a noisy one: every prompt agrees, so both tests give their smallest p.
+    assert claim["p_value"] == pytest.approx(2.0 ** -6)
+    # It holds in its test, but the study makes two claims: Holm over them gives 2 / 64, above
+    # 0.025, so study-wide it is not confirmed.
+    assert claim["p_study"] == pytest.approx(2.0 ** -5) and claim["confirmed"] is False
 
 
 def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
@@ -49,8 +62,11 @@ def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
     toy.runpytest("--ablation-no-cache", "test_flicker.py::test_flicker[s=1.0]").assert_outcomes(passed=1)
     alone = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
     assert set(alone) == {("s=1.0", "mean_brightness"), ("s=1.0", "temporal_flickering")}
+    # Adjusted p-values depend on which other cells ran (the family); nothing else may differ.
+    family_bound = ("p_adjusted", "significant")
     for key, entry in alone.items():
-        assert entry == full[key]
+        assert {k: v for k, v in entry.items() if k not in family_bound} == {
+            k: v for k, v in full[key].items() if k not in family_bound}
 
 
 def test_failed_expectation_prints_every_number(toy):
@@ -70,11 +86,43 @@ def test_failed_expectation_prints_every_number(toy):
         "*ExpectationFailed: claim: expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
         "*variant   s=1.0  0.*",
         "*reference s=0.5  0.*",
-        "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 4 paired (prompt, seed) samples, margin 0.05",
+        "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 6 prompt(s) x 2 seed(s), margin 0.05",
+        "*p = 1 (one-sided, t and sign-flip tests), above the level 0.025",
     ])
     report = report_of(toy)
-    claims = report["studies"][0]["variants"][1]["expectations"]
-    assert claims == [{"metric": "temporal_flickering", "claim": "above_reference", "margin": 0.05, "passed": False}]
+    [claim] = report["studies"][0]["variants"][1]["expectations"]
+    assert (claim["metric"], claim["claim"], claim["margin"], claim["passed"]) == (
+        "temporal_flickering", "above_reference", 0.05, False)
+    assert claim["p_value"] == 1.0 and claim["confirmed"] is False
+
+
+def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
+    toy.makepyfile(test_soft='''
+        import pytest
+
+        @pytest.mark.ablation("soft", reference="s=0.5", metrics=["temporal_flickering"],
+                              prompts=["a red circle", "a blue square"])
+        @pytest.mark.parametrize("strength", [0.5, 0.0], ids=lambda s: f"s={s}")
+        def test_soft(strength, flicker, ablation):
+            result = ablation.run(flicker, strength=strength)
+            if strength == 0.0:
+                ablation.expect(result, "temporal_flickering").above_reference()
+                ablation.expect(result, "temporal_flickering").not_below_reference(0.5)
+    ''')
+    result = toy.runpytest("test_soft.py")
+    result.assert_outcomes(passed=1, failed=1)
+    # A still video flickers less on both prompts, but two prompts cannot establish anything:
+    # both claims are checked, both fail, and the message says how many prompts they need.
+    result.stdout.fnmatch_lines([
+        "*ExpectationFailed: soft: expected temporal_flickering of s=0.0 to be above the reference by more than 0",
+        "*cannot hold with 2 prompt(s): the smallest p-value they can give is 0.25, above the "
+        "0.0125 each of 2 claims gets (Holm); the claim needs at least 7 prompts",
+        "*soft: expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
+        "*2 of the test's 2 claims failed",
+    ])
+    claims = report_of(toy)["studies"][0]["variants"][0]["expectations"]
+    assert [(c["claim"], c["passed"], c["needs"], c["underpowered"]) for c in claims] == [
+        ("above_reference", False, 7, True), ("not_below_reference", False, 7, True)]
 
 
 def test_strict_xfail_of_an_unsupported_claim(toy):
@@ -98,7 +146,7 @@ def test_second_run_loads_everything_from_the_cache(toy):
     log = os.environ["TOY_GENERATE_LOG"]
     toy.runpytest().assert_outcomes(passed=3)
     generated = len(open(log).read().splitlines())
-    assert generated == 3 * 4  # 3 variants x 2 prompts x 2 seeds, each generated once
+    assert generated == 3 * 12  # 3 variants x 6 prompts x 2 seeds, each generated once
     first = report_of(toy)
     second = toy.runpytest()
     second.assert_outcomes(passed=3)
@@ -111,20 +159,20 @@ def test_no_cache_recomputes(toy):
     log = os.environ["TOY_GENERATE_LOG"]
     toy.runpytest().assert_outcomes(passed=3)
     toy.runpytest("--ablation-no-cache").assert_outcomes(passed=3)
-    assert len(open(log).read().splitlines()) == 24
+    assert len(open(log).read().splitlines()) == 72
 
 
 def test_corrupted_entry_is_recomputed_and_reported(toy):
     log = os.environ["TOY_GENERATE_LOG"]
     toy.runpytest().assert_outcomes(passed=3)
     videos = sorted((toy.path / ".ablation-cache" / "v1" / "videos").rglob("*.safetensors"))
-    assert len(videos) == 12
+    assert len(videos) == 36
     videos[0].write_bytes(videos[0].read_bytes()[:100])
     before = report_of(toy)["results"]
     result = toy.runpytest()
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["cache: corrupted entry recomputed: *" + videos[0].name + "*"])
-    assert len(open(log).read().splitlines()) == 13
+    assert len(open(log).read().splitlines()) == 37
     assert report_of(toy)["results"] == before
 
 
@@ -133,7 +181,7 @@ def test_changing_the_configuration_misses_the_cache(toy):
     toy.runpytest().assert_outcomes(passed=3)
     (toy.path / "toy.toml").write_text((toy.path / "toy.toml").read_text().replace("scale = 0.9", "scale = 0.8"))
     toy.runpytest().assert_outcomes(passed=3)
-    assert len(open(log).read().splitlines()) == 24
+    assert len(open(log).read().splitlines()) == 72
 
 
 def test_model_loaded_once_in_a_process(toy, second_study):

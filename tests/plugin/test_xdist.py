@@ -47,7 +47,7 @@ def test_with_dist_load_each_worker_loads_a_model_at_most_once(toy, second_study
 
 def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_study):
     toy.makepyfile(test_steady=second_study)
-    env = {"SIMULATED_GPUS": "4", "CUDA_VISIBLE_DEVICES": "3,5,6,7"}
+    env = {"SIMULATED_GPUS": "8", "CUDA_VISIBLE_DEVICES": "3,5,6,7"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -72,6 +72,9 @@ def _metric(value: float, reference: float, direction: str, per_frame_length: in
     return {
         "direction": direction, "value": value, "reference_value": reference, "delta": delta,
         "ci": [delta - 0.002, delta + 0.002] if delta else [0.0, 0.0], "n": 4, "confidence": 0.95,
+        # Hand-made: every non-zero delta is far outside its interval, so significant.
+        "p_value": 0.001 if delta else 1.0, "p_adjusted": 0.004 if delta else 1.0,
+        "significant": bool(delta), "mde": 0.003,
         "samples": samples, "reference_samples": reference_samples,
         # A slow upward drift so per-frame plots have something to show.
         "per_frame": [[value + 0.001 * t + float(x) for t, x in

@@ -106,10 +106,19 @@ def test_best_variant_is_marked_by_the_metrics_direction(page):
 
 
 def test_best_variants_ties_and_all_equal():
-    study = {"variants": [{"variant": name, "metrics": {"m": {"value": value}}}
-                          for name, value in (("a", 1.0), ("b", 2.0), ("c", 2.0))]}
+    study = {"variants": [
+        {"variant": name, "reference": "a", "is_reference": name == "a",
+         "metrics": {"m": {"value": value, "delta": value - 1.0, "significant": name != "a"}}}
+        for name, value in (("a", 1.0), ("b", 2.0), ("c", 2.0))]}
     assert best_variants(study, "m", "higher") == {"b", "c"}
+    # The reference is best only when every other variant is significantly worse.
     assert best_variants(study, "m", "lower") == {"a"}
+    study["variants"][2]["metrics"]["m"]["significant"] = False
+    assert best_variants(study, "m", "higher") == {"b"}
+    assert best_variants(study, "m", "lower") == set()
+    # Best by value but not significantly different after adjustment: nothing is marked.
+    study["variants"][1]["metrics"]["m"]["significant"] = False
+    assert best_variants(study, "m", "higher") == set()
     for v in study["variants"]:
         v["metrics"]["m"]["value"] = 1.0
     # When every variant scores the same, none is singled out.

@@ -12,6 +12,7 @@ from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_vid
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from numerics import summation_error_bound
 from zs2_support import frames_batch, make_attention
 
 from pytest_ablation.methods.zs2 import (
@@ -95,7 +96,9 @@ def test_keys_constant_over_frames_give_self_attention_for_any_momentum(h, d, n,
     hidden = base + delta
     with torch.no_grad():
         keys = attn.to_k(hidden).view(b, f, n, -1)
-    assert torch.equal(keys, keys[:, :1].expand_as(keys))
+        # Equal up to the order in which the kernel sums the (identical) nonzero products.
+        bound = summation_error_bound(hidden, attn.to_k.weight, attn.to_k.bias).view(b, f, n, -1)
+    assert ((keys - keys[:, :1]).abs() <= bound + bound[:, :1]).all()
     expected = run(AttnProcessor2_0(), attn, hidden)
     got = run(TemporalMomentumAttnProcessor(mu, f), attn, hidden)
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)

@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 import torch
 
+from numerics import assert_other_video, assert_same_video
+
 from pytest_ablation.generation import GenerationRequest, bind_generator, check_video
 from pytest_ablation.keys import canonical
 from pytest_ablation.methods.zs2 import NOISE_METHODS, TemporalMomentumAttnProcessor, ZS2Sampler
@@ -270,3 +272,24 @@ def test_the_sampler_is_stable_diffusions_pipeline_with_tma_and_dependency_noise
         ).images
     got = ZS2Sampler(pipe, **SMALL)("a red ball", seed=7, momentum=0.8, lam=0.1)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler):
+    # The same batch shape with other company: bit for bit the same video (on the CPU).
+    first = sampler.generate_batch([request_for("a red ball", seed=1), request_for("a blue lake", seed=2),
+                                    request_for("a cat", seed=3)])
+    second = sampler.generate_batch([request_for("a red ball", seed=1), request_for("a dog", seed=7),
+                                     request_for("a blue lake", seed=9)])
+    assert torch.equal(first[0], second[0])
+    assert not torch.equal(first[1], second[2])  # another seed: another video
+    # Alone, the kernels see another shape and may sum in another order: float rounding only.
+    alone = sampler.generate(request_for("a red ball", seed=1))
+    assert_same_video(first[0], alone, "batched vs alone")
+    assert_other_video(sampler.generate(request_for("a red ball", seed=2)), alone)
+
+
+def test_a_batch_shares_its_configuration(sampler):
+    with pytest.raises(ValueError, match="the requests differ in config"):
+        sampler.generate_batch([request_for(momentum=0.5), request_for(momentum=1.0)])
+    with pytest.raises(ValueError, match="the requests differ in frames"):
+        sampler.generate_batch([request_for(frames=2), request_for(frames=3)])

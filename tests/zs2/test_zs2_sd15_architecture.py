@@ -15,94 +15,14 @@ from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_vid
 )
 
 from pytest_ablation.methods.zs2 import TemporalMomentumAttnProcessor, ZS2Sampler, tma_installed
-from pytest_ablation.models import StableDiffusionComponents
+from pytest_ablation.models.paper_scale import build_sd15_architecture
 
 pytestmark = pytest.mark.slow
-
-# runwayml/stable-diffusion-v1-5, unet/vae/text_encoder/scheduler config.json.
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    center_input_sample=False,
-    flip_sin_to_cos=True,
-    freq_shift=0,
-    down_block_types=[
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ],
-    up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    block_out_channels=[320, 640, 1280, 1280],
-    layers_per_block=2,
-    downsample_padding=1,
-    mid_block_scale_factor=1,
-    act_fn="silu",
-    norm_num_groups=32,
-    norm_eps=1e-5,
-    cross_attention_dim=768,
-    attention_head_dim=8,
-)
-SD15_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=["DownEncoderBlock2D"] * 4,
-    up_block_types=["UpDecoderBlock2D"] * 4,
-    block_out_channels=[128, 256, 512, 512],
-    layers_per_block=2,
-    act_fn="silu",
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=512,
-    scaling_factor=0.18215,
-)
-SD15_TEXT = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    hidden_act="quick_gelu",
-    projection_dim=768,
-    layer_norm_eps=1e-5,
-    bos_token_id=0,
-    eos_token_id=2,
-    pad_token_id=1,
-)
-SD15_SCHEDULER = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    set_alpha_to_one=False,
-    skip_prk_steps=True,
-    steps_offset=1,
-    clip_sample=False,
-)
 
 
 @pytest.fixture(scope="module")
 def sd15():
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from pytest_ablation.models.tokenizer import build_clip_tokenizer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        unet = UNet2DConditionModel(**SD15_UNET)
-        vae = AutoencoderKL(**SD15_VAE)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
-    parts = [m.eval().requires_grad_(False) for m in (unet, vae, text_encoder)]
-    return StableDiffusionComponents(
-        tokenizer=build_clip_tokenizer(77),  # byte-level: its ids fit CLIP's vocabulary
-        text_encoder=parts[2],
-        unet=parts[0],
-        vae=parts[1],
-        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),  # ignores clip_sample, as from a file
-    )
+    return build_sd15_architecture()
 
 
 def test_one_step_at_a_small_size(sd15, monkeypatch):

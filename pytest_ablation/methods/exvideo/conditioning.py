@@ -80,9 +80,10 @@ def added_time_ids(fps: int, motion_bucket_id: int, noise_aug_strength: float, b
 def decode_latents(vae, latents: torch.Tensor, chunk: int) -> torch.Tensor:
     """Scaled latents ``(F, 4, h, w)`` to frames ``(F, 3, H, W)`` in [0, 1], ``chunk`` frames
     per decoder call: memory stays bounded however long the video."""
+    dtype = next(vae.parameters()).dtype  # float32 where SVD's VAE is upcast
     out = []
     for start in range(0, latents.shape[0], chunk):
-        part = latents[start : start + chunk] / vae.config.scaling_factor
+        part = latents[start : start + chunk].to(dtype) / vae.config.scaling_factor
         frames = vae.decode(part, num_frames=part.shape[0]).sample
         out.append(frames.float().cpu())
     return (torch.cat(out) / 2 + 0.5).clamp(0.0, 1.0)

@@ -16,6 +16,8 @@ from typing import Mapping
 
 import torch
 
+from pytest_ablation.models.paper_scale import SVD_XT_UNET
+
 from .temporal import _listing, exvideo_parameter_names, extend_unet
 
 # DiffSynth's block index of each temporal transformer of SVD-XT, in diffusers names.
@@ -66,21 +68,7 @@ _PREFIXES = {v: k for k, v in EXSVD_BLOCKS.items()}
 _FROM_DIFFUSERS = {v: k for k, v in _SUFFIXES.items()}
 
 # The UNet configuration of stabilityai/stable-video-diffusion-img2vid-xt.
-SVD_XT_UNET_CONFIG: dict = {
-    "sample_size": 96,
-    "in_channels": 8,
-    "out_channels": 4,
-    "down_block_types": ["CrossAttnDownBlockSpatioTemporal"] * 3 + ["DownBlockSpatioTemporal"],
-    "up_block_types": ["UpBlockSpatioTemporal"] + ["CrossAttnUpBlockSpatioTemporal"] * 3,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 768,
-    "layers_per_block": 2,
-    "cross_attention_dim": 1024,
-    "transformer_layers_per_block": 1,
-    "num_attention_heads": [5, 10, 20, 20],
-    "num_frames": 25,
-}
+SVD_XT_UNET_CONFIG: dict = SVD_XT_UNET
 
 _KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
 

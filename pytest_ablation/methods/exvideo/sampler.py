@@ -128,16 +128,41 @@ class ExVideoSampler:
             )
         return self.sample(request)
 
+    def generate_batch(self, requests: list) -> list[GeneratedVideo]:
+        for request in requests:
+            if getattr(request, "config", None):
+                raise ValueError(
+                    f"ExVideoSampler: takes no configuration, got {sorted(request.config)}; "
+                    "configure the UNet (extend_unet) instead"
+                )
+        return self.sample_batch(requests)
+
     def sample(self, request: Any) -> GeneratedVideo:
         """A video at the request's settings, from a condition image drawn with its generator."""
-        image = self.image_source(request.height, request.width, generator=request.generator)
-        return self(
-            image,
-            frames=request.frames,
-            steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            fps=request.fps,
-            generator=request.generator,
+        return self.sample_batch([request])[0]
+
+    def sample_batch(self, requests: list) -> list[GeneratedVideo]:
+        """One video per request, denoised together; each from its own generator's image."""
+        first = requests[0]
+        shared = ("frames", "steps", "height", "width", "guidance_scale", "fps")
+        for request in requests[1:]:
+            differing = [name for name in shared if getattr(request, name) != getattr(first, name)]
+            if differing:
+                raise ValueError(
+                    f"ExVideoSampler.sample_batch: the requests differ in {', '.join(differing)}; "
+                    "a batch shares its settings"
+                )
+        images = [
+            self.image_source(request.height, request.width, generator=request.generator)
+            for request in requests
+        ]
+        return self.batch(
+            images,
+            generators=[request.generator for request in requests],
+            frames=first.frames,
+            steps=first.steps,
+            guidance_scale=first.guidance_scale,
+            fps=first.fps,
         )
 
     # -- sampling -----------------------------------------------------------------------
@@ -147,7 +172,6 @@ class ExVideoSampler:
             return exvideo_settings(unet).max_frames
         return int(unet.config.num_frames)
 
-    @torch.no_grad()
     def __call__(
         self,
         image: torch.Tensor,
@@ -160,7 +184,36 @@ class ExVideoSampler:
         seed: int = 0,
     ) -> GeneratedVideo:
         """A ``frames``-frame video of ``image`` ((3, H, W) in [0, 1]) at its size."""
-        image = check_image(image)
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        return self.batch(
+            [image], generators=[generator], frames=frames, steps=steps,
+            guidance_scale=guidance_scale, fps=fps,
+        )[0]
+
+    @torch.no_grad()
+    def batch(
+        self,
+        images: list[torch.Tensor],
+        *,
+        generators: list[torch.Generator],
+        frames: int = 25,
+        steps: int = 25,
+        guidance_scale: float = 3.0,
+        fps: int = 7,
+    ) -> list[GeneratedVideo]:
+        """One video per condition image (all of one size), through one UNet pass per step.
+
+        ``generators[i]`` draws video i's noise augmentation and initial noise, in the order a
+        lone video draws them, so a video does not depend on the others in its batch.
+        """
+        images = [check_image(image) for image in images]
+        if len(generators) != len(images):
+            raise ValueError(
+                f"generators: got {len(generators)} for {len(images)} images; give one per image"
+            )
+        if len({tuple(image.shape) for image in images}) > 1:
+            raise ValueError("images: a batch's condition images must share one size")
         check_frames(frames, "frames")
         check_frames(steps, "steps")
         check_frames(fps, "fps")
@@ -171,47 +224,55 @@ class ExVideoSampler:
                 f"frames: got {frames}; this UNet samples at most {limit} frames "
                 "(extend_unet(unet, max_frames=...) for longer videos)"
             )
-        if generator is None:
-            generator = torch.Generator().manual_seed(seed)
         parts = self.components
         unet = self.unet
         device = next(unet.parameters()).device
         dtype = next(unet.parameters()).dtype
-        height, width = image.shape[-2:]
+        height, width = images[0].shape[-2:]
+        # The VAE's downsampling, as diffusers' SVD pipeline reads it (8 for SVD's VAE).
+        vae_scale = 2 ** (len(parts.vae.config.block_out_channels) - 1)
+        shape = (1, frames, unet.config.out_channels, height // vae_scale, width // vae_scale)
 
-        embedding = image_embeddings(parts.image_encoder, parts.feature_extractor, image[None]).to(dtype)
-        cond = condition_latents(parts.vae, image[None], self.noise_aug_strength, generator).to(dtype)
+        embeddings, conds, noises = [], [], []
+        for image, generator in zip(images, generators):
+            embeddings.append(
+                image_embeddings(parts.image_encoder, parts.feature_extractor, image[None]).to(dtype)
+            )
+            conds.append(condition_latents(parts.vae, image[None], self.noise_aug_strength, generator).to(dtype))
+            # Drawn on the CPU, then moved: the same noise on every device.
+            noises.append(torch.randn(shape, generator=generator, dtype=torch.float32))
+        embedding, cond = torch.cat(embeddings), torch.cat(conds)
         guided = guidance > 1.0
         if guided:
             embedding = torch.cat([torch.zeros_like(embedding), embedding])
             cond = torch.cat([torch.zeros_like(cond), cond])
-        branches = embedding.shape[0]
-        cond = cond[:, None].expand(branches, frames, *cond.shape[1:])
-        time_ids = added_time_ids(fps, self.motion_bucket_id, self.noise_aug_strength, branches, dtype, device)
+        rows = embedding.shape[0]
+        cond = cond[:, None].expand(rows, frames, *cond.shape[1:])
+        time_ids = added_time_ids(fps, self.motion_bucket_id, self.noise_aug_strength, rows, dtype, device)
 
         scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
         scheduler.set_timesteps(steps, device=device)
-        # The VAE's downsampling, as diffusers' SVD pipeline reads it (8 for SVD's VAE).
-        vae_scale = 2 ** (len(parts.vae.config.block_out_channels) - 1)
-        shape = (1, frames, unet.config.out_channels, height // vae_scale, width // vae_scale)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+        latents = torch.cat(noises).to(device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
         scale = torch.linspace(self.min_guidance_scale, guidance, frames, device=device, dtype=dtype)
         scale = scale[None, :, None, None, None]
+        step_generator = generators[0] if len(generators) == 1 else list(generators)
 
         for t in scheduler.timesteps:
-            model_in = torch.cat([latents] * branches)
+            model_in = torch.cat([latents] * (2 if guided else 1))
             model_in = scheduler.scale_model_input(model_in, t)
             model_in = torch.cat([model_in, cond], dim=2)
             pred = unet(model_in, t, encoder_hidden_states=embedding, added_time_ids=time_ids, return_dict=False)[0]
             if guided:
                 uncond, conditioned = pred.chunk(2)
                 pred = uncond + scale * (conditioned - uncond)
-            latents = scheduler.step(pred, t, latents, generator=generator).prev_sample
+            latents = scheduler.step(pred, t, latents, generator=step_generator).prev_sample
 
-        video = decode_latents(parts.vae, latents[0], self.decode_chunk_size)
-        return GeneratedVideo(
-            video=video,
-            condition_image=image.detach().float().cpu(),
-            info={"frames": frames, "steps": steps, "height": int(height), "width": int(width)},
-        )
+        return [
+            GeneratedVideo(
+                video=decode_latents(parts.vae, video_latents, self.decode_chunk_size),
+                condition_image=image.detach().float().cpu(),
+                info={"frames": frames, "steps": steps, "height": int(height), "width": int(width)},
+            )
+            for image, video_latents in zip(images, latents)
+        ]

@@ -197,20 +197,28 @@ class ExVideoVariants:
         }
 
     def generate(self, request: Any):
-        variant = parse_config(dict(getattr(request, "config", None) or {}))
-        if request.frames > self.recipe.max_frames:
+        return self.generate_batch([request])[0]
+
+    def generate_batch(self, requests: list) -> list:
+        """The videos of several requests of one variant, through one UNet pass per step."""
+        config = dict(getattr(requests[0], "config", None) or {})
+        if any(dict(getattr(r, "config", None) or {}) != config for r in requests[1:]):
+            raise ValueError("ExVideoVariants.generate_batch: a batch holds one variant's requests")
+        variant = parse_config(config)
+        if requests[0].frames > self.recipe.max_frames:
             raise ValueError(
-                f"frames: got {request.frames}; the variants are extended to "
+                f"frames: got {requests[0].frames}; the variants are extended to "
                 f"max_frames={self.recipe.max_frames} (the tuning recipe's)"
             )
         with self._lock:
             unet = self.unet_for(variant)
             sampler = ExVideoSampler(self.components, unet, **self.sampler_options)
-            out = sampler.sample(request)
+            outputs = sampler.sample_batch(requests)
         if variant.tuned:
             key = self.tuning_key(*variant.tuning)
-            out.info["tuning"] = {"key": key[:16], **self.tuning_results.get(key, {})}
-        return out
+            for out in outputs:
+                out.info["tuning"] = {"key": key[:16], **self.tuning_results.get(key, {})}
+        return outputs
 
     # -- tuning -------------------------------------------------------------------------
     def tuning_key(self, position: str, identity_conv: bool) -> str:

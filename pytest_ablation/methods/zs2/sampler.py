@@ -187,22 +187,39 @@ class ZS2Sampler:
         }
 
     def generate(self, request: Any) -> torch.Tensor:
-        config = dict(getattr(request, "config", None) or {})
+        return self.generate_batch([request])[0]
+
+    def generate_batch(self, requests: list) -> list[torch.Tensor]:
+        """Several requests of one configuration and settings through one UNet pass per step.
+
+        Every request's noise comes from its own generator, so its video is the one it would
+        get alone (to within float rounding: another batch size may sum in another order).
+        """
+        first = requests[0]
+        config = dict(getattr(first, "config", None) or {})
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
             raise ValueError(
                 f"ZS2Sampler: unknown configuration {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(CONFIG_KEYS)}"
             )
-        return self.sample(
-            request.prompt,
-            generator=request.generator,
-            frames=request.frames,
-            steps=request.steps,
-            height=request.height,
-            width=request.width,
-            guidance_scale=request.guidance_scale,
-            progress=bool(getattr(request, "progress", False)),
+        shared = ("frames", "steps", "height", "width", "guidance_scale", "config")
+        for request in requests[1:]:
+            differing = [name for name in shared if getattr(request, name, None) != getattr(first, name, None)]
+            if differing:
+                raise ValueError(
+                    f"ZS2Sampler.generate_batch: the requests differ in {', '.join(differing)}; "
+                    "a batch shares its configuration and settings"
+                )
+        return self.sample_batch(
+            [request.prompt for request in requests],
+            generators=[request.generator for request in requests],
+            frames=first.frames,
+            steps=first.steps,
+            height=first.height,
+            width=first.width,
+            guidance_scale=first.guidance_scale,
+            progress=bool(getattr(first, "progress", False)),
             **config,
         )
 
@@ -218,8 +235,26 @@ class ZS2Sampler:
         ``generator`` (a CPU ``torch.Generator``) drives every random draw; without one, a
         generator seeded with ``seed`` is used.
         """
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {prompt!r}")
+        return self.sample_batch([prompt], generators=[generator], **overrides)[0]
+
+    def sample_batch(
+        self,
+        prompts: list[str],
+        *,
+        generators: list[torch.Generator | None] | None = None,
+        **overrides: Any,
+    ) -> list[torch.Tensor]:
+        """One video per prompt, all denoised together; ``generators[i]`` drives video i."""
+        if isinstance(prompts, str) or not prompts:
+            raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+        for prompt in prompts:
+            if not isinstance(prompt, str):
+                raise ValueError(f"prompt must be a string, got {prompt!r}")
+        generators = list(generators) if generators is not None else [None] * len(prompts)
+        if len(generators) != len(prompts):
+            raise ValueError(
+                f"generators: got {len(generators)} for {len(prompts)} prompts; give one per prompt"
+            )
         unknown = sorted(set(overrides) - set(self.defaults))
         if unknown:
             raise ValueError(
@@ -227,8 +262,9 @@ class ZS2Sampler:
                 f"allowed: {', '.join(self.defaults)}"
             )
         o = self._checked({**self.defaults, **overrides})
-        if generator is None:
-            generator = torch.Generator("cpu").manual_seed(o["seed"])
+        generators = [
+            g if g is not None else torch.Generator("cpu").manual_seed(o["seed"]) for g in generators
+        ]
         parts = self.components
         unet, vae = parts.unet, parts.vae
         device, dtype = unet.device, unet.dtype
@@ -245,17 +281,25 @@ class ZS2Sampler:
         branches = 2 if guided else 1
 
         with torch.no_grad():
-            context = self._encode(parts, prompt, o["negative_prompt"], frames, guided, device)
+            context = self._encode_batch(parts, prompts, o["negative_prompt"], frames, guided, device)
             shape = (1, frames, unet.config.in_channels, height // scale, width // scale)
-            latents = self.initial_noise(shape, o, generator).to(device=device, dtype=dtype)[0]
+            # Drawn on the CPU from each video's own generator, then moved: the same noise on
+            # every device and in every batch.
+            latents = torch.cat(
+                [self.initial_noise(shape, o, g)[0] for g in generators]
+            ).to(device=device, dtype=dtype)
             scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
             scheduler.set_timesteps(o["steps"], device=device)
             latents = latents * scheduler.init_noise_sigma
-            step_kwargs = (
-                {"generator": generator}
-                if "generator" in inspect.signature(scheduler.step).parameters
-                else {}
-            )
+            step_kwargs = {}
+            if "generator" in inspect.signature(scheduler.step).parameters:
+                # Stochastic schedulers draw per step; in a batch, each frame from its video's
+                # generator (diffusers takes one generator per batch row).
+                step_kwargs["generator"] = (
+                    generators[0]
+                    if len(generators) == 1
+                    else [g for g in generators for _ in range(frames)]
+                )
             timesteps = scheduler.timesteps
             if o["progress"]:
                 from tqdm.auto import tqdm
@@ -270,8 +314,10 @@ class ZS2Sampler:
                         uncond, cond = prediction.chunk(2)
                         prediction = uncond + o["guidance_scale"] * (cond - uncond)
                     latents = scheduler.step(prediction, t, latents, **step_kwargs).prev_sample
-            video = self._decode(vae, latents, o["decode_chunk_size"])
-        return video
+            return [
+                self._decode(vae, video_latents, o["decode_chunk_size"])
+                for video_latents in latents.split(frames)
+            ]
 
     @staticmethod
     def initial_noise(
@@ -289,6 +335,18 @@ class ZS2Sampler:
         if method == "mixed":
             return mixed_noise(shape, alpha, generator)
         return progressive_noise(shape, alpha, generator)
+
+    @classmethod
+    def _encode_batch(
+        cls, parts, prompts: list[str], negative: str, frames: int, guided: bool, device
+    ) -> torch.Tensor:
+        """Text conditioning for ``[uncond videos..., cond videos...]``, frames contiguous."""
+        # Each prompt is encoded as it is alone, so a batch does not change its embedding.
+        per_video = [cls._encode(parts, p, negative, frames, guided, device) for p in prompts]
+        if len(per_video) == 1:
+            return per_video[0]
+        branches = [piece.chunk(2 if guided else 1) for piece in per_video]
+        return torch.cat([video[b] for b in range(len(branches[0])) for video in branches])
 
     @staticmethod
     def _encode(
