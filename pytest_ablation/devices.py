@@ -139,6 +139,14 @@ def select_device(assignment: DeviceAssignment) -> None:
             f"{torch.version.cuda or 'none'}{where})"
         )
     torch.cuda.set_device(index)
+    # A report must not depend on -n or on which process ran what: cuDNN picks its
+    # algorithms deterministically, and float32 stays float32 (no TF32 convolutions) so a
+    # float32 profile on a GPU stays close to the same profile on the CPU. float16 and
+    # bfloat16 profiles, the fast ones, are unaffected by TF32.
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def out_of_memory_errors() -> tuple[type[BaseException], ...]:

@@ -57,3 +57,28 @@ def test_workers_are_dealt_devices_round_robin():
 def test_auto_worker_count():
     assert auto_worker_count(["cuda:0", "cuda:1", "cuda:2"], 64) == 3
     assert auto_worker_count(["cpu"], 2) == 2
+
+
+def test_selecting_a_gpu_makes_it_current_and_cudnn_deterministic(monkeypatch):
+    import torch
+
+    from pytest_ablation.devices import DeviceAssignment, select_device
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    for name in ("deterministic", "benchmark", "allow_tf32"):
+        monkeypatch.setattr(torch.backends.cudnn, name, not getattr(torch.backends.cudnn, name))
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        select_device(DeviceAssignment(device="cuda:1", physical="6"))
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+    assert chosen == [1]
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.backends.cudnn.allow_tf32
+    with pytest.raises(DeviceError, match=r"this process was given cuda:2 but sees 2 GPUs"):
+        select_device(DeviceAssignment(device="cuda:2"))
