@@ -74,7 +74,7 @@ def cmd_merge(args) -> int:
     if problem:
         raise ReportError(f"--output: cannot write to {output}: {problem}")
     merged = merge_report_files(args.reports, output, partial=args.partial)
-    paths = write_reports(merged, output, keep_run=False)
+    paths = write_reports(merged, output)
     sys.stdout.write(render_results_table(merged))
     shards = ", ".join(
         f"{s['index']}/{s['count']}" if "index" in s else s["report"] for s in merged["merged_from"]

@@ -11,6 +11,7 @@ from .devices import DeviceError, parse_devices
 DEFAULT_PROFILE = "tiny"
 DEFAULT_REPORT_DIR = "reports"
 DEFAULT_CACHE_DIR = ".ablation-cache"
+DEFAULT_KEEP_RUNS = 10
 VIDEO_FORMATS = ("mp4", "gif", "png")
 
 
@@ -85,6 +86,13 @@ OPTIONS = (
         metavar="I/N",
     ),
     Option(
+        "--ablation-keep-runs",
+        "how many past runs' copies of the report to keep under <report dir>/runs/, newest "
+        f"first (default {DEFAULT_KEEP_RUNS}; 0 writes no copy)",
+        default=DEFAULT_KEEP_RUNS,
+        metavar="N",
+    ),
+    Option(
         "--ablation-save-videos",
         f"also save every generated video under <report dir>/videos/, as {'|'.join(VIDEO_FORMATS)}",
         metavar="FORMAT",
@@ -126,6 +134,7 @@ class AblationOptions:
     save_baseline: Path | None = None
     shard: tuple[int, int] | None = None
     save_videos: str | None = None
+    keep_runs: int = DEFAULT_KEEP_RUNS
     tolerances: dict[str, float] = field(default_factory=dict)
 
 
@@ -139,6 +148,7 @@ ALLOWED = {
     "ablation_save_baseline": "a file path such as reports/baseline.json",
     "ablation_shard": "I/N with 1 <= I <= N, e.g. 1/4",
     "ablation_save_videos": "one of " + ", ".join(VIDEO_FORMATS),
+    "ablation_keep_runs": "a whole number >= 0",
 }
 
 
@@ -224,6 +234,13 @@ def parse_video_format(value: Any) -> str | None:
     return fmt
 
 
+def parse_keep_runs(value: Any, where: str = "--ablation-keep-runs") -> int:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise OptionError(f"{where}: got {value!r}; expected a whole number >= 0 (0 writes no copy)")
+    return int(text)
+
+
 def read_options(config) -> AblationOptions:
     """Read every option, command line over ini over default, and check its form.
 
@@ -250,5 +267,6 @@ def read_options(config) -> AblationOptions:
         save_baseline=_path(*values["ablation_save_baseline"]),
         shard=parse_shard(values["ablation_shard"][0]),
         save_videos=parse_video_format(values["ablation_save_videos"][0]),
+        keep_runs=parse_keep_runs(values["ablation_keep_runs"][0]),
         tolerances=parse_tolerances(config.getini(TOLERANCES_INI) or []),
     )

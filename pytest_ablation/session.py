@@ -449,7 +449,7 @@ class AblationSession:
         self.report = report
         failed = False
         try:
-            self.report_paths = write_reports(report, self.options.report_dir)
+            self.report_paths = write_reports(report, self.options.report_dir, keep_runs=self.options.keep_runs)
         except OSError as error:
             failed = True
             self.write_error = (

@@ -93,3 +93,21 @@ def test_save_videos_format_is_checked_before_anything_runs(toy):
     result = toy.runpytest("--ablation-save-videos=avi")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--ablation-save-videos: got 'avi'; expected one of mp4, gif, png*"])
+
+
+def test_only_the_newest_run_copies_are_kept(toy):
+    runs = toy.path / "reports" / "runs"
+    for _ in range(3):
+        toy.runpytest("-k", "1.0", "--ablation-keep-runs=2").assert_outcomes(passed=1, deselected=2)
+    kept = sorted(p.name for p in runs.iterdir())
+    assert len(kept) == 2
+    newest = (runs / kept[-1] / "report.json").read_text()
+    assert newest == (toy.path / "reports" / "report.json").read_text()
+    toy.runpytest("-k", "1.0", "--ablation-keep-runs=0").assert_outcomes(passed=1, deselected=2)
+    assert sorted(p.name for p in runs.iterdir()) == kept  # 0: no new copy, none removed
+
+
+def test_keep_runs_must_be_a_whole_number(toy):
+    result = toy.runpytest("--ablation-keep-runs=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ablation-keep-runs: got '-1'; expected a whole number >= 0*"])
