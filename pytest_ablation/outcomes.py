@@ -101,3 +101,13 @@ def selection_paths(config) -> dict[str, list[str]]:
         "paths": sorted({relative(a) for a in config.args}),
         "ignored": sorted({relative(i) for i in ignored}),
     }
+
+
+def expected_failures(report: dict) -> dict[tuple[str, str], str]:
+    """``(study, variant) -> reason`` of the cases that failed as expected (strict xfail): a
+    claim of theirs that does not hold is expected, and the reason says why."""
+    return {
+        (case["study"], case["variant"]): case.get("reason") or "expected failure"
+        for case in report.get("cases") or ()
+        if case.get("outcome") == "xfailed"
+    }

@@ -261,7 +261,8 @@ def pytest_report_collectionfinish(config):
     ablation = _session(config)
     if ablation.catalog.by_nodeid and not ablation.is_worker:
         studies = sorted({c.study for c in ablation.catalog.by_nodeid.values()})
-        return f"ablation: profile {ablation.profile.name!r}, studies: {', '.join(studies)}"
+        about = f" ({ablation.profile.description})" if ablation.profile.description else ""
+        return f"ablation: profile {ablation.profile.name!r}{about}, studies: {', '.join(studies)}"
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from ..files import write_text_atomic
 from .media import slug
+from .terminal import expected_by_variant
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _ARROWS = {"higher": "↑", "lower": "↓"}
@@ -72,6 +73,7 @@ figcaption { font-size: .85em; color: #444; }
 dl.metrics dt { font-weight: 600; margin-top: .4rem; } dl.metrics dd { margin-left: 1.2rem; }
 .source { color: #666; font-style: italic; }
 .claim-failed { color: #c62828; font-weight: 600; }
+.claim-expected { color: #6d6d6d; font-style: italic; }
 """
 
 
@@ -175,7 +177,7 @@ def _study_section(report: dict, study: dict, gate_index: dict, media_root: Path
     parts = [f'<section class="study" id="{escape(_anchor(name))}">',
              f"<h2>{escape(name)}</h2>", _study_intro(study)]
     parts.append(_results_table(study, info, gate_index))
-    parts.append(_claims(variants))
+    parts.append(_claims(variants, expected_by_variant(report, name)))
     parts.append(_definitions(metrics, info))
     parts.append(_previews(study, media_root))
     parts.append(plots.section(study, info))
@@ -351,19 +353,27 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
     return f'<td class="{" ".join(classes)}" {" ".join(attrs)}>' + "".join(body) + "</td>"
 
 
-def _claims(variants: list[dict]) -> str:
+def _claims(variants: list[dict], expected: dict[str, str]) -> str:
     claims = [(v["variant"], e) for v in variants for e in v.get("expectations") or []]
     if not claims:
         return ""
     rows = []
     for name, claim in claims:
         holds = claim.get("passed")
+        reason = None if holds else expected.get(name)
+        if holds:
+            verdict = "<td>yes</td>"
+        elif reason is not None:
+            verdict = '<td class="claim-expected">no (expected)</td>'
+        else:
+            verdict = '<td class="claim-failed">no</td>'
+        note = _claim_note(claim)
+        if reason is not None:
+            note = "; ".join(filter(None, [note, escape(f"expected failure: {reason}")]))
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(claim.get('claim')))}</td>"
             f"<td>{escape(str(claim.get('metric')))}</td><td>{_fmt(claim.get('margin'))}</td>"
-            f"<td>{_fmt(claim.get('p_value'))}</td>"
-            + ("<td>yes</td>" if holds else '<td class="claim-failed">no</td>')
-            + f"<td>{_claim_note(claim)}</td></tr>")
+            f"<td>{_fmt(claim.get('p_value'))}</td>" + verdict + f"<td>{note}</td></tr>")
     return ('<table class="claims"><thead><tr><th>variant</th><th>claim</th><th>metric</th>'
             "<th>margin</th><th>p</th><th>holds</th><th>note</th></tr></thead><tbody>\n"
             + "\n".join(rows)

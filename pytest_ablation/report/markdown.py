@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .terminal import claim_rows, render_gate_table, study_tables, test_rows
+from .terminal import claim_rows, expected_by_variant, render_gate_table, study_tables, test_rows
 
 
 def render_markdown(report: dict) -> str:
@@ -11,7 +11,8 @@ def render_markdown(report: dict) -> str:
     env = report.get("environment", {})
     git = env.get("git") or {}
     lines += [
-        f"- profile: `{profile.get('name', '?')}`",
+        f"- profile: `{profile.get('name', '?')}`"
+        + (f": {profile['description']}" if profile.get("description") else ""),
         f"- created: {report.get('created', '?')}",
         f"- commit: `{git.get('commit', 'unknown')}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
         f"- pytest-ablation {env.get('packages', {}).get('pytest-ablation', '?')}, "
@@ -35,7 +36,7 @@ def render_markdown(report: dict) -> str:
         test_headers, tests = test_rows(study)
         if tests:
             lines += ["", _github_table(test_headers, tests)]
-        claim_headers, claims = claim_rows(study)
+        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]))
         if claims:
             lines += ["", _github_table(claim_headers, claims)]
         lines.append("")

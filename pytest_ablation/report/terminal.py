@@ -82,11 +82,17 @@ def study_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     return tables
 
 
-def claim_rows(study: dict) -> tuple[list[str], list[list[str]]]:
-    """Every claim of a study with its test, its verdict in its test and study-wide."""
+def claim_rows(study: dict, expected: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    """Every claim of a study with its test, its verdict in its test and study-wide.
+
+    ``expected`` maps a variant to the reason its claims are expected to fail (a strict
+    expected failure on this profile): such a claim shows "no (expected)" and the reason.
+    """
     headers = ["variant", "claim", "metric", "margin", "p", "holds", "study-wide (Holm)", "note"]
     rows = []
+    expected = expected or {}
     for variant in study["variants"]:
+        reason = expected.get(variant["variant"])
         for e in variant.get("expectations") or []:
             notes = []
             if e.get("needs") is not None:
@@ -94,13 +100,24 @@ def claim_rows(study: dict) -> tuple[list[str], list[list[str]]]:
             elif e.get("underpowered") and not e.get("passed"):
                 notes.append(f"underpowered (MDE {_plain(e.get('mde'))})")
             confirmed = e.get("confirmed")
+            verdict = "yes" if e.get("passed") else "no"
+            if reason is not None and not e.get("passed"):
+                verdict = "no (expected)"
+                notes.append(f"expected failure: {reason}")
             rows.append([
                 variant["variant"], e["claim"], e["metric"], f"{e['margin']:g}",
-                _plain(e.get("p_value")), "yes" if e.get("passed") else "no",
+                _plain(e.get("p_value")), verdict,
                 "—" if confirmed is None else ("yes" if confirmed else "no"),
                 "; ".join(notes),
             ])
     return headers, rows
+
+
+def expected_by_variant(report: dict, study: str) -> dict[str, str]:
+    from ..outcomes import expected_failures
+
+    return {variant: reason for (name, variant), reason in expected_failures(report).items()
+            if name == study}
 
 
 def render_results_table(report: dict, tablefmt: str = "simple") -> str:
@@ -113,7 +130,7 @@ def render_results_table(report: dict, tablefmt: str = "simple") -> str:
         if tests:
             parts.append(tabulate(tests, headers=test_headers, tablefmt=tablefmt, disable_numparse=True))
             parts.append("")
-        claim_headers, claims = claim_rows(study)
+        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]))
         if claims:
             parts.append(tabulate(claims, headers=claim_headers, tablefmt=tablefmt, disable_numparse=True))
             parts.append("")

@@ -56,4 +56,4 @@ def test_profile_given_on_the_command_line(toy):
 
 
 def test_header_names_profile_and_studies(toy):
-    toy.runpytest().stdout.fnmatch_lines(["ablation: profile 'toy-test', studies: flicker"])
+    toy.runpytest().stdout.fnmatch_lines(["ablation: profile 'toy-test' (a callable model for plugin tests), studies: flicker"])

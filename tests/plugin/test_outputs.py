@@ -111,3 +111,38 @@ def test_keep_runs_must_be_a_whole_number(toy):
     result = toy.runpytest("--ablation-keep-runs=-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--ablation-keep-runs: got '-1'; expected a whole number >= 0*"])
+
+
+EXPECTED_AND_NOT = '''
+import pytest
+
+@pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
+@pytest.mark.parametrize("strength", [
+    0.5,
+    pytest.param(1.0, marks=pytest.mark.ablation_xfail("toy-test", reason="noise flickers")),
+    0.9,
+], ids=lambda s: f"s={s}")
+def test_x(strength, flicker, ablation):
+    result = ablation.run(flicker, strength=strength)
+    ablation.expect(result, "temporal_flickering").not_below_reference()
+'''
+
+
+def test_expected_failures_are_marked_expected_with_their_reason_everywhere(toy):
+    toy.makepyfile(test_xfail=EXPECTED_AND_NOT)
+    result = toy.runpytest("test_xfail.py")
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    result.stdout.fnmatch_lines([
+        "claim not supported: x s=0.9 temporal_flickering not_below_reference (margin 0)",
+        "claim not supported (expected): x s=1.0 temporal_flickering not_below_reference (margin 0)",
+        "  expected failure: on profile 'toy-test': noise flickers",
+    ])
+    markdown = (toy.path / "reports" / "report.md").read_text()
+    page = (toy.path / "reports" / "report.html").read_text()
+    expected_row = [line for line in markdown.splitlines() if line.startswith("| s=1.0 ") and "not_below" in line]
+    failed_row = [line for line in markdown.splitlines() if line.startswith("| s=0.9 ") and "not_below" in line]
+    assert "no (expected)" in expected_row[0] and "expected failure: on profile 'toy-test': noise flickers" in expected_row[0]
+    assert "| no " in failed_row[0] and "expected" not in failed_row[0]
+    assert '<td class="claim-expected">no (expected)</td>' in page
+    assert "expected failure: on profile &#x27;toy-test&#x27;: noise flickers" in page
+    assert page.count('<td class="claim-failed">no</td>') == 1
