@@ -343,23 +343,11 @@ class AblationSession:
         known: dict[str, tuple[str, str]] = {}
         selected = set(self.selected)
         dropped = set(self.shard_dropped)
-        for catalog in [self.catalog_summary(), *self.worker_catalogs.values()]:
+        for catalog in [self.catalog_summary(), *self.worker_catalogs.values(), *self._published_catalogs()]:
             for study, variant, nodeid in catalog.get("cases", ()):
                 known.setdefault(nodeid, (study, variant))
             selected.update(catalog.get("selected", ()))
             dropped.update(catalog.get("shard_dropped", ()))
-        if self._groups_dir is not None:
-            import json
-
-            for path in sorted(Path(self._groups_dir).glob("catalog-*.json")):
-                try:
-                    catalog = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                for study, variant, nodeid in catalog.get("cases", ()):
-                    known.setdefault(nodeid, (study, variant))
-                selected.update(catalog.get("selected", ()))
-                dropped.update(catalog.get("shard_dropped", ()))
         shard = self.options.shard
         cases = []
         for nodeid, (study, variant) in known.items():
@@ -375,6 +363,20 @@ class AblationSession:
             cases.append({"study": study, "variant": variant, "nodeid": nodeid,
                           "outcome": outcome, "reason": reason})
         return cases
+
+    def _published_catalogs(self) -> list[dict]:
+        """What workers wrote when their collection finished: it survives a killed worker."""
+        if self._groups_dir is None:
+            return []
+        import json
+
+        catalogs = []
+        for path in sorted(Path(self._groups_dir).glob("catalog-*.json")):
+            try:
+                catalogs.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return catalogs
 
     def worker_summary(self) -> dict:
         assignment = self.assignment
