@@ -97,10 +97,18 @@ def compare(unet, frames: int, height: int, width: int, repeats: int, device: st
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def tuning_throughput(components, steps: int, checkpointing: bool) -> float:
-    from pytest_ablation.methods.exvideo import TINY_RECIPE, encode_videos, extend_unet, moving_shapes, post_tune
+def tiny_recipe():
+    """The post-tuning recipe of the tiny profile."""
+    from pytest_ablation.methods.exvideo import exvideo_on_profile
+    from pytest_ablation.profiles import load_profile
 
-    r = TINY_RECIPE
+    return exvideo_on_profile(load_profile("tiny")).recipe
+
+
+def tuning_throughput(components, steps: int, checkpointing: bool) -> float:
+    from pytest_ablation.methods.exvideo import encode_videos, extend_unet, moving_shapes, post_tune
+
+    r = tiny_recipe()
     clips = moving_shapes(r.clips, r.frames, r.height, r.width, generator=torch.Generator().manual_seed(0))
     data = encode_videos(components, clips)
     unet = extend_unet(copy.deepcopy(components.unet), r.max_frames)
@@ -135,8 +143,7 @@ def main() -> None:
         ratio = "" if name == "plain" else f"   ratio {seconds / plain:.3f}{targets.get(name, '')}"
         print(f"  {name:<18}: {seconds * 1000:9.1f} ms{ratio}")
     if options.model == "tiny" and options.tuning_steps > 0:
-        from pytest_ablation.methods.exvideo import TINY_RECIPE as r
-
+        r = tiny_recipe()
         for checkpointing in (False, True):
             fps = tuning_throughput(components, options.tuning_steps, checkpointing)
             print(f"post-tuning, tiny recipe ({r.frames} frames, {r.height}x{r.width}, batch {r.batch_size}), "

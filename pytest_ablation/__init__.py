@@ -4,4 +4,6 @@ Heavy libraries (torch, diffusers, open_clip) are imported lazily by the modules
 them, so that loading the plugin keeps ``pytest --help`` fast.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__"]

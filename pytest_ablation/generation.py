@@ -8,13 +8,18 @@ such objects; a study may also pass its own.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from .keys import source_digest
+
 if TYPE_CHECKING:
     import torch
+
+
+# The study settings a request carries for its one video (the settings' schema is
+# `pytest_ablation.profiles.StudySettings`; prompts, seeds and batch size are the study's).
+VIDEO_SETTINGS = ("frames", "steps", "height", "width", "guidance_scale", "fps")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,17 @@ class GenerationRequest:
     device: str
     config: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, prompt: str, seed: int, device: str,
+                      config: Mapping[str, Any], progress: bool = False) -> GenerationRequest:
+        """The request for one (prompt, seed) sample under a profile's `StudySettings`: the
+        video fields come from the settings by name, the generator from ``seed``."""
+        import torch
+
+        shared = {name: getattr(settings, name) for name in VIDEO_SETTINGS}
+        return cls(prompt=prompt, seed=seed, generator=torch.Generator("cpu").manual_seed(seed),
+                   device=device, config=dict(config), progress=progress, **shared)
 
 
 @dataclass
@@ -60,14 +76,6 @@ class BoundGenerator:
     call_batch: Callable[[list], Any] | None = None
 
 
-def _source_digest(obj: Any) -> str | None:
-    try:
-        source = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
-
-
 def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]]) -> BoundGenerator:
     """Accept a generator object or a plain function.
 
@@ -92,7 +100,7 @@ def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]])
         identity = dict(obj.cache_identity())
         identity.setdefault("generator", name)
     else:
-        identity = {"generator": name, "source": _source_digest(target),
+        identity = {"generator": name, "source": source_digest(target),
                     "models": dict(fallback_identity())}
     batch = getattr(obj, "generate_batch", None)
     return BoundGenerator(
@@ -100,7 +108,7 @@ def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]])
     )
 
 
-def check_video(output: Any, *, generator: str) -> GeneratedVideo:
+def check_output(output: Any, *, generator: str) -> GeneratedVideo:
     """Normalise a generator's output and refuse what no metric could score."""
     import torch
 

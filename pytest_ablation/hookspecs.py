@@ -1,4 +1,9 @@
-"""Hooks that conftest files and plugins can implement to extend pytest-ablation."""
+"""Hooks that conftest files and plugins can implement to extend pytest-ablation.
+
+The plugin implements each one itself (``plugin.py``), so a run without extensions behaves
+the same, and an extension's implementation adds to or overrides the default as each hook
+says.
+"""
 
 import pytest
 
@@ -7,8 +12,9 @@ import pytest
 def pytest_ablation_visible_gpus(config):
     """Return the physical ids (strings) of the GPUs this machine offers, in CUDA order.
 
-    The default asks torch and honours ``CUDA_VISIBLE_DEVICES``. Implement it to describe
-    GPUs torch cannot see from the controller, or to simulate a GPU list in tests.
+    The default asks torch and honours ``CUDA_VISIBLE_DEVICES``; it runs last, so any other
+    implementation that returns a list wins. Implement it to describe GPUs torch cannot see
+    from the controller, or to simulate a GPU list in tests.
     """
 
 
@@ -17,10 +23,16 @@ def pytest_ablation_add_metrics(register):
     """Register extra metrics: call ``register(MetricSpec(...))`` for each.
 
     Called in every process (controller and workers) before collection, so the metrics are
-    known when the ``ablation`` markers are checked.
+    known when the ``ablation`` markers are checked. The default registers the built-in
+    metrics and runs first, so a metric registered under a built-in name replaces it.
     """
 
 
 @pytest.hookspec
 def pytest_ablation_report(config, report):
-    """Inspect or amend the report (a JSON-able dict) before it is written and gated."""
+    """Inspect or amend the report (a JSON-able dict) before it is written.
+
+    Called on the controller once the report holds the gate's verdict (``report["gate"]``,
+    with ``--ablation-gate``); report.json, report.md and report.html are then written as the
+    implementations left it. The default changes nothing.
+    """

@@ -53,3 +53,24 @@ def derive_seed(*parts: Any) -> int:
     """A 63-bit seed that depends only on ``parts``: stable across processes and runs."""
     raw = hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).digest()
     return int.from_bytes(raw[:8], "big") & (2**63 - 1)
+
+
+def source_digest(*objects: Any) -> str | None:
+    """A short digest of the code behind ``objects``, part of a cache key wherever code decides
+    an output, so that editing that code invalidates what it made.
+
+    A module counts with its whole file; a function or class with its own source. None when
+    some source cannot be read (a function typed at the interpreter, a compiled module).
+    """
+    import inspect
+
+    hasher = hashlib.sha256()
+    for obj in objects:
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):
+            return None
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
+        hasher.update(f"{name}\0{len(source)}\0".encode())
+        hasher.update(source.encode("utf-8"))
+    return hasher.hexdigest()[:16]

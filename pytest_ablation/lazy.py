@@ -11,9 +11,13 @@ import importlib
 from typing import Any, Callable, Mapping
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: name -> submodule (relative) holding it."""
+def lazy_exports(
+    package: str, modules: Mapping[str, tuple[str, ...]]
+) -> tuple[Callable[[str], Any], Callable[[], list], list[str]]:
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``, from each submodule
+    (relative name) and the public names it holds."""
     namespace = importlib.import_module(package).__dict__
+    exports = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
@@ -26,4 +30,4 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
     def __dir__() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(exports)

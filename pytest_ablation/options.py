@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .devices import DeviceError, parse_devices
+from .profiles import DEFAULT_PROFILE, looks_like_path
 
-DEFAULT_PROFILE = "tiny"
 DEFAULT_REPORT_DIR = "reports"
 DEFAULT_CACHE_DIR = ".ablation-cache"
 DEFAULT_KEEP_RUNS = 10
@@ -255,7 +255,7 @@ def read_options(config) -> AblationOptions:
         raise OptionError(str(error)) from None
     profile_value, profile_base = values["ablation_profile"]
     profile = str(profile_value).strip()
-    if profile.endswith(".toml") or "/" in profile or "\\" in profile:
+    if looks_like_path(profile):
         profile = str(_path(profile, profile_base))
     return AblationOptions(
         profile=profile,

@@ -1,29 +1,47 @@
-"""pytest-ablation's pytest hooks. Each one delegates to the run's ``AblationSession``."""
+"""pytest-ablation's pytest hooks. Each one delegates to an object of the run (see
+``session.py``): the ``AblationSession``, the ``Catalog``, the process's ``WorkerContext``
+and, on the controller, the ``ResultCollector``, all kept in the config's stash. The xdist
+hooks are in ``XdistHooks``, registered only when pytest-xdist is.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from . import hookspecs
+from .catalog import MARKER_HELP, XFAIL_HELP, Catalog
 from .options import add_options
-from .study import MARKER_HELP, XFAIL_HELP, StudyError, profile_xfail
 
 if TYPE_CHECKING:
+    from .collector import ResultCollector
     from .session import AblationSession
+    from .worker import WorkerContext
 
 _SESSION = pytest.StashKey["AblationSession"]()
-_RUNNER = pytest.StashKey["Ablation"]()
-_CASE = pytest.StashKey["Case"]()
-_MODEL_GROUP = pytest.StashKey[str]()
+_CATALOG = pytest.StashKey[Catalog]()
+_WORKER = pytest.StashKey["WorkerContext"]()
+_COLLECTOR = pytest.StashKey["ResultCollector"]()
+_ABLATION = pytest.StashKey["Ablation"]()
 _GROUPS_DIR = "ablation_groups_dir"
 _CATALOG_DIR = "ablation_catalog_dir"
 
 
 def _session(config) -> "AblationSession":
     return config.stash[_SESSION]
+
+
+def _catalog(config) -> Catalog:
+    return config.stash[_CATALOG]
+
+
+def _worker(config) -> "WorkerContext":
+    return config.stash[_WORKER]
+
+
+def _collector(config) -> "ResultCollector | None":
+    return config.stash.get(_COLLECTOR, None)
 
 
 def pytest_addhooks(pluginmanager):
@@ -34,6 +52,7 @@ def pytest_addoption(parser):
     add_options(parser)
 
 
+# -- default implementations of the plugin's own hooks (hookspecs.py) ----------------------
 @pytest.hookimpl(trylast=True)
 def pytest_ablation_visible_gpus(config):
     # The default: torch's answer, mapped through CUDA_VISIBLE_DEVICES. A conftest or plugin
@@ -43,6 +62,23 @@ def pytest_ablation_visible_gpus(config):
     return torch_visible_gpus()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_ablation_add_metrics(register):
+    # The built-in metrics, registered first: a conftest or plugin that registers a metric
+    # of the same name replaces the built-in one.
+    from .session import builtin_metrics
+
+    for spec in builtin_metrics():
+        register(spec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_ablation_report(config, report):
+    # Nothing to add: the report is written as the other implementations leave it.
+    return None
+
+
+# -- start-up ------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_cmdline_main(config):
     # Runs before xdist turns "-n N" into "--dist load": unless the user chose a mode,
@@ -58,9 +94,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", XFAIL_HELP)
     from .session import AblationSession
 
-    ablation = AblationSession(config)
-    config.stash[_SESSION] = ablation
-    config.pluginmanager.register(_ResultHooks(ablation), "ablation-results")
+    session = AblationSession(config)
+    config.stash[_SESSION] = session
+    catalog = config.stash[_CATALOG] = Catalog()
+    if not session.is_worker:
+        from .collector import ResultCollector
+
+        collector = config.stash[_COLLECTOR] = ResultCollector(session, catalog)
+        config.pluginmanager.register(_ResultHooks(collector), "ablation-results")
 
 
 def pytest_plugin_registered(plugin, plugin_name, manager):
@@ -71,9 +112,14 @@ def pytest_plugin_registered(plugin, plugin_name, manager):
 
 
 def pytest_sessionstart(session):
-    _session(session.config).start()
+    from .worker import start_worker
+
+    worker = start_worker(_session(session.config))
+    if worker is not None:
+        session.config.stash[_WORKER] = worker
 
 
+# -- collection ----------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_pycollect_makeitem(collector):
     # Every parametrization passes here before -k or a node id narrows the selection: the
@@ -81,34 +127,15 @@ def pytest_pycollect_makeitem(collector):
     outcome = yield
     made = outcome.get_result()
     if made is not None:
-        items = made if isinstance(made, list) else [made]
-        _session(collector.config).collected(i for i in items if isinstance(i, pytest.Item))
+        catalog = _catalog(collector.config)
+        for item in made if isinstance(made, list) else [made]:
+            if isinstance(item, pytest.Item):
+                catalog.add_item(item)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    ablation = _session(config)
-    ablation.check_studies()
-    groups = {}
-    for item in items:
-        case = ablation.catalog.case(item.nodeid)
-        if case is None:
-            continue
-        item.stash[_CASE] = case
-        try:
-            expected_failure = profile_xfail(item, ablation.profile.name)
-        except StudyError as error:
-            raise pytest.UsageError(str(error)) from None
-        if expected_failure is not None:
-            item.add_marker(expected_failure)
-        item.stash[_MODEL_GROUP] = _model_group(item, case)
-        if item.get_closest_marker("xdist_group") is None:
-            groups[item.nodeid] = item.stash[_MODEL_GROUP]
-    folder = getattr(config, "workerinput", {}).get(_GROUPS_DIR)
-    if folder:
-        from .xdist_scheduling import publish_groups
-
-        publish_groups(folder, config.workerinput["workerid"], groups)
+    _session(config).check_collected(_catalog(config), items)
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
@@ -119,9 +146,10 @@ def pytest_collection_modifyitems_shard(config, items):
         return
     from .sharding import split
 
-    kept, dropped = split(items, lambda item: item.stash.get(_MODEL_GROUP, item.nodeid), *shard)
+    catalog = _catalog(config)
+    kept, dropped = split(items, lambda item: catalog.model_group(item.nodeid) or item.nodeid, *shard)
     if dropped:
-        _session(config).shard_dropped.update(item.nodeid for item in dropped)
+        catalog.select(dropped=[item.nodeid for item in dropped])
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
@@ -129,61 +157,49 @@ def pytest_collection_modifyitems_shard(config, items):
 def pytest_collection_finish(session):
     # The selection is final here and nothing has run: what the selected cases need of the
     # profile is checked now, and the selection is kept for the report.
-    ablation = _session(session.config)
-    nodeids = [item.nodeid for item in session.items if item.stash.get(_CASE, None) is not None]
-    ablation.check_selected(nodeids)
-    ablation.selection_done(nodeids)
-    folder = getattr(session.config, "workerinput", {}).get(_CATALOG_DIR)
-    if folder:
-        # Published now, not at the end: a worker that is killed mid-run still told the
-        # controller which cases exist and which were selected.
-        from .files import write_json_atomic
-
-        worker = session.config.workerinput["workerid"]
-        write_json_atomic(Path(folder) / f"catalog-{worker}.json", ablation.catalog_summary())
+    catalog = _catalog(session.config)
+    nodeids = [item.nodeid for item in session.items if catalog.case(item.nodeid) is not None]
+    _session(session.config).check_selected(catalog, nodeids)
+    catalog.select(nodeids)
 
 
-def _model_group(item, case) -> str:
-    """Tests whose fixtures draw on the same models go to one worker, which loads them once.
-
-    The fixtures that request ``ablation_models`` (a study's generator fixtures, e.g. ``zs2``)
-    name the models a test needs before it runs; a study without such a fixture is its own
-    group.
-    """
-    definitions = item._fixtureinfo.name2fixturedefs
-    users = sorted(
-        name for name in item.fixturenames
-        if any("ablation_models" in d.argnames for d in definitions.get(name, ()))
-    )
-    return "models:" + "+".join(users) if users else f"study:{case.study}"
+@pytest.hookimpl(trylast=True)
+def pytest_report_collectionfinish(config):
+    return _session(config).collection_line(_catalog(config))
 
 
+# -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture
 def ablation(request):
     """Run this test's variant paired with its study's reference; see README, "Writing a study"."""
-    from .runner import Ablation
+    from .ablation import Ablation
+    from .report.media import MediaWriter
 
-    case = request.node.stash.get(_CASE, None)
+    config = request.config
+    catalog = _catalog(config)
+    case = catalog.case(request.node.nodeid)
     if case is None:
         raise pytest.UsageError(
             f"{request.node.nodeid}: the `ablation` fixture needs @pytest.mark.ablation(study, ...)"
         )
-    runner = Ablation(_session(request.config), request.node, case)
-    request.node.stash[_RUNNER] = runner
+    options = _session(config).options
+    media = MediaWriter(options.report_dir, options.save_videos)
+    runner = Ablation(request.node, case, bench=_worker(config), catalog=catalog, media=media)
+    request.node.stash[_ABLATION] = runner
     return runner
 
 
 @pytest.fixture(scope="session")
 def ablation_models(pytestconfig):
     """This worker's model pool: ``ablation_models.get("sd")`` loads a profile role once."""
-    return _session(pytestconfig).pool
+    return _worker(pytestconfig).pool
 
 
 @pytest.fixture(scope="session")
 def ablation_cache(pytestconfig):
     """The run's content-addressed cache (``ResultCache``): ``.tensors(key, compute)`` keeps
     e.g. tuned weights; honours --ablation-cache-dir and --ablation-no-cache."""
-    return _session(pytestconfig).cache
+    return _worker(pytestconfig).cache
 
 
 @pytest.fixture(scope="session")
@@ -195,28 +211,26 @@ def ablation_profile(pytestconfig):
 @pytest.fixture(scope="session")
 def ablation_device(pytestconfig) -> str:
     """This worker's torch device, e.g. "cpu" or "cuda:1"."""
-    ablation = _session(pytestconfig)
-    if ablation.assignment is None:
-        ablation.start()
-    return ablation.assignment.device
+    return _worker(pytestconfig).device
 
 
+# -- running -------------------------------------------------------------------------------
 def pytest_runtest_setup(item):
-    group = item.stash.get(_MODEL_GROUP, None)
+    group = _catalog(item.config).model_group(item.nodeid)
     if group is not None:
-        _session(item.config).enter_model_group(group)
+        _worker(item.config).enter_model_group(group)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem):
     # Claims are soft: each is recorded as the test makes it, and all are decided together
     # when the test function has returned, failing it with every claim that does not hold.
-    runner = pyfuncitem.stash.get(_RUNNER, None)
+    runner = pyfuncitem.stash.get(_ABLATION, None)
     try:
         result = yield
     except BaseException:
         if runner is not None:
-            runner.claims.decide()  # the claims made so far are still recorded with a verdict
+            runner.finish_claims(raise_failures=False)  # still recorded, with a verdict
         raise
     if runner is not None:
         runner.finish_claims()
@@ -225,8 +239,8 @@ def pytest_pyfunc_call(pyfuncitem):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    case = item.stash.get(_CASE, None)
-    runner = item.stash.get(_RUNNER, None)
+    case = _catalog(item.config).case(item.nodeid)
+    runner = item.stash.get(_ABLATION, None)
     if case is not None and call.when == "call" and runner is not None:
         from .report.junit import junit_properties
 
@@ -249,38 +263,49 @@ def pytest_runtest_makereport(item, call):
 class _ResultHooks:
     """Receives every test report, from this process or from an xdist worker."""
 
-    def __init__(self, ablation):
-        self._ablation = ablation
+    def __init__(self, collector):
+        self._collector = collector
 
     def pytest_runtest_logreport(self, report):
-        self._ablation.receive(report)
+        self._collector.receive(report)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_report_collectionfinish(config):
-    ablation = _session(config)
-    if ablation.catalog.by_nodeid and not ablation.is_worker:
-        studies = sorted({c.study for c in ablation.catalog.by_nodeid.values()})
-        about = f" ({ablation.profile.description})" if ablation.profile.description else ""
-        return f"ablation: profile {ablation.profile.name!r}{about}, studies: {', '.join(studies)}"
-    return None
-
-
+# -- the end -------------------------------------------------------------------------------
 def pytest_sessionfinish(session):
-    ablation = _session(session.config)
-    ablation.finish_worker()
-    ablation.finish(session)
-    ablation.finish_controller()
+    config = session.config
+    worker = config.stash.get(_WORKER, None)
+    if worker is not None:
+        worker.close()
+    collector = _collector(config)
+    if collector is not None:
+        collector.finish(session, worker)
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    from .summary import write_summary
+    collector = _collector(config)
+    if collector is not None:
+        from .summary import write_summary
 
-    write_summary(terminalreporter, _session(config))
+        write_summary(terminalreporter, collector)
 
 
 class XdistHooks:
-    """Registered only when pytest-xdist is installed."""
+    """Registered only when pytest-xdist is installed.
+
+    The controller names a folder where each worker publishes the model group of every test
+    it collected (for the scheduler) and its catalogue (which survives a killed worker);
+    each worker gets its device, and sends back its summary and catalogue when it finishes.
+    """
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+
+    def _shared_folder(self) -> str:
+        if self._folder is None:
+            import tempfile
+
+            self._folder = tempfile.mkdtemp(prefix="pytest-ablation-groups-")
+        return self._folder
 
     @pytest.hookimpl
     def pytest_xdist_auto_num_workers(self, config):
@@ -293,12 +318,11 @@ class XdistHooks:
     def pytest_configure_node(self, node):
         from .session import WORKER_DEVICE
 
-        ablation = _session(node.config)
         index = int(str(node.gateway.id).lstrip("gw") or 0)
-        node.workerinput[WORKER_DEVICE] = ablation.worker_assignment(index).to_dict()
-        node.workerinput[_CATALOG_DIR] = ablation.groups_dir()
+        node.workerinput[WORKER_DEVICE] = _session(node.config).devices.assignment(index).to_dict()
+        node.workerinput[_CATALOG_DIR] = self._shared_folder()
         if node.config.option.dist == "loadgroup":
-            node.workerinput[_GROUPS_DIR] = ablation.groups_dir()
+            node.workerinput[_GROUPS_DIR] = self._shared_folder()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config, log):
@@ -306,13 +330,57 @@ class XdistHooks:
             return None
         from .xdist_scheduling import ModelGroupScheduling
 
-        return ModelGroupScheduling(config, log, groups_dir=_session(config).groups_dir())
+        return ModelGroupScheduling(config, log, groups_dir=self._shared_folder())
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, config, items):
+        # On a worker, once the plugin has noted each test's model group: published before
+        # the worker reports its collection, so the scheduler finds every group.
+        result = yield
+        folder = getattr(config, "workerinput", {}).get(_GROUPS_DIR)
+        if folder:
+            from .xdist_scheduling import publish_groups
+
+            publish_groups(folder, config.workerinput["workerid"], _catalog(config).groups)
+        return result
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        # Published now, not at the end: a worker that is killed mid-run still told the
+        # controller which cases exist and which were selected.
+        config = session.config
+        folder = getattr(config, "workerinput", {}).get(_CATALOG_DIR)
+        if folder:
+            from .xdist_scheduling import publish_catalog
+
+            publish_catalog(folder, config.workerinput["workerid"], _catalog(config).summary())
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):
         from .session import WORKER_CATALOG, WORKER_SUMMARY
 
         output = getattr(node, "workeroutput", None) or {}
-        _session(node.config).receive_worker(
+        _collector(node.config).receive_worker(
             str(node.gateway.id), output.get(WORKER_SUMMARY), output.get(WORKER_CATALOG)
         )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        config = session.config
+        if hasattr(config, "workerinput"):
+            from .session import WORKER_CATALOG, WORKER_SUMMARY
+
+            config.workeroutput[WORKER_SUMMARY] = _worker(config).summary()
+            config.workeroutput[WORKER_CATALOG] = _catalog(config).summary()
+        elif self._folder is not None:
+            from .xdist_scheduling import read_catalogs
+
+            collector = _collector(config)
+            for name, catalog in read_catalogs(self._folder):
+                collector.receive_worker(name, catalog=catalog)
+
+    def pytest_unconfigure(self, config):
+        if self._folder is not None:
+            import shutil
+
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from . import __version__
 from .keys import canonical, digest
+from .version import __version__
 
 
 class Scorer:

@@ -291,25 +291,29 @@ def mde_factor(n: int, alpha: float, power: float = DEFAULT_POWER) -> float | No
     if n < max(2, units_needed(alpha)):
         return None
     if n > _MDE_EXACT_MAX:
-        low, high = 0.0, 10.0
-        for _ in range(60):
-            mid = 0.5 * (low + high)
-            if _t_power(mid, n, alpha) < power:
-                low = mid
-            else:
-                high = mid
+        low, high = _bisect(lambda effect: _t_power(effect, n, alpha) < power, 0.0, 10.0, 60)
         return 0.5 * (low + high)
     noise = np.random.default_rng(1000 + n).standard_normal((_MDE_REPLICATES, n))
-    low, high = 0.0, 1.0
-    while _combined_power(high, noise, alpha) < power:
+
+    def too_small(effect: float) -> bool:
+        return _combined_power(effect, noise, alpha) < power
+
+    high = 1.0
+    while too_small(high):
         high *= 2.0
-    for _ in range(14):
+    return _bisect(too_small, 0.0, high, 14)[1]
+
+
+def _bisect(too_small, low: float, high: float, steps: int) -> tuple[float, float]:
+    """``(low, high)`` after ``steps`` halvings of the interval where ``too_small`` turns
+    False (it holds at ``low``, not at ``high``)."""
+    for _ in range(steps):
         mid = 0.5 * (low + high)
-        if _combined_power(mid, noise, alpha) < power:
+        if too_small(mid):
             low = mid
         else:
             high = mid
-    return high
+    return low, high
 
 
 def prompts_needed(effect: float, spread: float, alpha: float, power: float = DEFAULT_POWER,

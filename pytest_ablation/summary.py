@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 
-def write_summary(terminal, ablation) -> None:
-    if ablation.is_worker:
-        return
-    report = ablation.report
+def write_summary(terminal, collector) -> None:
+    """The results, the cache, the workers, the gate and where the report went: what the
+    run's ``ResultCollector`` finished with (nothing when it made no report)."""
+    report = collector.report
     if report is None:
         return
     from .gate import FAILING
@@ -18,7 +18,7 @@ def write_summary(terminal, ablation) -> None:
     cache = report.get("cache") or {}
     if cache:
         line = (f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed"
-                + (" (cache disabled)" if ablation.options.no_cache else ""))
+                + (" (cache disabled)" if collector.options.no_cache else ""))
         terminal.write_line(line)
         for entry in cache.get("corrupted", []):
             terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)
@@ -30,7 +30,7 @@ def write_summary(terminal, ablation) -> None:
     for name, info in sorted(report["environment"].get("workers", {}).items()):
         loads = ", ".join(f"{role} x{n}" for role, n in sorted(info.get("loads", {}).items()))
         terminal.write_line(f"worker {name}: {info.get('device_text')}; model loads: {loads or 'none'}")
-    gate = ablation.gate
+    gate = collector.gate
     if gate is not None:
         terminal.write_sep("=", "ablation gate", red=gate["failed"], green=not gate["failed"])
         terminal.write_line(f"baseline {gate['baseline']}: {gate['summary']}")
@@ -48,7 +48,7 @@ def write_summary(terminal, ablation) -> None:
         )
         for line in reasons:
             terminal.write_line(line, red=True)
-    paths = ablation.report_paths or {}
+    paths = collector.report_paths or {}
     if paths:
         terminal.write_line(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}")
         shard = report.get("shard")
@@ -57,10 +57,10 @@ def write_summary(terminal, ablation) -> None:
                 f"shard {shard['index']}/{shard['count']}: combine the shards' report.json files "
                 "with `pytest-ablation merge`"
             )
-    if ablation.write_error:
-        terminal.write_line(f"ablation: {ablation.write_error}", red=True)
-    elif ablation.options.save_baseline is not None:
-        terminal.write_line(f"baseline saved: {ablation.options.save_baseline}")
+    if collector.write_error:
+        terminal.write_line(f"ablation: {collector.write_error}", red=True)
+    elif collector.options.save_baseline is not None:
+        terminal.write_line(f"baseline saved: {collector.options.save_baseline}")
 
 
 def write_unsupported_claims(terminal, report: dict) -> None:

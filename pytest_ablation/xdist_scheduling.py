@@ -28,6 +28,22 @@ def read_groups(folder: str | Path) -> dict[str, str]:
     return groups
 
 
+def publish_catalog(folder: str | Path, worker: str, catalog: dict) -> None:
+    write_json_atomic(Path(folder) / f"catalog-{worker}.json", catalog)
+
+
+def read_catalogs(folder: str | Path) -> list[tuple[str, dict]]:
+    """``(worker, catalogue)`` of each worker that published its catalogue (``Catalog.summary``)
+    when its collection finished; an unreadable file is passed over."""
+    catalogs = []
+    for path in sorted(Path(folder).glob("catalog-*.json")):
+        try:
+            catalogs.append((path.stem.removeprefix("catalog-"), json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return catalogs
+
+
 class ModelGroupScheduling(LoadScopeScheduling):
     """``--dist loadgroup`` with the groups each test's models define."""
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pytest_ablation.generation import GeneratedVideo, GeneratorError, check_video
+from pytest_ablation.generation import GeneratedVideo, GeneratorError, check_output
 
 
 def video(**kw):
@@ -21,12 +21,12 @@ def video(**kw):
 ])
 def test_out_of_range_output_is_refused(make, message):
     with pytest.raises(GeneratorError, match=message):
-        check_video(make(), generator="gen")
+        check_output(make(), generator="gen")
 
 
 def test_a_video_in_range_passes_unchanged():
     frames = video()
     frames[0, 0, 0, 0], frames[0, 0, 0, 1] = 0.0, 1.0
-    assert check_video(frames, generator="gen").video is frames
+    assert check_output(frames, generator="gen").video is frames
     # Float rounding just past the ends, as (x + 1) / 2 can give, is accepted.
-    check_video(frames.clamp(0, 1) + 5e-5, generator="gen")
+    check_output(frames.clamp(0, 1) + 5e-5, generator="gen")

@@ -12,39 +12,41 @@ import pytest
 
 # -- ExVideo ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def exvideo_recipe(ablation_profile):
-    """The post-tuning budget every ExVideo variant gets on this profile (same data, seed)."""
-    from pytest_ablation.methods.exvideo import STANDARD_RECIPE, TINY_RECIPE, TOY_RECIPE
+def exvideo_on_profile(ablation_profile):
+    """What the profile sets for ExVideo (``[methods.exvideo]``): recipe, sampling size,
+    condition images."""
+    from pytest_ablation.methods.exvideo import exvideo_on_profile as read
 
-    return {"tiny": TINY_RECIPE, "toy": TOY_RECIPE}.get(ablation_profile.name, STANDARD_RECIPE)
+    return read(ablation_profile)
 
 
 @pytest.fixture(scope="session")
-def exvideo(ablation_models, ablation_cache, exvideo_recipe, ablation_profile):
+def exvideo_recipe(exvideo_on_profile):
+    """The post-tuning budget every ExVideo variant gets on this profile (same data, seed):
+    the profile's ``[methods.exvideo] recipe``, else ``STANDARD_RECIPE``."""
+    return exvideo_on_profile.recipe
+
+
+@pytest.fixture(scope="session")
+def exvideo(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile):
     """Post-tuned ExVideo variants of the profile's SVD ("svd" role), tuned weights cached.
 
     The model loads on the first video or tuning actually computed. ``exvideo.long_video``
-    holds the settings the studies sample at: the recipe's ``max_frames`` (past 25), and on
-    ``tiny`` and ``toy`` the recipe's small clip size too, to keep the studies fast on a CPU.
+    holds the settings the studies sample at: the recipe's ``max_frames`` (past 25), and the
+    recipe's clip size too where the profile says ``sample_at_recipe_size``.
     """
     from pytest_ablation.methods.exvideo import ExVideoVariants
 
-    long_video = {"frames": exvideo_recipe.max_frames}
-    sampler_options = {}
-    if ablation_profile.name in ("tiny", "toy"):
+    long_video = dict(exvideo_on_profile.long_video, frames=exvideo_recipe.max_frames)
+    if "height" in long_video:
         long_video.update(height=exvideo_recipe.height, width=exvideo_recipe.width)
-    if ablation_profile.name == "toy":
-        # Condition on the kind of first frame the toy image-to-video model was trained on.
-        from pytest_ablation.toyworld.data import condition_image
-
-        sampler_options["image_source"] = condition_image
     return ExVideoVariants(
         lambda: ablation_models.get("svd"),
         recipe=exvideo_recipe,
         model_identity=ablation_models.identity("svd"),
         store=ablation_cache,
         long_video=long_video,
-        sampler_options=sampler_options,
+        sampler_options=exvideo_on_profile.sampler_options,
     )
 
 

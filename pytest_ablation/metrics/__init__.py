@@ -12,41 +12,24 @@ from typing import TYPE_CHECKING
 from pytest_ablation.lazy import lazy_exports
 
 _EXPORTS = {
-    "ClipModel": "clip_model",
-    "TINY_MODEL": "clip_model",
-    "MetricInput": "inputs",
-    "MetricSpec": "registry",
-    "Score": "registry",
-    "register_metric": "registry",
-    "get_metric": "registry",
-    "metric_names": "registry",
-    "clip_score": "dimensions.clip_score",
-    "clip_score_per_frame": "dimensions.clip_score",
-    "temporal_consistency": "dimensions.temporal_consistency",
-    "temporal_consistency_per_pair": "dimensions.temporal_consistency",
-    "video_coherence": "dimensions.video_coherence",
-    "video_coherence_per_frame": "dimensions.video_coherence",
-    "condition_consistency": "dimensions.condition_consistency",
-    "condition_consistency_per_frame": "dimensions.condition_consistency",
-    "video_quality": "dimensions.video_quality",
-    "video_quality_per_frame": "dimensions.video_quality",
-    "temporal_flickering": "dimensions.temporal_flickering",
-    "temporal_flickering_per_pair": "dimensions.temporal_flickering",
-    "motion_smoothness": "dimensions.motion_smoothness",
-    "motion_smoothness_per_frame": "dimensions.motion_smoothness",
-    "dynamic_degree": "dimensions.dynamic_degree",
-    "dynamic_degree_per_pair": "dimensions.dynamic_degree",
-    "Interpolator": "interpolators",
-    "FlowMidpointInterpolator": "interpolators",
-    "LinearInterpolator": "interpolators",
-    "check_video": "validation",
-    "check_image": "validation",
+    "clip_model": ("ClipModel", "TINY_MODEL"),
+    "inputs": ("MetricInput",),
+    "registry": ("MetricSpec", "Score", "register_metric", "get_metric", "metric_names"),
+    "dimensions.clip_score": ("clip_score", "clip_score_per_frame"),
+    "dimensions.temporal_consistency": ("temporal_consistency", "temporal_consistency_per_pair"),
+    "dimensions.video_coherence": ("video_coherence", "video_coherence_per_frame"),
+    "dimensions.condition_consistency": (
+        "condition_consistency", "condition_consistency_per_frame",
+    ),
+    "dimensions.video_quality": ("video_quality", "video_quality_per_frame"),
+    "dimensions.temporal_flickering": ("temporal_flickering", "temporal_flickering_per_pair"),
+    "dimensions.motion_smoothness": ("motion_smoothness", "motion_smoothness_per_frame"),
+    "dimensions.dynamic_degree": ("dynamic_degree", "dynamic_degree_per_pair"),
+    "interpolators": ("Interpolator", "FlowMidpointInterpolator", "LinearInterpolator"),
+    "validation": ("check_video", "check_image"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

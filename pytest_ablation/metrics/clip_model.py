@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from pytest_ablation.metrics.validation import check_video
 
-TINY_MODEL = "pytest-ablation-tiny"
+TINY_MODEL = "pytest-ablation-tiny"  # the tiny-open-clip kind's architecture
 _TEXT_CACHE_SIZE = 1024
 
 # The package's own open_clip architectures ship beside this file, one config per name

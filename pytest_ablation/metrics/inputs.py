@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from pytest_ablation.metrics.validation import check_frames, check_image, check_video, to_uint8
+from pytest_ablation.metrics.validation import (
+    check_condition_image,
+    check_frames,
+    check_video,
+    to_uint8,
+)
 
 if TYPE_CHECKING:
     from pytest_ablation.metrics.clip_model import ClipModel
@@ -44,12 +49,7 @@ class MetricInput:
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         if image is not None:
-            check_image(image, "condition image")
-            if image.shape[-2:] != video.shape[-2:]:
-                raise ValueError(
-                    f"condition image is {tuple(image.shape[-2:])} (H, W) but the video frames "
-                    f"are {tuple(video.shape[-2:])}; resize it to the video's size"
-                )
+            check_condition_image(image, video)
         self._text = text
         self._image = image
         self._clip = clip

@@ -113,98 +113,26 @@ class _LazyEvaluate:
         return f"<evaluate {self._module}.{self._function}>"
 
 
-def _builtin(name: str, **fields: Any) -> None:
-    register_metric(
-        MetricSpec(
-            name=name,
-            version="1",
-            evaluate=_LazyEvaluate(f"pytest_ablation.metrics.dimensions.{name}"),
-            **fields,
+def _register_builtins() -> None:
+    """The metrics declared in builtin.toml, each evaluated by its dimensions/<name>.py."""
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+
+    declared = tomllib.loads(Path(__file__).with_name("builtin.toml").read_text(encoding="utf-8"))
+    for name, fields in declared.items():
+        register_metric(
+            MetricSpec(
+                name=name,
+                version="1",
+                evaluate=_LazyEvaluate(f"pytest_ablation.metrics.dimensions.{name}"),
+                **{**fields, "needs": frozenset(fields["needs"])},
+            )
         )
-    )
 
 
-# Tolerances are what a re-run on another machine or library version can move a score by,
-# plus a margin: well below the differences the ablations are about, above numerical noise.
-_builtin(
-    "clip_score",
-    direction="higher",
-    # 0-100 scale; papers separate methods by ~0.5-2 points, while fp32 device and
-    # resampling differences move it by ~0.1.
-    tolerance=0.5,
-    definition="mean over frames of 100 * cos(CLIP(frame), CLIP(prompt)), clamped at 0",
-    source="torchmetrics CLIPScore",
-    needs=frozenset({"text", "clip"}),
-)
-_builtin(
-    "temporal_consistency",
-    direction="higher",
-    # Cosine of consecutive CLIP frame features; real videos sit at 0.95-0.99, so 0.005 is
-    # a tenth of that spread and about ten times the cross-device jitter.
-    tolerance=0.005,
-    definition="mean over consecutive pairs of cos(CLIP(frame t), CLIP(frame t+1))",
-    source="Text2Video-Zero / EditVerse CLIP frame consistency",
-    needs=frozenset({"clip"}),
-)
-_builtin(
-    "video_coherence",
-    direction="higher",
-    tolerance=0.005,  # same units and spread as temporal_consistency
-    definition=(
-        "mean over t>=1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2 "
-        "on CLIP frame features"
-    ),
-    source="VBench subject_consistency formula",
-    needs=frozenset({"clip"}),
-)
-_builtin(
-    "condition_consistency",
-    direction="higher",
-    tolerance=0.005,  # a clamped cosine, like temporal_consistency
-    definition="mean over frames of max(0, cos(CLIP(condition image), CLIP(frame)))",
-    source="VBench-I2V subject consistency, simplified",
-    needs=frozenset({"image", "clip"}),
-)
-_builtin(
-    "video_quality",
-    direction="higher",
-    # A probability; one percentage point is below what separates visibly different
-    # videos and far above float noise.
-    tolerance=0.01,
-    definition='mean over frames of softmax(CLIP logits for "Good photo." vs "Bad photo.")[good]',
-    source="CLIP-IQA (Wang et al. 2023)",
-    needs=frozenset({"clip"}),
-)
-_builtin(
-    "temporal_flickering",
-    direction="higher",
-    # (255 - MAE) / 255 on uint8 frames: 0.002 is half a grey level of mean change, below
-    # the ~0.005 gaps VBench reports between models and above uint8 rounding effects.
-    tolerance=0.002,
-    definition="(255 - mean over pairs of mean |f_t - f_t+1|) / 255 on uint8 frames",
-    source="VBench temporal_flickering",
-    needs=frozenset(),
-)
-_builtin(
-    "motion_smoothness",
-    direction="higher",
-    tolerance=0.002,  # same units as temporal_flickering
-    definition=(
-        "(255 - mean |odd frame - interpolation of its even neighbours|) / 255 on uint8 frames"
-    ),
-    source="VBench motion_smoothness (AMT interpolator there)",
-    needs=frozenset(),
-)
-_builtin(
-    "dynamic_degree",
-    direction="info",
-    # Informational, never gated; one pixel per 256 px of short side is the smallest
-    # motion change worth mentioning in a report.
-    tolerance=1.0,
-    definition=(
-        "mean over pairs of the mean optical-flow magnitude of the top 5% vectors, "
-        "divided by min(H, W) / 256"
-    ),
-    source="VBench dynamic_degree (RAFT there; OpenCV DIS flow here)",
-    needs=frozenset(),
-)
+_register_builtins()

@@ -45,11 +45,34 @@ def check_image(image: object, name: str = "image") -> torch.Tensor:
     return _check_pixels(image, name, "(3, H, W)", 3)
 
 
-def check_frames(video: torch.Tensor, minimum: int, metric: str) -> None:
-    if video.shape[0] < minimum:
+def check_condition_image(image: object, video: torch.Tensor) -> torch.Tensor:
+    """Return ``image`` if it is a condition image (3, H, W) of the frames' size; raise otherwise."""
+    check_image(image, "condition image")
+    if image.shape[-2:] != video.shape[-2:]:
         raise ValueError(
-            f"{metric} needs at least {minimum} frames, got a video of {video.shape[0]}"
+            f"condition image is {tuple(image.shape[-2:])} (H, W) but the video frames "
+            f"are {tuple(video.shape[-2:])}; resize it to the video's size"
         )
+    return image
+
+
+def check_frames(frames: object, minimum: int = 1, what: str = "num_frames") -> int:
+    """Return the number of frames, of a video (F, ...) or given as an integer, if it is at
+    least ``minimum``; raise otherwise.
+
+    ``what`` names what needs the frames: for a video, e.g. the metric ("clip_score needs at
+    least 2 frames, got a video of 1"); for a count, the argument ("num_frames must be >= 1").
+    """
+    if isinstance(frames, torch.Tensor):
+        count = int(frames.shape[0])
+        if count < minimum:
+            raise ValueError(f"{what} needs at least {minimum} frames, got a video of {count}")
+        return count
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        raise TypeError(f"{what} must be an integer >= {minimum}, got {frames!r}")
+    if frames < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {frames}")
+    return int(frames)
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:

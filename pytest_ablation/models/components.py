@@ -82,3 +82,23 @@ class StableVideoDiffusionComponents(_Components):
 
     _pipeline = "StableVideoDiffusionPipeline"
     _absent = {}
+
+
+# The parts each bundle holds, i.e. the subfolders of its diffusers layout.
+SD_COMPONENTS = tuple(f.name for f in fields(StableDiffusionComponents))
+SVD_COMPONENTS = tuple(f.name for f in fields(StableVideoDiffusionComponents))
+
+
+class DeferredComponents:
+    """Components given now, or a function returning them, called on first use: a generator
+    whose videos all come from the cache never loads its model."""
+
+    def __init__(self, components: Any) -> None:
+        deferred = callable(components) and not hasattr(components, "unet")
+        self._loader = components if deferred else None
+        self.loaded = None if deferred else components
+
+    def get(self) -> Any:
+        if self._loader is not None:
+            self.loaded, self._loader = self._loader(), None
+        return self.loaded

@@ -14,12 +14,9 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pytest_ablation.profiles import ModelSpec
-from pytest_ablation.profiles.spec import SD_COMPONENTS, SVD_COMPONENTS, thaw
 
 HASH_MEMO_NAME = "file-hashes.json"
 _CHUNK = 1 << 22
@@ -130,88 +127,38 @@ def tree_sha256(root: str | os.PathLike[str], parts: Iterable[str] | None, memo:
     return digest.hexdigest()
 
 
-def _tiny_open_clip_config_sha256() -> str | None:
-    from pytest_ablation.models.loaders import TINY_OPEN_CLIP
+def local_weights_identity(
+    source: str | None,
+    local: str,
+    options: dict[str, Any],
+    cache_dir: str | os.PathLike[str] | None,
+    parts: Iterable[str] | None = None,
+    hub_revision: bool = True,
+) -> dict[str, Any]:
+    """Where a role's weights come from, as cache keys see it; pops from ``options`` what it
+    has accounted for.
 
-    try:
-        text = (resources.files("pytest_ablation.metrics") / f"{TINY_OPEN_CLIP}.json").read_bytes()
-    except (OSError, ModuleNotFoundError):
-        return None
-    config = json.loads(text)
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    A local copy is its content (a sha256 over the files, or over ``parts`` of a folder): the
+    same checkpoint mounted at another path on another machine shares cache entries, and the
+    hub revision it came from does not count. A hub id is the id and, with ``hub_revision``,
+    its revision.
+    """
+    from pytest_ablation.models.pretrained import local_path
 
-
-def identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    from pytest_ablation.models.loaders import local_path
-
-    if spec.kind == "exsvd":
-        return _exsvd_identity(spec, cache_dir)
-    options = thaw(spec.options)
-    ident: dict[str, Any] = {"kind": spec.kind}
-    if spec.kind in ("tiny-stable-diffusion", "tiny-stable-video-diffusion"):
-        from pytest_ablation.models.tiny import INIT_SCHEME, config_sha256
-
-        ident.update(
-            config_sha256=config_sha256(spec.kind, options.get("num_frames")),
-            seed=options.pop("seed", 0),
-            init=INIT_SCHEME,
-        )
-    elif spec.kind == "tiny-open-clip":
-        from pytest_ablation.models.loaders import TINY_OPEN_CLIP
-
-        ident.update(
-            name=TINY_OPEN_CLIP,
-            config_sha256=_tiny_open_clip_config_sha256(),
-            seed=options.pop("seed", 0),
-        )
-    elif spec.kind == "callable":
-        ident["source"] = spec.source
-    else:
-        path = local_path(spec.source, spec.kind)
-        if path is None:
-            ident["source"] = spec.source
-            if spec.kind != "open-clip":
-                ident["revision"] = options.pop("revision", "main")
-        else:
-            parts: list[str] | None = None
-            if spec.kind in ("stable-diffusion", "stable-video-diffusion") and os.path.isdir(path):
-                names = SD_COMPONENTS if spec.kind == "stable-diffusion" else SVD_COMPONENTS
-                folders = {name: name for name in names}
-                folders.update(options.get("subfolders", {}))
-                parts = ["model_index.json", *sorted(set(folders.values()))]
-            # The content, not the folder's location, identifies local weights: the same
-            # checkpoint mounted at another path on another machine shares cache entries.
-            ident.update(
-                source="local",
-                sha256=tree_sha256(path, parts, HashMemo(cache_dir)),
-            )
-            # A local copy's content is its identity; the hub revision it came from is not.
-            options.pop("revision", None)
-        if spec.kind == "open-clip":
-            ident["name"] = options.pop("name")
-            if spec.source is None:
-                ident["seed"] = options.pop("seed", 0)
-            else:
-                options.pop("seed", None)
-    ident["options"] = options
-    return ident
+    path = local_path(source, local)
+    if path is None:
+        ident: dict[str, Any] = {"source": source}
+        if hub_revision:
+            ident["revision"] = options.pop("revision", "main")
+        return ident
+    options.pop("revision", None)
+    folder_parts = list(parts) if parts is not None and os.path.isdir(path) else None
+    return {"source": "local", "sha256": tree_sha256(path, folder_parts, HashMemo(cache_dir))}
 
 
-def _exsvd_identity(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The SVD-XT base's identity, plus the ExSVD file's: its content when local."""
-    from pytest_ablation.methods.exvideo.release import EXSVD_FILE, EXSVD_REPO
-
-    options = thaw(spec.options)
-    exsvd = {key: options.pop(key) for key in list(options) if key.startswith("exsvd")}
-    base = identity(ModelSpec(spec.role, "stable-video-diffusion", spec.source, options), cache_dir)
-    source = exsvd.get("exsvd", EXSVD_REPO)
-    filename = exsvd.get("exsvd_file", EXSVD_FILE)
-    path = os.path.expanduser(source)
-    if os.path.isdir(path):
-        path = os.path.join(path, filename)
-    if os.path.isfile(path):
-        weights = {"source": os.path.realpath(path), "sha256": tree_sha256(path, None, HashMemo(cache_dir))}
-    else:
-        weights = {"source": source, "file": filename, "revision": exsvd.get("exsvd_revision", "main")}
-    return {**base, "kind": spec.kind, "exsvd": weights}
+def bundle_parts(names: Iterable[str], options: dict[str, Any]) -> list[str]:
+    """The files of a diffusers-layout folder that make a bundle: its index and the parts'
+    folders (``options.subfolders`` may move a part)."""
+    folders = {name: name for name in names}
+    folders.update(options.get("subfolders", {}))
+    return ["model_index.json", *sorted(set(folders.values()))]

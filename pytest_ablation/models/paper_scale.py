@@ -8,122 +8,26 @@ models, with nothing downloaded. For GPU checks and benchmarks; their videos mea
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from pytest_ablation.models.pretrained import torch_dtype, video_vae_dtype
 from pytest_ablation.models.components import (
     StableDiffusionComponents,
     StableVideoDiffusionComponents,
 )
 
-# stable-diffusion-v1-5: unet/, vae/, text_encoder/ and scheduler/ config.json.
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    center_input_sample=False,
-    flip_sin_to_cos=True,
-    freq_shift=0,
-    down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    block_out_channels=[320, 640, 1280, 1280],
-    layers_per_block=2,
-    downsample_padding=1,
-    mid_block_scale_factor=1,
-    act_fn="silu",
-    norm_num_groups=32,
-    norm_eps=1e-5,
-    cross_attention_dim=768,
-    attention_head_dim=8,
-)
-SD15_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=["DownEncoderBlock2D"] * 4,
-    up_block_types=["UpDecoderBlock2D"] * 4,
-    block_out_channels=[128, 256, 512, 512],
-    layers_per_block=2,
-    act_fn="silu",
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=512,
-    scaling_factor=0.18215,
-)
-SD15_TEXT = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    hidden_act="quick_gelu",
-    projection_dim=768,
-    layer_norm_eps=1e-5,
-    bos_token_id=0,
-    eos_token_id=2,
-    pad_token_id=1,
-)
-SD15_SCHEDULER = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    set_alpha_to_one=False,
-    steps_offset=1,
-    clip_sample=False,
-)
-
-# stable-video-diffusion-img2vid-xt: unet/, vae/, image_encoder/ and scheduler/ config.json.
-SVD_XT_UNET = dict(
-    sample_size=96,
-    in_channels=8,
-    out_channels=4,
-    down_block_types=["CrossAttnDownBlockSpatioTemporal"] * 3 + ["DownBlockSpatioTemporal"],
-    up_block_types=["UpBlockSpatioTemporal"] + ["CrossAttnUpBlockSpatioTemporal"] * 3,
-    block_out_channels=[320, 640, 1280, 1280],
-    addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=768,
-    layers_per_block=2,
-    cross_attention_dim=1024,
-    transformer_layers_per_block=1,
-    num_attention_heads=[5, 10, 20, 20],
-    num_frames=25,
-)
-SVD_XT_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=["DownEncoderBlock2D"] * 4,
-    block_out_channels=[128, 256, 512, 512],
-    layers_per_block=2,
-    latent_channels=4,
-    sample_size=768,
-    scaling_factor=0.18215,
-    force_upcast=True,
-)
-SVD_XT_IMAGE_ENCODER = dict(
-    hidden_size=1280,
-    intermediate_size=5120,
-    num_hidden_layers=32,
-    num_attention_heads=16,
-    patch_size=14,
-    image_size=224,
-    projection_dim=1024,
-    hidden_act="gelu",
-    layer_norm_eps=1e-5,
-)
-SVD_XT_SCHEDULER = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    prediction_type="v_prediction",
-    interpolation_type="linear",
-    use_karras_sigmas=True,
-    timestep_spacing="leading",
-    steps_offset=1,
-    sigma_min=0.002,
-    sigma_max=700.0,
-    timestep_type="continuous",
-)
+# The published configurations (each model folder's config.json), kept as data.
+_CONFIGS = json.loads((Path(__file__).with_name("paper_scale.json")).read_text(encoding="utf-8"))
+SD15_UNET = _CONFIGS["sd15"]["unet"]
+SD15_VAE = _CONFIGS["sd15"]["vae"]
+SD15_TEXT = _CONFIGS["sd15"]["text_encoder"]
+SD15_SCHEDULER = _CONFIGS["sd15"]["scheduler"]
+SVD_XT_UNET = _CONFIGS["svd_xt"]["unet"]
+SVD_XT_VAE = _CONFIGS["svd_xt"]["vae"]
+SVD_XT_IMAGE_ENCODER = _CONFIGS["svd_xt"]["image_encoder"]
+SVD_XT_SCHEDULER = _CONFIGS["svd_xt"]["scheduler"]
 
 
 def _finish(module: Any, device: str, dtype: Any) -> Any:
@@ -137,7 +41,6 @@ def build_sd15_architecture(device: str = "cpu", dtype: str | None = None, seed:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from pytest_ablation.models.tiny import torch_dtype
     from pytest_ablation.models.tokenizer import build_clip_tokenizer
 
     kind = torch_dtype(dtype)
@@ -166,8 +69,6 @@ def build_svd_xt_architecture(device: str = "cpu", dtype: str | None = None, see
         UNetSpatioTemporalConditionModel,
     )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    from pytest_ablation.models.tiny import torch_dtype, video_vae_dtype
 
     kind = torch_dtype(dtype)
     with torch.random.fork_rng(devices=[]), torch.device(device):

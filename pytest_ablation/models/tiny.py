@@ -23,6 +23,7 @@ from pytest_ablation.models.components import (
     StableDiffusionComponents,
     StableVideoDiffusionComponents,
 )
+from pytest_ablation.models.pretrained import torch_dtype, video_vae_dtype
 from pytest_ablation.models.tokenizer import byte_vocabulary
 
 # Bump when the way weights are drawn changes: it is part of every tiny model's identity.
@@ -32,6 +33,27 @@ _OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 _VOCAB_SIZE = len(byte_vocabulary())
+
+# Four levels keep Stable Diffusion's factor-8 latent, so sizes carry over unchanged.
+_TINY_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [32, 32, 32, 32],
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 64,
+    "scaling_factor": 0.18215,
+}
+# The noise schedule Stable Diffusion and SVD were trained with.
+_SD_BETAS: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+}
 
 TINY_SD_CONFIG: dict[str, dict[str, Any]] = {
     "tokenizer": {"model_max_length": 77, "vocabulary": "byte-level", "vocab_size": _VOCAB_SIZE},
@@ -62,24 +84,9 @@ TINY_SD_CONFIG: dict[str, dict[str, Any]] = {
         "attention_head_dim": 8,
         "norm_num_groups": 32,
     },
-    # Four levels keep Stable Diffusion's factor-8 latent, so sizes carry over unchanged.
-    "vae": {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
-        "block_out_channels": [32, 32, 32, 32],
-        "layers_per_block": 1,
-        "latent_channels": 4,
-        "norm_num_groups": 32,
-        "sample_size": 64,
-        "scaling_factor": 0.18215,
-    },
+    "vae": _TINY_VAE,
     "scheduler": {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
+        **_SD_BETAS,
         "clip_sample": False,
         "set_alpha_to_one": False,
         "steps_offset": 1,
@@ -131,22 +138,12 @@ TINY_SVD_CONFIG: dict[str, dict[str, Any]] = {
         "num_attention_heads": [2, 4],
         "num_frames": 8,
     },
-    "vae": {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "block_out_channels": [32, 32, 32, 32],
-        "layers_per_block": 1,
-        "latent_channels": 4,
-        "sample_size": 64,
-        "scaling_factor": 0.18215,
-    },
+    # The image VAE's encoder and latent, with SVD's temporal decoder (which takes no
+    # up-block types nor group count).
+    "vae": {k: v for k, v in _TINY_VAE.items() if k not in ("up_block_types", "norm_num_groups")},
     # img2vid-xt's scheduler configuration.
     "scheduler": {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
+        **_SD_BETAS,
         "interpolation_type": "linear",
         "prediction_type": "v_prediction",
         "sigma_max": 700.0,
@@ -241,27 +238,6 @@ def _finish(module: Any, device: str, dtype: Any) -> Any:
     module.eval()
     module.requires_grad_(False)
     return module
-
-
-def video_vae_dtype(vae: Any, dtype: Any) -> Any:
-    """The dtype the image-to-video VAE runs in: float32 when it asks to be upcast.
-
-    diffusers' Stable Video Diffusion pipeline decodes (and encodes the condition) in float32
-    whenever the VAE is float16 and its config says ``force_upcast`` (SVD's does): float16
-    overflows in its decoder. Stable Diffusion 1.x's pipeline keeps its VAE in float16.
-    """
-    import torch
-
-    if dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
-        return torch.float32
-    return dtype
-
-
-def torch_dtype(name: str | None) -> Any:
-    import torch
-
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    return table[name or "float32"]
 
 
 def build_tiny_stable_diffusion(

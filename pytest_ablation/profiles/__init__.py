@@ -11,20 +11,25 @@ from importlib import resources
 from pathlib import Path
 
 from pytest_ablation.profiles.settings import SETTING_NAMES, ProfileError, StudySettings
-from pytest_ablation.profiles.spec import DTYPES, KINDS, ModelSpec, Profile
+from pytest_ablation.profiles.checks import DTYPES
+from pytest_ablation.profiles.kinds import ModelKind, model_kinds, register_model_kind
+from pytest_ablation.profiles.spec import ModelSpec, Profile
 from pytest_ablation.profiles.toml import LocatedError, read_profile
 
 __all__ = [
     "DEFAULT_PROFILE",
     "DTYPES",
-    "KINDS",
     "SETTING_NAMES",
+    "ModelKind",
     "ModelSpec",
     "Profile",
     "ProfileError",
     "StudySettings",
     "builtin_profiles",
     "load_profile",
+    "looks_like_path",
+    "model_kinds",
+    "register_model_kind",
 ]
 
 DEFAULT_PROFILE = "tiny"
@@ -39,8 +44,9 @@ def builtin_profiles() -> list[str]:
     return sorted(p.stem for p in _builtin_folder().glob("*.toml"))
 
 
-def _looks_like_path(value: str) -> bool:
-    return value.endswith(".toml") or os.sep in value or "/" in value or value.startswith("~")
+def looks_like_path(value: str) -> bool:
+    """Whether a profile value is meant as a file rather than a built-in name."""
+    return value.endswith(".toml") or any(sep in value for sep in (os.sep, "/", "\\")) or value.startswith("~")
 
 
 def _load(value: str | os.PathLike[str], base_dir: Path | None, stack: tuple[Path, ...]) -> Profile:
@@ -53,7 +59,7 @@ def _load(value: str | os.PathLike[str], base_dir: Path | None, stack: tuple[Pat
         )
     if value in builtin_profiles():
         return read_profile(_builtin_folder() / f"{value}.toml", _extends, stack)
-    if _looks_like_path(value) or Path(value).is_file():
+    if looks_like_path(value) or Path(value).is_file():
         path = Path(os.path.expanduser(value))
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path

@@ -57,19 +57,11 @@ def _batch_size(value: Any) -> Any:
     return None
 
 
-_RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "prompts": (_prompts, "a non-empty list of non-empty strings"),
-    "seeds": _int_at_least(1),
-    "frames": _int_at_least(1),
-    "steps": _int_at_least(1),
-    "height": (_size, "a positive integer multiple of 8"),
-    "width": (_size, "a positive integer multiple of 8"),
-    "guidance_scale": (_guidance, "a finite number >= 0"),
-    "fps": _int_at_least(1),
-    "batch_size": (_batch_size, "an integer >= 1 or \"auto\""),
-}
+def _setting(check: Callable[[Any], Any], allowed: str, default: Any = dataclasses.MISSING) -> Any:
+    """A field of StudySettings with its check: ``check(value)`` is the normalised value, or
+    None when ``value`` is not ``allowed``."""
+    return dataclasses.field(default=default, metadata={"check": check, "allowed": allowed})
 
-SETTING_NAMES: tuple[str, ...] = tuple(_RULES)
 
 # Settings a profile may leave out, and what they then are. batch_size changes how fast
 # videos are made, never which: a sample's video does not depend on its batch.
@@ -92,44 +84,28 @@ def resolve_batch_size(value: Any, device: str, frames: int) -> int:
     return max(1, AUTO_BATCH_IMAGES // (2 * frames))
 
 
-def check_setting(name: str, value: Any) -> Any:
-    """The normalised value of one setting, or ProfileError naming it and what is allowed."""
-    if name not in _RULES:
-        raise ProfileError(
-            f"settings.{name}: unknown setting; the settings are: {', '.join(SETTING_NAMES)}"
-        )
-    check, allowed = _RULES[name]
-    normalised = check(value)
-    if normalised is None:
-        raise ProfileError(f"settings.{name}: got {value!r}; expected {allowed}")
-    return normalised
-
-
 @dataclass(frozen=True)
 class StudySettings:
     """What every study of a profile generates: each prompt x each seed index, one video each."""
 
-    prompts: tuple[str, ...]
-    seeds: int
-    frames: int
-    steps: int
-    height: int
-    width: int
-    guidance_scale: float
-    fps: int
-    batch_size: int | str = OPTIONAL_SETTINGS["batch_size"]
+    prompts: tuple[str, ...] = _setting(_prompts, "a non-empty list of non-empty strings")
+    seeds: int = _setting(*_int_at_least(1))
+    frames: int = _setting(*_int_at_least(1))
+    steps: int = _setting(*_int_at_least(1))
+    height: int = _setting(_size, "a positive integer multiple of 8")
+    width: int = _setting(_size, "a positive integer multiple of 8")
+    guidance_scale: float = _setting(_guidance, "a finite number >= 0")
+    fps: int = _setting(*_int_at_least(1))
+    batch_size: int | str = _setting(
+        _batch_size, "an integer >= 1 or \"auto\"", default=OPTIONAL_SETTINGS["batch_size"]
+    )
 
     def __post_init__(self) -> None:
         for name in SETTING_NAMES:
             object.__setattr__(self, name, check_setting(name, getattr(self, name)))
 
     def replace(self, **overrides: Any) -> StudySettings:
-        for name in overrides:
-            if name not in _RULES:
-                raise ProfileError(
-                    f"settings.{name}: unknown setting; "
-                    f"the settings are: {', '.join(SETTING_NAMES)}"
-                )
+        _known(overrides)
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,12 +116,7 @@ class StudySettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudySettings:
         """Settings from a mapping; a missing or unknown key is a ProfileError naming it."""
-        for name in data:
-            if name not in _RULES:
-                raise ProfileError(
-                    f"settings.{name}: unknown setting; "
-                    f"the settings are: {', '.join(SETTING_NAMES)}"
-                )
+        _known(data)
         missing = [name for name in SETTING_NAMES if name not in data and name not in OPTIONAL_SETTINGS]
         if missing:
             raise ProfileError(
@@ -153,3 +124,27 @@ class StudySettings:
                 + ", ".join(name for name in SETTING_NAMES if name not in OPTIONAL_SETTINGS)
             )
         return cls(**data)
+
+
+_RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    f.name: (f.metadata["check"], f.metadata["allowed"]) for f in dataclasses.fields(StudySettings)
+}
+SETTING_NAMES: tuple[str, ...] = tuple(_RULES)
+
+
+def _known(names: Any) -> None:
+    for name in names:
+        if name not in _RULES:
+            raise ProfileError(
+                f"settings.{name}: unknown setting; the settings are: {', '.join(SETTING_NAMES)}"
+            )
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """The normalised value of one setting, or ProfileError naming it and what is allowed."""
+    _known([name])
+    check, allowed = _RULES[name]
+    normalised = check(value)
+    if normalised is None:
+        raise ProfileError(f"settings.{name}: got {value!r}; expected {allowed}")
+    return normalised

@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from pytest_ablation.profiles.settings import ProfileError, StudySettings
-from pytest_ablation.profiles.spec import KINDS, ModelSpec, Profile, thaw
+from pytest_ablation.profiles.kinds import model_kind
+from pytest_ablation.profiles.spec import ModelSpec, Profile, thaw
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-_TOP_LEVEL = ("profile", "settings", "models")
+_TOP_LEVEL = ("profile", "settings", "models", "methods")
 _PROFILE_KEYS = ("name", "description", "extends")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-_FOLDER_KINDS = ("stable-diffusion", "stable-video-diffusion")
 
 
 class LocatedError(ProfileError):
@@ -34,18 +34,15 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-# Options of a kind that name weights (a hub id, a local folder or file), beside `source`.
-_PATH_OPTIONS: dict[str, tuple[str, ...]] = {"exsvd": ("exsvd",)}
-
-
-def resolve_source(kind: str, source: str, base_dir: Path, where: str) -> str:
+def resolve_source(local: str, source: str, base_dir: Path, where: str) -> str:
     """A local path made absolute against `base_dir`, or a hub id / tag left as it is.
 
     A source counts as local when it is written as a path (``./x``, ``../x``, ``/x``, ``~/x``)
     or when it names something that exists next to the profile; otherwise it is a hub id,
-    the same precedence diffusers' ``from_pretrained`` applies.
+    the same precedence diffusers' ``from_pretrained`` applies. ``local`` is what the kind
+    reads locally (`ModelKind.local`): a "folder", a "file", "any", or "never".
     """
-    if kind == "callable":
+    if local == "never":
         return source
     expanded = os.path.expanduser(source)
     explicit = (
@@ -58,15 +55,15 @@ def resolve_source(kind: str, source: str, base_dir: Path, where: str) -> str:
     if explicit or candidate.exists() or source.endswith(_CHECKPOINT_SUFFIXES):
         if not candidate.exists():
             raise ProfileError(f"{where}: local path {str(candidate)!r} does not exist")
-        if kind in _FOLDER_KINDS and not candidate.is_dir():
+        if local == "folder" and not candidate.is_dir():
             raise ProfileError(
-                f"{where}: {str(candidate)!r} is not a folder; kind {kind!r} reads a folder "
+                f"{where}: {str(candidate)!r} is not a folder; this kind reads a folder "
                 "in the diffusers layout (unet/, vae/, ...)"
             )
-        if kind == "open-clip" and not candidate.is_file():
+        if local == "file" and not candidate.is_file():
             raise ProfileError(f"{where}: {str(candidate)!r} is not a checkpoint file")
         return str(candidate.resolve())
-    if kind in _FOLDER_KINDS and not _HUB_ID.match(source):
+    if local == "folder" and not _HUB_ID.match(source):
         raise ProfileError(
             f"{where}: {source!r} is neither an existing local folder (relative paths are "
             f"read from {str(base_dir)!r}) nor a Hugging Face hub id 'owner/name'"
@@ -99,22 +96,16 @@ def _merge_models(
         if parent is not None and fields.get("kind", parent["kind"]) == parent["kind"]:
             # Overriding one field of an inherited role (say its source) keeps the rest.
             fields = {**parent, **fields}
-        kind = fields.get("kind")
-        if kind is None:
-            raise ProfileError(f"models.{role}.kind: missing; the kinds are: {', '.join(KINDS)}")
-        if kind not in KINDS:
-            raise ProfileError(
-                f"models.{role}.kind: got {kind!r}; the kinds are: {', '.join(KINDS)}"
-            )
+        kind = model_kind(fields.get("kind"), f"models.{role}.kind")
         if "source" in table:
             fields["source"] = resolve_source(
-                kind, table["source"], base_dir, f"models.{role}.source"
+                kind.local, table["source"], base_dir, f"models.{role}.source"
             )
-        for option in _PATH_OPTIONS.get(kind, ()):
+        for option in kind.path_options:
             if isinstance(table.get(option), str):
                 # Weights named by an option are found like the source: next to the file.
                 fields[option] = resolve_source(
-                    f"{kind}.{option}", table[option], base_dir, f"models.{role}.{option}"
+                    "any", table[option], base_dir, f"models.{role}.{option}"
                 )
         merged[role] = fields
     specs = {}
@@ -164,7 +155,8 @@ def _build(
     for key in data:
         if key not in _TOP_LEVEL:
             raise ProfileError(
-                f"{key}: unknown table; a profile has [profile], [settings] and [models.<role>]"
+                f"{key}: unknown table; a profile has [profile], [settings], [models.<role>] "
+                "and [methods.<name>]"
             )
     if "profile" not in data:
         raise ProfileError("profile: missing; a profile file starts with a [profile] table")
@@ -197,6 +189,15 @@ def _build(
 
     inherited = {role: _spec_fields(spec) for role, spec in parent.models.items()} if parent else {}
     models = _merge_models(inherited, _table(data.get("models", {}), "models"), path.parent)
+    methods = {name: dict(options) for name, options in parent.methods.items()} if parent else {}
+    for method, options in _table(data.get("methods", {}), "methods").items():
+        # A child's table sets single keys over its parent's, as a role's table does.
+        methods[method] = {**methods.get(method, {}), **_table(options, f"methods.{method}")}
     return Profile(
-        name=name, description=description, settings=settings, models=models, path=str(path)
+        name=name,
+        description=description,
+        settings=settings,
+        models=models,
+        path=str(path),
+        methods=methods,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..files import strict_json
+from ..record import result_row, variant_entry
 from .inference import annotate, result_fields
 
 REPORT_FORMAT = "pytest-ablation-report"
@@ -35,12 +36,6 @@ _VERSIONED = (
     "numpy",
 )
 
-
-# What a study's variant entry holds: one ``ablation.run`` record without its study.
-VARIANT_FIELDS = (
-    "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
-    "config", "reference_config", "settings", "samples", "expectations", "metrics",
-)
 
 
 class ReportError(ValueError):
@@ -116,29 +111,8 @@ def build_report(
         study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
         for variant in sorted(variants):
             record = variants[variant]
-            entry = {k: record[k] for k in VARIANT_FIELDS if k != "metrics"}
-            entry["metrics"] = {m: record["metrics"][m] for m in sorted(record["metrics"])}
-            for optional in ("media", "videos"):
-                if optional in record:
-                    entry[optional] = record[optional]
-            study_entry["variants"].append(entry)
-            for metric in sorted(record["metrics"]):
-                m = record["metrics"][metric]
-                results.append(
-                    {
-                        "study": study,
-                        "variant": variant,
-                        "reference": record["reference"],
-                        "metric": metric,
-                        "direction": m["direction"],
-                        "value": m["value"],
-                        "reference_value": m["reference_value"],
-                        "delta": m["delta"],
-                        "ci": m["ci"],
-                        "n": m["n"],
-                        "confidence": m["confidence"],
-                    }
-                )
+            study_entry["variants"].append(variant_entry(record))
+            results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
         studies.append(study_entry)
     # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
     annotate(studies)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_bytes_atomic
+from ..files import removed_on_error, write_bytes_atomic
 from ..options import VIDEO_FORMATS
 
 # Previews of the toy models' 32x32 and 64x64 videos are unreadable at their own size, and
@@ -180,6 +180,54 @@ def save_video(frames, path_without_suffix: str | os.PathLike, fmt: str, fps: fl
     return _save_png_folder(frames, path)
 
 
+class MediaWriter:
+    """Writes each variant's preview (and, with --ablation-save-videos, every video) under the
+    report folder, from the process that generated the videos, while the run goes on.
+
+    Nothing large travels between processes: the record of the variant keeps the paths,
+    relative to the report folder, for report.html.
+    """
+
+    def __init__(self, report_dir: str | os.PathLike, save_videos: str | None = None) -> None:
+        self._root = Path(report_dir)
+        self._save_videos = save_videos
+
+    def save(self, record: dict, videos, *, fps: int) -> dict:
+        """The fields to add to ``record``: ``media`` (the preview of its first video) and,
+        when videos are saved, ``videos`` (one per sample); ``videos`` are the stored videos
+        (uint8 frames (F, 3, H, W)) of the record's samples, in order."""
+        root = self._root
+        study, variant = slug(record["study"]), slug(record["variant"])
+        media_dir = Path("media") / study
+        try:
+            written = write_preview(_frames_hwc(videos[0]), root / media_dir, variant, fps=fps)
+        except OSError as error:
+            # A full disk costs the pictures, not the case: its numbers are already scored.
+            import warnings
+
+            warnings.warn(f"ablation: previews of {record['study']} {record['variant']} not "
+                          f"saved: {error.strerror or error}", stacklevel=2)
+            return {}
+        saved = {"media": {kind: (media_dir / name).as_posix() for kind, name in written.items()}}
+        if self._save_videos is not None:
+            video_dir = Path("videos") / study / variant
+            saved["videos"] = [
+                save_video(
+                    _frames_hwc(video),
+                    root / video_dir / f"{slug(sample['prompt'])}-seed{sample['seed_index']}",
+                    self._save_videos,
+                    fps,
+                ).relative_to(root).as_posix()
+                for sample, video in zip(record["samples"], videos)
+            ]
+        return saved
+
+
+def _frames_hwc(video) -> np.ndarray:
+    """A stored video's uint8 frames, (F, 3, H, W) in torch, as an (F, H, W, 3) array."""
+    return video.frames.permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def _save_mp4(frames: np.ndarray, target: Path, fps: float) -> Path:
     import cv2
 
@@ -187,7 +235,7 @@ def _save_mp4(frames: np.ndarray, target: Path, fps: float) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.mp4", dir=target.parent)
     os.close(fd)
     height, width = frames.shape[1:3]
-    try:
+    with removed_on_error(tmp):
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
         try:
             if not writer.isOpened():
@@ -207,12 +255,6 @@ def _save_mp4(frames: np.ndarray, target: Path, fps: float) -> Path:
                 "(--ablation-save-videos gif)"
             )
         os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return target
 
 

@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from .build import VARIANT_FIELDS, ReportError, build_report, load_report, merge_cache_stats
+from ..record import missing_fields, record_of
+from .build import ReportError, build_report, load_report, merge_cache_stats
 
 # Dotted paths into a report that must be equal in every report merged.
 MUST_AGREE = (
@@ -100,12 +101,12 @@ def _variant_records(named: list[tuple[str, dict]]) -> list[dict]:
     for name, report in named:
         for study in report.get("studies", []):
             for entry in study["variants"]:
-                missing = [f for f in VARIANT_FIELDS if f not in entry]
+                missing = missing_fields(entry)
                 if missing:
                     raise MergeError(f"cannot merge {name}: a variant of {study['study']} has no "
                                      f"{', '.join(missing)} (is it a full report.json?)")
                 key = (study["study"], entry["variant"])
-                record = {**entry, "study": study["study"]}
+                record = record_of(study["study"], entry)
                 if key in records and records[key][1] != record:
                     raise MergeError(
                         f"cannot merge: {key[0]} {key[1]} was run in both {records[key][0]} and "

@@ -26,8 +26,7 @@ def write_reports(report: dict, report_dir: Path, *, keep_runs: int = 0) -> dict
     folders = [report_dir]
     paths: dict[str, Path] = {}
     if keep_runs > 0:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        paths["run_dir"] = report_dir / "runs" / f"{stamp}-{secrets.token_hex(3)}"
+        paths["run_dir"] = report_dir / "runs" / run_name(datetime.now(timezone.utc))
         folders.insert(0, paths["run_dir"])
     for folder in folders:
         write_json_atomic(folder / "report.json", report)
@@ -41,6 +40,12 @@ def write_reports(report: dict, report_dir: Path, *, keep_runs: int = 0) -> dict
         html=report_dir / "report.html",
     )
     return paths
+
+
+def run_name(now: datetime) -> str:
+    """``<UTC time>-<id>``: the id's first five hex digits are the microseconds, so that the
+    names sort as the runs were made even within one second; the last one is random."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{now.microsecond:05x}{secrets.token_hex(1)[0]}"
 
 
 def prune_runs(runs_dir: Path, keep: int) -> list[Path]:

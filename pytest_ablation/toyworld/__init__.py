@@ -2,9 +2,11 @@
 
 Coloured shapes (``data``) are the whole world: captions such as "a red circle" and short
 videos of one shape moving. The judge CLIP, the generators' own CLIP, a VAE, a text-to-image
-UNet and an image-to-video UNet are all trained on it (``python -m
-pytest_ablation.toyworld.train``) and shipped under ``weights/``, so the ``toy`` profile
-tests the papers' claims with models that have learned something.
+UNet and an image-to-video UNet are all trained on it and shipped under ``weights/`` (with
+``weights/manifest.json``, checked by ``weights`` before a file loads), so the ``toy``
+profile tests the papers' claims with models that have learned something. The training code
+is not part of the package: it is the repository's ``toyworld`` development package
+(``python -m toyworld.train``, run from the repository root).
 """
 
 from pathlib import Path

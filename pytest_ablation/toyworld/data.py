@@ -200,6 +200,14 @@ def sample_videos(
     return pixels, [video[0].caption for video in videos], videos
 
 
+def tuning_clips(clips: int, frames: int, height: int, width: int, *, seed: int) -> torch.Tensor:
+    """``clips`` square moving-shape videos (clips, frames, 3, height, width): the clip
+    source of a post-tuning recipe (``source = "pytest_ablation.toyworld.data:tuning_clips"``)."""
+    if height != width:
+        raise ValueError(f"height, width: got {height}x{width}; the toy world draws square clips")
+    return sample_videos(clips, frames, seed=seed, size=height)[0]
+
+
 def _draw_scenes(
     rng: np.random.Generator,
     n: int,

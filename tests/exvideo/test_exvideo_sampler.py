@@ -9,7 +9,7 @@ import torch
 
 from numerics import assert_other_video, assert_same_video
 
-from pytest_ablation.generation import GenerationRequest, check_video
+from pytest_ablation.generation import GenerationRequest, check_output
 from pytest_ablation.methods.exvideo import ExVideoSampler, extend_unet, scene_image
 
 
@@ -28,7 +28,7 @@ def test_a_video_past_25_frames(sampler) -> None:
     assert out.video.shape == (27, 3, 16, 16)
     assert 0.0 <= float(out.video.min()) and float(out.video.max()) <= 1.0
     assert torch.equal(out.condition_image, condition)
-    check_video(out, generator="exvideo")
+    check_output(out, generator="exvideo")
 
 
 def test_seeded(sampler) -> None:

@@ -172,9 +172,9 @@ def test_a_cache_dir_that_is_a_file(toy):
 
 
 def test_a_report_dir_without_free_space(toy, monkeypatch):
-    import pytest_ablation.session as session
+    import pytest_ablation.collector as collector
 
-    monkeypatch.setattr(session, "free_bytes", lambda path: 4096)
+    monkeypatch.setattr(collector, "free_bytes", lambda path: 4096)
     result = toy.runpytest()
     assert_usage_error(result, "--ablation-report-dir: only 4 KiB free on the disk of *; a run needs at least 10 MiB*")
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pytest_ablation.models.loaders import verified
-from pytest_ablation.toyworld.weights import (
+from pytest_ablation.models.pretrained import verified
+from pytest_ablation.models.manifest import (
     MANIFEST,
     WeightsError,
     manifest_root,
@@ -97,7 +97,7 @@ def test_a_tree_without_a_manifest_is_left_alone_by_the_loaders(tmp_path, weight
 
 
 def test_the_loaders_check_a_local_source_inside_a_manifest_tree(weights):
-    from pytest_ablation.models.loaders import load
+    from pytest_ablation.models import load_model as load
     from pytest_ablation.profiles import ModelSpec
 
     path = weights / "judge" / "judge.safetensors"

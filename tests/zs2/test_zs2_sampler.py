@@ -10,7 +10,7 @@ import torch
 
 from numerics import assert_other_video, assert_same_video
 
-from pytest_ablation.generation import GenerationRequest, bind_generator, check_video
+from pytest_ablation.generation import GenerationRequest, bind_generator, check_output
 from pytest_ablation.keys import canonical
 from pytest_ablation.methods.zs2 import NOISE_METHODS, TemporalMomentumAttnProcessor, ZS2Sampler
 
@@ -80,7 +80,7 @@ def test_configuration_changes_the_video(sampler):
 
 def test_generate_follows_the_plugin_protocol(sampler):
     bound = bind_generator(sampler, lambda: {})
-    output = check_video(
+    output = check_output(
         bound.call(request_for(frames=2, momentum=0.8, noise="analytic", lam=0.2)),
         generator=bound.name,
     )

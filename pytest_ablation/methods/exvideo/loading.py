@@ -93,7 +93,7 @@ def load_exsvd_unet(
 
 def load_exsvd_components(source: str, options: Mapping[str, Any], device: str, where: str = "models.svd"):
     """The profile kind ``exsvd``: SVD-XT's components with the ExSVD UNet in place of its own."""
-    from pytest_ablation.models.loaders import load_stable_video_diffusion
+    from pytest_ablation.models.pretrained import load_stable_video_diffusion
 
     base_options = {k: v for k, v in options.items() if not k.startswith("exsvd")}
     components = load_stable_video_diffusion(source, base_options, device, where)

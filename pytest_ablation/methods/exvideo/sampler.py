@@ -14,13 +14,14 @@ noise) comes from one CPU generator, so a seed gives the same video on any devic
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
+import sys
 from typing import Any, Callable
 
 import torch
 
+from pytest_ablation.keys import source_digest
+from pytest_ablation.models.components import DeferredComponents
 from pytest_ablation.generation import GeneratedVideo
 
 from .conditioning import (
@@ -37,15 +38,14 @@ from .temporal import exvideo_settings, is_extended
 # Bump when a change alters the videos for the same inputs; it is part of the cache identity.
 VERSION = "1"
 
-_SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "sampler.py")
 
 
-def code_digest(names=_SOURCES) -> str:
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(name.encode())
-        digest.update(Path(__file__).with_name(name).read_bytes())
-    return digest.hexdigest()[:16]
+def code_digest() -> str | None:
+    """The code that decides an ExVideo video: positions, temporal blocks, conditioning,
+    scenes and this sampler."""
+    from . import conditioning, data, positions, temporal
+
+    return source_digest(positions, temporal, conditioning, data, sys.modules[__name__])
 
 
 def _number(value: Any, name: str, minimum: float | None = None) -> float:
@@ -81,8 +81,7 @@ class ExVideoSampler:
         image_source: Callable[..., torch.Tensor] | None = None,
         model_identity: dict | None = None,
     ):
-        self._components = None if callable(components) and not hasattr(components, "unet") else components
-        self._loader = components if self._components is None else None
+        self._components = DeferredComponents(components)
         self._unet = unet
         self.motion_bucket_id = int(_number(motion_bucket_id, "motion_bucket_id", 0))
         self.noise_aug_strength = _number(noise_aug_strength, "noise_aug_strength", 0)
@@ -93,10 +92,7 @@ class ExVideoSampler:
 
     @property
     def components(self) -> Any:
-        if self._components is None:
-            self._components = self._loader()
-            self._loader = None
-        return self._components
+        return self._components.get()
 
     @property
     def unet(self) -> torch.nn.Module:
@@ -104,7 +100,7 @@ class ExVideoSampler:
 
     # -- the generator protocol ---------------------------------------------------------
     def cache_identity(self) -> dict:
-        unet = self._unet if self._unet is not None else (self._components.unet if self._components else None)
+        unet = self._unet if self._unet is not None else (self._components.loaded.unet if self._components.loaded else None)
         return {
             "method": "exvideo-sampler",
             "version": VERSION,

@@ -19,13 +19,15 @@ variant, test and worker that needs it.
 from __future__ import annotations
 
 import copy
-import hashlib
+import sys
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
+
+from pytest_ablation.keys import source_digest
+from pytest_ablation.models.components import DeferredComponents
 
 from .data import moving_shapes
 from .positions import check_frames, check_position
@@ -34,23 +36,29 @@ from .temporal import exvideo_state_dict, extend_unet, load_exvideo_state_dict
 from .tuning import encode_videos, post_tune
 
 VERSION = "1"
-# Where post-tuning clips come from: the built-in moving-shapes scenes, or the toy world's
-# moving coloured shapes (the videos the toy image-to-video model was trained on).
-SOURCES = ("moving-shapes", "toyworld")
+# Where post-tuning clips come from: the built-in moving-shapes scenes, or a function named
+# 'package.module:function' called as ``function(clips, frames, height, width, seed=seed)``
+# that returns (clips, frames, 3, height, width) in [0, 1] (e.g. the toy world's scenes).
+BUILTIN_SOURCE = "moving-shapes"
 CONFIG_KEYS = ("position", "identity_conv", "tuned_with", "tuned")
 _LOSSES = "__tuning__.losses"
-_SOURCES = ("positions.py", "temporal.py", "conditioning.py", "data.py", "tuning.py", "sampler.py", "variants.py")
 
 
-def _code_digest() -> str:
-    digest = hashlib.sha256()
-    files = [Path(__file__).with_name(name) for name in _SOURCES]
-    # The toy world's clip generator decides the toyworld source's data.
-    files.append(Path(__file__).parents[2] / "toyworld" / "data.py")
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def _code_digest(recipe: "TuningRecipe") -> str | None:
+    """The code that decides a tuned variant's videos, its clip source's included."""
+    from . import conditioning, data, positions, sampler, temporal, tuning
+
+    modules = [positions, temporal, conditioning, data, tuning, sampler, sys.modules[__name__]]
+    if recipe.source != BUILTIN_SOURCE:
+        modules.append(sys.modules[clip_source(recipe.source).__module__])
+    return source_digest(*modules)
+
+
+def clip_source(name: str) -> Callable[..., torch.Tensor]:
+    """The function a recipe's ``source`` names (not the built-in moving shapes)."""
+    from pytest_ablation.models.pretrained import resolve_callable
+
+    return resolve_callable(name, "source")
 
 
 def _named(value: Any) -> Any:
@@ -92,11 +100,12 @@ class TuningRecipe:
             raise ValueError(f"height, width: got {self.height}x{self.width}; expected multiples of 8")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ValueError(f"lr: got {self.lr!r}; expected a number > 0")
-        if self.source not in SOURCES:
-            raise ValueError(f"source: got {self.source!r}; expected one of {', '.join(SOURCES)}")
-        if self.source == "toyworld" and self.height != self.width:
+        if not isinstance(self.source, str) or (
+            self.source != BUILTIN_SOURCE and ":" not in self.source
+        ):
             raise ValueError(
-                f"height, width: got {self.height}x{self.width}; the toyworld source draws square clips"
+                f"source: got {self.source!r}; expected {BUILTIN_SOURCE!r} or "
+                "'package.module:function'"
             )
 
     def to_dict(self) -> dict:
@@ -163,8 +172,7 @@ class ExVideoVariants:
         long_video: Mapping[str, Any] | None = None,
         sampler_options: Mapping[str, Any] | None = None,
     ):
-        self._components = None if callable(components) and not hasattr(components, "unet") else components
-        self._loader = components if self._components is None else None
+        self._components = DeferredComponents(components)
         self.recipe = recipe
         self.model_identity = dict(model_identity) if model_identity is not None else None
         self.store = store
@@ -180,17 +188,14 @@ class ExVideoVariants:
     @property
     def components(self) -> Any:
         with self._lock:
-            if self._components is None:
-                self._components = self._loader()
-                self._loader = None
-            return self._components
+            return self._components.get()
 
     # -- the generator protocol ---------------------------------------------------------
     def cache_identity(self) -> dict:
         return {
             "method": "exvideo",
             "version": VERSION,
-            "source": _code_digest(),
+            "source": _code_digest(self.recipe),
             "models": {"svd": self.model_identity},
             "recipe": self.recipe.to_dict(),
             "sampler": {name: _named(value) for name, value in self.sampler_options.items()},
@@ -228,7 +233,7 @@ class ExVideoVariants:
             {
                 "what": "exvideo-tuned-weights",
                 "version": VERSION,
-                "source": _code_digest(),
+                "source": _code_digest(self.recipe),
                 "base": self.model_identity,
                 "recipe": self.recipe.to_dict(),
                 "position": position,
@@ -254,10 +259,8 @@ class ExVideoVariants:
     def _tuning_data(self):
         if self._data is None:
             r = self.recipe
-            if r.source == "toyworld":
-                from pytest_ablation.toyworld.data import sample_videos
-
-                clips = sample_videos(r.clips, r.frames, seed=r.seed, size=r.height)[0]
+            if r.source != BUILTIN_SOURCE:
+                clips = clip_source(r.source)(r.clips, r.frames, r.height, r.width, seed=r.seed)
             else:
                 clips = moving_shapes(
                     r.clips, r.frames, r.height, r.width, generator=torch.Generator().manual_seed(r.seed)
@@ -322,19 +325,8 @@ class ExVideoVariants:
 
 
 
-# A few optimiser steps on a handful of short procedural clips: enough to move every
-# trained part on the tiny profile's toy SVD, small enough to run in seconds on a CPU. The
-# learning rate is ExVideo's x100, so that four steps leave a measurable change.
-TINY_RECIPE = TuningRecipe(steps=4, clips=4, frames=32, height=32, width=32, max_frames=32, lr=1e-3)
-
-# The toy world's image-to-video model, trained on 8-frame clips, post-tuned on 32-frame clips
-# of the same moving shapes: ExVideo's extension past the trained length, at toy scale.
-TOY_RECIPE = TuningRecipe(
-    steps=40, clips=8, frames=32, height=32, width=32, max_frames=32, lr=1e-4, source="toyworld"
-)
-
 # ExVideo's recipe (lr 1e-5, gradient checkpointing, 128 frames) at a demonstration budget
-# for one GPU; a study that needs more overrides the ``exvideo_recipe`` fixture.
+# for one GPU: the recipe of a profile that sets none (``[methods.exvideo] recipe``).
 STANDARD_RECIPE = TuningRecipe(
     steps=100, clips=8, frames=128, height=256, width=256, max_frames=128, lr=1e-5,
     gradient_checkpointing=True,

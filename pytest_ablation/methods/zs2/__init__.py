@@ -14,27 +14,16 @@ from __future__ import annotations
 from pytest_ablation.lazy import lazy_exports
 
 _EXPORTS = {
-    "TemporalMomentumAttnProcessor": "attention",
-    "install_tma": "attention",
-    "tma_installed": "attention",
-    "momentum_weights": "attention",
-    "self_attention_names": "attention",
-    "DependencyNoise": "noise",
-    "dependency_noise": "noise",
-    "divergence": "noise",
-    "expected_correlation": "noise",
-    "independent_noise": "noise",
-    "mixed_noise": "noise",
-    "progressive_noise": "noise",
-    "pyoco_alpha": "noise",
-    "DEPENDENCY_METHODS": "noise",
-    "ZS2Sampler": "sampler",
-    "NOISE_METHODS": "sampler",
-    "DEFAULT_LAMBDA": "sampler",
-    "VERSION": "sampler",
+    "attention": (
+        "TemporalMomentumAttnProcessor", "install_tma", "tma_installed", "momentum_weights",
+        "self_attention_names",
+    ),
+    "noise": (
+        "DependencyNoise", "dependency_noise", "divergence", "expected_correlation",
+        "independent_noise", "mixed_noise", "progressive_noise", "pyoco_alpha",
+        "DEPENDENCY_METHODS",
+    ),
+    "sampler": ("ZS2Sampler", "NOISE_METHODS", "DEFAULT_LAMBDA", "VERSION"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

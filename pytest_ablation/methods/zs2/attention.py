@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pytest_ablation.metrics.validation import check_frames
+
 __all__ = [
     "TemporalMomentumAttnProcessor",
     "install_tma",
@@ -32,24 +34,22 @@ __all__ = [
 ]
 
 
+def check_real(value: Any, where: str, allowed: str) -> float:
+    """``value`` as a float; TypeError naming ``where`` and what is ``allowed`` for anything
+    that is not a real number (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{where} must be {allowed}, got {value!r}")
+    return float(value)
+
+
 def check_momentum(momentum: Any, where: str = "momentum") -> float:
-    if isinstance(momentum, bool) or not isinstance(momentum, Real):
-        raise TypeError(f"{where} must be a number in [0, 1], got {momentum!r}")
-    value = float(momentum)
+    value = check_real(momentum, where, "a number in [0, 1]")
     if not (0.0 <= value <= 1.0):  # also refuses NaN
         raise ValueError(
             f"{where} must be in [0, 1] (0: self-attention, 1: cross-frame "
             f"attention), got {momentum!r}"
         )
     return value
-
-
-def check_frames(num_frames: Any, where: str = "num_frames") -> int:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int):
-        raise TypeError(f"{where} must be an integer >= 1, got {num_frames!r}")
-    if num_frames < 1:
-        raise ValueError(f"{where} must be >= 1, got {num_frames}")
-    return int(num_frames)
 
 
 def momentum_weights(

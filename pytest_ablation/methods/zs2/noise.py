@@ -42,10 +42,11 @@ correlation falls with ``lam`` only on average, not for every draw.
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any, NamedTuple
 
 import torch
+
+from .attention import check_real
 
 __all__ = [
     "DEPENDENCY_METHODS",
@@ -76,9 +77,7 @@ class DependencyNoise(NamedTuple):
 
 
 def check_lambda(lam: Any, where: str = "lam") -> float:
-    if isinstance(lam, bool) or not isinstance(lam, Real):
-        raise TypeError(f"{where} must be a finite number >= 0, got {lam!r}")
-    value = float(lam)
+    value = check_real(lam, where, "a finite number >= 0")
     if not math.isfinite(value) or value < 0:
         raise ValueError(
             f"{where} must be a finite number >= 0 (0: a still video; about 1.65 and above: "
@@ -88,9 +87,7 @@ def check_lambda(lam: Any, where: str = "lam") -> float:
 
 
 def check_alpha(alpha: Any, where: str = "alpha") -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, Real):
-        raise TypeError(f"{where} must be a finite number >= 0, got {alpha!r}")
-    value = float(alpha)
+    value = check_real(alpha, where, "a finite number >= 0")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{where} must be a finite number >= 0, got {alpha!r}")
     return value
@@ -164,12 +161,7 @@ def independent_noise(
 
 
 def mixed_noise(
-    shape,
-    alpha: float,
-    generator: torch.Generator | None = None,
-    *,
-    dtype=torch.float32,
-    device=None,
+    shape, alpha: float, generator: torch.Generator | None = None, *, dtype=torch.float32, device=None
 ) -> torch.Tensor:
     """PYoCo's mixed noise: ``(alpha * shared + own_i) / sqrt(1 + alpha^2)``.
 
@@ -184,12 +176,7 @@ def mixed_noise(
 
 
 def progressive_noise(
-    shape,
-    alpha: float,
-    generator: torch.Generator | None = None,
-    *,
-    dtype=torch.float32,
-    device=None,
+    shape, alpha: float, generator: torch.Generator | None = None, *, dtype=torch.float32, device=None
 ) -> torch.Tensor:
     """PYoCo's progressive noise: AR(1) with ``sqrt(a) = alpha / sqrt(1 + alpha^2)``."""
     dims = check_shape(shape)

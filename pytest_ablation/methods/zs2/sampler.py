@@ -16,17 +16,20 @@ the dependency noise model (or a reference noise model).
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping
 from numbers import Real
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .attention import check_frames, check_momentum, tma_installed
+from pytest_ablation.keys import source_digest
+from pytest_ablation.models.components import DeferredComponents
+from pytest_ablation.metrics.validation import check_frames
+
+from .attention import check_momentum, tma_installed
 from .noise import (
     DEPENDENCY_METHODS,
     check_alpha,
@@ -57,11 +60,10 @@ CONFIG_KEYS = ("momentum", "noise", "lam", "alpha", "negative_prompt", "decode_c
 
 
 @functools.lru_cache(maxsize=1)
-def _source_digest() -> str:
-    digest = hashlib.sha256()
-    for name in ("attention.py", "noise.py", "sampler.py"):
-        digest.update((Path(__file__).with_name(name)).read_bytes())
-    return digest.hexdigest()[:16]
+def _source_digest() -> str | None:
+    from . import attention, noise
+
+    return source_digest(attention, noise, sys.modules[__name__])
 
 
 def _positive_int(value: Any, where: str) -> int:
@@ -120,24 +122,12 @@ class ZS2Sampler:
         progress: bool = True,
         model_identity: Mapping[str, Any] | None = None,
     ):
-        self._components = (
-            None if callable(components) and not hasattr(components, "unet") else components
-        )
-        self._loader = components if self._components is None else None
+        self._components = DeferredComponents(components)
         self.defaults = self._checked(
             dict(
-                momentum=momentum,
-                noise=noise,
-                lam=lam,
-                alpha=alpha,
-                frames=frames,
-                steps=steps,
-                guidance_scale=guidance_scale,
-                height=height,
-                width=width,
-                seed=seed,
-                negative_prompt=negative_prompt,
-                decode_chunk_size=decode_chunk_size,
+                momentum=momentum, noise=noise, lam=lam, alpha=alpha, frames=frames, steps=steps,
+                guidance_scale=guidance_scale, height=height, width=width, seed=seed,
+                negative_prompt=negative_prompt, decode_chunk_size=decode_chunk_size,
                 progress=progress,
             )
         )
@@ -146,10 +136,7 @@ class ZS2Sampler:
     # -- parts --------------------------------------------------------------------------
     @property
     def components(self) -> Any:
-        if self._components is None:
-            self._components = self._loader()
-            self._loader = None
-        return self._components
+        return self._components.get()
 
     @staticmethod
     def _checked(options: dict) -> dict:
@@ -159,7 +146,7 @@ class ZS2Sampler:
         out["lam"] = check_lambda(out["lam"])
         if out["alpha"] is not None:
             out["alpha"] = check_alpha(out["alpha"])
-        out["frames"] = check_frames(out["frames"], "frames")
+        out["frames"] = check_frames(out["frames"], what="frames")
         out["steps"] = _positive_int(out["steps"], "steps")
         out["guidance_scale"] = _guidance(out["guidance_scale"])
         for side in ("height", "width"):

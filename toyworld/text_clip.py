@@ -27,17 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pytest_ablation.toyworld.training import (
-    Progress,
-    StepProgress,
-    caption_variants,
-    check_steps,
-    class_index,
-    contrastive_loss,
-    evaluation_images,
-    learning_rate,
-    training_seed,
-    zero_shot_accuracy,
+from toyworld.training import (
+    Progress, caption_variants, check_steps, class_index, contrastive_figures, contrastive_loss,
+    evaluation_images, fit_contrastive, training_seed, zero_shot_accuracy,
 )
 
 TOKENIZER = "t2i/tokenizer"
@@ -220,43 +212,28 @@ def build(tokenizer: Any, seed: int = 0) -> GeneratorClip:
     return GeneratorClip(text_encoder, image_encoder)
 
 
-def fit(
-    model: GeneratorClip,
-    tokenizer: Any,
-    *,
-    steps: int,
-    seed: int = 0,
-    batch_size: int = BATCH_SIZE,
-    peak_learning_rate: float = PEAK_LEARNING_RATE,
-    progress: Progress | None = None,
-) -> list[float]:
-    """Train both towers in place on fresh images each step; returns each step's loss."""
+def fit(model: GeneratorClip, tokenizer: Any, *, steps: int, seed: int = 0,
+        batch_size: int = BATCH_SIZE, peak_learning_rate: float = PEAK_LEARNING_RATE,
+        progress: Progress | None = None) -> list[float]:
+    """Train both towers in place on fresh images each step; returns each step's loss
+    (``training.fit_contrastive``)."""
     from pytest_ablation.toyworld.data import sample_images
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=peak_learning_rate)
-    reporter = StepProgress("text", steps, progress) if progress else None
     rng = np.random.default_rng(seed + SEED_OFFSET)
-    losses = []
-    model.train()
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, peak_learning_rate)
+
+    def step_loss(step: int) -> torch.Tensor:
         images, texts, _ = sample_images(batch_size, seed=training_seed(seed + SEED_OFFSET, step))
-        loss = contrastive_loss(
+        return contrastive_loss(
             model.encode_images(images),
             model.encode_texts(tokenize(tokenizer, caption_variants(rng))),
             class_index(texts),
             model.logit_scale.exp(),
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, float(np.log(100)))
-        losses.append(loss.item())
-        if reporter:
-            reporter.update(step, losses[-1])
-    return losses
+
+    return fit_contrastive(
+        model, step_loss, stage="text", steps=steps,
+        peak_learning_rate=peak_learning_rate, progress=progress,
+    )
 
 
 def image_processor() -> Any:
@@ -302,7 +279,7 @@ def load(out: Path) -> tuple[Any, Any, Any, Any]:
     ]
     if missing:
         raise FileNotFoundError(
-            f"no {', '.join(missing)} under {out}; run: python -m pytest_ablation.toyworld.train text"
+            f"no {', '.join(missing)} under {out}; run: python -m toyworld.train text"
         )
     tokenizer = CLIPTokenizer.from_pretrained(str(out / TOKENIZER), local_files_only=True)
     text_encoder = CLIPTextModel.from_pretrained(out / TEXT_ENCODER).eval()
@@ -332,13 +309,8 @@ def quality(out: Path, *, progress: Progress = print) -> dict[str, float]:
     return {"zero_shot_accuracy": accuracy}
 
 
-def train(
-    out: Path,
-    *,
-    steps: int | None = None,
-    seed: int = 0,
-    progress: Progress = print,
-) -> dict[str, float]:
+def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print
+          ) -> dict[str, float]:
     from transformers.utils import logging as transformers_logging
 
     steps = check_steps(steps, DEFAULT_STEPS)
@@ -350,9 +322,7 @@ def train(
     model = build(tokenizer, seed)
     losses = fit(model, tokenizer, steps=steps, seed=seed, progress=progress)
     save(model.eval(), out)
-    seconds = time.perf_counter() - start
-    final_loss = float(np.mean(losses[-10:]))
-    return {"loss": final_loss, "seconds": seconds, **quality(out, progress=progress)}
+    return contrastive_figures(losses, start, lambda: quality(out, progress=progress))
 
 
 __all__ = [

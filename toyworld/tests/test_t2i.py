@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pytest_ablation.toyworld import WEIGHTS_DIR
-from pytest_ablation.toyworld import t2i as toy_t2i
-from pytest_ablation.toyworld import vae as toy_vae
 from pytest_ablation.toyworld.data import captions
+from toyworld import t2i as toy_t2i
+from toyworld import vae as toy_vae
 
 HIDDEN = 64
 
@@ -76,6 +76,18 @@ def test_unet_has_stable_diffusions_layout_at_toy_size():
     assert sum(p.numel() for p in unet.parameters()) < 5_000_000
     sample = unet(torch.randn(2, 4, 8, 8), 10, encoder_hidden_states=torch.randn(2, 5, HIDDEN))
     assert sample.sample.shape == (2, 4, 8, 8)
+
+
+def test_the_configs_are_those_the_shipped_model_was_trained_with():
+    # They build on the tiny model's configs: a change there must not change this model.
+    folder = WEIGHTS_DIR / toy_t2i.FOLDER
+    if not (folder / "unet" / "config.json").is_file():
+        pytest.skip(f"no trained t2i model at {folder}: python -m toyworld.train t2i")
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    expected = toy_t2i.unet_config(unet["cross_attention_dim"])
+    assert {key: unet[key] for key in expected} == expected
+    assert {key: scheduler[key] for key in toy_t2i.DDIM_CONFIG} == toy_t2i.DDIM_CONFIG
 
 
 def test_ddim_config_matches_the_training_schedule():
@@ -176,7 +188,7 @@ SHIPPED_PARTS = ("model_index.json", "unet", "scheduler", "vae", "text_encoder",
 @pytest.mark.skipif(
     not all((SHIPPED / part).exists() for part in SHIPPED_PARTS),
     reason=f"the toy text-to-image weights are not trained yet ({SHIPPED}); "
-    "run: python -m pytest_ablation.toyworld.train text vae t2i",
+    "run: python -m toyworld.train text vae t2i",
 )
 def test_shipped_model_loads_and_samples_a_video():
     from pytest_ablation.methods.zs2 import ZS2Sampler

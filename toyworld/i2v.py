@@ -21,7 +21,7 @@ ExVideo studies room to extend the model to 32 frames. The motion bucket carries
 speed (127 = one pixel per frame, SVD's default bucket), fps is drawn at random so that any
 fps a study asks for is one the model has seen.
 
-    python -m pytest_ablation.toyworld.train i2v     # writes weights/i2v/
+    python -m toyworld.train i2v     # writes weights/i2v/
 """
 
 from __future__ import annotations
@@ -29,19 +29,27 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pytest_ablation.models.tiny import seeded_init_, tiny_config
 from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import COLOURS, IMAGE_SIZE, SHAPES, captions, sample_videos
-from pytest_ablation.toyworld.training import EVALUATION_SEED, check_steps, training_seed
+from toyworld import judge as judge_module
+from toyworld.training import (
+    EVALUATION_SEED,
+    Progress,
+    check_steps,
+    folder_megabytes,
+    save_folder_atomic,
+    training_seed,
+)
+from toyworld.vae import load_vae, to_model_range
 
 SUBFOLDER = Path("i2v")
-SPATIAL_VAE = Path("t2i") / "vae"
 
 # The clip length the UNet is trained on; the ExVideo studies extend it past this.
 FRAMES = 8
@@ -64,22 +72,12 @@ UNET_CONFIG: dict[str, Any] = {
     "num_frames": FRAMES,
 }
 
-# img2vid-xt's scheduler, with sigma_max cut from 700 to EDM's 80: the latents have unit
-# variance at 8x8, so sigma 80 already buries them entirely, and the steps SVD spends above
-# that are wasted at this size.
+# img2vid-xt's scheduler (the tiny Stable Video Diffusion's, ``pytest_ablation.models.tiny``),
+# with sigma_max cut from 700 to EDM's 80: the latents have unit variance at 8x8, so sigma 80
+# already buries them entirely, and the steps SVD spends above that are wasted at this size.
 SCHEDULER_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "interpolation_type": "linear",
-    "prediction_type": "v_prediction",
+    **tiny_config("tiny-stable-video-diffusion")["scheduler"],
     "sigma_max": 80.0,
-    "sigma_min": 0.002,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-    "timestep_type": "continuous",
-    "use_karras_sigmas": True,
 }
 
 MODEL_INDEX: dict[str, Any] = {
@@ -129,8 +127,6 @@ LONG_FRAMES = 32
 def build_unet(seed: int = 0) -> Any:
     """A freshly initialised UNet with ``UNET_CONFIG``, the same weights for the same seed."""
     from diffusers import UNetSpatioTemporalConditionModel
-
-    from pytest_ablation.models.tiny import seeded_init_
 
     with torch.random.fork_rng(devices=[]):  # constructors draw from the global generator
         unet = UNetSpatioTemporalConditionModel(**UNET_CONFIG)
@@ -241,12 +237,6 @@ def build_temporal_vae(spatial: Any) -> Any:
     return vae.eval().requires_grad_(False)
 
 
-def load_spatial_vae(out: Path) -> Any:
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL.from_pretrained(Path(out) / SPATIAL_VAE).eval().requires_grad_(False)
-
-
 def load_image_encoder(out: Path) -> tuple[Any, Any]:
     """The image encoder and its processor the ``text`` stage wrote into ``out/i2v``."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
@@ -328,7 +318,7 @@ def encode_pool(
     for number, start in enumerate(range(0, count, chunk)):
         size = min(chunk, count - start)
         videos, _, scenes = sample_videos(size, FRAMES, seed=training_seed(seed, number))
-        posterior = vae.encode(videos.flatten(0, 1) * 2.0 - 1.0).latent_dist
+        posterior = vae.encode(to_model_range(videos.flatten(0, 1))).latent_dist
         shape = (size, FRAMES, *posterior.mean.shape[1:])
         first = videos[:, 0]
         parts["means"].append(posterior.mean.reshape(shape))
@@ -422,7 +412,7 @@ def train_unet(
     steps: int,
     seed: int = 0,
     recipe: Recipe = RECIPE,
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
     log_every: int = 100,
 ) -> TrainingResult:
     """Train ``unet`` in place on fresh clips; the encoders in ``components`` stay frozen.
@@ -496,7 +486,6 @@ def save_pipeline(folder: Path, unet: Any, vae: Any) -> None:
     import diffusers
 
     from pytest_ablation.files import write_json_atomic
-    from pytest_ablation.toyworld.vae import save_folder_atomic
 
     folder = Path(folder)
     for name, model in (("unet", unet), ("vae", vae)):
@@ -505,10 +494,6 @@ def save_pipeline(folder: Path, unet: Any, vae: Any) -> None:
         save_folder_atomic(lambda d, m=half: m.save_pretrained(d, safe_serialization=True), folder / name)
     save_folder_atomic(lambda d: build_scheduler().save_pretrained(d), folder / "scheduler")
     write_json_atomic(folder / "model_index.json", {**MODEL_INDEX, "_diffusers_version": diffusers.__version__})
-
-
-def _megabytes(folder: Path) -> float:
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 2**20
 
 
 @dataclass
@@ -526,7 +511,7 @@ def train(
     *,
     steps: int | None = None,
     seed: int = 0,
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
     recipe: Recipe = RECIPE,
 ) -> dict[str, float]:
     """The ``i2v`` stage: SVD's autoencoder from the image one, then the UNet; writes
@@ -538,7 +523,7 @@ def train(
     out = Path(out)
     steps = check_steps(steps, recipe.steps)
     image_encoder, feature_extractor = load_image_encoder(out)
-    vae = build_temporal_vae(load_spatial_vae(out))
+    vae = build_temporal_vae(load_vae(out))
 
     parts = Encoders(image_encoder=image_encoder, feature_extractor=feature_extractor, vae=vae)
     unet = build_unet(seed)
@@ -552,9 +537,9 @@ def train(
         "i2v_first_loss": result.losses[0],
         "i2v_final_loss": sum(tail) / len(tail),
         "i2v_unet_parameters": float(result.trainable),
-        "i2v_unet_megabytes": _megabytes(folder / "unet"),
-        "i2v_vae_megabytes": _megabytes(folder / "vae"),
-        "i2v_megabytes": _megabytes(folder),
+        "i2v_unet_megabytes": folder_megabytes(folder / "unet"),
+        "i2v_vae_megabytes": folder_megabytes(folder / "vae"),
+        "i2v_megabytes": folder_megabytes(folder),
     }
     progress(
         f"i2v: {steps} steps in {result.seconds:.0f} s (clip encoding included), "
@@ -567,7 +552,7 @@ def train(
 # -- quality --------------------------------------------------------------------------------
 def load_components(out: Path | str = WEIGHTS_DIR, device: str = "cpu") -> Any:
     """The shipped model through the project's own loader, as a profile would load it."""
-    from pytest_ablation.models.loaders import load_stable_video_diffusion
+    from pytest_ablation.models.pretrained import load_stable_video_diffusion
 
     return load_stable_video_diffusion(str(Path(out) / SUBFOLDER), {}, device)
 
@@ -575,12 +560,6 @@ def load_components(out: Path | str = WEIGHTS_DIR, device: str = "cpu") -> Any:
 def held_out_clips(count: int = QUALITY_VIDEOS, frames: int = FRAMES) -> tuple[torch.Tensor, list]:
     videos, _, scenes = sample_videos(count, frames, seed=HELD_OUT_SEED)
     return videos, scenes
-
-
-def _judge(out: Path) -> Any:
-    from pytest_ablation.toyworld import judge
-
-    return judge.load(out)
 
 
 def kept_identity(judge: Any, frames: torch.Tensor, scenes: list) -> tuple[float, float]:
@@ -627,7 +606,7 @@ def video_figures(videos: list[torch.Tensor], images: torch.Tensor, scenes: list
 def quality(
     out: Path | str = WEIGHTS_DIR,
     *,
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
     steps: int = QUALITY_STEPS,
     guidance: float = QUALITY_GUIDANCE,
 ) -> dict[str, float]:
@@ -638,7 +617,7 @@ def quality(
 
     out = Path(out)
     components = load_components(out)
-    judge = _judge(out)
+    judge = judge_module.load(out)
     clips, scenes = held_out_clips()
     images = clips[:, 0]
     figures: dict[str, float] = {}

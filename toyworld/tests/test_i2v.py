@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from pytest_ablation.toyworld import WEIGHTS_DIR, i2v
+from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import sample_videos
+from toyworld import i2v
 
 
 def _perturbed_image_vae():
     """The text-to-image autoencoder's architecture with every weight nudged off its init,
     so that no bias or norm happens to be zero and hide a mapping error."""
-    from pytest_ablation.toyworld.vae import build_vae
+    from toyworld.vae import build_vae
 
     vae = build_vae(seed=3)
     generator = torch.Generator().manual_seed(1)
@@ -143,7 +145,7 @@ SHIPPED = Path(WEIGHTS_DIR) / i2v.SUBFOLDER
 @pytest.fixture(scope="module")
 def shipped():
     if not (SHIPPED / "unet" / "config.json").is_file():
-        pytest.skip(f"no trained i2v model at {SHIPPED}: python -m pytest_ablation.toyworld.train i2v")
+        pytest.skip(f"no trained i2v model at {SHIPPED}: python -m toyworld.train i2v")
     return i2v.load_components(WEIGHTS_DIR)
 
 
@@ -155,6 +157,16 @@ def test_shipped_model_loads_as_stable_video_diffusion(shipped):
     assert shipped.unet.config.num_frames == i2v.FRAMES
     assert shipped.unet.config.cross_attention_dim == shipped.image_encoder.config.projection_dim
     assert shipped.scheduler.config.prediction_type == "v_prediction"
+
+
+def test_the_configs_are_those_the_shipped_model_was_trained_with():
+    # The scheduler's builds on the tiny model's: a change there must not change this model.
+    if not (SHIPPED / "unet" / "config.json").is_file():
+        pytest.skip(f"no trained i2v model at {SHIPPED}: python -m toyworld.train i2v")
+    unet = json.loads((SHIPPED / "unet" / "config.json").read_text())
+    scheduler = json.loads((SHIPPED / "scheduler" / "scheduler_config.json").read_text())
+    assert {key: unet[key] for key in i2v.UNET_CONFIG} == i2v.UNET_CONFIG
+    assert {key: scheduler[key] for key in i2v.SCHEDULER_CONFIG} == i2v.SCHEDULER_CONFIG
 
 
 @pytest.mark.parametrize("frames, extended", [(i2v.FRAMES, False), (12, True)])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_ablation.toyworld import WEIGHTS_DIR, judge
+from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import captions, sample_images, video_captions
-from pytest_ablation.toyworld.training import class_index, contrastive_loss
+from toyworld import judge
+from toyworld.training import class_index, contrastive_loss
 
 SHIPPED = WEIGHTS_DIR / judge.FOLDER / judge.WEIGHTS_FILE
 
@@ -56,9 +57,9 @@ def test_the_registered_architecture_is_small_and_sees_32_pixel_images():
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no trained judge at {SHIPPED} yet "
-                    "(python -m pytest_ablation.toyworld.train judge)")
+                    "(python -m toyworld.train judge)")
 def test_the_shipped_judge_loads_through_the_open_clip_kind_and_classifies_fresh_images():
-    from pytest_ablation.models.loaders import load
+    from pytest_ablation.models import load_model as load
     from pytest_ablation.profiles import ModelSpec
 
     spec = ModelSpec(

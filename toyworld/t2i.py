@@ -14,68 +14,67 @@ The stage writes a complete diffusers Stable Diffusion folder, ``out/t2i/``:
 model kind (``load_stable_diffusion``) loads it and ``ZS2Sampler`` samples videos from it
 unchanged.
 
-    python -m pytest_ablation.toyworld.train t2i      # after the text and vae stages
+    python -m toyworld.train t2i      # after the text and vae stages
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pytest_ablation.models.tiny import tiny_config
 from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import IMAGE_SIZE, SHAPES, captions, sample_images
-from pytest_ablation.toyworld.training import (
+from toyworld import judge as judge_module
+from toyworld.text_clip import tokenize
+from toyworld.training import (
     EVALUATION_SEED,
+    Progress,
     StepProgress,
     check_steps,
+    class_index,
+    folder_megabytes,
     learning_rate,
+    save_folder_atomic,
     training_seed,
 )
-from pytest_ablation.toyworld.vae import save_folder_atomic
+from toyworld.vae import load_vae, to_model_range
 
 FOLDER = "t2i"
 LATENT_SIZE = 8
 
-# SD v1's training schedule; DDIM samples on it with SD's inference settings.
+# The tiny Stable Diffusion's layout (``pytest_ablation.models.tiny``), wider.
+_TINY = tiny_config("tiny-stable-diffusion")
+
+# SD v1's DDIM settings on SD v1's training schedule: the tiny model's scheduler. DDPM
+# trains on the schedule alone.
+DDIM_CONFIG: dict[str, Any] = _TINY["scheduler"]
 SCHEDULE: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
-}
-DDIM_CONFIG: dict[str, Any] = {
-    **SCHEDULE,
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
+    key: DDIM_CONFIG[key]
+    for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type")
 }
 
 
 def unet_config(cross_attention_dim: int) -> dict[str, Any]:
-    """The UNet's config for a text encoder of ``cross_attention_dim`` hidden size."""
+    """The UNet's config for a text encoder of ``cross_attention_dim`` hidden size.
+
+    The tiny model's: cross-attention blocks at 8x8 (``LATENT_SIZE``), a plain block at
+    4x4, and the cross-attention mid block at 4x4, where every latent cell is in reach of
+    every other after one downsampling; ``attention_head_dim`` 8, which diffusers reads as
+    the number of heads. Twice as wide (64 and 128 channels: 8 heads of 8 and of 16), the
+    whole model stays at 3.2 M parameters, so a step of eight frames with guidance costs
+    tens of ms.
+    """
     return {
+        **_TINY["unet"],
         "sample_size": LATENT_SIZE,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-        # Two levels (8x8, 4x4) and the cross-attention mid block at 4x4: every latent cell
-        # is in reach of every other after one downsampling, and the whole model stays at
-        # 3.2 M parameters, so a step of eight frames with guidance costs tens of ms.
         "block_out_channels": [64, 128],
-        "layers_per_block": 1,
         "cross_attention_dim": cross_attention_dim,
-        # diffusers reads this as the number of heads: 8 heads of 8 (64 ch) and of 16 (128).
-        "attention_head_dim": 8,
-        "norm_num_groups": 32,
     }
 
 
@@ -131,14 +130,7 @@ def ddim_scheduler() -> Any:
 @torch.no_grad()
 def encode_texts(tokenizer: Any, text_encoder: Any, texts: list[str]) -> torch.Tensor:
     """Hidden states (len(texts), max_length, hidden) exactly as the samplers compute them."""
-    tokens = tokenizer(
-        texts,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    return text_encoder(tokens)[0].float()
+    return text_encoder(tokenize(tokenizer, texts))[0].float()
 
 
 class LatentPool:
@@ -151,15 +143,14 @@ class LatentPool:
     def __init__(self, vae: Any, tokenizer: Any, text_encoder: Any, count: int, seed: int):
         images, texts, _ = sample_images(count, seed=training_seed(seed + SEED_OFFSET, 0))
         self.texts = captions()
-        order = {text: index for index, text in enumerate(self.texts)}
-        self.labels = torch.tensor([order[text] for text in texts])
+        self.labels = class_index(texts)
         self.context = encode_texts(tokenizer, text_encoder, self.texts + [""])
         self.empty = len(self.texts)
         self.scaling_factor = float(vae.config.scaling_factor)
         means, stds = [], []
         with torch.no_grad():
             for chunk in images.split(256):
-                posterior = vae.encode(chunk * 2.0 - 1.0).latent_dist
+                posterior = vae.encode(to_model_range(chunk)).latent_dist
                 means.append(posterior.mean)
                 stds.append(posterior.std)
         self.means = torch.cat(means)
@@ -213,7 +204,7 @@ def train_unet(
     batch_size: int = BATCH_SIZE,
     peak_learning_rate: float = PEAK_LEARNING_RATE,
     ema_decay: float = EMA_DECAY,
-    progress: Callable[[str], None] | None = print,
+    progress: Progress | None = print,
 ) -> tuple[Any, list[float]]:
     """Train ``unet`` in place; returns its exponential moving average and every loss.
 
@@ -297,35 +288,20 @@ def load_text_parts(folder: Path) -> tuple[Any, Any]:
         if not (Path(folder) / part).is_dir():
             raise FileNotFoundError(
                 f"no {part} at {Path(folder) / part}; run: "
-                "python -m pytest_ablation.toyworld.train text"
+                "python -m toyworld.train text"
             )
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
     return tokenizer, text_encoder.eval().requires_grad_(False)
 
 
-def load_frozen_vae(folder: Path) -> Any:
-    from diffusers import AutoencoderKL
-
-    if not (Path(folder) / "vae").is_dir():
-        raise FileNotFoundError(
-            f"no vae at {Path(folder) / 'vae'}; run: python -m pytest_ablation.toyworld.train vae"
-        )
-    return AutoencoderKL.from_pretrained(folder, subfolder="vae").eval().requires_grad_(False)
-
-
-def train(
-    out: Path | str = WEIGHTS_DIR,
-    *,
-    steps: int | None = None,
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-) -> dict[str, float]:
+def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0,
+          progress: Progress = print) -> dict[str, float]:
     """The ``t2i`` stage: train the UNet on the VAE's latents, write the SD folder."""
     steps = check_steps(steps, DEFAULT_STEPS)
     folder = Path(out) / FOLDER
     tokenizer, text_encoder = load_text_parts(folder)
-    vae = load_frozen_vae(folder)
+    vae = load_vae(out)
 
     start = time.perf_counter()
     pool = LatentPool(vae, tokenizer, text_encoder, POOL_IMAGES, seed)
@@ -336,12 +312,11 @@ def train(
     seconds = time.perf_counter() - start
     save_pipeline_parts(ema, folder)
     tail = losses[-min(100, len(losses)):]
-    megabytes = sum(f.stat().st_size for f in (folder / "unet").rglob("*") if f.is_file())
     figures = {
         "t2i_train_seconds": seconds,
         "t2i_steps": float(steps),
         "t2i_final_loss": float(np.mean(tail)),
-        "t2i_unet_megabytes": megabytes / 2**20,
+        "t2i_unet_megabytes": folder_megabytes(folder / "unet"),
     }
     progress(
         f"t2i: {steps} steps in {seconds:.0f} s, final loss {figures['t2i_final_loss']:.4f}, "
@@ -353,7 +328,7 @@ def train(
 # -- quality --------------------------------------------------------------------------------
 def load_components(out: Path | str = WEIGHTS_DIR) -> Any:
     """The shipped model through the project's own loader (the ``stable-diffusion`` kind)."""
-    from pytest_ablation.models.loaders import load_stable_diffusion
+    from pytest_ablation.models.pretrained import load_stable_diffusion
 
     return load_stable_diffusion(str(Path(out) / FOLDER), {}, "cpu")
 
@@ -391,14 +366,6 @@ def sample_images_per_caption(
     )
 
 
-@torch.no_grad()
-def judge_classes(judge: Any, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
-    """The judge's zero-shot class (an index into ``texts``) of each image (N, 3, H, W)."""
-    image_features = torch.nn.functional.normalize(judge.encode_images(images), dim=-1)
-    text_features = torch.nn.functional.normalize(judge.encode_texts(texts), dim=-1)
-    return (image_features @ text_features.T).argmax(dim=1)
-
-
 def video_figures(components: Any, judge: Any, *, frames: int = 8,
                   seeds: int = 1, steps: int = QUALITY_STEPS,
                   guidance_scale: float = QUALITY_GUIDANCE) -> dict[str, float]:
@@ -420,7 +387,7 @@ def video_figures(components: Any, judge: Any, *, frames: int = 8,
         for index, text in enumerate(texts):
             for k in range(seeds):
                 video = sampler(text, seed=EVALUATION_SEED + 7919 * index + k)
-                classes = judge_classes(judge, video, texts)
+                classes = judge_module.zero_shot_classes(judge, video, texts)
                 correct += float((classes == index).float().mean())
                 same += float((classes == classes[0]).float().mean())
                 change += float((video[1:] - video[:-1]).abs().mean())
@@ -432,12 +399,10 @@ def video_figures(components: Any, judge: Any, *, frames: int = 8,
     return figures
 
 
-def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = print,
+def quality(out: Path | str = WEIGHTS_DIR, *, progress: Progress = print,
             videos: bool = True) -> dict[str, float]:
     """Share of sampled images the judge classifies as their prompt (zero-shot over all
     twenty captions), per caption seeds ``QUALITY_SEEDS``; and the video figures."""
-    from pytest_ablation.toyworld import judge as judge_module
-
     components = load_components(out)
     judge = judge_module.load(Path(out))
     texts = captions()
@@ -445,7 +410,8 @@ def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = 
     images = sample_images_per_caption(components, texts)
     seconds = time.perf_counter() - start
     per_caption = images.shape[1]
-    classes = judge_classes(judge, images.flatten(0, 1), texts).view(len(texts), per_caption)
+    classes = judge_module.zero_shot_classes(judge, images.flatten(0, 1), texts)
+    classes = classes.view(len(texts), per_caption)
     truth = torch.arange(len(texts)).view(-1, 1)
     # captions() is colour-major: caption i shows colour i // len(SHAPES), shape i % len(SHAPES).
     colour_of = torch.arange(len(texts)) // len(SHAPES)
@@ -486,7 +452,6 @@ __all__ = [
     "ddpm_scheduler",
     "diffusion_loss",
     "encode_texts",
-    "judge_classes",
     "load_components",
     "model_index",
     "quality",

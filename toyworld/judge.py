@@ -24,21 +24,14 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from pytest_ablation.toyworld.training import (
-    Progress,
-    StepProgress,
-    caption_variants,
-    check_steps,
-    class_index,
-    contrastive_loss,
-    evaluation_images,
-    learning_rate,
-    training_seed,
-    zero_shot_accuracy,
+from toyworld.training import (
+    Progress, caption_variants, check_steps, class_index, contrastive_figures, contrastive_loss,
+    evaluation_images, fit_contrastive, training_seed, zero_shot_accuracy,
 )
 
 JUDGE_MODEL = "pytest-ablation-toy-judge"
@@ -93,32 +86,18 @@ def normalise(images: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
     return (images - mean) / std
 
 
-def fit(
-    model: torch.nn.Module,
-    *,
-    steps: int,
-    seed: int = 0,
-    batch_size: int = BATCH_SIZE,
-    peak_learning_rate: float = PEAK_LEARNING_RATE,
-    progress: Progress | None = None,
-) -> list[float]:
-    """Train ``model`` in place for ``steps`` steps of fresh images; returns each step's loss.
-
-    Adam without weight decay: the token embeddings of words no caption uses get no gradient
-    and so stay exactly as initialised.
-    """
+def fit(model: torch.nn.Module, *, steps: int, seed: int = 0, batch_size: int = BATCH_SIZE,
+        peak_learning_rate: float = PEAK_LEARNING_RATE, progress: Progress | None = None,
+        ) -> list[float]:
+    """Train ``model`` in place for ``steps`` steps of fresh images; returns each step's loss
+    (``training.fit_contrastive``)."""
     from pytest_ablation.toyworld.data import SHAPES, sample_images
 
     tokenize = tokenizer()
     shape_texts = [f"a {shape}" for shape in SHAPES]
-    optimizer = torch.optim.Adam(model.parameters(), lr=peak_learning_rate)
-    reporter = StepProgress("judge", steps, progress) if progress else None
     rng = np.random.default_rng(seed + SEED_OFFSET)
-    losses = []
-    model.train()
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, peak_learning_rate)
+
+    def step_loss(step: int) -> torch.Tensor:
         images, texts, scenes = sample_images(batch_size, seed=training_seed(seed, step))
         image_features = model.encode_image(normalise(images, model))
         text_features = model.encode_text(tokenize(caption_variants(rng) + shape_texts))
@@ -135,17 +114,12 @@ def fit(
             torch.tensor([SHAPES.index(scene.shape) for scene in scenes]),
             scale,
         )
-        loss = loss + SHAPE_LOSS_WEIGHT * shape_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            # CLIP's cap on the temperature, which keeps the logits from running away.
-            model.logit_scale.clamp_(0, np.log(100))
-        losses.append(loss.item())
-        if reporter:
-            reporter.update(step, losses[-1])
-    return losses
+        return loss + SHAPE_LOSS_WEIGHT * shape_loss
+
+    return fit_contrastive(
+        model, step_loss, stage="judge", steps=steps,
+        peak_learning_rate=peak_learning_rate, progress=progress,
+    )
 
 
 def save(model: torch.nn.Module, out: Path) -> Path:
@@ -178,19 +152,29 @@ def save(model: torch.nn.Module, out: Path) -> Path:
 
 
 def load(out: Path, device: str = "cpu"):
-    """The judge as the metrics see it: built by the ``open-clip`` model loader.
+    """The judge as the metrics see it: the ``ClipModel`` the ``open-clip`` model kind
+    builds from the checkpoint file.
 
     The manifest check is left to the profile loaders and the CLIs: right after training
     the manifest still describes the previous weights, until the CLI refreshes it.
     """
-    from pytest_ablation.models.loaders import load_open_clip
+    from pytest_ablation.metrics.clip_model import ClipModel
 
     path = Path(out) / FOLDER / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"no judge weights at {path}; run: python -m pytest_ablation.toyworld.train judge"
+            f"no judge weights at {path}; run: python -m toyworld.train judge"
         )
-    return load_open_clip(JUDGE_MODEL, str(path.resolve()), device, 0)
+    return ClipModel.from_open_clip(JUDGE_MODEL, pretrained=str(path.resolve()), device=device)
+
+
+@torch.no_grad()
+def zero_shot_classes(clip: Any, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """The zero-shot class (an index into ``texts``) of each image (N, 3, H, W) by a loaded
+    judge (``load``): the text whose features are nearest the image's, by cosine."""
+    image_features = torch.nn.functional.normalize(clip.encode_images(images), dim=-1)
+    text_features = torch.nn.functional.normalize(clip.encode_texts(texts), dim=-1)
+    return (image_features @ text_features.T).argmax(dim=1)
 
 
 def quality(out: Path, *, progress: Progress = print) -> dict[str, float]:
@@ -212,21 +196,14 @@ def quality(out: Path, *, progress: Progress = print) -> dict[str, float]:
     return figures
 
 
-def train(
-    out: Path,
-    *,
-    steps: int | None = None,
-    seed: int = 0,
-    progress: Progress = print,
-) -> dict[str, float]:
+def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print
+          ) -> dict[str, float]:
     steps = check_steps(steps, DEFAULT_STEPS)
     start = time.perf_counter()
     model = build(seed)
     losses = fit(model, steps=steps, seed=seed, progress=progress)
     save(model.eval(), Path(out))
-    seconds = time.perf_counter() - start
-    final_loss = float(np.mean(losses[-10:]))
-    return {"loss": final_loss, "seconds": seconds, **quality(Path(out), progress=progress)}
+    return contrastive_figures(losses, start, lambda: quality(Path(out), progress=progress))
 
 
 def held_out_accuracy(model: torch.nn.Module, count: int = 500) -> float:
@@ -250,4 +227,5 @@ __all__ = [
     "quality",
     "save",
     "train",
+    "zero_shot_classes",
 ]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from pytest_ablation.toyworld import train
-from pytest_ablation.toyworld.train import STAGES, main, missing_inputs, ordered
-from pytest_ablation.toyworld.weights import MANIFEST, verify_weights
+from pytest_ablation.models.manifest import MANIFEST, verify_weights
+from toyworld import train
+from toyworld.train import STAGES, main, missing_inputs, ordered
 
 ALLOWED = "judge, text, vae, t2i, i2v"
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_an_unknown_stage_exits_2_naming_the_allowed_stages(capsys, tmp_path):
@@ -24,9 +26,10 @@ def test_an_unknown_stage_exits_2_naming_the_allowed_stages(capsys, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing may be trained or written before the check"
 
 
-def test_the_module_runs_as_a_script():
+def test_the_module_runs_as_a_script_from_the_repository_root():
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_ablation.toyworld.train", "nonsense"],
+        [sys.executable, "-m", "toyworld.train", "nonsense"],
+        cwd=REPOSITORY,
         capture_output=True,
         text=True,
         timeout=60,
@@ -41,7 +44,7 @@ def test_a_stage_with_missing_inputs_says_which_stage_to_run_first(capsys, tmp_p
     assert caught.value.code == 2
     error = capsys.readouterr().err
     assert "stage 't2i' needs the outputs of stage 'text'" in error
-    assert "python -m pytest_ablation.toyworld.train text" in error
+    assert "python -m toyworld.train text" in error
 
 
 def test_inputs_made_earlier_in_the_same_run_count(tmp_path):
@@ -68,7 +71,7 @@ def test_bad_numbers_are_usage_errors(option, capsys, tmp_path):
 
 
 def test_a_stage_whose_module_cannot_be_imported_fails_before_training(monkeypatch, capsys, tmp_path):
-    broken = train.Stage("judge", "pytest_ablation.toyworld.no_such_module")
+    broken = train.Stage("judge", "toyworld.no_such_module")
     monkeypatch.setitem(STAGES, "judge", broken)
     assert main(["judge", "--out", str(tmp_path)]) == 1
     assert "no_such_module" in capsys.readouterr().out
@@ -89,7 +92,7 @@ def test_two_judge_steps_write_weights_manifest_and_figures(capsys, tmp_path):
 
 
 def test_quality_reports_stages_without_weights_as_not_trained(capsys, tmp_path):
-    from pytest_ablation.toyworld import quality
+    from toyworld import quality
 
     assert quality.main(["judge", "text", "--out", str(tmp_path), "--threads", "1"]) == 1
     printed = capsys.readouterr().out
@@ -97,7 +100,7 @@ def test_quality_reports_stages_without_weights_as_not_trained(capsys, tmp_path)
 
 
 def test_quality_rejects_an_unknown_stage(capsys):
-    from pytest_ablation.toyworld import quality
+    from toyworld import quality
 
     with pytest.raises(SystemExit) as caught:
         quality.main(["bogus"])

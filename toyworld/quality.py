@@ -1,5 +1,5 @@
-"""Print the quality figures of the trained toy world: ``python -m
-pytest_ablation.toyworld.quality [STAGE ...] [--out DIR]``.
+"""Print the quality figures of the trained toy world: ``python -m toyworld.quality
+[STAGE ...] [--out DIR]``.
 
 Each stage's own ``quality`` measures the weights as shipped (loaded from ``--out``): the
 judge's and the generators' CLIP zero-shot accuracy, the share of text-to-image samples the
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_ablation.toyworld import WEIGHTS_DIR
-from pytest_ablation.toyworld.train import STAGES, StageError, format_figures, ordered, resolve, say
+from toyworld.train import STAGES, StageError, format_figures, ordered, resolve, say
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = argparse.ArgumentParser(
-        prog="python -m pytest_ablation.toyworld.quality",
+        prog="python -m toyworld.quality",
         description="Print the quality figures of the toy world's trained models.",
     )
     cli.add_argument("stages", nargs="*", metavar="STAGE", help=f"of: {', '.join(STAGES)} (default: all)")
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from pytest_ablation.toyworld.weights import WeightsError, verify_if_listed
+    from pytest_ablation.models.manifest import WeightsError, verify_if_listed
 
     out = args.out.expanduser().resolve()
     try:

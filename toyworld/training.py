@@ -1,4 +1,5 @@
-"""What the toy world's training stages share: seeds, progress lines, the contrastive loss.
+"""What the toy world's training stages share: seeds, progress lines, the contrastive loss
+and its training loop, writing a model's folder.
 
 The two CLIPs (the judge and the generators' own) learn the same thing: to match an image of
 a shape with its caption among all twenty captions. Each step draws fresh images, so there is
@@ -8,8 +9,12 @@ no fixed training set to overfit; a held-out evaluation set is drawn from its ow
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -129,6 +134,84 @@ class StepProgress:
         )
 
 
+def fit_contrastive(
+    model: torch.nn.Module,
+    step_loss: Callable[[int], torch.Tensor],
+    *,
+    stage: str,
+    steps: int,
+    peak_learning_rate: float,
+    progress: Progress | None = None,
+) -> list[float]:
+    """Train a CLIP-like ``model`` in place for ``steps`` steps; returns each step's loss.
+
+    ``step_loss(step)`` draws the step's batch and returns its loss. Adam without weight
+    decay (the token embeddings of words no caption uses get no gradient and so stay as
+    initialised) on the shared schedule, and CLIP's cap on the learned temperature, which
+    keeps the logits from running away.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=peak_learning_rate)
+    reporter = StepProgress(stage, steps, progress) if progress else None
+    losses = []
+    model.train()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, peak_learning_rate)
+        loss = step_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        if reporter:
+            reporter.update(step, losses[-1])
+    return losses
+
+
+def contrastive_figures(
+    losses: list[float], start: float, quality: Callable[[], dict[str, float]]
+) -> dict[str, float]:
+    """A contrastive stage's figures: its final loss (mean of the last ten steps), the
+    seconds since ``start`` (``time.perf_counter()``; measuring quality not counted) and
+    the figures of ``quality()``."""
+    seconds = time.perf_counter() - start
+    return {"loss": float(np.mean(losses[-10:])), "seconds": seconds, **quality()}
+
+
+def save_folder_atomic(save: Callable[[Path], None], target: Path) -> Path:
+    """Run ``save(folder)`` into a temporary folder beside ``target``, then swap it in.
+
+    A reader sees the old folder or the new one, never a half-written one; an interrupted
+    save leaves the old folder in place.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        save(staging)
+        # mkdtemp makes the folder private; shipped weights are for everyone to read.
+        staging.chmod(0o755)
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def folder_megabytes(folder: Path) -> float:
+    """The size of the files under ``folder``, in MiB."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 2**20
+
+
 def check_steps(steps: int | None, default: int) -> int:
     if steps is None:
         return default
@@ -144,9 +227,13 @@ __all__ = [
     "caption_variants",
     "check_steps",
     "class_index",
+    "contrastive_figures",
     "contrastive_loss",
     "evaluation_images",
+    "fit_contrastive",
+    "folder_megabytes",
     "learning_rate",
+    "save_folder_atomic",
     "training_seed",
     "zero_shot_accuracy",
 ]

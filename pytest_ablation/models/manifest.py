@@ -5,7 +5,7 @@ with its SHA-256 and the dtype and shape of each tensor (read from the file's he
 writing the manifest never loads a tensor). A file that differs from its entry is reported by
 name: a tensor whose shape changed names that tensor and both shapes; any other change shows
 as a hash mismatch. The model loaders check every local source that lies inside such a
-folder tree (``pytest_ablation.models.loaders``), so a truncated download or a stale file
+folder tree (``pytest_ablation.models.pretrained.verified``), so a truncated download or a stale file
 from another run fails loudly instead of producing quietly wrong studies.
 """
 
@@ -139,7 +139,8 @@ def verify_weights(folder: str | os.PathLike[str]) -> list[Path]:
     if unlisted:
         raise WeightsError(
             f"{root / unlisted[0]}: not listed in {root / MANIFEST}; if it is meant to be "
-            "there, refresh the manifest (python -m pytest_ablation.toyworld.train writes it)"
+            "there, refresh the manifest (python -m toyworld.train writes it, run from the "
+            "repository root)"
         )
     checked = []
     for relative, entry in sorted(expected.items()):

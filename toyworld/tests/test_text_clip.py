@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_ablation.toyworld import WEIGHTS_DIR, text_clip
+from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import captions, sample_images, video_captions, vocabulary
-from pytest_ablation.toyworld.training import class_index, contrastive_loss
+from toyworld import text_clip
+from toyworld.training import class_index, contrastive_loss
 
 SHIPPED = WEIGHTS_DIR / text_clip.TEXT_ENCODER / "model.safetensors"
 
@@ -91,7 +92,7 @@ def test_the_saved_towers_fit_the_generators_pipelines(tokenizer, tmp_path):
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no trained text stage at {SHIPPED} yet "
-                    "(python -m pytest_ablation.toyworld.train text)")
+                    "(python -m toyworld.train text)")
 def test_the_shipped_towers_match_fresh_images_with_their_captions():
     tokenizer, text_encoder, image_encoder, _ = text_clip.load(WEIGHTS_DIR)
     model = text_clip.GeneratorClip(text_encoder, image_encoder)

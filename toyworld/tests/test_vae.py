@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from pytest_ablation.toyworld import vae as toy_vae
 from pytest_ablation.toyworld.data import sample_images
+from toyworld import vae as toy_vae
+from toyworld.training import save_folder_atomic
 
 
 def state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -119,6 +120,11 @@ def test_saving_again_replaces_the_folder(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["vae"]
 
 
+def test_loading_an_untrained_vae_names_the_stage_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m toyworld.train vae"):
+        toy_vae.load_vae(tmp_path)
+
+
 def test_a_failed_save_keeps_the_old_folder(tmp_path):
     target = tmp_path / "vae"
     toy_vae.save_vae(toy_vae.build_vae(0), target)
@@ -129,6 +135,6 @@ def test_a_failed_save_keeps_the_old_folder(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        toy_vae.save_folder_atomic(broken, target)
+        save_folder_atomic(broken, target)
     assert (target / "config.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vae"]

@@ -14,17 +14,14 @@ so the model never sees the same picture twice and held-out images measure the r
 After training, ``scaling_factor`` is set to 1 / std of the latents (posterior samples over
 a fixed set of images), so the diffusion model trains on and samples unit-variance latents.
 
-    python -m pytest_ablation.toyworld.train vae      # writes weights/t2i/vae/
+    python -m toyworld.train vae      # writes weights/t2i/vae/
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +29,18 @@ import torch
 
 from pytest_ablation.toyworld import WEIGHTS_DIR
 from pytest_ablation.toyworld.data import IMAGE_SIZE, captions, sample_images, sample_videos
-from pytest_ablation.toyworld.training import (
+from toyworld import judge as judge_module
+from toyworld.training import (
     EVALUATION_SEED,
+    Progress,
     StepProgress,
     check_steps,
     evaluation_images,
+    folder_megabytes,
+    save_folder_atomic,
     training_seed,
 )
-from pytest_ablation.toyworld.training import learning_rate as schedule
+from toyworld.training import learning_rate as schedule
 
 # Where the stage writes, relative to the weights folder: inside the text-to-image model's
 # diffusers folder, so ``load_stable_diffusion`` finds it as the ``vae`` component.
@@ -147,7 +148,7 @@ def train_vae(
     seed: int = 0,
     batch_size: int = BATCH_SIZE,
     learning_rate: float = LEARNING_RATE,
-    progress: Callable[[str], None] | None = print,
+    progress: Progress | None = print,
 ) -> list[float]:
     """Train ``vae`` in place for ``steps`` batches; returns the loss of every step.
 
@@ -218,34 +219,6 @@ def held_out_images() -> torch.Tensor:
     return evaluation_images()[0]
 
 
-def save_folder_atomic(save: Callable[[Path], None], target: Path) -> Path:
-    """Run ``save(folder)`` into a temporary folder beside ``target``, then swap it in.
-
-    A reader sees the old folder or the new one, never a half-written one; an interrupted
-    save leaves the old folder in place.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        save(staging)
-        # mkdtemp makes the folder private; shipped weights are for everyone to read.
-        staging.chmod(0o755)
-        for path in staging.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
 def save_vae(vae: Any, folder: Path) -> Path:
     """Write ``vae`` as a diffusers folder (config.json + safetensors), atomically."""
     return save_folder_atomic(
@@ -254,19 +227,18 @@ def save_vae(vae: Any, folder: Path) -> Path:
 
 
 def load_vae(out: Path | str = WEIGHTS_DIR) -> Any:
+    """The trained autoencoder under ``out`` (``t2i/vae``), frozen: what the text-to-image
+    and image-to-video stages train on."""
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL.from_pretrained(Path(out) / SUBFOLDER)
-    return vae.eval().requires_grad_(False)
+    folder = Path(out) / SUBFOLDER
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no vae at {folder}; run: python -m toyworld.train vae")
+    return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
 
 
-def train(
-    out: Path | str = WEIGHTS_DIR,
-    *,
-    steps: int | None = None,
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-) -> dict[str, float]:
+def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0,
+          progress: Progress = print) -> dict[str, float]:
     """The ``vae`` stage: train, measure the latent scale, write ``out/t2i/vae/``."""
     steps = check_steps(steps, DEFAULT_STEPS)
     vae = build_vae(seed)
@@ -286,7 +258,7 @@ def train(
         "vae_final_loss": sum(tail) / len(tail),
         "vae_scaling_factor": scaling_factor,
         "vae_psnr_db": psnr,
-        "vae_megabytes": _folder_megabytes(folder),
+        "vae_megabytes": folder_megabytes(folder),
     }
     progress(
         f"vae: {steps} steps in {seconds:.0f} s, held-out PSNR {psnr:.2f} dB, "
@@ -295,8 +267,7 @@ def train(
     return figures
 
 
-def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = print
-            ) -> dict[str, float]:
+def quality(out: Path | str = WEIGHTS_DIR, *, progress: Progress = print) -> dict[str, float]:
     """Held-out reconstruction PSNR of the shipped autoencoder and its scaled latents' std;
     with the judge trained, its zero-shot accuracy on the originals and on reconstructions
     (what a perfect diffusion model could at best reach through this decoder)."""
@@ -310,9 +281,6 @@ def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = 
         f"scaled latent std {figures['vae_scaled_latent_std']:.3f}"
     )
     try:
-        from pytest_ablation.toyworld import judge as judge_module
-        from pytest_ablation.toyworld.t2i import judge_classes
-
         judge = judge_module.load(Path(out))
     except FileNotFoundError:
         return figures
@@ -322,7 +290,7 @@ def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = 
     decoded = (decoded / 2 + 0.5).clamp(0.0, 1.0)
     texts = captions()
     for name, pictures in (("originals", images), ("reconstructions", decoded)):
-        classes = judge_classes(judge, pictures, texts)
+        classes = judge_module.zero_shot_classes(judge, pictures, texts)
         figures[f"vae_judge_accuracy_{name}"] = float((classes == labels).float().mean())
     progress(
         f"vae: the judge classifies {figures['vae_judge_accuracy_originals']:.1%} of the "
@@ -330,10 +298,6 @@ def quality(out: Path | str = WEIGHTS_DIR, *, progress: Callable[[str], None] = 
         "reconstructions as their caption"
     )
     return figures
-
-
-def _folder_megabytes(folder: Path) -> float:
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 2**20
 
 
 __all__ = [
@@ -345,7 +309,6 @@ __all__ = [
     "measure_scaling_factor",
     "quality",
     "reconstruction_psnr",
-    "save_folder_atomic",
     "save_vae",
     "train",
     "train_vae",

@@ -1,10 +1,12 @@
-"""Train the toy world's models: ``python -m pytest_ablation.toyworld.train [STAGE ...]``.
+"""Train the toy world's models: ``python -m toyworld.train [STAGE ...]`` (from the
+repository root).
 
 Stages run in dependency order (``judge``, ``text``, ``vae``, ``t2i``, ``i2v``; none named:
-all). Each writes its weights under ``--out`` (default: the package's ``toyworld/weights``),
-after which the weights manifest there is refreshed and the stage's quality figures are
-printed. A stage whose inputs are neither under ``--out`` nor made earlier in the same run
-is refused before anything trains, naming the stage to run first.
+all). Each writes its weights under ``--out`` (default: the shipped weights folder,
+``pytest_ablation.toyworld.WEIGHTS_DIR``), after which the weights manifest there is
+refreshed and the stage's quality figures are printed. A stage whose inputs are neither
+under ``--out`` nor made earlier in the same run is refused before anything trains, naming
+the stage to run first.
 
 Every stage module exposes ``train(out, *, steps=None, seed=0, progress=print) -> figures``
 and ``quality(out, *, progress=print) -> figures``; they are imported only when their stage
@@ -52,31 +54,31 @@ STAGES: dict[str, Stage] = {
     for stage in (
         Stage(
             "judge",
-            "pytest_ablation.toyworld.judge",
+            "toyworld.judge",
             outputs=("judge/open_clip_model.safetensors",),
             summary="the judge CLIP (open_clip) that scores videos",
         ),
         Stage(
             "text",
-            "pytest_ablation.toyworld.text_clip",
+            "toyworld.text_clip",
             outputs=("t2i/tokenizer", "t2i/text_encoder", "i2v/image_encoder", "i2v/feature_extractor"),
             summary="the generators' CLIP: tokenizer, text encoder, image encoder",
         ),
         Stage(
             "vae",
-            "pytest_ablation.toyworld.vae",
+            "toyworld.vae",
             outputs=("t2i/vae",),
             summary="the autoencoder of both generators",
         ),
         Stage(
             "t2i",
-            "pytest_ablation.toyworld.t2i",
+            "toyworld.t2i",
             requires=("text", "vae"),
             summary="the text-to-image UNet (Stable Diffusion's structure)",
         ),
         Stage(
             "i2v",
-            "pytest_ablation.toyworld.i2v",
+            "toyworld.i2v",
             requires=("text", "vae"),
             summary="the image-to-video UNet (Stable Video Diffusion's structure)",
         ),
@@ -119,7 +121,7 @@ def missing_inputs(stages: Sequence[Stage], out: Path) -> str | None:
                 return (
                     f"stage {stage.name!r} needs the outputs of stage {required!r} under {out} "
                     f"(missing: {', '.join(absent)}); run it first: "
-                    f"python -m pytest_ablation.toyworld.train {required} --out {out}"
+                    f"python -m toyworld.train {required} --out {out}"
                 )
         made.add(stage.name)
     return None
@@ -127,7 +129,7 @@ def missing_inputs(stages: Sequence[Stage], out: Path) -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_ablation.toyworld.train",
+        prog="python -m toyworld.train",
         description="Train the toy world's models into a weights folder.",
     )
     stage_help = "; ".join(f"{s.name}: {s.summary}" for s in STAGES.values())
@@ -221,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from pytest_ablation.toyworld.weights import write_manifest
+    from pytest_ablation.models.manifest import write_manifest
 
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 A case stands alone: it computes (or loads from the cache) its own variant *and* the
 reference it is compared to, so any subset, order or worker gives the same numbers. To
-learn the reference's configuration the runner replays the test function with the
-reference case's parameters until its matching ``ablation.run`` call, which it captures
+learn the reference's configuration the ``ablation`` object replays the test function with
+the reference case's parameters until its matching ``ablation.run`` call, which it captures
 instead of running; the test body above that call must therefore be cheap and free of
 side effects (building a configuration, not computing).
 """
@@ -12,29 +12,47 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from . import __version__
 from .expectations import ClaimSet, Expectation, IgnoredExpectation
 from .generation import (
     BoundGenerator,
     GenerationRequest,
     bind_generator,
-    check_video,
+    check_output,
     to_uint8,
 )
 from .keys import canonical, derive_seed, digest
+from .record import make_record, metric_entry, sample_entry
 from .stats import PairedDelta, paired_delta
+from .version import __version__
 
 if TYPE_CHECKING:
-    from .session import AblationSession
-    from .study import Case
+    from .cache import ResultCache
+    from .catalog import Case, Catalog
+    from .pool import ModelPool
+    from .report.media import MediaWriter
+    from .scoring import Scorer
 
 SETTING_FIELDS = ("frames", "steps", "height", "width", "guidance_scale", "fps")
 
 
 class AblationError(RuntimeError):
     pass
+
+
+class Workbench(Protocol):
+    """What a case needs of the process it runs in (``worker.WorkerContext`` provides it)."""
+
+    profile: Any
+    device: str
+    pool: "ModelPool"
+    cache: "ResultCache"
+    scorer: "Scorer"
+    # ``progress(message)`` writes a progress line; ``progress.enabled`` says if it shows.
+    progress: Callable[[str], None]
+
+    def metric(self, name: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -92,24 +110,31 @@ class _ReferenceCaptured(Exception):
 
 
 class Ablation:
-    """The ``ablation`` fixture's value for one test case."""
+    """The ``ablation`` fixture's value for one test case.
+
+    ``bench`` is what the process offers the case (device, models, cache, scorer, progress
+    lines), ``catalog`` knows the case's reference, and ``media`` writes the pictures of
+    each variant it runs.
+    """
 
     def __init__(
         self,
-        session: "AblationSession",
         item,
         case: "Case",
         *,
+        bench: Workbench,
+        catalog: "Catalog",
+        media: "MediaWriter",
         replay_until: int | None = None,
     ):
-        self._session = session
-        self._item = item
         self.case = case
+        self.records: list[dict] = []  # one per ablation.run call, sent with the test report
+        self._item, self._bench, self._catalog, self._media = item, bench, catalog, media
+        # Set while the reference case is replayed up to its ablation.run call of this number.
         self._replay_until = replay_until
         self._calls = 0
-        self.records: list[dict] = []
         self._record_of: dict[int, dict] = {}
-        self.claims = ClaimSet()
+        self._claims = ClaimSet()
 
     # -- conveniences for study authors ------------------------------------------------
     @property
@@ -126,15 +151,15 @@ class Ablation:
 
     @property
     def models(self):
-        return self._session.pool
+        return self._bench.pool
 
     @property
     def device(self) -> str:
-        return self._session.assignment.device
+        return self._bench.device
 
     @property
     def profile(self):
-        return self._session.profile
+        return self._bench.profile
 
     @property
     def settings(self):
@@ -147,15 +172,15 @@ class Ablation:
         call = self._calls
         if self._replay_until is not None and call == self._replay_until:
             raise _ReferenceCaptured(generator, config)
-        self._session.pool.prepare_torch()
-        bound = bind_generator(generator, self._session.pool.identities)
+        self._bench.pool.prepare_torch()
+        bound = bind_generator(generator, self._bench.pool.identities)
         variant_config, settings = self._split(config)
         samples, videos = self._samples(bound, variant_config, settings)
         if self._replay_until is not None or self.is_reference:
             reference_config, reference_samples = variant_config, samples
         else:
             ref_generator, ref_raw = self._reference_call(call)
-            ref_bound = bind_generator(ref_generator, self._session.pool.identities)
+            ref_bound = bind_generator(ref_generator, self._bench.pool.identities)
             reference_config, ref_settings = self._split(ref_raw)
             if ref_settings.prompts != settings.prompts or ref_settings.seeds != settings.seeds:
                 raise AblationError(
@@ -166,7 +191,7 @@ class Ablation:
         comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
         if self._replay_until is None:
             record = self._record(comparison, bound, call)
-            record.update(self._session.save_media(record, videos, fps=settings.fps))
+            record.update(self._media.save(record, videos, fps=settings.fps))
             self.records.append(record)
             self._record_of[id(comparison)] = record
         return comparison
@@ -180,12 +205,16 @@ class Ablation:
             if record is not None:
                 record["expectations"].append(outcome)
 
-        return Expectation(comparison, metric, on_checked=remember, claims=self.claims)
+        return Expectation(comparison, metric, on_checked=remember, claims=self._claims)
 
-    def finish_claims(self) -> None:
-        """Decide every claim the test made (Holm over them) and fail listing those that do
-        not hold; called when the test function has returned."""
-        self.claims.raise_failures()
+    def finish_claims(self, *, raise_failures: bool = True) -> None:
+        """Decide every claim the test made (Holm over them), giving each its verdict, and
+        fail listing those that do not hold; called when the test function has returned
+        (without ``raise_failures`` when it raised: its claims are still recorded)."""
+        if raise_failures:
+            self._claims.raise_failures()
+        else:
+            self._claims.decide()
 
     # -- machinery ----------------------------------------------------------------------
     def _settings(self, overrides: Mapping[str, Any]):
@@ -196,7 +225,8 @@ class Ablation:
         if marker.seeds is not None:
             merged["seeds"] = marker.seeds
         merged.update(overrides)
-        return self._session.profile.settings.replace(**merged) if merged else self._session.profile.settings
+        settings = self._bench.profile.settings
+        return settings.replace(**merged) if merged else settings
 
     def _split(self, config: Mapping[str, Any]):
         setting_overrides = {k: v for k, v in config.items() if k in SETTING_FIELDS}
@@ -208,7 +238,7 @@ class Ablation:
         return variant_config, self._settings(setting_overrides)
 
     def _reference_call(self, call: int):
-        reference = self._session.catalog.reference_of(self.case)
+        reference = self._catalog.reference_of(self.case)
         differing = {
             name for name in set(reference.params) | set(self.case.params)
             if reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
@@ -224,7 +254,8 @@ class Ablation:
         kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames if name in item.funcargs}
         for name in differing:
             kwargs[name] = reference.params[name]
-        replay = Ablation(self._session, item, reference, replay_until=call)
+        replay = Ablation(item, reference, bench=self._bench, catalog=self._catalog,
+                          media=self._media, replay_until=call)
         for name, value in list(kwargs.items()):
             if isinstance(value, Ablation):
                 kwargs[name] = replay
@@ -244,7 +275,7 @@ class Ablation:
 
     def _samples(self, bound: BoundGenerator, config: dict, settings):
         """The scored samples, and the stored videos they were scored on, in the same order."""
-        session = self._session
+        bench = self._bench
         metrics = self.case.marker.metrics
         samples = []
         videos = []
@@ -285,28 +316,16 @@ class Ablation:
                     return batched.pop(video_key)
                 return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}")
 
-            stored = session.cache.video(video_key, generate)
-            scores = session.scorer.score_all(stored, prompt, video_key, metrics)
+            stored = bench.cache.video(video_key, generate)
+            scores = bench.scorer.score_all(stored, prompt, video_key, metrics)
             samples.append(Sample(prompt, seed_index, seed, video_key, scores))
             videos.append(stored)
         return samples, videos
 
     def _request(self, config, settings, prompt, seed) -> GenerationRequest:
-        import torch
-
-        return GenerationRequest(
-            prompt=prompt,
-            seed=seed,
-            generator=torch.Generator("cpu").manual_seed(seed),
-            frames=settings.frames,
-            steps=settings.steps,
-            height=settings.height,
-            width=settings.width,
-            guidance_scale=settings.guidance_scale,
-            fps=settings.fps,
-            device=self._session.assignment.device,
-            config=dict(config),
-            progress=self._session.show_progress,
+        return GenerationRequest.from_settings(
+            settings, prompt=prompt, seed=seed, device=self._bench.device, config=config,
+            progress=self._bench.progress.enabled,
         )
 
     def _generate(self, bound, config, settings, prompt, seed, progress):
@@ -314,18 +333,18 @@ class Ablation:
         started = time.perf_counter()
         output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}")
         seconds = time.perf_counter() - started
-        self._session.progress(
+        self._bench.progress(
             f"{self.case.study} {self.case.variant}: generated {progress} {prompt!r} "
             f"({seconds:.2f}s)"
         )
-        return _stored(check_video(output, generator=bound.name), seconds)
+        return _stored(check_output(output, generator=bound.name), seconds)
 
     def _batch_size(self, bound, settings) -> int:
         from .profiles.settings import resolve_batch_size
 
         if bound.call_batch is None:
             return 1
-        return resolve_batch_size(settings.batch_size, self._session.assignment.device, settings.frames)
+        return resolve_batch_size(settings.batch_size, self._bench.device, settings.frames)
 
     def _generate_batches(self, bound, config, settings, planned, size) -> dict:
         """Videos of the samples, ``size`` per generator call, for the chunks the cache lacks.
@@ -338,7 +357,7 @@ class Ablation:
         """
         if size <= 1:
             return {}
-        cache = self._session.cache
+        cache = self._bench.cache
         videos = {}
         for start in range(0, len(planned), size):
             chunk = planned[start : start + size]
@@ -358,12 +377,12 @@ class Ablation:
                 f"{bound.name}.generate_batch returned {type(outputs).__name__} for "
                 f"{len(requests)} requests; expected a list of {len(requests)} videos"
             )
-        self._session.progress(
+        self._bench.progress(
             f"{self.case.study} {self.case.variant}: generated {chunk[0][0]}-{chunk[-1][0]}/"
             f"{total} in one batch ({seconds:.2f}s)"
         )
         return {
-            entry[4]: _stored(check_video(output, generator=bound.name), seconds / len(requests))
+            entry[4]: _stored(check_output(output, generator=bound.name), seconds / len(requests))
             for entry, output in zip(chunk, outputs)
         }
 
@@ -372,7 +391,7 @@ class Ablation:
         models loaded and the peak memory, and frees what it can so the run goes on."""
         from .devices import out_of_memory_errors
 
-        pool = self._session.pool
+        pool = self._bench.pool
         try:
             return call()
         except out_of_memory_errors() as error:
@@ -385,7 +404,7 @@ class Ablation:
         reference_name = self.case.marker.reference or self.case.variant
         metrics = {}
         for metric in self.case.marker.metrics:
-            spec = self._session.metric(metric)
+            spec = self._bench.metric(metric)
             values = [s.scores[metric]["value"] for s in samples]
             reference_values = [s.scores[metric]["value"] for s in reference_samples]
             # The prompt is the unit: the seeds of a prompt are averaged before the tests.
@@ -411,35 +430,31 @@ class Ablation:
         )
 
     def _record(self, comparison: Comparison, bound: BoundGenerator, call: int) -> dict:
-        variant = comparison.variant if call == 1 else f"{comparison.variant}#{call}"
-        return {
-            "study": comparison.study,
-            "variant": variant,
-            "reference": comparison.reference,
-            "is_reference": self.is_reference,
-            "nodeid": self.case.nodeid,
-            "generator": bound.name,
-            "generator_identity": canonical(bound.identity),
-            "config": comparison.config,
-            "reference_config": comparison.reference_config,
-            "settings": comparison.settings,
-            "samples": [
-                {"prompt": s.prompt, "seed_index": s.seed_index, "seed": s.seed, "video": s.video_key}
-                for s in comparison.samples
-            ],
-            "metrics": {
-                name: {
-                    "direction": m.direction,
-                    **m.delta.to_dict(),
-                    "samples": list(m.variant_samples),
-                    "reference_samples": list(m.reference_samples),
-                    "per_frame": [list(p) if p is not None else None for p in m.per_frame],
-                    "details": dict(comparison.samples[0].scores[name].get("details") or {}),
-                }
+        return make_record(
+            study=comparison.study,
+            variant=comparison.variant if call == 1 else f"{comparison.variant}#{call}",
+            reference=comparison.reference,
+            is_reference=self.is_reference,
+            nodeid=self.case.nodeid,
+            generator=bound.name,
+            generator_identity=canonical(bound.identity),
+            config=comparison.config,
+            reference_config=comparison.reference_config,
+            settings=comparison.settings,
+            samples=[sample_entry(s.prompt, s.seed_index, s.seed, s.video_key)
+                     for s in comparison.samples],
+            metrics={
+                name: metric_entry(
+                    direction=m.direction,
+                    delta=m.delta.to_dict(),
+                    samples=m.variant_samples,
+                    reference_samples=m.reference_samples,
+                    per_frame=m.per_frame,
+                    details=comparison.samples[0].scores[name].get("details"),
+                )
                 for name, m in comparison.metrics.items()
             },
-            "expectations": [],
-        }
+        )
 
 
 def _stored(output, seconds: float):

@@ -1,4 +1,4 @@
-"""The ``ablation`` marker and the catalogue of studies found at collection.
+"""The ``ablation`` marker and the catalogue of the studies' cases found at collection.
 
 The catalogue records every parametrization of a study's test function as it is made,
 before ``-k``, ``-m`` or a node id narrow the selection, so that a variant run on its own
@@ -129,12 +129,19 @@ def _function_key(item) -> str:
 
 
 class Catalog:
-    """Every ablation case collected in this process, by node id and by study."""
+    """Every ablation case collected in this process, by node id and by study, with the model
+    group of each and which cases the run selected."""
 
     def __init__(self) -> None:
-        self.by_nodeid: dict[str, Case] = {}
-        self.by_function: dict[str, dict[str, Case]] = {}
+        self._by_nodeid: dict[str, Case] = {}
+        self._by_function: dict[str, dict[str, Case]] = {}
         self._errors: list[str] = []
+        self._model_groups: dict[str, str] = {}
+        self._selected: set[str] = set()
+        self._shard_dropped: set[str] = set()
+        # Model groups of the tests that do not name their own ``xdist_group``: what the
+        # model-group scheduler needs to know of this process's collection.
+        self.groups: dict[str, str] = {}
 
     def add_item(self, item) -> None:
         mark = item.get_closest_marker(MARKER)
@@ -155,13 +162,13 @@ class Catalog:
             direct_params=_direct_params(item),
             marker=marker,
         )
-        self.by_nodeid[item.nodeid] = case
-        self.by_function.setdefault(case.function, {})[case.variant] = case
+        self._by_nodeid[item.nodeid] = case
+        self._by_function.setdefault(case.function, {})[case.variant] = case
 
     def problems(self, known_metrics) -> list[str]:
         errors = list(self._errors)
         defined: dict[tuple[str, str], list[Case]] = {}
-        for cases in self.by_function.values():
+        for cases in self._by_function.values():
             for case in cases.values():
                 defined.setdefault((case.study, case.variant), []).append(case)
         for (study, variant), cases in sorted(defined.items()):
@@ -171,7 +178,7 @@ class Catalog:
                     f"{' and '.join(c.nodeid for c in cases)}; a study's variant ids must be "
                     "unique (rename the study or the variant ids)"
                 )
-        for cases in self.by_function.values():
+        for cases in self._by_function.values():
             for case in cases.values():
                 unknown = [m for m in case.marker.metrics if m not in known_metrics]
                 if unknown:
@@ -193,8 +200,56 @@ class Catalog:
         return sorted(set(errors))
 
     def case(self, nodeid: str) -> Case | None:
-        return self.by_nodeid.get(nodeid)
+        return self._by_nodeid.get(nodeid)
 
     def reference_of(self, case: Case) -> Case:
         name = case.marker.reference or case.variant
-        return self.by_function[case.function][name]
+        return self._by_function[case.function][name]
+
+    def studies(self) -> list[str]:
+        return sorted({case.study for case in self._by_nodeid.values()})
+
+    def prepare(self, items, profile: str) -> None:
+        """Mark the cases among ``items`` that are expected to fail on ``profile``
+        (``ablation_xfail``) and note each one's model group (see ``model_group_of``)."""
+        for item in items:
+            case = self.case(item.nodeid)
+            if case is None:
+                continue
+            expected_failure = profile_xfail(item, profile)
+            if expected_failure is not None:
+                item.add_marker(expected_failure)
+            group = self._model_groups[item.nodeid] = model_group_of(item, case)
+            if item.get_closest_marker("xdist_group") is None:
+                self.groups[item.nodeid] = group
+
+    def model_group(self, nodeid: str) -> str | None:
+        return self._model_groups.get(nodeid)
+
+    def select(self, nodeids=(), *, dropped=()) -> None:
+        """Note the cases the run selected, and those a shard left to the other shards."""
+        self._selected.update(n for n in nodeids if n in self._by_nodeid)
+        self._shard_dropped.update(dropped)
+
+    def summary(self) -> dict:
+        """The cases and the selection, as a worker sends them to the controller."""
+        return {
+            "cases": [[c.study, c.variant, c.nodeid] for c in self._by_nodeid.values()],
+            "selected": sorted(self._selected),
+            "shard_dropped": sorted(self._shard_dropped),
+        }
+
+
+def model_group_of(item, case: Case) -> str:
+    """Tests whose fixtures draw on the same models go to one worker, which loads them once.
+
+    The fixtures that request ``ablation_models`` (a study's generator fixtures, e.g. ``zs2``)
+    name the models a test needs before it runs; a study without such a fixture is its own
+    group.
+    """
+    definitions = item._fixtureinfo.name2fixturedefs
+    users = sorted(
+        name for name in item.fixturenames
+        if any("ablation_models" in d.argnames for d in definitions.get(name, ()))
+    )
+    return "models:" + "+".join(users) if users else f"study:{case.study}"

@@ -1,0 +1,66 @@
+"""What a profile sets for ExVideo (``[methods.exvideo]``): the post-tuning recipe, the size
+long videos are sampled at, and where condition images come from.
+
+    [methods.exvideo]
+    recipe = { steps = 40, clips = 8, frames = 32, height = 32, width = 32, max_frames = 32 }
+    sample_at_recipe_size = true        # long videos at the recipe's clip size
+    condition_images = "package.module:function"   # function(height, width, generator=...)
+
+A profile that sets nothing gets ExVideo's own recipe (`STANDARD_RECIPE`), sampled at the
+profile's settings, conditioned on the built-in scene images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .variants import STANDARD_RECIPE, TuningRecipe
+
+OPTIONS = ("recipe", "sample_at_recipe_size", "condition_images")
+
+
+@dataclass(frozen=True)
+class ExVideoOnProfile:
+    recipe: TuningRecipe
+    long_video: dict[str, Any]
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _recipe(value: Any) -> TuningRecipe:
+    names = [f.name for f in fields(TuningRecipe)]
+    if not isinstance(value, dict) or set(value) - set(names):
+        raise ValueError(
+            f"methods.exvideo.recipe: got {value!r}; expected a table of {', '.join(names)}"
+        )
+    try:
+        return TuningRecipe(**value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"methods.exvideo.recipe: {exc}") from None
+
+
+def exvideo_on_profile(profile: Any) -> ExVideoOnProfile:
+    """ExVideo's recipe and sampling options on ``profile``; ValueError naming a bad key."""
+    options = profile.method_options("exvideo")
+    for key in options:
+        if key not in OPTIONS:
+            raise ValueError(
+                f"methods.exvideo.{key}: unknown option; the options are: {', '.join(OPTIONS)}"
+            )
+    recipe = _recipe(options["recipe"]) if "recipe" in options else STANDARD_RECIPE
+    long_video: dict[str, Any] = {"frames": recipe.max_frames}
+    at_recipe_size = options.get("sample_at_recipe_size", False)
+    if not isinstance(at_recipe_size, bool):
+        raise ValueError(
+            f"methods.exvideo.sample_at_recipe_size: got {at_recipe_size!r}; expected true or false"
+        )
+    if at_recipe_size:
+        long_video.update(height=recipe.height, width=recipe.width)
+    sampler_options = {}
+    if "condition_images" in options:
+        from pytest_ablation.models.pretrained import resolve_callable
+
+        sampler_options["image_source"] = resolve_callable(
+            str(options["condition_images"]), "methods.exvideo.condition_images"
+        )
+    return ExVideoOnProfile(recipe, long_video, sampler_options)

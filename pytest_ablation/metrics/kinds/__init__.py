@@ -1,0 +1,1 @@
+"""The judges' model kinds (open_clip models, read by the metrics), one module each."""

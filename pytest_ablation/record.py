@@ -1,0 +1,117 @@
+"""The record of one ``ablation.run`` call: what a case produces, and the one place its
+fields are named.
+
+A case (``pytest_ablation.ablation``) makes one record per ``ablation.run`` call, where the
+videos were generated, and sends it to the controller with its test report. The report
+(``report.build``) files each record under its study as a variant entry and derives the
+rows of ``results`` from its metrics; a merge (``report.merge``) reads the variant entries
+of reports back into records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+# Every record has these fields, in this order.
+RECORD_FIELDS = (
+    "study", "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
+    "config", "reference_config", "settings", "samples", "metrics", "expectations",
+)
+# What a study's variant entry in report.json holds: a record without its study, in this order.
+VARIANT_FIELDS = (
+    "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
+    "config", "reference_config", "settings", "samples", "expectations", "metrics",
+)
+# Added where the pictures of the variant were saved (paths relative to the report folder).
+MEDIA_FIELDS = ("media", "videos")
+# The fields of a metric of a record that each row of the report's ``results`` repeats.
+RESULT_FIELDS = ("direction", "value", "reference_value", "delta", "ci", "n", "confidence")
+
+
+def make_record(
+    *,
+    study: str,
+    variant: str,
+    reference: str,
+    is_reference: bool,
+    nodeid: str,
+    generator: str,
+    generator_identity: Mapping[str, Any],
+    config: Mapping[str, Any],
+    reference_config: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    samples: Iterable[Mapping[str, Any]],
+    metrics: Mapping[str, Mapping[str, Any]],
+) -> dict:
+    """A new record; its claims (``expectations``) are appended as the test checks them."""
+    return {
+        "study": study,
+        "variant": variant,
+        "reference": reference,
+        "is_reference": is_reference,
+        "nodeid": nodeid,
+        "generator": generator,
+        "generator_identity": generator_identity,
+        "config": config,
+        "reference_config": reference_config,
+        "settings": settings,
+        "samples": list(samples),
+        "metrics": dict(metrics),
+        "expectations": [],
+    }
+
+
+def sample_entry(prompt: str, seed_index: int, seed: int, video: str) -> dict:
+    """One (prompt, seed) of a record: ``video`` is the cache key of its generated video."""
+    return {"prompt": prompt, "seed_index": seed_index, "seed": seed, "video": video}
+
+
+def metric_entry(
+    *,
+    direction: str,
+    delta: Mapping[str, Any],
+    samples: Iterable[float],
+    reference_samples: Iterable[float],
+    per_frame: Iterable[Iterable[float] | None],
+    details: Mapping[str, Any] | None,
+) -> dict:
+    """One metric of a record: the paired delta's fields (``PairedDelta.to_dict``), then the
+    per-sample values of the variant and its reference, and the per-frame values."""
+    return {
+        "direction": direction,
+        **delta,
+        "samples": list(samples),
+        "reference_samples": list(reference_samples),
+        "per_frame": [list(p) if p is not None else None for p in per_frame],
+        "details": dict(details or {}),
+    }
+
+
+def variant_entry(record: Mapping[str, Any]) -> dict:
+    """The record as its study's variant entry: its metrics sorted by name, and its pictures'
+    paths when it has any."""
+    entry = {field: record[field] for field in VARIANT_FIELDS if field != "metrics"}
+    entry["metrics"] = {m: record["metrics"][m] for m in sorted(record["metrics"])}
+    for optional in MEDIA_FIELDS:
+        if optional in record:
+            entry[optional] = record[optional]
+    return entry
+
+
+def missing_fields(entry: Mapping[str, Any]) -> list[str]:
+    """The fields a variant entry lacks (none, for an entry of a full report.json)."""
+    return [field for field in VARIANT_FIELDS if field not in entry]
+
+
+def record_of(study: str, entry: Mapping[str, Any]) -> dict:
+    """The record a variant entry of ``study`` was made from."""
+    return {**entry, "study": study}
+
+
+def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
+    """The row of the report's ``results`` for one metric of a record."""
+    m = record["metrics"][metric]
+    row = {"study": study, "variant": record["variant"], "reference": record["reference"],
+           "metric": metric}
+    row.update((field, m[field]) for field in RESULT_FIELDS)
+    return row

@@ -1,0 +1,55 @@
+"""Every hook the plugin declares has an implementation in the plugin itself, so a run
+without extensions goes through the same code as one with them."""
+
+import inspect
+
+import pluggy
+
+from pytest_ablation import hookspecs, plugin
+
+
+def _declared() -> list[str]:
+    return sorted(name for name, value in inspect.getmembers(hookspecs, inspect.isfunction)
+                  if name.startswith("pytest_ablation_"))
+
+
+def test_the_plugin_declares_hooks():
+    assert _declared() == ["pytest_ablation_add_metrics", "pytest_ablation_report",
+                           "pytest_ablation_visible_gpus"]
+
+
+def test_every_declared_hook_has_a_default_implementation():
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.register(plugin, "ablation")
+    missing = [name for name in _declared() if not getattr(manager.hook, name).get_hookimpls()]
+    assert missing == []
+
+
+def test_the_default_registers_the_built_in_metrics_first_so_a_conftest_can_replace_one():
+    import dataclasses
+
+    from pytest_ablation.session import builtin_metrics
+
+    builtins = builtin_metrics()
+    replacement = dataclasses.replace(builtins[0], definition="a conftest's own definition")
+
+    class Conftest:
+        @pluggy.HookimplMarker("pytest")
+        def pytest_ablation_add_metrics(self, register):
+            register(replacement)
+
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.register(plugin, "ablation")
+    manager.register(Conftest(), "conftest")
+    registered = {}
+    manager.hook.pytest_ablation_add_metrics(register=lambda spec: registered.__setitem__(spec.name, spec))
+    assert sorted(registered) == sorted(spec.name for spec in builtins)
+    assert registered[replacement.name] is replacement
+
+
+def test_the_default_report_hook_leaves_the_report_as_it_is():
+    report = {"results": [], "studies": []}
+    assert plugin.pytest_ablation_report(config=None, report=report) is None
+    assert report == {"results": [], "studies": []}

@@ -1,0 +1,181 @@
+"""The package's import graph: imports point one way, and the core knows no method.
+
+Every import counts, at module level or inside a function (a lazy import is still a
+dependency), so that each concern can be read, tested and replaced on its own.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import pytest_ablation
+
+PACKAGE_DIR = Path(pytest_ablation.__file__).parent
+
+
+def module_names(package_dir: Path) -> dict[str, tuple[Path, bool]]:
+    """{dotted name: (file, is a package __init__)} for every module below ``package_dir``."""
+    names = {}
+    for path in package_dir.rglob("*.py"):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        names[".".join(parts)] = (path, is_package)
+    return names
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """{module: the package's modules it imports}, from the source, without importing it."""
+    modules = module_names(package_dir)
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, (path, is_package) in modules.items():
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            # The module named, as import linters count it: `from a.b import c` depends on a.b
+            # and, when c is a module, on a.b.c; the parent packages' __init__ files, which
+            # Python runs first, only re-export and are not counted.
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def unit_of(module: str) -> str:
+    """The subpackage (or top-level module) a module belongs to: ``pytest_ablation.models``."""
+    return ".".join(module.split(".")[:2])
+
+
+def unit_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    units: dict[str, set[str]] = defaultdict(set)
+    for module, imported in graph.items():
+        units[unit_of(module)]
+        for other in imported:
+            if unit_of(other) != unit_of(module):
+                units[unit_of(module)].add(unit_of(other))
+    return dict(units)
+
+
+def test_no_module_imports_itself_back():
+    assert cycles(import_graph(PACKAGE_DIR)) == []
+
+
+def test_no_subpackage_imports_itself_back():
+    assert cycles(unit_graph(import_graph(PACKAGE_DIR))) == []
+
+
+def test_the_core_imports_no_method_and_no_toy_world():
+    outside = ("pytest_ablation.methods", "pytest_ablation.toyworld")
+    offending = {
+        module: sorted(other for other in imported if other.startswith(outside))
+        for module, imported in import_graph(PACKAGE_DIR).items()
+        if not module.startswith(outside)
+    }
+    assert {module: others for module, others in offending.items() if others} == {}
+
+
+def test_models_do_not_reach_up_to_metrics_or_the_plugin():
+    graph = unit_graph(import_graph(PACKAGE_DIR))
+    assert graph["pytest_ablation.profiles"] == set()
+    assert not graph["pytest_ablation.models"] & {
+        "pytest_ablation.metrics", "pytest_ablation.methods", "pytest_ablation.plugin"
+    }
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"a.py": "from . import b\n", "b.py": "def f():\n    from .a import g\n"}, [["pkg.a", "pkg.b"]]),
+        ({"a.py": "import pkg.sub.c\n", "sub/__init__.py": "", "sub/c.py": "from pkg import a\n"},
+         [["pkg.a", "pkg.sub.c"]]),
+        ({"a.py": "from .sub import c\n", "sub/__init__.py": "", "sub/c.py": "from ..a import x\n"},
+         [["pkg.a", "pkg.sub.c"]]),
+        ({"a.py": "from . import b\n", "b.py": "import os\n"}, []),
+    ],
+)
+def test_the_check_finds_a_cycle_where_there_is_one(tmp_path, files, expected):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    assert cycles(import_graph(package)) == expected
+
+
+def test_each_model_kind_is_its_own_module():
+    from importlib import metadata
+
+    from pytest_ablation.profiles import model_kinds
+    from pytest_ablation.profiles.kinds import ENTRY_POINT_GROUP
+
+    entries = {entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    kinds = model_kinds()
+    assert set(entries) == set(kinds) and len(kinds) >= 8
+    modules = [entry.module for entry in entries.values()]
+    assert len(set(modules)) == len(modules)
+    for name, entry in entries.items():
+        assert entry.load() is kinds[name] and kinds[name].name == name
+
+
+def test_a_request_carries_settings_that_the_settings_schema_defines():
+    from dataclasses import fields
+
+    from pytest_ablation.generation import VIDEO_SETTINGS, GenerationRequest
+    from pytest_ablation.profiles import SETTING_NAMES, load_profile
+
+    assert set(VIDEO_SETTINGS) <= set(SETTING_NAMES)
+    assert set(VIDEO_SETTINGS) <= {f.name for f in fields(GenerationRequest)}
+    settings = load_profile("tiny").settings
+    request = GenerationRequest.from_settings(
+        settings, prompt="a cat", seed=3, device="cpu", config={"mu": 0.5}
+    )
+    assert {name: getattr(request, name) for name in VIDEO_SETTINGS} == {
+        name: getattr(settings, name) for name in VIDEO_SETTINGS
+    }
+    assert request.generator.initial_seed() == 3 and request.config == {"mu": 0.5}
