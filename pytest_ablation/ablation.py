@@ -175,7 +175,7 @@ class Ablation:
         self._bench.pool.prepare_torch()
         bound = bind_generator(generator, self._bench.pool.identities)
         variant_config, settings = self._split(config)
-        samples, videos = self._samples(bound, variant_config, settings)
+        samples, videos = self._samples(bound, variant_config, settings, self.case.variant)
         if self._replay_until is not None or self.is_reference:
             reference_config, reference_samples = variant_config, samples
         else:
@@ -187,7 +187,9 @@ class Ablation:
                     f"{self.case.nodeid}: the variant and its reference use different prompts "
                     "or seeds, so their scores cannot be paired"
                 )
-            reference_samples, _ = self._samples(ref_bound, reference_config, ref_settings)
+            reference_samples, _ = self._samples(
+                ref_bound, reference_config, ref_settings, self.case.marker.reference
+            )
         comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
         if self._replay_until is None:
             record = self._record(comparison, bound, call)
@@ -273,8 +275,9 @@ class Ablation:
             f"{call} ablation.run call(s), so call #{call} of this case has no reference"
         )
 
-    def _samples(self, bound: BoundGenerator, config: dict, settings):
-        """The scored samples, and the stored videos they were scored on, in the same order."""
+    def _samples(self, bound: BoundGenerator, config: dict, settings, label: str):
+        """The scored samples, and the stored videos they were scored on, in the same order;
+        ``label`` names the variant (this case's or its reference) in progress lines."""
         bench = self._bench
         metrics = self.case.marker.metrics
         samples = []
@@ -303,7 +306,7 @@ class Ablation:
                 chunk_start = (index - 1) // batch_size * batch_size
                 key["batch"] = min(batch_size, len(pairs) - chunk_start)
             planned.append((index, prompt, seed_index, seed, digest(key)))
-        batched = self._generate_batches(bound, config, settings, planned, batch_size)
+        batched = self._generate_batches(bound, config, settings, planned, batch_size, label)
         for index, prompt, seed_index, seed, video_key in planned:
 
             def generate(prompt=prompt, seed=seed, index=index, video_key=video_key):
@@ -311,10 +314,10 @@ class Ablation:
                     # A cached entry of this chunk turned out corrupted: remake its batch.
                     start = (index - 1) // batch_size * batch_size
                     chunk = planned[start : start + batch_size]
-                    batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs)))
+                    batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs), label))
                 if video_key in batched:
                     return batched.pop(video_key)
-                return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}")
+                return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}", label)
 
             stored = bench.cache.video(video_key, generate)
             scores = bench.scorer.score_all(stored, prompt, video_key, metrics)
@@ -328,13 +331,13 @@ class Ablation:
             progress=self._bench.progress.enabled,
         )
 
-    def _generate(self, bound, config, settings, prompt, seed, progress):
+    def _generate(self, bound, config, settings, prompt, seed, progress, label):
         request = self._request(config, settings, prompt, seed)
         started = time.perf_counter()
-        output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}")
+        output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}", label)
         seconds = time.perf_counter() - started
         self._bench.progress(
-            f"{self.case.study} {self.case.variant}: generated {progress} {prompt!r} "
+            f"{self.case.study} {label}: generated {progress} {prompt!r} "
             f"({seconds:.2f}s)"
         )
         return _stored(check_output(output, generator=bound.name), seconds)
@@ -346,7 +349,7 @@ class Ablation:
             return 1
         return resolve_batch_size(settings.batch_size, self._bench.device, settings.frames)
 
-    def _generate_batches(self, bound, config, settings, planned, size) -> dict:
+    def _generate_batches(self, bound, config, settings, planned, size, label) -> dict:
         """Videos of the samples, ``size`` per generator call, for the chunks the cache lacks.
 
         Only for generators with ``generate_batch(requests)`` and a batch size above 1 (the
@@ -362,14 +365,14 @@ class Ablation:
         for start in range(0, len(planned), size):
             chunk = planned[start : start + size]
             if not all(cache.has_video(entry[4]) for entry in chunk):
-                videos.update(self._generate_chunk(bound, config, settings, chunk, len(planned)))
+                videos.update(self._generate_chunk(bound, config, settings, chunk, len(planned), label))
         return videos
 
-    def _generate_chunk(self, bound, config, settings, chunk, total) -> dict:
+    def _generate_chunk(self, bound, config, settings, chunk, total, label) -> dict:
         requests = [self._request(config, settings, prompt, seed) for _, prompt, _, seed, _ in chunk]
         started = time.perf_counter()
         outputs = self._call_generator(
-            lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos"
+            lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos", label
         )
         seconds = time.perf_counter() - started
         if not isinstance(outputs, (list, tuple)) or len(outputs) != len(requests):
@@ -378,7 +381,7 @@ class Ablation:
                 f"{len(requests)} requests; expected a list of {len(requests)} videos"
             )
         self._bench.progress(
-            f"{self.case.study} {self.case.variant}: generated {chunk[0][0]}-{chunk[-1][0]}/"
+            f"{self.case.study} {label}: generated {chunk[0][0]}-{chunk[-1][0]}/"
             f"{total} in one batch ({seconds:.2f}s)"
         )
         return {
@@ -386,7 +389,7 @@ class Ablation:
             for entry, output in zip(chunk, outputs)
         }
 
-    def _call_generator(self, call, what: str):
+    def _call_generator(self, call, what: str, label: str):
         """Run the generator; an out-of-memory error fails this test with the device, the
         models loaded and the peak memory, and frees what it can so the run goes on."""
         from .devices import out_of_memory_errors
@@ -395,7 +398,7 @@ class Ablation:
         try:
             return call()
         except out_of_memory_errors() as error:
-            message = pool.out_of_memory_message(f"{what} for {self.case.study} {self.case.variant}", error)
+            message = pool.out_of_memory_message(f"{what} for {self.case.study} {label}", error)
         # Outside the handler: the traceback, which holds the failed call's tensors, is gone.
         pool.release()
         raise AblationError(message)

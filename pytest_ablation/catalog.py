@@ -232,7 +232,10 @@ class Catalog:
         self._shard_dropped.update(dropped)
 
     def summary(self) -> dict:
-        """The cases and the selection, as a worker sends them to the controller."""
+        """The cases and the selection, as a worker sends them to the controller.
+
+        ``cases`` are in collection order (every parametrization as it was made, before any
+        selection): the report lists a study's variants in this order (``report.build``)."""
         return {
             "cases": [[c.study, c.variant, c.nodeid] for c in self._by_nodeid.values()],
             "selected": sorted(self._selected),

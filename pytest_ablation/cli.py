@@ -35,7 +35,11 @@ def cmd_compare(args) -> int:
     except GateInputError as error:
         raise ReportError(f"report {args.current}: {error}") from None
     gate = summarize(rows, args.baseline)
-    sys.stdout.write(render_gate_table(gate, only_problems=not args.all))
+    if args.all or gate["failed"]:
+        # Without --all the table lists only problems: none, no table.
+        from .report.build import variant_order
+
+        sys.stdout.write(render_gate_table(gate, only_problems=not args.all, order=variant_order(current)))
     sys.stdout.write(f"{gate['summary']}\n")
     return 1 if gate["failed"] else 0
 

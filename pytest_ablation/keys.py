@@ -59,18 +59,29 @@ def source_digest(*objects: Any) -> str | None:
     """A short digest of the code behind ``objects``, part of a cache key wherever code decides
     an output, so that editing that code invalidates what it made.
 
-    A module counts with its whole file; a function or class with its own source. None when
-    some source cannot be read (a function typed at the interpreter, a compiled module).
+    A module named by its dotted name counts with its whole file, read without importing it
+    (a warm run served from the cache never imports what would generate); a function or
+    class counts with its own source. None when some source cannot be read (a function typed
+    at the interpreter, a compiled module).
     """
+    import importlib.util
     import inspect
 
     hasher = hashlib.sha256()
     for obj in objects:
         try:
-            source = inspect.getsource(obj)
-        except (OSError, TypeError):
+            if isinstance(obj, str):
+                spec = importlib.util.find_spec(obj)
+                if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+                    return None
+                with open(spec.origin, encoding="utf-8") as handle:
+                    source = handle.read()
+                name = obj
+            else:
+                source = inspect.getsource(obj)
+                name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
+        except (OSError, TypeError, ImportError, ValueError):
             return None
-        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
         hasher.update(f"{name}\0{len(source)}\0".encode())
         hasher.update(source.encode("utf-8"))
     return hasher.hexdigest()[:16]

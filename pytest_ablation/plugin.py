@@ -12,6 +12,7 @@ import pytest
 
 from . import hookspecs
 from .catalog import MARKER_HELP, XFAIL_HELP, Catalog
+from .expectations import ExpectationFailed
 from .options import add_options
 
 if TYPE_CHECKING:
@@ -250,6 +251,10 @@ def pytest_runtest_makereport(item, call):
     if case is None:
         return
     report = outcome.get_result()
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(ExpectationFailed):
+        # The message holds all there is to know (numbers, interval, why); the traceback would
+        # only walk the plugin's own frames.
+        report.longrepr = f"ExpectationFailed: {call.excinfo.value}"
     payload = {"study": case.study, "variant": case.variant}
     if call.when == "call":
         payload["records"] = list(runner.records) if runner is not None else []

@@ -24,6 +24,10 @@ VARIANT_FIELDS = (
 )
 # Added where the pictures of the variant were saved (paths relative to the report folder).
 MEDIA_FIELDS = ("media", "videos")
+# Added by the report where the collection order is known: the variant's place among its
+# study's collected cases (its parametrize order, from 0), which orders the study's
+# variants in every table; a second ``ablation.run`` call ("v#2") shares its case's.
+POSITION_FIELD = "position"
 # The fields of a metric of a record that each row of the report's ``results`` repeats.
 RESULT_FIELDS = ("direction", "value", "reference_value", "delta", "ci", "n", "confidence")
 
@@ -87,10 +91,12 @@ def metric_entry(
     }
 
 
-def variant_entry(record: Mapping[str, Any]) -> dict:
-    """The record as its study's variant entry: its metrics sorted by name, and its pictures'
-    paths when it has any."""
+def variant_entry(record: Mapping[str, Any], position: int | None = None) -> dict:
+    """The record as its study's variant entry: its place in the collection (``position``,
+    when known), its metrics sorted by name, and its pictures' paths when it has any."""
     entry = {field: record[field] for field in VARIANT_FIELDS if field != "metrics"}
+    if position is not None:
+        entry = {"variant": entry.pop("variant"), POSITION_FIELD: position, **entry}
     entry["metrics"] = {m: record["metrics"][m] for m in sorted(record["metrics"])}
     for optional in MEDIA_FIELDS:
         if optional in record:
@@ -103,8 +109,21 @@ def missing_fields(entry: Mapping[str, Any]) -> list[str]:
     return [field for field in VARIANT_FIELDS if field not in entry]
 
 
+def case_variant(variant: str) -> str:
+    """The case a record's variant belongs to: the second ``ablation.run`` call of case "v"
+    records variant "v#2"."""
+    return variant.split("#", 1)[0]
+
+
+def call_number(variant: str) -> int:
+    """Which ``ablation.run`` call of its case a record's variant is (1 for "v", 2 for "v#2")."""
+    _, mark, number = variant.partition("#")
+    return int(number) if mark and number.isdigit() else 1
+
+
 def record_of(study: str, entry: Mapping[str, Any]) -> dict:
-    """The record a variant entry of ``study`` was made from."""
+    """The record a variant entry of ``study`` was made from (with its ``position``, when the
+    entry has one, so that a merge keeps the collection order)."""
     return {**entry, "study": study}
 
 

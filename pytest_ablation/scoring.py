@@ -37,7 +37,7 @@ class Scorer:
             )
 
             def evaluate(spec=spec):
-                score = spec.evaluate(inputs.get())
+                score = spec.evaluate(inputs.get(with_clip="clip" in spec.needs))
                 per_frame = getattr(score, "per_frame", None)
                 return {
                     "value": float(score.value),
@@ -52,7 +52,8 @@ class Scorer:
 class _LazyInput:
     """Builds the metrics' input once per video, and only if some score is not cached.
 
-    One input object serves every metric of the video, so CLIP features are computed once.
+    One input object serves every metric of the video, so CLIP features are computed once;
+    the judge is loaded only for a metric that needs it.
     """
 
     def __init__(self, stored, prompt: str, pool):
@@ -60,16 +61,18 @@ class _LazyInput:
         self._prompt = prompt
         self._pool = pool
         self._input = None
+        self._has_clip = False
 
-    def get(self):
-        if self._input is None:
+    def get(self, *, with_clip: bool):
+        wants_clip = with_clip and "clip" in self._pool.profile.models
+        if self._input is None or (wants_clip and not self._has_clip):
             from .metrics import MetricInput
 
-            clip = self._pool.get("clip") if "clip" in self._pool.profile.models else None
             self._input = MetricInput(
                 video=self._stored.as_float(),
                 text=self._prompt,
                 image=self._stored.condition_as_float(),
-                clip=clip,
+                clip=self._pool.get("clip") if wants_clip else None,
             )
+            self._has_clip = wants_clip
         return self._input

@@ -15,6 +15,8 @@ config's stash; the hooks only delegate to them:
 
 from __future__ import annotations
 
+import textwrap
+
 import functools
 
 import pytest
@@ -95,6 +97,10 @@ class DevicePlan:
 
     def assignment(self, worker_index: int) -> DeviceAssignment:
         return assign(self.resolve(), self._gpus, worker_index)
+
+
+# Terminal lines the plugin writes are wrapped to this width.
+LINE_WIDTH = 100
 
 
 class AblationSession:
@@ -179,4 +185,6 @@ class AblationSession:
         if not studies or self.is_worker:
             return None
         about = f" ({self.profile.description})" if self.profile.description else ""
-        return f"ablation: profile {self.profile.name!r}{about}, studies: {', '.join(studies)}"
+        line = f"ablation: profile {self.profile.name!r}{about}, studies: {', '.join(studies)}"
+        return textwrap.fill(line, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
+                             break_long_words=False)

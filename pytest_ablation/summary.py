@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
+
+WIDTH = 100  # the terminal tables' width too
+
+
+def _wrapped(text: str, indent: str = "    ") -> str:
+    # Paths and ids stay whole: a line may outgrow the width rather than split a path.
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False)
+
 
 def write_summary(terminal, collector) -> None:
     """The results, the cache, the workers, the gate and where the report went: what the
@@ -10,6 +20,7 @@ def write_summary(terminal, collector) -> None:
     if report is None:
         return
     from .gate import FAILING
+    from .report.build import variant_order
     from .report.terminal import render_gate_table, render_results_table
 
     terminal.write_sep("=", "ablation results")
@@ -35,22 +46,24 @@ def write_summary(terminal, collector) -> None:
         terminal.write_sep("=", "ablation gate", red=gate["failed"], green=not gate["failed"])
         terminal.write_line(f"baseline {gate['baseline']}: {gate['summary']}")
         if gate["failed"]:
-            terminal.write(render_gate_table(gate))
+            terminal.write(render_gate_table(gate, order=variant_order(report)))
         not_run = [r for r in gate["rows"] if r["status"] == "not run"]
         if not_run:
-            cases = sorted({(r["study"], r["variant"]) for r in not_run})
-            terminal.write_line(
+            order = variant_order(report)
+            cases = sorted({(r["study"], r["variant"]) for r in not_run},
+                           key=lambda case: (case[0], order.get(case, len(order)), case[1]))
+            terminal.write_line(_wrapped(
                 "not run (not selected, not failed): " + ", ".join(f"{s} {v}" for s, v in cases)
-            )
+            ))
         reasons = dict.fromkeys(
             f"{row['status']}: {row['study']} {row['variant']}: {row['reason']}"
             for row in gate["rows"] if row["status"] in FAILING and row.get("reason")
         )
         for line in reasons:
-            terminal.write_line(line, red=True)
+            terminal.write_line(_wrapped(line), red=True)
     paths = collector.report_paths or {}
     if paths:
-        terminal.write_line(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}")
+        terminal.write_line(_wrapped(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}"))
         shard = report.get("shard")
         if shard:
             terminal.write_line(
@@ -61,6 +74,12 @@ def write_summary(terminal, collector) -> None:
         terminal.write_line(f"ablation: {collector.write_error}", red=True)
     elif collector.options.save_baseline is not None:
         terminal.write_line(f"baseline saved: {collector.options.save_baseline}")
+    if gate is not None and gate["failed"]:
+        # Last, just above pytest's own count: "4 passed" alone would hide why the run fails.
+        terminal.write_line(_wrapped(
+            f"ablation gate FAILED against {gate['baseline']} ({gate['summary']}): the run exits "
+            "with status 1 whatever the tests' own outcomes"
+        ), red=True, bold=True)
 
 
 def write_unsupported_claims(terminal, report: dict) -> None:
@@ -77,10 +96,10 @@ def write_unsupported_claims(terminal, report: dict) -> None:
             reason = expected.get((study["study"], variant["variant"]))
             label = "claim not supported (expected)" if reason is not None else "claim not supported"
             for claim in failed:
-                terminal.write_line(
+                terminal.write_line(_wrapped(
                     f"{label}: {study['study']} {variant['variant']} "
-                    f"{claim['metric']} {claim['claim']} (margin {claim['margin']:g})",
+                    f"{claim['metric']} {claim['claim']} (margin {claim['margin']:g})"),
                     yellow=reason is not None, red=reason is None,
                 )
             if reason is not None:
-                terminal.write_line(f"  expected failure: {reason}")
+                terminal.write_line(_wrapped(f"  expected failure: {reason}"))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..files import strict_json
-from ..record import result_row, variant_entry
+from ..record import POSITION_FIELD, call_number, case_variant, result_row, variant_entry
 from .inference import annotate, result_fields
 
 REPORT_FORMAT = "pytest-ablation-report"
@@ -93,12 +93,19 @@ def build_report(
     """Assemble the report from the variant records the tests produced.
 
     Everything that depends on the run's scheduling (which worker, in which order) lives
-    under ``environment`` and ``cache``; ``studies`` and ``results`` are ordered by
-    (study, variant, metric) so that the same run on 1 or N workers gives the same document
-    there. ``cases`` is every ablation case of the collected files with its outcome, and
-    ``selection`` the paths this run collected: together they say what ran and what happened.
-    Non-finite numbers become null, so that report.json is strict JSON.
+    under ``environment`` and ``cache``; ``studies`` and ``results`` are ordered by study,
+    then by the study's variants in collection (parametrize) order, then by metric, so that
+    the same run on 1 or N workers gives the same document there. ``cases`` is every
+    ablation case of the collected files with its outcome, in collection order (as the
+    catalogue lists them), and ``selection`` the paths this run collected: together they say
+    what ran and what happened. Each variant entry records its place in that order
+    (``position``), so that a merge of shards or a saved report keeps it; a record that
+    already has one (read back from a report) keeps its own. Variants whose place is unknown
+    (no cases given) follow, by name. Non-finite numbers become null, so that report.json is
+    strict JSON.
     """
+    cases = list(cases) if cases is not None else None
+    collected = collection_positions(cases or ())
     by_study: dict[str, dict[str, dict]] = {}
     for record in records:
         by_study.setdefault(record["study"], {})[record["variant"]] = record
@@ -109,9 +116,11 @@ def build_report(
         references = sorted({r["reference"] for r in variants.values()})
         metrics = sorted({m for r in variants.values() for m in r["metrics"]})
         study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
-        for variant in sorted(variants):
+        positions = {name: _position(record, collected.get((study, case_variant(name))))
+                     for name, record in variants.items()}
+        for variant in sorted(variants, key=lambda name: _order_key(name, positions[name])):
             record = variants[variant]
-            study_entry["variants"].append(variant_entry(record))
+            study_entry["variants"].append(variant_entry(record, positions[variant]))
             results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
         studies.append(study_entry)
     # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
@@ -146,6 +155,40 @@ def build_report(
     if shard is not None:
         report["shard"] = {"index": shard[0], "count": shard[1]}
     return strict_json(report)
+
+
+def collection_positions(cases: Iterable[dict]) -> dict[tuple[str, str], int]:
+    """``(study, variant) -> place`` of each case among its study's cases, in the order
+    given (the collection's, as the catalogue lists them), from 0."""
+    positions: dict[tuple[str, str], int] = {}
+    counts: dict[str, int] = {}
+    for case in cases:
+        key = (case.get("study"), case.get("variant"))
+        if key not in positions:
+            positions[key] = counts.get(key[0], 0)
+            counts[key[0]] = positions[key] + 1
+    return positions
+
+
+def _position(record: dict, collected: int | None) -> int | None:
+    own = record.get(POSITION_FIELD)
+    if isinstance(own, int) and not isinstance(own, bool) and own >= 0:
+        return own
+    return collected
+
+
+def _order_key(variant: str, position: int | None) -> tuple:
+    if position is None:
+        return (1, 0, variant, 0)
+    return (0, position, "", call_number(variant))
+
+
+def variant_order(report: dict) -> dict[tuple[str, str], int]:
+    """``(study, variant) -> index`` of each variant in its study's entry of ``report``: the
+    order its tables show them in (collection order in a report that records it)."""
+    return {(study.get("study"), entry.get("variant")): index
+            for study in report.get("studies") or ()
+            for index, entry in enumerate(study.get("variants") or ())}
 
 
 def _is_number(value: Any) -> bool:

@@ -17,6 +17,21 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..files import write_text_atomic
+from .format import (
+    column_decimals,
+    config_text,
+    fixed,
+    general,
+    is_reference,
+    p_text,
+    resolution_decimals,
+    settings_text,
+    signed,
+    swept_keys,
+    swept_value,
+    value_text,
+)
+from .build import variant_order
 from .media import slug
 from .terminal import expected_by_variant
 
@@ -115,7 +130,7 @@ def render_html(report: dict, *, media_root: str | os.PathLike | None = None) ->
     for study in report.get("studies", []):
         parts.append(_study_section(report, study, gate_index, root, plots))
     if gate is not None:
-        parts.append(_gate_section(gate))
+        parts.append(_gate_section(gate, variant_order(report)))
     parts.append(_metrics_section(report.get("metrics") or {}))
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
@@ -198,22 +213,10 @@ def _study_intro(study: dict) -> str:
             "tests; adj.: Holm over the study's claims (confirmatory) or Benjamini-Hochberg "
             "over the report's other cells (exploratory); bold and ★ only when significant "
             "after adjustment; MDE: the smallest difference detected with 80% power.")
-    settings = (variants[0].get("settings") or {}) if variants else {}
+    settings = settings_text(study, times="×")
     if settings:
-        text += (f" {escape(str(settings.get('frames')))} frames, {escape(str(settings.get('steps')))} steps, "
-                 f"{escape(str(settings.get('width')))}×{escape(str(settings.get('height')))}, "
-                 f"guidance {escape(str(settings.get('guidance_scale')))}, "
-                 f"{escape(str(settings.get('fps')))} fps; "
-                 f"{len(settings.get('prompts', []))} prompt(s) × {escape(str(settings.get('seeds')))} seed(s).")
+        text += f" {escape(settings)}."
     return f'<p class="note">{text}</p>'
-
-
-def _varying_config_keys(variants: list[dict]) -> list[str]:
-    """Config keys whose value is not the same in every variant: what the study varies."""
-    keys = sorted({k for v in variants for k in (v.get("config") or {})})
-    missing = object()
-    return [k for k in keys
-            if len({repr((v.get("config") or {}).get(k, missing)) for v in variants}) > 1]
 
 
 def _direction(metric: str, info: dict, variants: list[dict]) -> str | None:
@@ -270,19 +273,12 @@ def best_variants(study: dict, metric: str, direction: str | None) -> set[str]:
     return chosen
 
 
-def _fmt(x: Any) -> str:
-    return f"{x:.4g}" if _finite(x) else "—" if x is None else str(x)
-
-
-def _signed(x: Any) -> str:
-    return f"{x:+.4g}" if _finite(x) else "—" if x is None else str(x)
-
-
 def _results_table(study: dict, info: dict, gate_index: dict) -> str:
     name = study["study"]
     metrics = study.get("metrics", [])
     variants = study.get("variants", [])
-    config_keys = _varying_config_keys(variants)
+    config_keys = swept_keys(variants)
+    decimals = {m: column_decimals(study, m, info) for m in metrics}
     directions = {m: _direction(m, info, variants) for m in metrics}
     best = {m: best_variants(study, m, directions[m]) for m in metrics}
     head = ["<th>variant</th>"] + (["<th>config</th>"] if config_keys else [])
@@ -300,12 +296,10 @@ def _results_table(study: dict, info: dict, gate_index: dict) -> str:
                                  if variant.get("is_reference") else "")
         cells = [f'<th scope="row">{label}</th>']
         if config_keys:
-            config = variant.get("config") or {}
-            cells.append("<td><code>" + escape(", ".join(
-                f"{k}={config[k]}" for k in config_keys if k in config)) + "</code></td>")
+            cells.append("<td><code>" + escape(config_text(variant, config_keys)) + "</code></td>")
         for m in metrics:
             cells.append(_cell(variant, m, vname in best[m], directions[m],
-                               gate_index.get((name, vname, m))))
+                               gate_index.get((name, vname, m)), decimals[m]))
         rows.append(f'<tr data-variant="{escape(vname)}">' + "".join(cells) + "</tr>")
     return (f'<table class="results" data-study="{escape(name)}">\n'
             f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n"
@@ -313,7 +307,7 @@ def _results_table(study: dict, info: dict, gate_index: dict) -> str:
 
 
 def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
-          gate_row: dict | None) -> str:
+          gate_row: dict | None, decimals: int) -> str:
     classes = ["cell"]
     attrs = [f'data-metric="{escape(metric)}"']
     body = []
@@ -321,19 +315,20 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
     if m is None:
         body.append('<span class="value">—</span>')
     else:
-        body.append(f'<span class="value">{_fmt(m.get("value"))}</span>')
+        body.append(f'<span class="value">{value_text(m.get("value"), decimals)}</span>')
         ci = m.get("ci") or [None, None]
-        if variant.get("is_reference") or variant.get("variant") == variant.get("reference"):
+        if is_reference(variant):
             body.append('<span class="delta">reference</span>')
         else:
             low, high = ci
             significant = bool(m.get("significant"))
             body.append(f'<span class="delta{" significant" if significant else ""}">'
-                        f"Δ {_signed(m.get('delta'))} [{_signed(low)}, {_signed(high)}]</span>")
+                        f"Δ {signed(m.get('delta'), decimals)} [{signed(low, decimals)}, "
+                        f"{signed(high, decimals)}]</span>")
             family = m.get("family") or "exploratory"
-            body.append(f'<span class="test" data-family="{escape(family)}">p {_fmt(m.get("p_value"))}'
-                        f' · adj. {_fmt(m.get("p_adjusted"))} ({escape(family)})'
-                        f' · MDE {_fmt(m.get("mde"))}</span>')
+            body.append(f'<span class="test" data-family="{escape(family)}">p {p_text(m.get("p_value"))}'
+                        f' · adj. {p_text(m.get("p_adjusted"))} ({escape(family)})'
+                        f' · MDE {fixed(m.get("mde"), decimals)}</span>')
     if is_best:
         classes.append("best")
         attrs.append('data-best="true"')
@@ -345,9 +340,10 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
     if status in _GATE_MARKS:
         text, why = _GATE_MARKS[status]
         classes.append(f"gate-{status}")
-        detail = (f"{why}: baseline {_fmt(gate_row.get('baseline'))}, current "
-                  f"{_fmt(gate_row.get('current'))}, change {_signed(gate_row.get('change'))}, "
-                  f"tolerance {_fmt(gate_row.get('tolerance'))}")
+        detail = (f"{why}: baseline {fixed(gate_row.get('baseline'), decimals)}, current "
+                  f"{fixed(gate_row.get('current'), decimals)}, change "
+                  f"{signed(gate_row.get('change'), decimals)}, "
+                  f"tolerance {general(gate_row.get('tolerance'))}")
         body.append(f'<span class="mark gate-{escape(status)}" title="{escape(detail)}">'
                     f"{escape(text)}</span>")
     return f'<td class="{" ".join(classes)}" {" ".join(attrs)}>' + "".join(body) + "</td>"
@@ -372,8 +368,8 @@ def _claims(variants: list[dict], expected: dict[str, str]) -> str:
             note = "; ".join(filter(None, [note, escape(f"expected failure: {reason}")]))
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(claim.get('claim')))}</td>"
-            f"<td>{escape(str(claim.get('metric')))}</td><td>{_fmt(claim.get('margin'))}</td>"
-            f"<td>{_fmt(claim.get('p_value'))}</td>" + verdict + f"<td>{note}</td></tr>")
+            f"<td>{escape(str(claim.get('metric')))}</td><td>{general(claim.get('margin'))}</td>"
+            f"<td>{p_text(claim.get('p_value'))}</td>" + verdict + f"<td>{note}</td></tr>")
     return ('<table class="claims"><thead><tr><th>variant</th><th>claim</th><th>metric</th>'
             "<th>margin</th><th>p</th><th>holds</th><th>note</th></tr></thead><tbody>\n"
             + "\n".join(rows)
@@ -388,7 +384,7 @@ def _claim_note(claim: dict) -> str:
     if claim.get("needs") is not None:
         notes.append(f"needs {claim['needs']} prompts")
     elif claim.get("underpowered") and not claim.get("passed"):
-        notes.append(f"underpowered: MDE {_fmt(claim.get('mde'))}")
+        notes.append(f"underpowered: MDE {general(claim.get('mde'))}")
     return escape("; ".join(notes))
 
 
@@ -478,12 +474,13 @@ def _previews(study: dict, media_root: Path | None) -> str:
 # --- plots --------------------------------------------------------------------------------
 
 def sweep_key(variants: list[dict]) -> str | None:
-    """The config key a study sweeps, when the variants differ in exactly one key and its
-    values are numbers: plots then draw the metric over that parameter."""
-    keys = _varying_config_keys(variants)
+    """The key a study sweeps, when the variants differ in exactly one configuration key or
+    setting (e.g. ``guidance_scale`` passed through ``ablation.run``) and its values are
+    numbers: plots then draw the metric over that parameter."""
+    keys = swept_keys(variants)
     if len(keys) != 1 or len(variants) < 2:
         return None
-    values = [(v.get("config") or {}).get(keys[0]) for v in variants]
+    values = [swept_value(v, keys[0]) for v in variants]
     return keys[0] if all(_finite(x) for x in values) else None
 
 
@@ -564,11 +561,12 @@ class _Plotter:
         with matplotlib.style.context("default"):
             figure = self._new_figure(bottom)
             draw(figure)
+            _plain_axes(figure)
             return self._png(figure)
 
     def _sweep(self, variants: list[dict], metric: str, key: str) -> bytes | None:
         points = sorted(
-            ((v["config"][key], v["metrics"][metric], v) for v in variants
+            ((swept_value(v, key), v["metrics"][metric], v) for v in variants
              if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))),
             key=lambda p: p[0])
         if not points:
@@ -649,6 +647,33 @@ class _Plotter:
         return self._draw(draw)
 
 
+# The left margin holds tick labels of this many characters; each more widens it.
+_LABEL_CHARS = 6
+_CHAR_WIDTH = 0.0125  # of the figure's width, at its size and the default font
+
+
+def _plain_axes(figure) -> None:
+    """Tick labels that read as the numbers they are: no offset ("1e-5+9.979e-1") and no
+    scientific notation, on every numeric axis; the left margin grows with the y labels."""
+    from matplotlib.ticker import ScalarFormatter
+
+    longest = 0
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                formatter.set_useOffset(False)
+                formatter.set_scientific(False)
+        if isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter):
+            low, high = ax.get_ylim()  # settles the limits the ticks are placed in
+            locations = [y for y in ax.yaxis.get_majorticklocs() if low <= y <= high]
+            labels = ax.yaxis.get_major_formatter().format_ticks(locations)
+            longest = max([longest, *(len(label) for label in labels)])
+    if longest > _LABEL_CHARS:
+        left = figure.subplotpars.left + _CHAR_WIDTH * (longest - _LABEL_CHARS)
+        figure.subplots_adjust(left=min(left, 0.4))
+
+
 def _value_interval(entry: dict) -> tuple[float, float]:
     """The delta's interval moved onto the value: value = reference value + delta, so the
     interval is reference value + [low, high]; a point without one gets a zero-length bar."""
@@ -686,9 +711,12 @@ def _figure(png: bytes, metric: str, what: str, entry: dict, *, kind: str) -> st
 
 # --- gate and glossary --------------------------------------------------------------------
 
-def _gate_section(gate: dict) -> str:
+def _gate_section(gate: dict, order: dict) -> str:
     rows = gate.get("rows", [])
-    shown = [r for r in rows if r.get("status") not in ("ok", "info")]
+    shown = sorted((r for r in rows if r.get("status") not in ("ok", "info")),
+                   key=lambda r: (str(r.get("study")),
+                                  order.get((r.get("study"), r.get("variant")), len(order)),
+                                  str(r.get("metric"))))
     counts = gate.get("counts") or {}
     head = (f'<section id="gate"><h2>Gate</h2>\n<p>Baseline <code>{escape(str(gate.get("baseline", "?")))}</code>: '
             f'{escape(str(gate.get("summary", "")))}. '
@@ -699,12 +727,19 @@ def _gate_section(gate: dict) -> str:
     lines = []
     for r in shown:
         status = str(r.get("status"))
+        decimals = resolution_decimals(r.get("tolerance"))
+
+        def number(x, sign=False, decimals=decimals):
+            if not _finite(x) or decimals is None:
+                return ("+" if sign and _finite(x) and x >= 0 else "") + general(x)
+            return signed(x, decimals) if sign else fixed(x, decimals)
+
         lines.append(
             f'<tr data-status="{escape(status)}"><td>{escape(str(r.get("study")))}</td>'
             f"<td>{escape(str(r.get('variant')))}</td><td>{escape(str(r.get('metric')))}</td>"
             f'<td><span class="badge status-{escape(status)}">{escape(status)}</span></td>'
-            f"<td>{_fmt(r.get('baseline'))}</td><td>{_fmt(r.get('current'))}</td>"
-            f"<td>{_signed(r.get('change'))}</td><td>{_fmt(r.get('tolerance'))}</td>"
+            f"<td>{number(r.get('baseline'))}</td><td>{number(r.get('current'))}</td>"
+            f"<td>{number(r.get('change'), sign=True)}</td><td>{general(r.get('tolerance'))}</td>"
             f"<td>{escape(str(r.get('direction', '')))}</td></tr>")
     hidden = sum(counts.get(s, 0) for s in ("ok", "info"))
     return (head + '\n<table class="gate"><thead><tr><th>study</th><th>variant</th><th>metric</th>'

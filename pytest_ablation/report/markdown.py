@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .terminal import claim_rows, expected_by_variant, render_gate_table, study_tables, test_rows
+from .build import variant_order
+from .format import column_decimals, settings_text
+from .terminal import (
+    claim_rows,
+    expected_by_variant,
+    render_gate_table,
+    study_table,
+    study_title,
+    test_rows,
+)
 
 
 def render_markdown(report: dict) -> str:
@@ -19,24 +28,20 @@ def render_markdown(report: dict) -> str:
         f"torch {env.get('packages', {}).get('torch', '?')}, python {env.get('python', '?')}",
         "",
     ]
-    tables = {title: (headers, rows) for title, headers, rows in study_tables(report)}
-    for study, (title, (headers, rows)) in zip(report["studies"], tables.items()):
-        lines += [f"## {study['study']}", "", title, ""]
+    info = report.get("metrics") or {}
+    for study in report["studies"]:
+        lines += [f"## {study['study']}", "", study_title(study), ""]
+        headers, rows = study_table(report, study)
         lines.append(_github_table(headers, rows))
-        variant = study["variants"][0] if study["variants"] else None
-        if variant:
-            settings = variant["settings"]
-            lines += [
-                "",
-                f"Settings: {settings.get('frames')} frames, {settings.get('steps')} steps, "
-                f"{settings.get('width')}x{settings.get('height')}, guidance "
-                f"{settings.get('guidance_scale')}, {settings.get('fps')} fps; "
-                f"{len(settings.get('prompts', []))} prompt(s) x {settings.get('seeds')} seed(s).",
-            ]
-        test_headers, tests = test_rows(study)
+        settings = settings_text(study)
+        if settings:
+            lines += ["", f"Settings: {settings}."]
+        decimals = {m: column_decimals(study, m, info) for m in study["metrics"]}
+        test_headers, tests = test_rows(study, decimals)
         if tests:
             lines += ["", _github_table(test_headers, tests)]
-        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]))
+        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]),
+                                           decimals)
         if claims:
             lines += ["", _github_table(claim_headers, claims)]
         lines.append("")
@@ -50,7 +55,7 @@ def render_markdown(report: dict) -> str:
     if gate is not None:
         lines += ["## Gate", "", f"Baseline `{gate['baseline']}`: {gate['summary']}", ""]
         if gate["failed"]:
-            lines.append(_pipe(render_gate_table(gate)))
+            lines.append(_pipe(render_gate_table(gate, order=variant_order(report))))
         lines.append("")
     workers = env.get("workers") or {}
     if workers:

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..record import missing_fields, record_of
+from ..record import POSITION_FIELD, missing_fields, record_of
 from .build import ReportError, build_report, load_report, merge_cache_stats
 
 # Dotted paths into a report that must be equal in every report merged.
@@ -107,13 +107,19 @@ def _variant_records(named: list[tuple[str, dict]]) -> list[dict]:
                                      f"{', '.join(missing)} (is it a full report.json?)")
                 key = (study["study"], entry["variant"])
                 record = record_of(study["study"], entry)
-                if key in records and records[key][1] != record:
+                if key in records and _results(records[key][1]) != _results(record):
                     raise MergeError(
                         f"cannot merge: {key[0]} {key[1]} was run in both {records[key][0]} and "
                         f"{name} with different results"
                     )
                 records.setdefault(key, (name, record))
     return [record for _, record in records.values()]
+
+
+def _results(record: dict) -> dict:
+    """A record without its place in the collection, which a report of an older version
+    does not give: what two runs of one variant must agree on."""
+    return {k: v for k, v in record.items() if k != POSITION_FIELD}
 
 
 def _environment(named: list[tuple[str, dict]], shards: list[dict]) -> dict:

@@ -1,92 +1,156 @@
-"""The tables printed at the end of a run."""
+"""The tables printed at the end of a run (and by ``pytest-ablation show``).
+
+They are made to fit a terminal of ``WIDTH`` columns: long configurations, claims and notes
+wrap within their column, a study's intervals move from its variant x metric table to the
+table of tests below it when the cells would not fit, and a study of many metrics is shown
+in several tables of a few metrics each. What does not fit a terminal line (an expected
+failure's reason) is left to report.md and report.html.
+"""
 
 from __future__ import annotations
 
+import textwrap
+
 from tabulate import tabulate
 
+from .format import (
+    column_decimals, config_text, fixed, general, is_reference, p_text, resolution_decimals,
+    settings_text, signed, swept_keys, swept_value, value_text,
+)
 
-def _signed(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.4g}"
+__all__ = [
+    "WIDTH", "claim_rows", "column_decimals", "expected_by_variant", "render_gate_table",
+    "render_results_table", "study_table", "test_rows",
+]
 
-
-def _plain(x: float | None) -> str:
-    return "—" if x is None else f"{x:.3g}"
-
-
-def _cell(result: dict) -> str:
-    # A value that was not a number is null in report.json: shown as "NaN", never hidden.
-    value = "NaN" if result["value"] is None else f"{result['value']:.4g}"
-    if result.get("variant") == result.get("reference"):
-        return value
-    low, high = result["ci"] if result.get("ci") else (None, None)
-    mark = " *" if result.get("significant") else ""
-    return (f"{value}  Δ {_signed(result['delta'])} "
-            f"[{_signed(low)}, {_signed(high)}]{mark}")
-
-
+WIDTH = 100
+ARROWS = {"higher": " ↑", "lower": " ↓"}
 FAMILY_TEXT = {"confirmatory": "claim (Holm)", "exploratory": "exploratory (BH)"}
+# The configuration column wraps at this width (and narrower where the table needs it).
+CONFIG_WIDTH = 28
 
 
-def test_rows(study: dict) -> tuple[list[str], list[list[str]]]:
-    """Per non-reference cell of a study: its test, p-values and minimum detectable effect."""
-    headers = ["variant", "metric", "Δ", "95% CI", "p", "p adj.", "family", "MDE (80%)"]
+# --- the variant x metric table -------------------------------------------------------------
+
+def _decimals(report: dict, study: dict) -> dict[str, int]:
+    info = report.get("metrics") or {}
+    return {m: column_decimals(study, m, info) for m in study["metrics"]}
+
+
+def _cell(m: dict | None, reference: bool, decimals: int, intervals: bool) -> str:
+    if m is None:
+        return "—"
+    value = value_text(m.get("value"), decimals)
+    if reference:
+        return value
+    text = f"{value}  Δ {signed(m.get('delta'), decimals)}"
+    if intervals:
+        low, high = m.get("ci") or (None, None)
+        text += f" [{signed(low, decimals)}, {signed(high, decimals)}]"
+    return text + (" *" if m.get("significant") else "")
+
+
+def _variant_label(variant: dict) -> str:
+    return variant["variant"] + ("  (ref)" if variant.get("is_reference") else "")
+
+
+def _config_needed(variants: list[dict], keys: list[str]) -> bool:
+    """Whether a configuration column says more than the variant ids: not when every id
+    already shows its variant's values (``mu=0.98`` for ``momentum=0.98``)."""
+    return bool(keys) and not all(str(swept_value(v, k)) in v["variant"] for v in variants for k in keys)
+
+
+def study_table(report: dict, study: dict, *, metrics: list[str] | None = None,
+                intervals: bool = True, config: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of a study's variant x metric table: per cell the value, the delta
+    to the reference and (``intervals``) its interval; the swept configuration (``config``)
+    beside the variant."""
+    metrics = study["metrics"] if metrics is None else metrics
+    variants = study["variants"]
+    decimals = _decimals(report, study)
+    keys = swept_keys(variants) if config else []
+    info = report.get("metrics") or {}
+    headers = ["variant"] + (["config"] if keys else []) + [
+        m + ARROWS.get((info.get(m) or {}).get("direction"), "") for m in metrics]
     rows = []
-    for variant in study["variants"]:
-        if variant.get("is_reference") or variant["variant"] == variant.get("reference"):
-            continue
-        for metric in study["metrics"]:
-            m = variant["metrics"].get(metric)
-            if m is None:
-                continue
-            low, high = m.get("ci") or (None, None)
-            rows.append([
-                variant["variant"], metric, _signed(m.get("delta")),
-                f"[{_signed(low)}, {_signed(high)}]", _plain(m.get("p_value")),
-                _plain(m.get("p_adjusted")) + (" *" if m.get("significant") else ""),
-                FAMILY_TEXT.get(m.get("family"), m.get("family") or "—"),
-                _plain(m.get("mde")) if m.get("n", 0) >= 2 else "—",
-            ])
+    for variant in variants:
+        row = [_variant_label(variant)] + ([config_text(variant, keys)] if keys else [])
+        for metric in metrics:
+            row.append(_cell((variant.get("metrics") or {}).get(metric), is_reference(variant),
+                             decimals[metric], intervals))
+        rows.append(row)
     return headers, rows
 
 
-def _units(first_metric: dict) -> str:
-    n = first_metric.get("n", 0)
-    samples = first_metric.get("n_samples")
+def _units(study: dict) -> str:
+    first = next((m for v in study["variants"] for m in (v.get("metrics") or {}).values()), {})
+    n = first.get("n", 0)
+    samples = first.get("n_samples")
     extra = f" ({samples} samples)" if samples and samples != n else ""
     return f"{n} prompts{extra}"
 
 
-def study_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Per study: a title, headers and rows of variant x metric."""
-    tables = []
-    for study in report["studies"]:
-        metrics = study["metrics"]
-        rows = []
-        for variant in study["variants"]:
-            name = variant["variant"] + ("  (ref)" if variant["is_reference"] else "")
-            row = [name]
-            for metric in metrics:
-                m = variant["metrics"].get(metric)
-                row.append("—" if m is None else _cell({**m, "variant": variant["variant"],
-                                                        "reference": variant["reference"]}))
-            rows.append(row)
-        arrows = {"higher": " ↑", "lower": " ↓"}
-        headers = ["variant"] + [m + arrows.get(report["metrics"].get(m, {}).get("direction"), "")
-                                 for m in metrics]
-        first = study["variants"][0] if study["variants"] else {}
-        units = _units(next(iter(first.get("metrics", {}).values()), {}))
-        title = (f"{study['study']}: reference {', '.join(study['references'])}; "
-                 f"Δ = variant − reference, 95% t-interval over {units}; "
-                 "* significant after adjustment")
-        tables.append((title, headers, rows))
-    return tables
+def study_title(study: dict) -> str:
+    return (f"{study['study']}: reference {', '.join(study['references'])}; "
+            f"Δ = variant − reference, 95% t-interval over {_units(study)}; "
+            "* significant after adjustment")
 
 
-def claim_rows(study: dict, expected: dict | None = None) -> tuple[list[str], list[list[str]]]:
+# --- tests and claims -----------------------------------------------------------------------
+
+def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: bool = True,
+              interval: bool = True, short: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Per non-reference cell of a study: its test, p-values and minimum detectable effect
+    (``delta``/``interval``: with the delta and its interval; ``short``: the short headers
+    of the terminal)."""
+    decimals = decimals or {m: column_decimals(study, m) for m in study["metrics"]}
+    headers = (["variant", "metric"] + (["Δ"] if delta else []) + (["95% CI"] if interval else [])
+               + ["p", "p adj.", "family", "MDE" if short else "MDE (80%)"])
+    rows = []
+    for variant in study["variants"]:
+        if is_reference(variant):
+            continue
+        for metric in study["metrics"]:
+            m = (variant.get("metrics") or {}).get(metric)
+            if m is None:
+                continue
+            d = decimals[metric]
+            low, high = m.get("ci") or (None, None)
+            rows.append(
+                [variant["variant"], metric]
+                + ([signed(m.get("delta"), d)] if delta else [])
+                + ([f"[{signed(low, d)}, {signed(high, d)}]"] if interval else [])
+                + [p_text(m.get("p_value")),
+                   p_text(m.get("p_adjusted")) + (" *" if m.get("significant") else ""),
+                   FAMILY_TEXT.get(m.get("family"), m.get("family") or "—"),
+                   fixed(m.get("mde"), d) if m.get("n", 0) >= 2 and m.get("mde") is not None else "—"])
+    return headers, rows
+
+
+def _claim_notes(e: dict, decimals: dict[str, int]) -> list[str]:
+    if e.get("needs") is not None:
+        return [f"needs {e['needs']} prompts"]
+    if e.get("underpowered") and not e.get("passed"):
+        d = decimals.get(e.get("metric"))
+        return [f"underpowered (MDE {general(e.get('mde')) if d is None else fixed(e.get('mde'), d)})"]
+    return []
+
+
+def _verdicts(e: dict, reason: str | None) -> tuple[str, str]:
+    confirmed = e.get("confirmed")
+    verdict = "yes" if e.get("passed") else "no"
+    if reason is not None and not e.get("passed"):
+        verdict = "no (expected)"
+    return verdict, "—" if confirmed is None else ("yes" if confirmed else "no")
+
+
+def claim_rows(study: dict, expected: dict | None = None,
+               decimals: dict[str, int] | None = None) -> tuple[list[str], list[list[str]]]:
     """Every claim of a study with its test, its verdict in its test and study-wide.
 
     ``expected`` maps a variant to the reason its claims are expected to fail (a strict
     expected failure on this profile): such a claim shows "no (expected)" and the reason.
+    ``decimals``: of each metric's column, for the MDE.
     """
     headers = ["variant", "claim", "metric", "margin", "p", "holds", "study-wide (Holm)", "note"]
     rows = []
@@ -94,22 +158,29 @@ def claim_rows(study: dict, expected: dict | None = None) -> tuple[list[str], li
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
         for e in variant.get("expectations") or []:
-            notes = []
-            if e.get("needs") is not None:
-                notes.append(f"needs {e['needs']} prompts")
-            elif e.get("underpowered") and not e.get("passed"):
-                notes.append(f"underpowered (MDE {_plain(e.get('mde'))})")
-            confirmed = e.get("confirmed")
-            verdict = "yes" if e.get("passed") else "no"
-            if reason is not None and not e.get("passed"):
-                verdict = "no (expected)"
+            notes = _claim_notes(e, decimals or {})
+            verdict, confirmed = _verdicts(e, reason)
+            if verdict == "no (expected)":
                 notes.append(f"expected failure: {reason}")
-            rows.append([
-                variant["variant"], e["claim"], e["metric"], f"{e['margin']:g}",
-                _plain(e.get("p_value")), verdict,
-                "—" if confirmed is None else ("yes" if confirmed else "no"),
-                "; ".join(notes),
-            ])
+            rows.append([variant["variant"], e["claim"], e["metric"], general(e["margin"]),
+                         p_text(e.get("p_value")), verdict, confirmed, "; ".join(notes)])
+    return headers, rows
+
+
+def _terminal_claim_rows(study: dict, expected: dict,
+                         decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
+    """The claims as the terminal shows them: the metric, claim and margin in one column,
+    and an expected failure's reason left to report.md."""
+    headers = ["variant", "claim", "p", "holds", "Holm", "note"]
+    rows = []
+    for variant in study["variants"]:
+        reason = expected.get(variant["variant"])
+        for e in variant.get("expectations") or []:
+            notes = _claim_notes(e, decimals)
+            verdict, confirmed = _verdicts(e, reason)
+            rows.append([variant["variant"],
+                         f"{e['metric']} {e['claim']} (margin {general(e['margin'])})",
+                         p_text(e.get("p_value")), verdict, confirmed, "; ".join(notes)])
     return headers, rows
 
 
@@ -120,34 +191,167 @@ def expected_by_variant(report: dict, study: str) -> dict[str, str]:
             if name == study}
 
 
-def render_results_table(report: dict, tablefmt: str = "simple") -> str:
+# --- fitting a table to the terminal --------------------------------------------------------
+
+def _wrap(text: str, width: int) -> str:
+    # Words stay whole (a value such as "True" is never split), even past the width.
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
+def _render(headers, rows, tablefmt: str) -> str:
+    if tablefmt == "simple":
+        return simple_table(headers, rows)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def simple_table(headers: list[str], rows: list[list[str]]) -> str:
+    """tabulate's "simple" table without its padding of the headers: each column as wide as
+    its widest line, two spaces apart; a cell of several lines spans as many."""
+    table = [[str(cell).split("\n") for cell in row] for row in [headers, *rows]]
+    widths = [max(len(line) for row in table for line in row[c]) for c in range(len(headers))]
+    lines = []
+
+    def emit(row):
+        for k in range(max(len(cell) for cell in row)):
+            lines.append("  ".join((cell[k] if k < len(cell) else "").ljust(width)
+                                   for cell, width in zip(row, widths)).rstrip())
+
+    emit(table[0])
+    lines.append("  ".join("-" * width for width in widths))
+    for row in table[1:]:
+        emit(row)
+    return "\n".join(lines)
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def fit_table(headers: list[str], rows: list[list[str]], *, wrap: dict[int, int] | None = None,
+              width: int = WIDTH, tablefmt: str = "simple") -> str:
+    """The table, its ``wrap`` columns (index -> narrowest width) wrapped as much as it
+    takes to fit ``width`` columns, when they can: the widest of them is narrowed first."""
+    wrap = {c: w for c, w in (wrap or {}).items() if c < len(headers)}
+    limits = {c: max(len(line) for cell in [headers[c]] + [row[c] for row in rows]
+                     for line in str(cell).split("\n"))
+              for c in wrap}
+    while True:
+        shaped = [[_wrap(str(cell), limits[c]) if c in limits else cell for c, cell in enumerate(row)]
+                  for row in rows]
+        text = _render(headers, shaped, tablefmt)
+        over = _widest(text) - width
+        shrinkable = [c for c in wrap if limits[c] > wrap[c]]
+        if over <= 0 or not shrinkable:
+            return text
+        column = max(shrinkable, key=lambda c: (limits[c], -c))
+        next_widest = max((limits[c] for c in shrinkable if c != column), default=0)
+        target = max(wrap[column], limits[column] - over, next_widest)
+        limits[column] = min(target, limits[column] - 1)
+
+
+def _fits(text: str, width: int) -> bool:
+    return _widest(text) <= width
+
+
+def _study_tables(report: dict, study: dict, width: int, tablefmt: str) -> tuple[list[str], bool]:
+    """The variant x metric table(s) of a study for the terminal, and whether they show the
+    intervals."""
+    variants = study["variants"]
+    config = _config_needed(variants, swept_keys(variants))
+    wrap = {1: 16} if config else {}
+    for intervals in (True, False):
+        headers, rows = study_table(report, study, intervals=intervals, config=config)
+        if config:
+            rows = [[row[0], _wrap(row[1], CONFIG_WIDTH), *row[2:]] for row in rows]
+        text = fit_table(headers, rows, wrap=wrap, width=width, tablefmt=tablefmt)
+        if _fits(text, width):
+            return [text], intervals
+    # Too many metrics for one table: a few metrics per table, each with the variants.
+    tables, group = [], []
+    for metric in study["metrics"]:
+        trial = group + [metric]
+        first = config and not tables  # the configuration goes with the first table only
+        headers, rows = study_table(report, study, metrics=trial, intervals=False, config=first)
+        trial_wrap = wrap if first else {}
+        if group and not _fits(fit_table(headers, rows, wrap=trial_wrap, width=width,
+                                         tablefmt=tablefmt), width):
+            tables.append(group)
+            group = [metric]
+        else:
+            group = trial
+    tables.append(group)
+    texts = []
+    for index, metrics in enumerate(tables):
+        headers, rows = study_table(report, study, metrics=metrics, intervals=False,
+                                    config=config and index == 0)
+        texts.append(fit_table(headers, rows, wrap=wrap if index == 0 else {}, width=width,
+                               tablefmt=tablefmt))
+    return texts, False
+
+
+def _lines(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def render_results_table(report: dict, tablefmt: str = "simple", width: int = WIDTH) -> str:
+    """Per study: its title and settings, the variant x metric table, the tests of its
+    cells and its claims, each at most ``width`` columns wide where the names allow."""
     parts = []
-    for study, (title, headers, rows) in zip(report["studies"], study_tables(report)):
-        parts.append(title)
-        parts.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
-        parts.append("")
-        test_headers, tests = test_rows(study)
+    for study in report["studies"]:
+        parts.append(_lines(study_title(study), width))
+        settings = settings_text(study)
+        if settings:
+            parts.append(_lines(f"settings: {settings}", width))
+        tables, intervals = _study_tables(report, study, width, tablefmt)
+        for table in tables:
+            parts += [table, ""]
+        decimals = _decimals(report, study)
+        test_headers, tests = test_rows(study, decimals, delta=False, interval=not intervals,
+                                        short=True)
         if tests:
-            parts.append(tabulate(tests, headers=test_headers, tablefmt=tablefmt, disable_numparse=True))
-            parts.append("")
-        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]))
+            wrap = {test_headers.index(name): narrowest for name, narrowest in
+                    (("variant", 10), ("metric", 16), ("95% CI", 11), ("family", 11))
+                    if name in test_headers}
+            parts += [fit_table(test_headers, tests, wrap=wrap, width=width, tablefmt=tablefmt), ""]
+        claim_headers, claims = _terminal_claim_rows(
+            study, expected_by_variant(report, study["study"]), decimals)
         if claims:
-            parts.append(tabulate(claims, headers=claim_headers, tablefmt=tablefmt, disable_numparse=True))
+            parts.append(fit_table(claim_headers, claims, wrap={0: 10, 1: 21, 5: 16}, width=width,
+                                   tablefmt=tablefmt))
+            if any(row[3] == "no (expected)" for row in claims):
+                parts.append(_lines("no (expected): a strict expected failure on this profile; "
+                                    "its reason is in report.md", width))
             parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 
 
-def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool = True) -> str:
+# --- the gate -------------------------------------------------------------------------------
+
+def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool = True,
+                      order: dict | None = None, width: int = WIDTH) -> str:
+    """The gate's rows (only the failing ones unless ``only_problems`` is false), each
+    metric's numbers with the decimals its tolerance asks for. ``order`` (``(study,
+    variant) -> index``, e.g. ``report.build.variant_order`` of the current report) lists a
+    study's variants in that order rather than by name."""
     from ..gate import FAILING
 
-    rows = [
-        [r["study"], r["variant"], r["metric"], r["status"],
-         "—" if r.get("baseline") is None else f"{r['baseline']:.4g}",
-         "—" if r.get("current") is None else f"{r['current']:.4g}",
-         "—" if r.get("change") is None else _signed(r["change"]),
-         "—" if r.get("tolerance") is None else f"{r['tolerance']:.4g}"]
-        for r in gate["rows"]
-        if not only_problems or r["status"] in FAILING
-    ]
-    headers = ["study", "variant", "metric", "status", "baseline", "current", "change", "tolerance"]
-    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True) + "\n"
+    shown = [r for r in gate["rows"] if not only_problems or r["status"] in FAILING]
+    if order:
+        shown.sort(key=lambda r: (r["study"], order.get((r["study"], r["variant"]), len(order)),
+                                  r["metric"]))
+    rows = []
+    for r in shown:
+        decimals = resolution_decimals(r.get("tolerance"))
+
+        def number(x, sign=False):
+            if x is None:
+                return "—"
+            if decimals is None:
+                return ("+" if sign and x >= 0 else "") + general(x)
+            return signed(x, decimals) if sign else fixed(x, decimals)
+
+        rows.append([r["study"], r["variant"], r["metric"], r["status"], number(r.get("baseline")),
+                     number(r.get("current")), number(r.get("change"), sign=True),
+                     "—" if r.get("tolerance") is None else general(r["tolerance"])])
+    headers = ["study", "variant", "metric", "status", "baseline", "current", "change", "tol."]
+    return fit_table(headers, rows, wrap={0: 17, 1: 10, 2: 14}, width=width, tablefmt=tablefmt) + "\n"

@@ -8,6 +8,7 @@ import torch
 from pytest_ablation.cache import ResultCache
 from pytest_ablation.generation import GenerationRequest
 from pytest_ablation.methods.exvideo import ExVideoVariants, TuningRecipe, exvideo_settings
+from pytest_ablation.methods.exvideo import tuning as tuning_module
 from pytest_ablation.methods.exvideo import variants as variants_module
 
 RECIPE = TuningRecipe(steps=2, clips=2, frames=4, height=16, width=16, max_frames=30, lr=1e-3)
@@ -58,7 +59,7 @@ def test_tuned_weights_are_cached_by_configuration(lab, monkeypatch, tmp_path) -
     def no_tuning(*args, **kwargs):
         raise AssertionError("tuned again")
 
-    monkeypatch.setattr(variants_module, "post_tune", no_tuning)
+    monkeypatch.setattr(tuning_module, "post_tune", no_tuning)  # where tuning looks it up
     again = lab().tuned_weights("static", True)  # a new process would see the same file
     assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
     for other in (lab().tuning_key("cyclic", True), lab().tuning_key("static", False),

@@ -133,9 +133,10 @@ def test_expected_failures_are_marked_expected_with_their_reason_everywhere(toy)
     result = toy.runpytest("test_xfail.py")
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines([
-        "claim not supported: x s=0.9 temporal_flickering not_below_reference (margin 0)",
+        # In parametrize order: s=1.0 (expected, with its reason), then s=0.9.
         "claim not supported (expected): x s=1.0 temporal_flickering not_below_reference (margin 0)",
         "  expected failure: on profile 'toy-test': noise flickers",
+        "claim not supported: x s=0.9 temporal_flickering not_below_reference (margin 0)",
     ])
     markdown = (toy.path / "reports" / "report.md").read_text()
     page = (toy.path / "reports" / "report.html").read_text()

@@ -120,7 +120,8 @@ def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
         "*soft: expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
         "*2 of the test's 2 claims failed",
     ])
-    claims = report_of(toy)["studies"][0]["variants"][0]["expectations"]
+    [variant] = [v for v in report_of(toy)["studies"][0]["variants"] if v["variant"] == "s=0.0"]
+    claims = variant["expectations"]
     assert [(c["claim"], c["passed"], c["needs"], c["underpowered"]) for c in claims] == [
         ("above_reference", False, 7, True), ("not_below_reference", False, 7, True)]
 

@@ -82,8 +82,9 @@ def test_cells_show_value_delta_and_interval(page):
     table = results_tables(page)["zs2-tma"]
     cell = cells(table, "clip_score")["mu=0.6"]
     text = cell.text()
-    # value 4.2, delta 4.2 - 4.12 = +0.08 with interval [+0.078, +0.082]
-    assert "4.2" in text and "Δ +0.08" in text and "[+0.078, +0.082]" in text
+    # value 4.2, delta 4.2 - 4.12 = +0.08 with interval [+0.078, +0.082]; the column's
+    # decimals show two significant digits of its narrowest interval (+-0.002).
+    assert "4.2000" in text and "Δ +0.0800" in text and "[+0.0780, +0.0820]" in text
     assert "reference" in cells(table, "clip_score")["mu=0.98"].text()
     # The reference row is labelled as such.
     labels = {tr.attrs["data-variant"]: tr.text() for tr in table.iter("tr") if "data-variant" in tr.attrs}

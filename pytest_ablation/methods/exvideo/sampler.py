@@ -15,7 +15,6 @@ noise) comes from one CPU generator, so a seed gives the same video on any devic
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable
 
 import torch
@@ -43,9 +42,8 @@ VERSION = "1"
 def code_digest() -> str | None:
     """The code that decides an ExVideo video: positions, temporal blocks, conditioning,
     scenes and this sampler."""
-    from . import conditioning, data, positions, temporal
-
-    return source_digest(positions, temporal, conditioning, data, sys.modules[__name__])
+    parts = ("positions", "temporal", "conditioning", "data")
+    return source_digest(*(f"{__package__}.{part}" for part in parts), __name__)
 
 
 def _number(value: Any, name: str, minimum: float | None = None) -> float:

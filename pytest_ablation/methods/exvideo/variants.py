@@ -19,21 +19,23 @@ variant, test and worker that needs it.
 from __future__ import annotations
 
 import copy
-import sys
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
 from pytest_ablation.keys import source_digest
 from pytest_ablation.models.components import DeferredComponents
 
-from .data import moving_shapes
 from .positions import check_frames, check_position
-from .sampler import ExVideoSampler
-from .temporal import exvideo_state_dict, extend_unet, load_exvideo_state_dict
-from .tuning import encode_videos, post_tune
+
+if TYPE_CHECKING:
+    from .sampler import ExVideoSampler
+
+# The parts that import diffusers load on first use: a run served from the cache needs only
+# this generator's identity.
+_PARTS = ("conditioning", "data", "positions", "sampler", "temporal", "tuning")
 
 VERSION = "1"
 # Where post-tuning clips come from: the built-in moving-shapes scenes, or a function named
@@ -46,11 +48,9 @@ _LOSSES = "__tuning__.losses"
 
 def _code_digest(recipe: "TuningRecipe") -> str | None:
     """The code that decides a tuned variant's videos, its clip source's included."""
-    from . import conditioning, data, positions, sampler, temporal, tuning
-
-    modules = [positions, temporal, conditioning, data, tuning, sampler, sys.modules[__name__]]
+    modules = [f"{__package__}.{part}" for part in _PARTS] + [__name__]
     if recipe.source != BUILTIN_SOURCE:
-        modules.append(sys.modules[clip_source(recipe.source).__module__])
+        modules.append(recipe.source.partition(":")[0])
     return source_digest(*modules)
 
 
@@ -217,6 +217,8 @@ class ExVideoVariants:
             )
         with self._lock:
             unet = self.unet_for(variant)
+            from .sampler import ExVideoSampler
+
             sampler = ExVideoSampler(self.components, unet, **self.sampler_options)
             outputs = sampler.sample_batch(requests)
         if variant.tuned:
@@ -259,6 +261,9 @@ class ExVideoVariants:
     def _tuning_data(self):
         if self._data is None:
             r = self.recipe
+            from .data import moving_shapes
+            from .tuning import encode_videos
+
             if r.source != BUILTIN_SOURCE:
                 clips = clip_source(r.source)(r.clips, r.frames, r.height, r.width, seed=r.seed)
             else:
@@ -271,6 +276,9 @@ class ExVideoVariants:
         return self._data
 
     def _tune(self, position: str, identity_conv: bool) -> dict[str, torch.Tensor]:
+        from .temporal import exvideo_state_dict, extend_unet
+        from .tuning import post_tune
+
         r = self.recipe
         unet = extend_unet(
             copy.deepcopy(self.components.unet), r.max_frames, position=position, identity_conv=identity_conv
@@ -296,6 +304,8 @@ class ExVideoVariants:
 
     # -- the UNet a variant samples with --------------------------------------------------
     def unet_for(self, variant: Variant) -> torch.nn.Module:
+        from .temporal import extend_unet, load_exvideo_state_dict
+
         key = (variant.tuning, variant.position, variant.identity_conv)
         with self._lock:
             if self._unet_key != key:
@@ -321,6 +331,8 @@ class ExVideoVariants:
 
     def sampler(self, **config: Any) -> ExVideoSampler:
         """An ``ExVideoSampler`` on the UNet of a variant (configured like ``request.config``)."""
+        from .sampler import ExVideoSampler
+
         return ExVideoSampler(self.components, self.unet_for(parse_config(config)), **self.sampler_options)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import sys
 from collections.abc import Callable, Mapping
 from numbers import Real
 from typing import Any
@@ -61,9 +60,7 @@ CONFIG_KEYS = ("momentum", "noise", "lam", "alpha", "negative_prompt", "decode_c
 
 @functools.lru_cache(maxsize=1)
 def _source_digest() -> str | None:
-    from . import attention, noise
-
-    return source_digest(attention, noise, sys.modules[__name__])
+    return source_digest(f"{__package__}.attention", f"{__package__}.noise", __name__)
 
 
 def _positive_int(value: Any, where: str) -> int:

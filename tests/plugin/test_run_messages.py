@@ -1,0 +1,84 @@
+"""What a run says about itself: whose video is being made, why a claim failed, why a run
+with passing tests exits 1, and which models it loaded."""
+
+import json
+import re
+
+
+def test_progress_names_the_reference_when_it_makes_the_references_videos(toy):
+    result = toy.runpytest("-v", "test_flicker.py::test_flicker[s=0.0]")
+    result.assert_outcomes(passed=1)
+    progress = [line for line in result.outlines if "[ablation] flicker" in line]
+    # The case s=0.0 makes its own 12 videos, then its reference's (s=0.5), labelled as such.
+    assert len(progress) == 24
+    assert all(" s=0.0: " in line for line in progress[:12])
+    assert all(" s=0.5: " in line for line in progress[12:])
+
+
+def test_a_failed_claim_shows_its_numbers_without_the_plugins_frames(toy):
+    toy.makepyfile(test_flicker='''
+import pytest
+
+
+@pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickering"])
+@pytest.mark.parametrize("strength", [0.5, 1.0], ids=lambda s: f"s={s}")
+def test_flicker(strength, flicker, ablation):
+    result = ablation.run(flicker, strength=strength)
+    if strength == 1.0:
+        ablation.expect(result, "temporal_flickering").above_reference()  # it is below
+''')
+    result = toy.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    failure = result.stdout.str().split("= FAILURES =")[1].split("= ablation results =")[0]
+    assert "expected temporal_flickering of s=1.0 to be above the reference" in failure
+    assert "delta" in failure and "95% CI" in failure
+    assert "plugin.py" not in failure and "expectations.py" not in failure
+    assert len(failure.strip().splitlines()) < 12
+
+
+def test_a_failing_gate_says_so_last_even_when_every_test_passed(toy):
+    toy.runpytest("--ablation-save-baseline=baseline.json").assert_outcomes(passed=3)
+    path = toy.path / "baseline.json"
+    baseline = json.loads(path.read_text())
+    for entry in baseline["results"]:
+        if entry["variant"] == "s=0.0" and entry["metric"] == "temporal_flickering":
+            entry["value"] += 0.1
+    path.write_text(json.dumps(baseline))
+    result = toy.runpytest("--ablation-gate=baseline.json")
+    result.assert_outcomes(passed=3)
+    assert result.ret == 1
+    out = result.outlines
+    final = max(i for i, line in enumerate(out) if re.search(r"\d+ passed", line))
+    start = max(i for i, line in enumerate(out) if line.startswith("ablation gate FAILED"))
+    # The message (wrapped to the terminal tables' width) is what stands last before the count.
+    message = " ".join(line.strip() for line in out[start:final])
+    assert re.fullmatch(r"ablation gate FAILED against \S*baseline\.json \(1 regressed.*\): the run "
+                        r"exits with status 1 whatever the tests' own outcomes", message)
+
+
+def test_the_judge_does_not_load_for_metrics_that_do_not_need_it(pytester):
+    pytester.makepyfile(test_still='''
+import pytest
+
+
+@pytest.mark.ablation("still", reference="mu=0.98", metrics=["temporal_flickering", "dynamic_degree"])
+@pytest.mark.parametrize("mu", [0.6, 0.98], ids=lambda m: f"mu={m}")
+def test_still(mu, zs2, ablation):
+    ablation.run(zs2, momentum=mu)
+''')
+    result = pytester.runpytest("--ablation-profile=tiny")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["worker main: cpu*; model loads: sd x1"])
+    assert "clip x" not in result.stdout.str()
+
+
+def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
+    from pytest_ablation.cli import main
+
+    toy.runpytest("--ablation-save-baseline=baseline.json").assert_outcomes(passed=3)
+    baseline = str(toy.path / "baseline.json")
+    capsys.readouterr()
+    assert main(["compare", baseline, baseline]) == 0
+    assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", capsys.readouterr().out)
+    assert main(["compare", "--all", baseline, baseline]) == 0
+    assert "status" in capsys.readouterr().out  # --all still shows every row
