@@ -4,6 +4,10 @@ Heavy libraries (torch, diffusers, open_clip) are imported lazily by the modules
 them, so that loading the plugin keeps ``pytest --help`` fast.
 """
 
+from .lazy import lazy_exports
 from .version import __version__
 
-__all__ = ["__version__"]
+_EXPORTS = {"video_folder": ("VideoFolder",)}
+
+__getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

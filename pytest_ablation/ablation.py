@@ -309,7 +309,8 @@ class Ablation:
         batched = self._generate_batches(bound, config, settings, planned, batch_size, label)
         for index, prompt, seed_index, seed, video_key in planned:
 
-            def generate(prompt=prompt, seed=seed, index=index, video_key=video_key):
+            def generate(prompt=prompt, seed=seed, seed_index=seed_index, index=index,
+                         video_key=video_key):
                 if batch_size > 1 and video_key not in batched:
                     # A cached entry of this chunk turned out corrupted: remake its batch.
                     start = (index - 1) // batch_size * batch_size
@@ -317,7 +318,8 @@ class Ablation:
                     batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs), label))
                 if video_key in batched:
                     return batched.pop(video_key)
-                return self._generate(bound, config, settings, prompt, seed, f"{index}/{len(pairs)}", label)
+                return self._generate(bound, config, settings, prompt, seed, seed_index,
+                                      f"{index}/{len(pairs)}", label)
 
             stored = bench.cache.video(video_key, generate)
             scores = bench.scorer.score_all(stored, prompt, video_key, metrics)
@@ -325,14 +327,15 @@ class Ablation:
             videos.append(stored)
         return samples, videos
 
-    def _request(self, config, settings, prompt, seed) -> GenerationRequest:
+    def _request(self, config, settings, prompt, seed, seed_index) -> GenerationRequest:
         return GenerationRequest.from_settings(
-            settings, prompt=prompt, seed=seed, device=self._bench.device, config=config,
+            settings, prompt=prompt, seed=seed, seed_index=seed_index, device=self._bench.device,
+            config=config,
             progress=self._bench.progress.enabled,
         )
 
-    def _generate(self, bound, config, settings, prompt, seed, progress, label):
-        request = self._request(config, settings, prompt, seed)
+    def _generate(self, bound, config, settings, prompt, seed, seed_index, progress, label):
+        request = self._request(config, settings, prompt, seed, seed_index)
         started = time.perf_counter()
         output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}", label)
         seconds = time.perf_counter() - started
@@ -369,7 +372,8 @@ class Ablation:
         return videos
 
     def _generate_chunk(self, bound, config, settings, chunk, total, label) -> dict:
-        requests = [self._request(config, settings, prompt, seed) for _, prompt, _, seed, _ in chunk]
+        requests = [self._request(config, settings, prompt, seed, seed_index)
+                    for _, prompt, seed_index, seed, _ in chunk]
         started = time.perf_counter()
         outputs = self._call_generator(
             lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos", label

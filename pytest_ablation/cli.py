@@ -7,6 +7,7 @@ made by ``--ablation-gate`` always agree.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -112,6 +113,43 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_metrics(args) -> int:
+    from tabulate import tabulate
+
+    from .metrics.registry import get_metric, metric_names
+    from .profiles import DEFAULT_PROFILE, ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile or DEFAULT_PROFILE)
+    except ProfileError as error:
+        raise ReportError(f"--profile: {error}") from None
+    judge = _judge_weights(profile)
+    rows = [
+        [spec.name, spec.direction, f"{spec.tolerance:g}", spec.backend or "—", spec.source,
+         judge if "clip" in spec.needs else "none needed"]
+        for spec in map(get_metric, metric_names())
+    ]
+    headers = ["metric", "direction", "tolerance", "backend", "source", f"weights ({profile.name})"]
+    sys.stdout.write(tabulate(rows, headers=headers, disable_numparse=True) + "\n")
+    return 0
+
+
+def _judge_weights(profile) -> str:
+    """Where the profile's judge comes from, and whether it is on this machine."""
+    if "clip" not in profile.models:
+        return f"missing: profile {profile.name!r} has no clip role"
+    spec = profile.models["clip"]
+    if spec.source is None:
+        return "built in-process (random weights)"
+    from .models.pretrained import local_path
+
+    if local_path(spec.source, "file") is not None:
+        return f"present: {spec.source}"
+    if os.path.isabs(os.path.expanduser(spec.source)):
+        return f"missing: {spec.source}"  # removed since the profile was checked
+    return f"open_clip tag or hub id {spec.source!r}: read from the cache, else downloaded"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-ablation", description="Read, compare and promote pytest-ablation reports."
@@ -158,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--max-seeds", type=_positive_int, default=4,
                       help="show plans of 1 to this many seeds per prompt (default 4)")
     plan.set_defaults(run=cmd_plan)
+    metrics = sub.add_parser(
+        "metrics", help="list the built-in metrics: direction, tolerance, backend, source, weights"
+    )
+    metrics.add_argument("--profile", default=None,
+                         help="the profile whose judge weights to look for (default: tiny)")
+    metrics.set_defaults(run=cmd_metrics)
     return parser
 
 

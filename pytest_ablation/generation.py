@@ -38,17 +38,22 @@ class GenerationRequest:
     device: str
     config: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = False
+    # Which of the profile's seeds this is (0 .. seeds-1): names the sample, e.g. in a
+    # folder of videos made elsewhere (VideoFolder); None when not made for a study.
+    seed_index: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, *, prompt: str, seed: int, device: str,
-                      config: Mapping[str, Any], progress: bool = False) -> GenerationRequest:
+                      config: Mapping[str, Any], progress: bool = False,
+                      seed_index: int | None = None) -> GenerationRequest:
         """The request for one (prompt, seed) sample under a profile's `StudySettings`: the
         video fields come from the settings by name, the generator from ``seed``."""
         import torch
 
         shared = {name: getattr(settings, name) for name in VIDEO_SETTINGS}
         return cls(prompt=prompt, seed=seed, generator=torch.Generator("cpu").manual_seed(seed),
-                   device=device, config=dict(config), progress=progress, **shared)
+                   device=device, config=dict(config), progress=progress, seed_index=seed_index,
+                   **shared)
 
 
 @dataclass

@@ -41,6 +41,7 @@ class MetricSpec:
     needs: frozenset[str]  # subset of {"text", "image", "clip"}
     version: str  # part of the score cache key: bump it when the formula changes
     evaluate: Callable[[MetricInput], Score]
+    backend: str = ""  # the model or algorithm that computes it, for the metric catalogue
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_ablation.profiles.settings import ProfileError, StudySettings
 from pytest_ablation.profiles.kinds import model_kind
+from pytest_ablation.profiles.prompts import read_prompts
 from pytest_ablation.profiles.spec import ModelSpec, Profile, thaw
 
 if sys.version_info >= (3, 11):
@@ -184,7 +185,8 @@ def _build(
         raise ProfileError(f"profile.description: expected a string, got {description!r}")
 
     raw_settings = parent.settings.to_dict() if parent else {}
-    raw_settings.update(_table(data.get("settings", {}), "settings"))
+    own_settings = read_prompts(dict(_table(data.get("settings", {}), "settings")), path.parent)
+    raw_settings.update(own_settings)
     settings = StudySettings.from_dict(raw_settings)
 
     inherited = {role: _spec_fields(spec) for role, spec in parent.models.items()} if parent else {}
