@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--profile", default=None,
                          help="the profile whose judge weights to look for (default: tiny)")
     metrics.set_defaults(run=cmd_metrics)
+    from .submit import add_parser as add_submit
+
+    add_submit(sub, _positive_int)
     return parser
 
 

@@ -79,8 +79,9 @@ class ResultCollector:
     """Results, outcomes and worker summaries of the run, and its report when it finishes.
 
     After ``finish``: ``report`` (None when there was nothing to report), ``gate`` (the
-    verdict against the baseline, if any), ``report_paths`` and ``write_error`` (what could
-    not be written), for the terminal summary.
+    verdict against the baseline, if any), ``report_paths``, ``write_error`` (what could
+    not be written) and ``nothing_to_run`` (a shard the split left empty), for the terminal
+    summary.
     """
 
     def __init__(self, session: "AblationSession", catalog: "Catalog") -> None:
@@ -97,6 +98,7 @@ class ResultCollector:
         self.gate: dict | None = None
         self.report_paths: dict | None = None
         self.write_error: str | None = None
+        self.nothing_to_run = False
 
     def receive(self, report) -> None:
         """A test report of any phase, from this process or a worker."""
@@ -125,8 +127,9 @@ class ResultCollector:
         if not self._records and not ran and self.options.shard is None:
             return
         if self.options.shard is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-            # An empty shard is a normal part of a split (more shards than model groups): it
-            # writes its (empty) report so that the merge finds every shard.
+            # An empty shard is a normal part of a split (more shards than selected tests):
+            # it exits 0 and writes its (empty) report so that the merge finds every shard.
+            self.nothing_to_run = True
             session.exitstatus = pytest.ExitCode.OK
         report = self._build(cases)
         config = self._session.config

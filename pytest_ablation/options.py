@@ -81,8 +81,8 @@ OPTIONS = (
     ),
     Option(
         "--ablation-shard",
-        "run only shard I of N of the selected tests (1 <= I <= N); tests that share models "
-        "stay on one shard; combine the shards' reports with `pytest-ablation merge`",
+        "run only shard I of N of the selected tests (1 <= I <= N); a study may span "
+        "shards, tests that share models stay together where balance allows; combine the shards' reports with `pytest-ablation merge`",
         metavar="I/N",
     ),
     Option(

@@ -148,7 +148,9 @@ def pytest_collection_modifyitems_shard(config, items):
     from .sharding import split
 
     catalog = _catalog(config)
-    kept, dropped = split(items, lambda item: catalog.model_group(item.nodeid) or item.nodeid, *shard)
+    kept, dropped = split(
+        items, lambda item: (catalog.model_group(item.nodeid) or "", item.nodeid), *shard
+    )
     if dropped:
         catalog.select(dropped=[item.nodeid for item in dropped])
         config.hook.pytest_deselected(items=dropped)

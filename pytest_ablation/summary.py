@@ -65,6 +65,11 @@ def write_summary(terminal, collector) -> None:
     if paths:
         terminal.write_line(_wrapped(f"report: {paths['html']}, {paths['json']}, {paths['markdown']}"))
         shard = report.get("shard")
+        if shard and collector.nothing_to_run:
+            terminal.write_line(
+                f"shard {shard['index']}/{shard['count']}: nothing to run (the split gave the "
+                "selected tests to the other shards); its empty report is written for the merge"
+            )
         if shard:
             terminal.write_line(
                 f"shard {shard['index']}/{shard['count']}: combine the shards' report.json files "

@@ -154,7 +154,17 @@ def test_compare_fails_a_null_value_as_nan(tmp_path, capsys):
     assert "2 nan" in out  # the summary: the reference's and the new variant's null values
 
 
-def test_metrics_lists_every_builtin_metric_with_its_backend_and_weights(capsys):
+@pytest.fixture
+def builtin_registry(monkeypatch):
+    """The registry as a fresh process has it: an in-process pytester run earlier in this
+    process (a toy project registers `mean_brightness`) leaves its metrics registered."""
+    from pytest_ablation.metrics import registry
+    from pytest_ablation.session import builtin_metrics
+
+    monkeypatch.setattr(registry, "_REGISTRY", {spec.name: spec for spec in builtin_metrics()})
+
+
+def test_metrics_lists_every_builtin_metric_with_its_backend_and_weights(capsys, builtin_registry):
     from pytest_ablation.metrics import get_metric, metric_names
 
     assert main(["metrics"]) == 0

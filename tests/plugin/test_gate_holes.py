@@ -302,14 +302,18 @@ def test_two_functions_with_the_same_study_and_variant_stop_the_run(toy):
 
 
 def test_an_empty_shard_writes_its_report_and_passes(mixed, capsys):
-    result = mixed.runpytest("test_mixed.py", "--ablation-shard=2/2", "--ablation-report-dir=s2")
+    # Four tests in five shards: the fifth has nothing to run.
+    result = mixed.runpytest("test_mixed.py", "--ablation-shard=5/5", "--ablation-report-dir=s5")
     assert result.ret == 0, result.stdout.str()
-    empty = strict_load(mixed.path / "s2" / "report.json")
-    assert empty["shard"] == {"index": 2, "count": 2} and empty["results"] == []
+    result.stdout.fnmatch_lines(["*shard 5/5: nothing to run*"])
+    empty = strict_load(mixed.path / "s5" / "report.json")
+    assert empty["shard"] == {"index": 5, "count": 5} and empty["results"] == []
     assert {c["outcome"] for c in empty["cases"]} == {"deselected"}
-    assert {c["reason"] for c in empty["cases"]} == {"on another shard than 2/2"}
-    mixed.runpytest("test_mixed.py", "--ablation-shard=1/2", "--ablation-report-dir=s1").assert_outcomes(passed=4)
-    assert main(["merge", str(mixed.path / "s1/report.json"), str(mixed.path / "s2/report.json"),
+    assert {c["reason"] for c in empty["cases"]} == {"on another shard than 5/5"}
+    for index in range(1, 5):
+        mixed.runpytest("test_mixed.py", f"--ablation-shard={index}/5",
+                        f"--ablation-report-dir=s{index}").assert_outcomes(passed=1, deselected=3)
+    assert main(["merge", *(str(mixed.path / f"s{i}/report.json") for i in range(1, 6)),
                  "-o", str(mixed.path / "merged")]) == 0
     merged = strict_load(mixed.path / "merged" / "report.json")
     assert {c["outcome"] for c in merged["cases"]} == {"passed"}

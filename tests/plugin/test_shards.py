@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,7 @@ def studies_of(report):
     return {study["study"] for study in report["studies"]}
 
 
-def test_shards_keep_model_groups_whole_and_merge_to_the_single_run(two_groups, capsys):
+def test_shards_keep_model_groups_together_and_merge_to_the_single_run(two_groups, capsys):
     toy = two_groups
     toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
     first = toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "s1", "-v")
@@ -50,7 +51,8 @@ def test_shards_keep_model_groups_whole_and_merge_to_the_single_run(two_groups, 
     first.assert_outcomes(passed=4, deselected=3)
     second.assert_outcomes(passed=3, deselected=4)
     shard_one, shard_two = report_in(toy, "s1"), report_in(toy, "s2")
-    # The larger group (calm, 4 tests) goes to shard 1; each study runs on exactly one shard.
+    # Ordered by model group (calm, then flicker) and dealt 4 and 3: here balance does not
+    # need to cut a group, so each study runs on exactly one shard.
     assert studies_of(shard_one) == {"calm"} and studies_of(shard_two) == {"flicker"}
     assert shard_one["shard"] == {"index": 1, "count": 2}
     first.stdout.fnmatch_lines(["*shard 1/2*pytest-ablation merge*"])
@@ -80,11 +82,42 @@ def test_the_split_follows_the_selection_not_the_machine(two_groups):
 
     first = collected("-k", "calm", "--ablation-shard", "1/2")
     assert first == collected("-k", "calm", "--ablation-shard", "1/2")
-    assert first == [f"test_calm.py::test_calm[s={s}]" for s in ("0.1", "0.2", "0.3", "0.4")]
-    assert collected("-k", "calm", "--ablation-shard", "2/2") == []
+    # One study is spread over the shards, in node id order.
+    assert first == [f"test_calm.py::test_calm[s={s}]" for s in ("0.1", "0.2")]
+    assert collected("-k", "calm", "--ablation-shard", "2/2") == [
+        f"test_calm.py::test_calm[s={s}]" for s in ("0.3", "0.4")]
+    thirds = [collected("-k", "calm", "--ablation-shard", f"{i}/3") for i in (1, 2, 3)]
+    assert [len(shard) for shard in thirds] == [2, 1, 1]
     everything = collected("--ablation-shard", "1/3") + collected("--ablation-shard", "2/3") + collected(
         "--ablation-shard", "3/3")
     assert sorted(everything) == collected()
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_one_study_spread_over_shards_merges_to_the_single_run(two_groups, capsys, count):
+    # The calm study alone (4 cases): every shard pairs its variants with the reference,
+    # which it reads or recomputes through the cache; 5 shards leave the fifth empty.
+    toy = two_groups
+    toy.runpytest("-k", "calm", "--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(
+        passed=4, deselected=3)
+    sizes = {2: [2, 2], 3: [2, 1, 1], 5: [1, 1, 1, 1, 0]}[count]
+    paths = []
+    for index in range(1, count + 1):
+        result = toy.runpytest("-k", "calm", "--ablation-shard", f"{index}/{count}",
+                               "--ablation-report-dir", f"s{index}", "--ablation-no-cache")
+        assert result.ret == 0, result.outlines
+        ran = result.parseoutcomes().get("passed", 0)
+        assert ran == sizes[index - 1]
+        if ran == 0:
+            result.stdout.fnmatch_lines([f"*shard {index}/{count}: nothing to run*"])
+        paths.append(str(toy.path / f"s{index}" / "report.json"))
+    capsys.readouterr()
+    assert main(["merge", *paths, "-o", str(toy.path / "merged")]) == 0
+    merged, single = report_in(toy, "merged"), report_in(toy, "full")
+    assert merged["studies"] == single["studies"]
+    assert merged["results"] == single["results"]
+    assert {case["nodeid"]: case["outcome"] for case in merged["cases"]} == {
+        case["nodeid"]: case["outcome"] for case in single["cases"]}
 
 
 def test_concurrent_shards_share_one_cache_directory(two_groups, tmp_path):
@@ -142,3 +175,20 @@ def test_merge_refuses_shards_of_different_environments(two_groups, capsys):
     err = capsys.readouterr().err
     assert "environment.packages.torch differs" in err and "0.0.1" in err
     assert not (toy.path / "m" / "report.json").exists()
+
+
+def test_one_real_study_gives_every_one_of_three_shards_a_test():
+    # The TMA study alone: once a single model group, so two of three shards had nothing.
+    repo = Path(__file__).resolve().parents[2]
+    shards = []
+    for index in (1, 2, 3):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "ablations/", "--co", "-q", "-p", "no:cacheprovider",
+             "-k", "tma", "--ablation-shard", f"{index}/3", f"--rootdir={repo}"],
+            capture_output=True, text=True, cwd=repo,
+        )
+        shards.append([line for line in done.stdout.splitlines() if "::" in line])
+    assert all(shards), shards
+    everything = [nodeid for shard in shards for nodeid in shard]
+    assert len(everything) == len(set(everything))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
