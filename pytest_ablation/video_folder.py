@@ -15,9 +15,6 @@ from typing import Any
 
 from .generation import GeneratorError
 
-FORMATS = ("png folder", ".gif", ".mp4")
-
-
 class VideoFolder:
     """A generator that reads each requested video from ``path`` instead of making it."""
 
@@ -25,12 +22,16 @@ class VideoFolder:
         self.path = Path(path)
         if not self.path.is_dir():
             raise GeneratorError(f"VideoFolder: {str(self.path)!r} is not a folder of videos")
+        self._identity: dict | None = None
 
     def cache_identity(self) -> dict:
-        """The folder's content (a digest over its files), not its location."""
-        from .models.identity import HashMemo, tree_sha256
+        """The folder's content (a digest over its files), not its location; read once per
+        VideoFolder, though every ``ablation.run`` asks for it."""
+        if self._identity is None:
+            from .models.identity import HashMemo, tree_sha256
 
-        return {"videos": "folder", "sha256": tree_sha256(self.path, None, HashMemo())}
+            self._identity = {"videos": "folder", "sha256": tree_sha256(self.path, None, HashMemo())}
+        return self._identity
 
     def video_path(self, request: Any) -> Path:
         """Where the video of ``request`` is, or GeneratorError naming what was looked for."""
