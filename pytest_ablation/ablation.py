@@ -23,7 +23,7 @@ from .generation import (
     to_uint8,
 )
 from .keys import canonical, derive_seed, digest
-from .record import make_record, metric_entry, sample_entry
+from .record import DETAILS_FIELD, generator_details, make_record, metric_entry, sample_entry
 from .stats import PairedDelta, paired_delta
 from .version import __version__
 
@@ -91,15 +91,45 @@ class Comparison:
     metrics: dict[str, MetricComparison]
     samples: list[Sample] = field(repr=False, default_factory=list)
     reference_sample_list: list[Sample] = field(repr=False, default_factory=list)
+    # Set-level metrics (FVD): one value for all the variant's videos against a reference
+    # set, with a bootstrap interval (``pytest_ablation.metrics.fvd.SetMetricResult``).
+    set_metrics: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, metric: str) -> MetricComparison:
+        if metric in self.set_metrics:
+            raise KeyError(_set_level_message(metric, "comparison[...]"))
         return self.metrics[metric]
 
     def delta(self, metric: str) -> float:
+        if metric in self.set_metrics:
+            raise KeyError(_set_level_message(metric, "comparison.delta(...)"))
         return self.metrics[metric].delta.delta
 
     def value(self, metric: str) -> float:
+        if metric in self.set_metrics:
+            return self.set_metrics[metric].value
         return self.metrics[metric].delta.variant
+
+    def set_metric(self, metric: str):
+        """The set-level result of ``metric`` (e.g. ``"fvd"``): value, interval (low, high),
+        n_variant, n_reference, what the reference set was, and a warning below the set
+        size the metric needs."""
+        try:
+            return self.set_metrics[metric]
+        except KeyError:
+            raise KeyError(
+                f"{metric!r} is not a set-level metric of this comparison; it has "
+                f"{', '.join(map(repr, self.set_metrics)) or 'none'} (per-video metrics: "
+                f"comparison[{metric!r}])"
+            ) from None
+
+
+def _set_level_message(metric: str, what: str) -> str:
+    return (
+        f"{metric} is a set-level metric: it compares all the variant's videos with a "
+        f"reference set, so it has no paired per-prompt delta for {what}; read "
+        f"comparison.set_metric({metric!r}) (value, low, high, n_variant, warning)"
+    )
 
 
 class _ReferenceCaptured(Exception):
@@ -177,7 +207,7 @@ class Ablation:
         variant_config, settings = self._split(config)
         samples, videos = self._samples(bound, variant_config, settings, self.case.variant)
         if self._replay_until is not None or self.is_reference:
-            reference_config, reference_samples = variant_config, samples
+            reference_config, reference_samples, reference_videos = variant_config, samples, videos
         else:
             ref_generator, ref_raw = self._reference_call(call)
             ref_bound = bind_generator(ref_generator, self._bench.pool.identities)
@@ -187,18 +217,29 @@ class Ablation:
                     f"{self.case.nodeid}: the variant and its reference use different prompts "
                     "or seeds, so their scores cannot be paired"
                 )
-            reference_samples, _ = self._samples(
+            reference_samples, reference_videos = self._samples(
                 ref_bound, reference_config, ref_settings, self.case.marker.reference
             )
         comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
         if self._replay_until is None:
+            comparison.set_metrics = self._set_metrics(videos, reference_videos, settings)
+        if self._replay_until is None:
             record = self._record(comparison, bound, call)
+            details = generator_details(videos)
+            if details:
+                record[DETAILS_FIELD] = details
             record.update(self._media.save(record, videos, fps=settings.fps))
             self.records.append(record)
             self._record_of[id(comparison)] = record
         return comparison
 
     def expect(self, comparison: Comparison, metric: str):
+        if metric in self.case.marker.metrics and self._level(metric) == "set":
+            raise AblationError(
+                f"ablation.expect(..., {metric!r}): {_set_level_message(metric, 'a claim')}. "
+                "A claim here is a paired test over prompts and does not apply; assert on the "
+                f"set-level result instead, e.g. assert result.set_metric({metric!r}).high < bound"
+            )
         if self._replay_until is not None:
             return IgnoredExpectation()
         record = self._record_of.get(id(comparison))
@@ -279,7 +320,7 @@ class Ablation:
         """The scored samples, and the stored videos they were scored on, in the same order;
         ``label`` names the variant (this case's or its reference) in progress lines."""
         bench = self._bench
-        metrics = self.case.marker.metrics
+        metrics = self._video_metrics()
         samples = []
         videos = []
         pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
@@ -322,7 +363,8 @@ class Ablation:
                                       f"{index}/{len(pairs)}", label)
 
             stored = bench.cache.video(video_key, generate)
-            scores = bench.scorer.score_all(stored, prompt, video_key, metrics)
+            scores = bench.scorer.score_all(stored, prompt, video_key, metrics,
+                                            fps=settings.fps)
             samples.append(Sample(prompt, seed_index, seed, video_key, scores))
             videos.append(stored)
         return samples, videos
@@ -410,12 +452,16 @@ class Ablation:
     def _compare(self, config, reference_config, settings, samples, reference_samples) -> Comparison:
         reference_name = self.case.marker.reference or self.case.variant
         metrics = {}
-        for metric in self.case.marker.metrics:
+        for metric in self._video_metrics():
             spec = self._bench.metric(metric)
             values = [s.scores[metric]["value"] for s in samples]
             reference_values = [s.scores[metric]["value"] for s in reference_samples]
-            # The prompt is the unit: the seeds of a prompt are averaged before the tests.
-            delta = paired_delta(values, reference_values, units=[s.prompt for s in samples])
+            # The prompt is the unit: the seeds of a prompt are averaged before the tests. A
+            # study whose seed indexes are independent replicates of the variant (the
+            # marker's unit="seed") averages the prompts of a seed index instead.
+            unit = getattr(self.case.marker, "unit", "prompt")
+            labels = [s.seed_index if unit == "seed" else s.prompt for s in samples]
+            delta = paired_delta(values, reference_values, units=labels, unit=unit)
             metrics[metric] = MetricComparison(
                 metric=metric,
                 direction=spec.direction,
@@ -435,6 +481,103 @@ class Ablation:
             samples=samples,
             reference_sample_list=reference_samples,
         )
+
+    # -- set-level metrics (FVD) ---------------------------------------------------------
+    def _level(self, metric: str) -> str:
+        return getattr(self._bench.metric(metric), "level", "video")
+
+    def _video_metrics(self) -> tuple[str, ...]:
+        return tuple(m for m in self.case.marker.metrics if self._level(m) == "video")
+
+    def _set_metrics(self, videos, reference_videos, settings) -> dict:
+        """Each set-level metric of the study, for this variant's videos against the
+        reference set: the reference variant's videos, or the marker's ``fvd_reference``."""
+        names = [m for m in self.case.marker.metrics if self._level(m) == "set"]
+        if not names:
+            return {}
+        unknown = [m for m in names if m != "fvd"]
+        if unknown:
+            raise AblationError(f"{self.case.nodeid}: set-level metric(s) {unknown} have no "
+                                "implementation; the set-level metric available is 'fvd'")
+        from .metrics.fvd import fvd
+
+        variant_set = self._feature_set(
+            [_frames_hash(v.frames) for v in videos], lambda: [v.frames for v in videos],
+            f"{self.case.variant} ({len(videos)} videos)",
+        )
+        folder = self._fvd_folder()
+        if folder is None:
+            reference_name = self.case.marker.reference or self.case.variant
+            description = f"variant {reference_name} ({len(reference_videos)} videos)"
+            hashes = [_frames_hash(v.frames) for v in reference_videos]
+            reference_set = self._feature_set(
+                hashes, lambda: [v.frames for v in reference_videos], description)
+            same = hashes == [_frames_hash(v.frames) for v in videos]
+        else:
+            paths = _folder_videos(folder)
+            description = f"folder {self.case.marker.fvd_reference} ({len(paths)} videos)"
+            reference_set = self._feature_set(
+                {"folder": _folder_digest(folder), "frames": settings.frames},
+                lambda: [_read_reference_video(path, settings.frames) for path in paths],
+                description,
+            )
+            same = False
+        result = fvd(variant_set["features"].numpy(), reference_set["features"].numpy(),
+                     reference=description, same_set=same)
+        if result.warning:
+            self._bench.progress(f"{self.case.study} {self.case.variant}: warning: {result.warning}")
+        return {"fvd": result}
+
+    def _fvd_folder(self):
+        from .catalog import fvd_reference_folder
+
+        if self.case.marker.fvd_reference is None:
+            return None
+        folder = fvd_reference_folder(self.case.marker, self._item.path)
+        if not folder.is_dir():
+            raise AblationError(f"{self.case.nodeid}: fvd_reference "
+                                f"{self.case.marker.fvd_reference!r} is not a folder ({folder})")
+        return folder
+
+    def _feature_set(self, content: Any, load_videos: Callable[[], list], label: str) -> dict:
+        """I3D features of a set of videos and their Gaussian fit (``features``, ``mean``,
+        ``cov``, ``count``), cached by the videos' content and the I3D weights' identity, so
+        a reference set is featurised once whatever the study, variant or run."""
+        from .metrics.backends.i3d import FEATURE_VERSION
+        from .metrics.fvd import feature_size
+        from .metrics.weights import weight_file
+
+        size = feature_size()
+        key = digest({
+            "what": "fvd-features",
+            "package": __version__,
+            "videos": content,
+            "weights": weight_file("i3d").identity(),
+            "features": FEATURE_VERSION,
+            "size": size,
+        })
+        computed = []
+
+        def compute() -> dict:
+            import numpy as np
+            import torch
+
+            from .metrics.fvd import features_of
+
+            started = time.perf_counter()
+            features = features_of(load_videos(), self._bench.device, size=size)
+            computed.append(time.perf_counter() - started)
+            return {
+                "features": torch.from_numpy(features),
+                "mean": torch.from_numpy(features.mean(axis=0)),
+                "cov": torch.from_numpy(np.atleast_2d(np.cov(features, rowvar=False))),
+                "count": torch.tensor(len(features)),
+            }
+
+        entry = self._bench.cache.tensors(key, compute)
+        how = f"computed ({computed[0]:.2f}s)" if computed else "cached"
+        self._bench.progress(f"{self.case.study} fvd statistics of {label}: {how}")
+        return entry
 
     def _record(self, comparison: Comparison, bound: BoundGenerator, call: int) -> dict:
         return make_record(
@@ -461,7 +604,61 @@ class Ablation:
                 )
                 for name, m in comparison.metrics.items()
             },
+            set_metrics={name: {**r.to_dict(), "direction": self._bench.metric(name).direction}
+                         for name, r in comparison.set_metrics.items()},
         )
+
+
+def _frames_hash(frames) -> dict:
+    """A video's content, for the FVD statistics' cache key: its uint8 frames' bytes."""
+    import hashlib
+
+    data = frames.contiguous().numpy().tobytes()
+    return {"shape": list(frames.shape), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _folder_videos(folder) -> list:
+    """The videos of a reference folder, by name: folders of PNG frames, gif and mp4 files
+    (the layouts ``VideoFolder`` reads)."""
+    from pathlib import Path
+
+    found = sorted(
+        path for path in Path(folder).iterdir()
+        if (path.is_dir() and any(path.glob("*.png")))
+        or (path.is_file() and path.suffix.lower() in (".gif", ".mp4"))
+    )
+    if not found:
+        raise AblationError(f"fvd_reference {str(folder)!r} holds no videos (folders of PNG "
+                            "frames, .gif or .mp4 files)")
+    return found
+
+
+def _folder_digest(folder) -> str:
+    from .models.identity import HashMemo, tree_sha256
+
+    memo = HashMemo()
+    try:
+        return tree_sha256(folder, None, memo)
+    finally:
+        memo.flush()
+
+
+def _read_reference_video(path, frames: int):
+    """A real video as uint8 (frames, 3, H, W), cut to the study's frame count: FVD compares
+    clips of one length. Its size may differ from the study's: I3D resizes every frame."""
+    import torch
+
+    from .generation import GeneratorError
+    from .video_folder import _read
+
+    try:
+        video = _read(path)
+    except GeneratorError as error:
+        raise AblationError(f"fvd_reference: {error}") from None
+    if len(video) < frames:
+        raise AblationError(f"fvd_reference: {str(path)!r} has {len(video)} frames; the study's "
+                            f"videos have {frames}, and FVD compares clips of equal length")
+    return torch.from_numpy(video[:frames]).permute(0, 3, 1, 2).contiguous()
 
 
 def _stored(output, seconds: float):

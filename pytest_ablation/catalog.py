@@ -7,18 +7,27 @@ still knows its reference case, and every worker builds the same catalogue.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 MARKER = "ablation"
 MARKER_HELP = (
     "ablation(study, reference=None, metrics=[...], prompts=None, seeds=None, settings=None): "
     "the test is one variant of an ablation study; `reference` is the id of the variant it "
-    "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by"
+    "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by; "
+    "unit='seed' makes the seed index, not the prompt, the statistical unit; "
+    "metrics_on={'toy': [...]} adds metrics on the named profiles only"
 )
 
 class StudyError(ValueError):
     pass
+
+
+# What a study's samples are grouped by before its paired tests (the marker's ``unit``).
+UNITS = ("prompt", "seed")
 
 
 XFAIL_MARKER = "ablation_xfail"
@@ -58,6 +67,20 @@ class StudyMarker:
     prompts: tuple[str, ...] | None = None
     seeds: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # FVD's reference set: a folder of real videos (relative to the test file's folder), or
+    # None for the study's reference variant's videos.
+    fvd_reference: str | None = None
+    # The statistical unit the samples are averaged within before the paired tests:
+    # "prompt" (the default), or "seed" where each seed index is an independent replicate
+    # of the variant itself (e.g. ExVideo's tuning runs: seed index k samples tuning run k).
+    unit: str = "prompt"
+    # Metrics added on some profiles only ({profile: (metric, ...)}), for metrics that read
+    # only that profile's videos (the toy world's scene parser): ``for_profile`` applies them.
+    metrics_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def for_profile(self, profile: str) -> "StudyMarker":
+        extra = [m for m in self.metrics_on.get(profile, ()) if m not in self.metrics]
+        return dataclasses.replace(self, metrics=self.metrics + tuple(extra)) if extra else self
 
     @classmethod
     def from_mark(cls, mark, where: str) -> "StudyMarker":
@@ -84,12 +107,41 @@ class StudyMarker:
         settings = kwargs.pop("settings", None) or {}
         if not isinstance(settings, Mapping):
             raise StudyError(f"{where}: settings must be a dict of study settings, got {settings!r}")
+        fvd_reference = kwargs.pop("fvd_reference", None)
+        if fvd_reference is not None:
+            if not isinstance(fvd_reference, (str, os.PathLike)) or not str(fvd_reference).strip():
+                raise StudyError(f"{where}: fvd_reference must be the path of a folder of real "
+                                 f"videos, got {fvd_reference!r}")
+            if "fvd" not in metrics:
+                raise StudyError(f"{where}: fvd_reference={str(fvd_reference)!r} is FVD's "
+                                 "reference set, but 'fvd' is not among the study's metrics")
+            fvd_reference = str(fvd_reference)
+        metrics_on = kwargs.pop("metrics_on", None) or {}
+        if not isinstance(metrics_on, Mapping) or not all(
+            isinstance(profile, str) and not isinstance(names, str) and names
+            and all(isinstance(n, str) for n in names)
+            for profile, names in metrics_on.items()
+        ):
+            raise StudyError(f"{where}: metrics_on must map profile names to non-empty lists of "
+                             f"metric names, e.g. {{'toy': ['identity_constancy']}}, got {metrics_on!r}")
+        metrics_on = {profile: tuple(dict.fromkeys(names)) for profile, names in metrics_on.items()}
+        unit = kwargs.pop("unit", "prompt")
+        if unit not in UNITS:
+            raise StudyError(f"{where}: unit must be one of {', '.join(map(repr, UNITS))}, got {unit!r}")
         if kwargs:
             raise StudyError(
                 f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; allowed: "
-                "reference, metrics, prompts, seeds, settings"
+                "reference, metrics, prompts, seeds, settings, fvd_reference, unit, metrics_on"
             )
-        return cls(study.strip(), reference, tuple(dict.fromkeys(metrics)), prompts, seeds, dict(settings))
+        return cls(study.strip(), reference, tuple(dict.fromkeys(metrics)), prompts, seeds,
+                   dict(settings), fvd_reference, unit=unit, metrics_on=metrics_on)
+
+
+def fvd_reference_folder(marker: StudyMarker, test_file) -> Path:
+    """The marker's ``fvd_reference`` folder: a relative path is taken from the folder of the
+    test file, so that a study finds its real videos wherever pytest is started."""
+    folder = Path(str(marker.fvd_reference)).expanduser()
+    return folder if folder.is_absolute() else Path(test_file).parent / folder
 
 
 @dataclass(frozen=True)
@@ -152,6 +204,14 @@ class Catalog:
         except StudyError as error:
             self._errors.append(str(error))
             return
+        if marker.fvd_reference is not None:
+            folder = fvd_reference_folder(marker, item.path)
+            if not folder.is_dir():
+                self._errors.append(
+                    f"{item.nodeid}: fvd_reference={marker.fvd_reference!r} is not a folder "
+                    f"(looked for {str(folder)!r}, relative to the test file's folder)"
+                )
+                return
         callspec = getattr(item, "callspec", None)
         case = Case(
             study=marker.study,
@@ -180,7 +240,9 @@ class Catalog:
                 )
         for cases in self._by_function.values():
             for case in cases.values():
-                unknown = [m for m in case.marker.metrics if m not in known_metrics]
+                named = case.marker.metrics + tuple(
+                    m for names in case.marker.metrics_on.values() for m in names)
+                unknown = [m for m in dict.fromkeys(named) if m not in known_metrics]
                 if unknown:
                     errors.append(
                         f"{case.nodeid}: unknown metric(s) {', '.join(map(repr, unknown))}; "
@@ -211,7 +273,14 @@ class Catalog:
 
     def prepare(self, items, profile: str) -> None:
         """Mark the cases among ``items`` that are expected to fail on ``profile``
-        (``ablation_xfail``) and note each one's model group (see ``model_group_of``)."""
+        (``ablation_xfail``), give every case the metrics its marker adds on ``profile``
+        (``metrics_on``), and note each one's model group (see ``model_group_of``)."""
+        for nodeid, case in list(self._by_nodeid.items()):
+            marker = case.marker.for_profile(profile)
+            if marker is not case.marker:
+                case = dataclasses.replace(case, marker=marker)
+                self._by_nodeid[nodeid] = case
+                self._by_function[case.function][case.variant] = case
         for item in items:
             case = self.case(item.nodeid)
             if case is None:

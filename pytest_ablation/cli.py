@@ -7,15 +7,17 @@ made by ``--ablation-gate`` always agree.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from .files import check_writable_dir, write_json_atomic
 from .gate import GateInputError, judge_reports, summarize
 from .options import OptionError, parse_tolerances
 from .report import ReportError, load_report, render_results_table, write_reports
-from .report.terminal import render_gate_table
+from .report.terminal import WIDTH as LINE_WIDTH, render_gate_table
 
 
 def cmd_show(args) -> int:
@@ -114,8 +116,6 @@ def cmd_plan(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from tabulate import tabulate
-
     from .metrics.registry import get_metric, metric_names
     from .profiles import DEFAULT_PROFILE, ProfileError, load_profile
 
@@ -123,15 +123,48 @@ def cmd_metrics(args) -> int:
         profile = load_profile(args.profile or DEFAULT_PROFILE)
     except ProfileError as error:
         raise ReportError(f"--profile: {error}") from None
+    _register_plugin_metrics()
     judge = _judge_weights(profile)
-    rows = [
-        [spec.name, spec.direction, f"{spec.tolerance:g}", spec.backend or "—", spec.source,
-         judge if "clip" in spec.needs else "none needed"]
-        for spec in map(get_metric, metric_names())
-    ]
-    headers = ["metric", "direction", "tolerance", "backend", "source", f"weights ({profile.name})"]
-    sys.stdout.write(tabulate(rows, headers=headers, disable_numparse=True) + "\n")
+    blocks = []
+    for spec in map(get_metric, metric_names()):
+        better = "informational" if spec.direction == "info" else f"{spec.direction} is better"
+        level = ", one value per set of videos" if getattr(spec, "level", "video") == "set" else ""
+        lines = [f"{spec.name}  ({better}, tolerance {spec.tolerance:g}{level})"]
+        for label, text in (("backend", spec.backend or "—"), ("source", spec.source),
+                            (f"weights ({profile.name})", _metric_weights(spec, judge))):
+            lines.extend(textwrap.wrap(f"{label}: {text}", LINE_WIDTH, initial_indent="  ",
+                                       subsequent_indent="    ", break_on_hyphens=False,
+                                       break_long_words=False))
+        blocks.append("\n".join(lines))
+    sys.stdout.write("\n\n".join(blocks) + "\n")
     return 0
+
+
+def _register_plugin_metrics() -> None:
+    """The metrics installed pytest plugins register (the toy world's among them), as a run
+    registers them: each ``pytest11`` plugin module's ``pytest_ablation_add_metrics``."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    from .metrics.registry import register_metric
+
+    register = functools.partial(register_metric, replace=True)
+    for point in entry_points(group="pytest11"):
+        try:
+            hook = getattr(importlib.import_module(point.module), "pytest_ablation_add_metrics", None)
+        except Exception:  # noqa: BLE001 - a broken plugin is pytest's to report, not ours
+            continue
+        if callable(hook) and point.module != "pytest_ablation.plugin":
+            hook(register=register)
+
+
+def _metric_weights(spec, judge: str) -> str:
+    """The judge's status for a judge-based metric; each own weight file's for the others."""
+    if spec.weights:
+        from .metrics.weights import weight_file
+
+        return "; ".join(weight_file(name).status() for name in spec.weights)
+    return judge if "clip" in spec.needs else "none needed"
 
 
 def _judge_weights(profile) -> str:

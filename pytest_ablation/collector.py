@@ -99,6 +99,8 @@ class ResultCollector:
         self.report_paths: dict | None = None
         self.write_error: str | None = None
         self.nothing_to_run = False
+        # (line, failed) of each experiment tracker that logged the run, or could not (trackers/).
+        self.tracker_lines: list[tuple[str, bool]] = []
 
     def receive(self, report) -> None:
         """A test report of any phase, from this process or a worker."""
@@ -222,9 +224,10 @@ class ResultCollector:
         return True
 
     def _metric_info(self) -> dict[str, dict]:
-        names = {m for r in self._records for m in r["metrics"]}
+        names = {m for r in self._records for m in (*r["metrics"], *(r.get("set_metrics") or ()))}
         if self._baseline is not None:
-            names |= {r["metric"] for r in self._baseline["results"]}
+            names |= {r["metric"] for r in (*self._baseline["results"],
+                                            *(self._baseline.get("set_results") or ()))}
         info = {}
         for name in sorted(names):
             try:

@@ -96,6 +96,7 @@ class ClaimSet:
                 family=family,
                 alpha=delta.alpha,
                 needs=needs if delta.n < needs else None,
+                unit=delta.unit,
                 mde=mde,
                 underpowered=mde is None or margin < mde,
                 passed=bool(p_adjusted <= delta.alpha),
@@ -194,13 +195,15 @@ class Expectation:
             f"  variant   {c.variant:<{width}}  {_fmt(delta.variant)}",
             f"  reference {c.reference:<{width}}  {_fmt(delta.reference)}",
             f"  delta {_fmt(delta.delta)}, {pct}% CI [{_fmt(delta.low)}, {_fmt(delta.high)}] "
-            f"over {delta.n} prompt(s) x {seeds} seed(s), margin {_fmt(margin)}",
+            + (f"over {delta.n} seed(s) x {seeds} prompt(s), the seed the unit"
+               if delta.unit == "seed" else f"over {delta.n} prompt(s) x {seeds} seed(s)")
+            + f", margin {_fmt(margin)}",
         ]
         if outcome["needs"] is not None:
             lines.append(
-                f"  cannot hold with {delta.n} prompt(s): the smallest p-value they can give is "
+                f"  cannot hold with {delta.n} {delta.unit}(s): the smallest p-value they can give is "
                 f"{_p(smallest_pvalue(delta.n))}, above {share}; the claim needs at least "
-                f"{outcome['needs']} prompts"
+                f"{outcome['needs']} {delta.unit}s"
             )
             return "\n".join(lines)
         p_text = f"p = {_p(outcome['p_value'])} (one-sided, t and sign-flip tests)"

@@ -12,6 +12,12 @@ What a case's outcome means to the gate (``cases`` of report.json):
 - errored, claim failed, or selected but never finished: a failure with the reason;
 - a value that is not a number: a failure (*nan*);
 - a baseline case that no longer exists in a collected file: a failure (*deleted*).
+
+Set-level metrics (FVD, ``set_results`` of report.json) are gated too, never ignored: a
+sampled set's FVD moves with the sample, so such a value is judged by its bootstrap interval
+rather than by itself. It regressed when its whole interval lies beyond the baseline's value
+by more than the tolerance (for FVD, lower is better: the interval's low end above baseline
++ tolerance), improved when the whole interval lies on the better side, and is ok otherwise.
 """
 
 from __future__ import annotations
@@ -91,13 +97,42 @@ def number(value) -> float | None:
 def judge(direction: str, baseline: float, current: float, tolerance: float) -> str:
     if number(current) is None:
         return "nan"  # never passes, whatever the direction
+    return _judge_interval(direction, baseline, current, current, tolerance)
+
+
+def judge_set(direction: str, baseline: float, current: Mapping, tolerance: float) -> str:
+    """A set-level value (``current``: a row of ``set_results``) against the baseline's value:
+    by its bootstrap interval (``low``, ``high``); the reference set itself has none and is
+    judged by its value."""
+    value = number(current.get("value"))
+    if value is None:
+        return "nan"
+    low, high = number(current.get("low")), number(current.get("high"))
+    return _judge_interval(direction, baseline, value if low is None else low,
+                           value if high is None else high, tolerance)
+
+
+def _judge_interval(direction: str, baseline: float, low: float, high: float, tolerance: float) -> str:
+    """Regressed when all of [low, high] is worse than the baseline by more than the
+    tolerance, improved when all of it is better; a single value has low == high."""
     if direction == "higher":
-        worse, better = current < baseline - tolerance, current > baseline + tolerance
+        worse, better = high < baseline - tolerance, low > baseline + tolerance
     elif direction == "lower":
-        worse, better = current > baseline + tolerance, current < baseline - tolerance
+        worse, better = low > baseline + tolerance, high < baseline - tolerance
     else:
         return "info"
     return "regressed" if worse else "improved" if better else "ok"
+
+
+def _set_rows(report: Mapping) -> list[dict]:
+    return [{**row, "level": "set"} for row in report.get("set_results") or ()]
+
+
+def _set_reason(now: Mapping) -> str:
+    low, high = number(now.get("low")), number(now.get("high"))
+    if low is None or high is None:
+        return "set-level metric, the reference set itself"
+    return f"set-level metric, judged by its bootstrap interval [{low:.4g}, {high:.4g}]"
 
 
 def compare(
@@ -214,11 +249,13 @@ def judge_reports(
     cases = {(c["study"], c["variant"]): c for c in current["cases"]}
     selection = current.get("selection") or {}
     baseline_nodeids = _nodeids(baseline)
-    results = {(r["study"], r["variant"], r["metric"]): r for r in current["results"]}
+    baseline_results = [*baseline["results"], *_set_rows(baseline)]
+    results = {(r["study"], r["variant"], r["metric"]): r
+               for r in [*current["results"], *_set_rows(current)]}
     rows: list[GateRow] = []
     seen_results = set()
     judged_cases = set()
-    for entry in baseline["results"]:
+    for entry in baseline_results:
         key = (entry["study"], entry["variant"], entry["metric"])
         case_key = (entry["study"], _variant_case(entry["variant"]))
         metric = entry["metric"]
@@ -246,10 +283,14 @@ def judge_reports(
         else:
             seen_results.add(key)
             value = number(now["value"])
-            status = judge(direction, then, value, tolerance)
-            reason = NAN_REASON if status == "nan" else None
+            if now.get("level") == "set" and then is not None:
+                status = judge_set(direction, then, now, tolerance)
+                reason = NAN_REASON if status == "nan" else _set_reason(now)
+            else:
+                status = judge(direction, then, value, tolerance)
+                reason = NAN_REASON if status == "nan" else None
         rows.append(GateRow(*key, status, then, value, tolerance, direction, reason))
-    baseline_keys = {(e["study"], e["variant"], e["metric"]) for e in baseline["results"]}
+    baseline_keys = {(e["study"], e["variant"], e["metric"]) for e in baseline_results}
     for key, now in results.items():
         if key in baseline_keys:
             continue

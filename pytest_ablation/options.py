@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class OptionError(ValueError):
 class Option:
     flag: str
     help: str
-    type: str = "string"  # ini type
+    type: str = "string"  # ini type; "optional": a flag that may take a value (FLAG[=VALUE])
     default: Any = None
     metavar: str | None = None
 
@@ -97,6 +98,22 @@ OPTIONS = (
         f"also save every generated video under <report dir>/videos/, as {'|'.join(VIDEO_FORMATS)}",
         metavar="FORMAT",
     ),
+    Option(
+        "--ablation-wandb",
+        "log the run to Weights & Biases, offline (under <report dir>/wandb/) unless "
+        "WANDB_MODE says otherwise; the project defaults to the project folder's name; needs "
+        'pip install "pytest-ablation[wandb]"',
+        type="optional",
+        metavar="[ENTITY/]PROJECT",
+    ),
+    Option(
+        "--ablation-mlflow",
+        "log the run to MLflow: a tracking URI, or a folder for a local store (default "
+        '<report dir>/mlflow/: an SQLite database and the artifacts); needs pip install '
+        '"pytest-ablation[mlflow]"',
+        type="optional",
+        metavar="URI|DIR",
+    ),
 )
 
 TOLERANCES_INI = "ablation_tolerances"
@@ -108,6 +125,11 @@ def add_options(parser) -> None:
         if option.type == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
                             help=option.help)
+        elif option.type == "optional":
+            # Alone it is True (the option's default value); a value is given with "=", as
+            # a following test path would be taken for it (parse_tracker says so).
+            group.addoption(option.flag, nargs="?", const=True, default=None, dest=option.dest,
+                            metavar=option.metavar, help=option.help)
         else:
             group.addoption(option.flag, default=None, dest=option.dest,
                             metavar=option.metavar, help=option.help)
@@ -136,6 +158,8 @@ class AblationOptions:
     save_videos: str | None = None
     keep_runs: int = DEFAULT_KEEP_RUNS
     tolerances: dict[str, float] = field(default_factory=dict)
+    # Experiment trackers to log to (trackers/): name -> its value, None for its default.
+    trackers: dict[str, str | None] = field(default_factory=dict)
 
 
 # What each option allows, for the message about an empty value.
@@ -149,6 +173,8 @@ ALLOWED = {
     "ablation_shard": "I/N with 1 <= I <= N, e.g. 1/4",
     "ablation_save_videos": "one of " + ", ".join(VIDEO_FORMATS),
     "ablation_keep_runs": "a whole number >= 0",
+    "ablation_wandb": "a W&B project as PROJECT or ENTITY/PROJECT, or true",
+    "ablation_mlflow": "an MLflow tracking URI or a folder, or true",
 }
 
 
@@ -241,6 +267,82 @@ def parse_keep_runs(value: Any, where: str = "--ablation-keep-runs") -> int:
     return int(text)
 
 
+# A URI scheme of two characters or more: "C:\\..." is a Windows path, not a URI.
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
+# Characters W&B refuses in a project name, and its longest name.
+WANDB_FORBIDDEN = '\\#?%:'
+WANDB_MAX_PROJECT = 128
+_ON = ("true", "yes", "on", "1")
+_OFF = ("false", "no", "off", "0")
+
+
+def _swallowed_path(text: str, base: Path) -> bool:
+    """Whether a tracker option's value is a test path that argparse handed it:
+    ``pytest --ablation-wandb tests/`` gives the option "tests/"."""
+    path = _path(text, base)
+    if "::" in text or text.endswith(".py") or path.is_file():
+        return True
+    # A folder of test files; a folder for an MLflow store holds none.
+    return path.is_dir() and any(path.glob("*.py"))
+
+
+def parse_tracker(name: str, value: Any, base: Path, where: str,
+                  explicit: bool = True) -> tuple[bool, str | None]:
+    """``(on, value)`` of ``--ablation-wandb`` or ``--ablation-mlflow`` (``name``): the flag
+    alone, or an ini value of true/yes/on/1, is on with the tracker's default (None); an ini
+    false/no/off/0 is off. An MLflow folder comes back absolute. ``explicit``: the value was
+    written as the option's own (``FLAG=VALUE``, an ini value), not as the next argument,
+    which may be a test path that argparse handed to the option."""
+    if value is None or value is False:
+        return False, None
+    if value is True:
+        return True, None
+    text = str(value).strip()
+    if text.lower() in _ON:
+        return True, None
+    if text.lower() in _OFF:
+        return False, None
+    what = "W&B project" if name == "wandb" else "MLflow tracking URI or store folder"
+    if not explicit and not URI_SCHEME.match(text) and _swallowed_path(text, base):
+        flag = f"--ablation-{name}"
+        raise OptionError(
+            f"{where}: took {text!r} as the {what}, but it is a test path; give a value with "
+            f"'=' ({flag}={'PROJECT' if name == 'wandb' else 'URI'}), or put {flag} alone "
+            "after the test paths"
+        )
+    if name == "wandb":
+        parts = text.split("/")
+        if (len(parts) > 2 or not all(p.strip() for p in parts) or len(parts[-1]) > WANDB_MAX_PROJECT
+                or any(c in WANDB_FORBIDDEN for c in text)):
+            raise OptionError(
+                f"{where}: got {text!r}; expected PROJECT or ENTITY/PROJECT: a W&B project name "
+                f"of at most {WANDB_MAX_PROJECT} characters, none of {' '.join(WANDB_FORBIDDEN)} "
+                "(or the option alone for the default project, the project folder's name)"
+            )
+        return True, text
+    if URI_SCHEME.match(text):
+        return True, text
+    return True, str(_path(text, base))
+
+
+def read_trackers(config) -> dict[str, str | None]:
+    """The trackers the options turn on: name -> value (None for the tracker's default)."""
+    trackers = {}
+    for option in OPTIONS:
+        if option.type != "optional":
+            continue
+        value, base = _value(config, option)
+        on_command_line = config.getoption(option.dest) is not None
+        where = option.flag if on_command_line else f"{option.ini} (ini)"
+        explicit = not on_command_line or any(
+            str(arg).startswith(f"{option.flag}=") for arg in config.invocation_params.args)
+        on, target = parse_tracker(option.dest.removeprefix("ablation_"), value, base, where,
+                                   explicit)
+        if on:
+            trackers[option.dest.removeprefix("ablation_")] = target
+    return trackers
+
+
 def read_options(config) -> AblationOptions:
     """Read every option, command line over ini over default, and check its form.
 
@@ -269,4 +371,5 @@ def read_options(config) -> AblationOptions:
         save_videos=parse_video_format(values["ablation_save_videos"][0]),
         keep_runs=parse_keep_runs(values["ablation_keep_runs"][0]),
         tolerances=parse_tolerances(config.getini(TOLERANCES_INI) or []),
+        trackers=read_trackers(config),
     )

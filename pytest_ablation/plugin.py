@@ -103,6 +103,11 @@ def pytest_configure(config):
 
         collector = config.stash[_COLLECTOR] = ResultCollector(session, catalog)
         config.pluginmanager.register(_ResultHooks(collector), "ablation-results")
+        if session.options.trackers:
+            # Here, on the controller only: it alone holds the whole report.
+            from .trackers import start_trackers
+
+            start_trackers(config, session.options, collector)
 
 
 def pytest_plugin_registered(plugin, plugin_name, manager):

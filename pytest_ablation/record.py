@@ -24,6 +24,15 @@ VARIANT_FIELDS = (
 )
 # Added where the pictures of the variant were saved (paths relative to the report folder).
 MEDIA_FIELDS = ("media", "videos")
+# Added where the study has set-level metrics (FVD): metric -> ``SetMetricResult.to_dict()``.
+SET_METRICS_FIELD = "set_metrics"
+# The fields of a set-level metric of a record that each row of the report's
+# ``set_results`` repeats.
+SET_RESULT_FIELDS = ("direction", "value", "low", "high", "confidence", "n_variant",
+                     "n_reference", "reference", "is_reference", "resamples", "seed", "warning")
+# Added where the generator describes its samples (``info["details"]`` of its videos, e.g.
+# the noise a sampler achieved): name -> {"value": mean over the samples, "samples": [...]}.
+DETAILS_FIELD = "details"
 # Added by the report where the collection order is known: the variant's place among its
 # study's collected cases (its parametrize order, from 0), which orders the study's
 # variants in every table; a second ``ablation.run`` call ("v#2") shares its case's.
@@ -46,9 +55,10 @@ def make_record(
     settings: Mapping[str, Any],
     samples: Iterable[Mapping[str, Any]],
     metrics: Mapping[str, Mapping[str, Any]],
+    set_metrics: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """A new record; its claims (``expectations``) are appended as the test checks them."""
-    return {
+    record = {
         "study": study,
         "variant": variant,
         "reference": reference,
@@ -63,6 +73,9 @@ def make_record(
         "metrics": dict(metrics),
         "expectations": [],
     }
+    if set_metrics:
+        record[SET_METRICS_FIELD] = {name: dict(set_metrics[name]) for name in sorted(set_metrics)}
+    return record
 
 
 def sample_entry(prompt: str, seed_index: int, seed: int, video: str) -> dict:
@@ -98,7 +111,7 @@ def variant_entry(record: Mapping[str, Any], position: int | None = None) -> dic
     if position is not None:
         entry = {"variant": entry.pop("variant"), POSITION_FIELD: position, **entry}
     entry["metrics"] = {m: record["metrics"][m] for m in sorted(record["metrics"])}
-    for optional in MEDIA_FIELDS:
+    for optional in (SET_METRICS_FIELD, DETAILS_FIELD, *MEDIA_FIELDS):
         if optional in record:
             entry[optional] = record[optional]
     return entry
@@ -134,3 +147,26 @@ def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
            "metric": metric}
     row.update((field, m[field]) for field in RESULT_FIELDS)
     return row
+
+
+def set_result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
+    """The row of the report's ``set_results`` for one set-level metric of a record."""
+    m = record[SET_METRICS_FIELD][metric]
+    row = {"study": study, "variant": record["variant"], "metric": metric}
+    row.update((field, m.get(field)) for field in SET_RESULT_FIELDS)
+    return row
+
+
+def generator_details(videos: Iterable[Any]) -> dict:
+    """What the generator reported about each of a variant's samples (the numbers under
+    ``info["details"]`` of its stored videos), by name: their mean over the samples that
+    report it, and each sample's value in sample order (None where a sample lacks it)."""
+    per_sample = [dict((getattr(v, "info", None) or {}).get("details") or {}) for v in videos]
+    names = sorted({name for d in per_sample for name, value in d.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    details = {}
+    for name in names:
+        values = [d.get(name) if isinstance(d.get(name), (int, float)) else None for d in per_sample]
+        present = [float(v) for v in values if v is not None]
+        details[name] = {"value": sum(present) / len(present), "samples": values}
+    return details

@@ -18,23 +18,30 @@ class Scorer:
         self._pool = pool
         self._metric = metric
 
-    def score_all(self, stored, prompt: str, video_key: str, metrics) -> dict[str, Mapping[str, Any]]:
-        inputs = _LazyInput(stored, prompt, self._pool)
+    def score_all(
+        self, stored, prompt: str, video_key: str, metrics, fps: float | None = None
+    ) -> dict[str, Mapping[str, Any]]:
+        # fps needs no place in the score key: it is one of the video key's settings.
+        inputs = _LazyInput(stored, prompt, self._pool, fps)
         scores = {}
         for name in metrics:
             spec = self._metric(name)
             needs = set(spec.needs)
-            key = digest(
-                {
-                    "what": "score",
-                    "package": __version__,
-                    "video": video_key,
-                    "metric": name,
-                    "metric_version": spec.version,
-                    "text": prompt if "text" in needs else None,
-                    "clip": self._pool.identity("clip") if "clip" in needs else None,
-                }
-            )
+            identity = {
+                "what": "score",
+                "package": __version__,
+                "video": video_key,
+                "metric": name,
+                "metric_version": spec.version,
+                "text": prompt if "text" in needs else None,
+                "clip": self._pool.identity("clip") if "clip" in needs else None,
+            }
+            if getattr(spec, "weights", ()):
+                identity["weights"] = [_weights_identity(w) for w in spec.weights]
+            if name == "motion_smoothness":
+                # The score is only as good as the interpolator: another one is another score.
+                identity["interpolator"] = inputs.interpolator_setting()
+            key = digest(identity)
 
             def evaluate(spec=spec):
                 score = spec.evaluate(inputs.get(with_clip="clip" in spec.needs))
@@ -49,6 +56,12 @@ class Scorer:
         return scores
 
 
+def _weights_identity(name: str) -> dict:
+    from .metrics.weights import weight_file
+
+    return weight_file(name).identity()
+
+
 class _LazyInput:
     """Builds the metrics' input once per video, and only if some score is not cached.
 
@@ -56,10 +69,11 @@ class _LazyInput:
     the judge is loaded only for a metric that needs it.
     """
 
-    def __init__(self, stored, prompt: str, pool):
+    def __init__(self, stored, prompt: str, pool, fps: float | None = None):
         self._stored = stored
         self._prompt = prompt
         self._pool = pool
+        self._fps = fps
         self._input = None
         self._has_clip = False
 
@@ -73,6 +87,24 @@ class _LazyInput:
                 text=self._prompt,
                 image=self._stored.condition_as_float(),
                 clip=self._pool.get("clip") if wants_clip else None,
+                device=self._pool.device,
+                fps=self._fps,
+                interpolator=self._interpolator(),
             )
             self._has_clip = wants_clip
         return self._input
+
+    def interpolator_setting(self) -> str:
+        """The profile's ``[metrics.motion_smoothness] interpolator``, or the default."""
+        from .metrics.interpolator_choice import DEFAULT
+
+        options = getattr(self._pool.profile, "metric_options", None)
+        chosen = options("motion_smoothness").get("interpolator") if options else None
+        return chosen or DEFAULT
+
+    def _interpolator(self):
+        from .metrics.interpolator_choice import LazyInterpolator
+
+        # Built on first use, so that a video whose motion_smoothness is cached never runs
+        # the factory (which may load a model).
+        return LazyInterpolator(self.interpolator_setting())

@@ -162,6 +162,7 @@ class AblationSession:
 
         known = set(metric_names())
         missing: dict[str, set[str]] = {}
+        unusable: dict[str, list[str]] = {}
         for nodeid in nodeids:
             case = catalog.case(nodeid)
             if case is None:
@@ -169,8 +170,18 @@ class AblationSession:
             for metric in case.marker.metrics:
                 if metric not in known:
                     continue
-                if "clip" in self.metric(metric).needs and "clip" not in self.profile.models:
+                spec = self.metric(metric)
+                if "clip" in spec.needs and "clip" not in self.profile.models:
                     missing.setdefault("clip", set()).add(f"{metric} ({case.study})")
+                if metric not in unusable:
+                    unusable[metric] = spec.weights_problems()
+        problems = [f"{metric}: {problem}" for metric, found in sorted(unusable.items())
+                    for problem in found]
+        if problems:
+            raise pytest.UsageError(
+                "metrics the selected studies name cannot run on this machine:\n  "
+                + "\n  ".join(problems)
+            )
         for role, users in sorted(missing.items()):
             raise pytest.UsageError(
                 f"--ablation-profile: profile {self.profile.name!r} has no model role {role!r}, "

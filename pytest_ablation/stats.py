@@ -376,6 +376,7 @@ class PairedDelta:
     p_value: float  # two-sided: does the variant differ from its reference?
     mde: float | None  # smallest effect detected with 80% power at this n and spread
     unit_differences: tuple = ()
+    unit: str = "prompt"  # what the n units are: "prompt", or "seed" (independent replicates)
 
     @property
     def alpha(self) -> float:
@@ -394,7 +395,7 @@ class PairedDelta:
             "ci": [self.low, self.high],
             "n": self.n,
             "n_samples": self.samples,
-            "unit": "prompt",
+            "unit": self.unit,
             "confidence": self.confidence,
             "spread": self.spread,
             "p_value": self.p_value,
@@ -408,6 +409,7 @@ def paired_delta(
     *,
     units: Sequence[Hashable] | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    unit: str = "prompt",
 ) -> PairedDelta:
     """Mean difference ``variant - reference`` over paired samples, with the prompt as unit.
 
@@ -415,7 +417,7 @@ def paired_delta(
     averaged before anything else. Without ``units`` every sample is its own unit. The
     interval is the paired t-interval of the unit means (none with one unit); ``p_value``
     is two-sided (t and sign-flip tests, the larger); ``mde`` is None when ``n`` is too
-    small for the test to reject at all.
+    small for the test to reject at all. ``unit`` names what the labels are (reported).
     """
     v = np.asarray(variant, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
@@ -460,6 +462,7 @@ def paired_delta(
         p_value=float(p_value),
         mde=mde,
         unit_differences=tuple(float(x) for x in diffs),
+        unit=unit,
     )
 
 

@@ -75,6 +75,8 @@ def write_summary(terminal, collector) -> None:
                 f"shard {shard['index']}/{shard['count']}: combine the shards' report.json files "
                 "with `pytest-ablation merge`"
             )
+    for line, failed in collector.tracker_lines:
+        terminal.write_line(_wrapped(line), red=failed)
     if collector.write_error:
         terminal.write_line(f"ablation: {collector.write_error}", red=True)
     elif collector.options.save_baseline is not None:

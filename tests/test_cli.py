@@ -164,26 +164,57 @@ def builtin_registry(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {spec.name: spec for spec in builtin_metrics()})
 
 
+def _metric_blocks(out: str) -> dict[str, str]:
+    """Each metric's block of `pytest-ablation metrics`, unwrapped to one line."""
+    blocks = {}
+    for block in out.strip().split("\n\n"):
+        first, *rest = block.splitlines()
+        blocks[first.split()[0]] = " ".join([first] + [line.strip() for line in rest])
+    return blocks
+
+
 def test_metrics_lists_every_builtin_metric_with_its_backend_and_weights(capsys, builtin_registry):
     from pytest_ablation.metrics import get_metric, metric_names
 
     assert main(["metrics"]) == 0
     out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert lines[0].split()[:5] == ["metric", "direction", "tolerance", "backend", "source"]
-    rows = {line.split()[0]: line for line in lines[2:]}
-    assert set(rows) == set(metric_names()) and len(rows) == 8
+    assert max(map(len, out.splitlines())) <= 100
+    rows = _metric_blocks(out)
+    assert list(rows) == metric_names()
+    assert {"subject_consistency", "background_consistency", "aesthetic_quality",
+            "imaging_quality", "dynamic_degree_vbench", "fvd"} <= set(rows)
     for name, line in rows.items():
         spec = get_metric(name)
-        assert spec.backend and spec.backend in line and spec.source in line
+        assert f"tolerance {spec.tolerance:g}" in line
+        assert ("informational" if spec.direction == "info" else f"{spec.direction} is better") in line
+        assert f"backend: {spec.backend}" in line and f"source: {spec.source}" in line
+        if spec.weights:
+            # No weights on this machine: each file is named with the variable to set.
+            for file in spec.weights:
+                assert f"{file}: " in line
+            assert "missing (set PYTEST_ABLATION_WEIGHTS_" in line or "needs module(s)" in line
+            continue
         expected = "built in-process (random weights)" if "clip" in spec.needs else "none needed"
-        assert line.rstrip().endswith(expected), line
+        assert line.endswith(f"weights (tiny): {expected}"), line
+    assert "one value per set of videos" in rows["fvd"]
 
     # The toy world's shipped judge is found on disk; sd15's comes from open_clip's cache.
     assert main(["metrics", "--profile", "toy"]) == 0
-    toy = capsys.readouterr().out
-    assert "present: " in toy and "judge/open_clip_model.safetensors" in toy
+    toy = _metric_blocks(capsys.readouterr().out)["clip_score"].replace(" ", "")
+    assert "weights(toy):present:" in toy and "judge/open_clip_model.safetensors" in toy
     assert main(["metrics", "--profile", "sd15"]) == 0
-    assert "open_clip tag or hub id 'openai'" in capsys.readouterr().out
+    assert "open_clip tag or hub id 'openai'" in _metric_blocks(capsys.readouterr().out)["clip_score"]
     assert main(["metrics", "--profile", "no-such-profile"]) == 2
     assert "--profile: unknown profile 'no-such-profile'" in capsys.readouterr().err
+
+
+def test_the_metric_catalogue_lists_the_metrics_of_installed_plugins():
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-m", "pytest_ablation.cli", "metrics"],
+                            capture_output=True, text=True, check=True).stdout
+    blocks = _metric_blocks(listed)
+    # The toy world registers its parser metrics through its own pytest11 plugin.
+    assert {"identity_constancy", "trajectory_jerk", "warping_error"} <= set(blocks)
+    assert "clip_score" in blocks and "fvd" in blocks

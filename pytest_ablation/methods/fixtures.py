@@ -32,14 +32,21 @@ def exvideo(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile)
     """Post-tuned ExVideo variants of the profile's SVD ("svd" role), tuned weights cached.
 
     The model loads on the first video or tuning actually computed. ``exvideo.long_video``
-    holds the settings the studies sample at: the recipe's ``max_frames`` (past 25), and the
-    recipe's clip size too where the profile says ``sample_at_recipe_size``.
+    holds the settings the studies sample at: the recipe's ``max_frames`` (well past the
+    model's trained length), and the recipe's clip size too where the profile says
+    ``sample_at_recipe_size``. Variants with ``tuned_from="svd"`` start from the profile's
+    ``svd_base`` role where it has one (plain SVD under an ExVideo-tuned ``svd``, as on
+    ``exsvd``), from ``svd`` otherwise.
     """
     from pytest_ablation.methods.exvideo import ExVideoVariants
 
     long_video = dict(exvideo_on_profile.long_video, frames=exvideo_recipe.max_frames)
     if "height" in long_video:
         long_video.update(height=exvideo_recipe.height, width=exvideo_recipe.width)
+    base = {}
+    if "svd_base" in ablation_models.profile.models:
+        base = {"base": lambda: ablation_models.get("svd_base"),
+                "base_identity": ablation_models.identity("svd_base")}
     return ExVideoVariants(
         lambda: ablation_models.get("svd"),
         recipe=exvideo_recipe,
@@ -47,6 +54,7 @@ def exvideo(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile)
         store=ablation_cache,
         long_video=long_video,
         sampler_options=exvideo_on_profile.sampler_options,
+        **base,
     )
 
 

@@ -25,8 +25,18 @@ _EXPORTS = {
     "dimensions.temporal_flickering": ("temporal_flickering", "temporal_flickering_per_pair"),
     "dimensions.motion_smoothness": ("motion_smoothness", "motion_smoothness_per_frame"),
     "dimensions.dynamic_degree": ("dynamic_degree", "dynamic_degree_per_pair"),
+    "dimensions.dynamic_degree_vbench": (
+        "dynamic_degree_vbench", "dynamic_degree_vbench_per_pair",
+    ),
+    "dimensions.imaging_quality": ("imaging_quality", "imaging_quality_per_frame"),
+    "dimensions.subject_consistency": ("subject_consistency", "subject_consistency_per_frame"),
+    "dimensions.background_consistency": (
+        "background_consistency", "background_consistency_per_frame",
+    ),
+    "dimensions.aesthetic_quality": ("aesthetic_quality", "aesthetic_quality_per_frame"),
     "interpolators": ("Interpolator", "FlowMidpointInterpolator", "LinearInterpolator"),
     "validation": ("check_video", "check_image"),
+    "weights": ("WeightFile", "WeightsMissing", "register_weight_file", "weight_file", "weight_files"),
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
@@ -42,6 +52,26 @@ if TYPE_CHECKING:
     from pytest_ablation.metrics.dimensions.dynamic_degree import (
         dynamic_degree,
         dynamic_degree_per_pair,
+    )
+    from pytest_ablation.metrics.dimensions.dynamic_degree_vbench import (
+        dynamic_degree_vbench,
+        dynamic_degree_vbench_per_pair,
+    )
+    from pytest_ablation.metrics.dimensions.imaging_quality import (
+        imaging_quality,
+        imaging_quality_per_frame,
+    )
+    from pytest_ablation.metrics.dimensions.aesthetic_quality import (
+        aesthetic_quality,
+        aesthetic_quality_per_frame,
+    )
+    from pytest_ablation.metrics.dimensions.background_consistency import (
+        background_consistency,
+        background_consistency_per_frame,
+    )
+    from pytest_ablation.metrics.dimensions.subject_consistency import (
+        subject_consistency,
+        subject_consistency_per_frame,
     )
     from pytest_ablation.metrics.inputs import MetricInput
     from pytest_ablation.metrics.interpolators import (
@@ -69,6 +99,13 @@ if TYPE_CHECKING:
         temporal_flickering_per_pair,
     )
     from pytest_ablation.metrics.validation import check_image, check_video
+    from pytest_ablation.metrics.weights import (
+        WeightFile,
+        WeightsMissing,
+        register_weight_file,
+        weight_file,
+        weight_files,
+    )
     from pytest_ablation.metrics.dimensions.video_coherence import (
         video_coherence,
         video_coherence_per_frame,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -27,7 +28,8 @@ _WHAT = {
 
 class MetricInput:
     """One video (F, 3, H, W) in [0, 1], plus the optional prompt, condition image (3, H, W),
-    CLIP model and frame interpolator its metrics may need.
+    CLIP model and frame interpolator its metrics may need, and the device their own models
+    run on (the video's by default).
 
     The inputs are validated once, here. CLIP features of the frames and of the condition
     image, and the uint8 frames, are computed on first use and kept, so every CLIP metric of
@@ -44,6 +46,8 @@ class MetricInput:
         image: torch.Tensor | None = None,
         clip: ClipModel | None = None,
         interpolator: Interpolator | None = None,
+        device: str | torch.device | None = None,
+        fps: float | None = None,
     ) -> None:
         self._video = check_video(video)
         if text is not None and not isinstance(text, str):
@@ -54,6 +58,13 @@ class MetricInput:
         self._image = image
         self._clip = clip
         self._interpolator = interpolator
+        self._device = torch.device(device) if device is not None else self._video.device
+        if fps is not None and not (
+            isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps)
+            and fps > 0
+        ):
+            raise ValueError(f"fps must be a positive number or None, got {fps!r}")
+        self._fps = fps
         self._uint8: np.ndarray | None = None
         self._frame_features: torch.Tensor | None = None
         self._image_features: torch.Tensor | None = None
@@ -63,6 +74,11 @@ class MetricInput:
     image = property(lambda self: self._image)
     clip = property(lambda self: self._clip)
     interpolator = property(lambda self: self._interpolator)
+    # Where a metric's own model (metrics/weights.py) runs: the worker's device.
+    device = property(lambda self: self._device)
+    # Frames per second the video plays at, when known (VBench's dynamic degree subsamples
+    # by it); None for a bare tensor.
+    fps = property(lambda self: self._fps)
 
     @property
     def num_frames(self) -> int:

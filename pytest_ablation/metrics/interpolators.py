@@ -5,6 +5,9 @@ tensors (N, 3, H, W) in [0, 1] (N pairs at once), returning the (N, 3, H, W) fra
 between each pair, ideally with a ``name`` attribute that reports print. A learned model
 such as AMT plugs in with the same signature; it should split N into chunks itself if
 memory requires.
+
+A run picks one in its profile, ``[metrics.motion_smoothness] interpolator = ...``: a name of
+``interpolator_choice.BUILTINS`` or ``"package.module:factory"`` (interpolator_choice.py).
 """
 
 from __future__ import annotations
@@ -95,3 +98,8 @@ class FlowMidpointInterpolator:
 
     def __repr__(self) -> str:
         return f"FlowMidpointInterpolator(method={self.method!r})"
+
+
+def farneback_midpoint() -> FlowMidpointInterpolator:
+    """The midpoint warp on OpenCV's Farneback flow instead of DIS."""
+    return FlowMidpointInterpolator("farneback")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 DIRECTIONS = frozenset({"higher", "lower", "info"})
 NEEDS = frozenset({"text", "image", "clip"})
+LEVELS = frozenset({"video", "set"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class MetricSpec:
     version: str  # part of the score cache key: bump it when the formula changes
     evaluate: Callable[[MetricInput], Score]
     backend: str = ""  # the model or algorithm that computes it, for the metric catalogue
+    # Names of the weight files (metrics/weights.py) its own model loads; checked at
+    # collection, and part of its scores' cache keys.
+    weights: tuple[str, ...] = ()
+    # "video": one score per video, compared by paired deltas; "set": one value per set of
+    # videos (FVD), computed by the study from all the videos of a variant and a reference.
+    level: str = "video"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -67,6 +74,24 @@ class MetricSpec:
         object.__setattr__(self, "needs", needs)
         if not callable(self.evaluate):
             raise ValueError(f"metric {self.name!r}: evaluate must be callable")
+        if isinstance(self.weights, str) or not all(isinstance(w, str) for w in self.weights):
+            raise ValueError(
+                f"metric {self.name!r}: weights must be a list of weight-file names, "
+                f"got {self.weights!r}"
+            )
+        object.__setattr__(self, "weights", tuple(self.weights))
+        if self.level not in LEVELS:
+            raise ValueError(
+                f"metric {self.name!r}: level must be one of {sorted(LEVELS)}, got {self.level!r}"
+            )
+
+    def weights_problems(self) -> list[str]:
+        """Why this metric cannot run here (missing weights or extra); empty when it can."""
+        if not self.weights:
+            return []
+        from pytest_ablation.metrics.weights import weight_file
+
+        return [p for p in (weight_file(name).problem() for name in self.weights) if p]
 
 
 _REGISTRY: dict[str, MetricSpec] = {}
@@ -131,7 +156,8 @@ def _register_builtins() -> None:
                 name=name,
                 version="1",
                 evaluate=_LazyEvaluate(f"pytest_ablation.metrics.dimensions.{name}"),
-                **{**fields, "needs": frozenset(fields["needs"])},
+                **{**fields, "needs": frozenset(fields["needs"]),
+                   "weights": tuple(fields.get("weights", ()))},
             )
         )
 

@@ -121,6 +121,9 @@ class Profile:
     # Each method's settings on this profile (``[methods.<name>]``: a tuning recipe, where its
     # conditioning images come from), read by the method; the profile only keeps them.
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Options of the built-in metrics for runs on this profile (``[metrics.<name>]``), checked
+    # when the profile loads; see METRIC_OPTIONS.
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -147,6 +150,7 @@ class Profile:
                 raise fail(f"methods.{name}", options, "a table")
             methods[name] = _freeze(_plain(f"methods.{name}", dict(options)))
         object.__setattr__(self, "methods", MappingProxyType(methods))
+        object.__setattr__(self, "metrics", MappingProxyType(_metric_options(self.metrics)))
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_dict(), sort_keys=True))
@@ -168,6 +172,10 @@ class Profile:
         """What ``[methods.<method>]`` sets on this profile (an empty dict when nothing)."""
         return thaw(self.methods.get(method, {}))
 
+    def metric_options(self, metric: str) -> dict[str, Any]:
+        """What ``[metrics.<metric>]`` sets on this profile (an empty dict when nothing)."""
+        return thaw(self.metrics.get(metric, {}))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -176,4 +184,47 @@ class Profile:
             "settings": self.settings.to_dict(),
             "models": {role: spec.to_dict() for role, spec in self.models.items()},
             "methods": thaw(self.methods),
+            # Only when set, so that the reports of profiles without metric options read as
+            # before.
+            **({"metrics": thaw(self.metrics)} if self.metrics else {}),
         }
+
+
+# The options each metric takes in a profile's [metrics.<name>] table, each with the
+# 'module:function' that checks its value. Named, not imported, so that profiles import
+# nothing of the package (as model kinds come through entry points); a check raises
+# ValueError naming the setting and what is allowed.
+METRIC_OPTIONS = {
+    "motion_smoothness": {"interpolator": "pytest_ablation.metrics.interpolator_choice:check"},
+}
+
+
+def _check_metric_option(checker: str, where: str, value: Any) -> Any:
+    import importlib
+
+    module, function = checker.split(":")
+    try:
+        return getattr(importlib.import_module(module), function)(value, where)
+    except ValueError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+def _metric_options(tables: Any) -> dict[str, Any]:
+    if not isinstance(tables, Mapping):
+        raise fail("metrics", tables, "a table of [metrics.<name>] tables")
+    known = ", ".join(f"[metrics.{m}] {', '.join(o)}" for m, o in METRIC_OPTIONS.items())
+    checked = {}
+    for metric, options in tables.items():
+        if metric not in METRIC_OPTIONS:
+            raise ProfileError(f"metrics.{metric}: no options for this metric; known: {known}")
+        if not isinstance(options, Mapping):
+            raise fail(f"metrics.{metric}", options, "a table")
+        values = {}
+        for key, value in options.items():
+            checker = METRIC_OPTIONS[metric].get(key)
+            if checker is None:
+                raise ProfileError(f"metrics.{metric}.{key}: unknown option; known: {known}")
+            where = f"metrics.{metric}.{key}"
+            values[key] = _check_metric_option(checker, where, _plain(where, value))
+        checked[metric] = _freeze(values)
+    return checked

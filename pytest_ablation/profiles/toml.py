@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-_TOP_LEVEL = ("profile", "settings", "models", "methods")
+_TOP_LEVEL = ("profile", "settings", "models", "methods", "metrics")
 _PROFILE_KEYS = ("name", "description", "extends")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -156,8 +156,8 @@ def _build(
     for key in data:
         if key not in _TOP_LEVEL:
             raise ProfileError(
-                f"{key}: unknown table; a profile has [profile], [settings], [models.<role>] "
-                "and [methods.<name>]"
+                f"{key}: unknown table; a profile has [profile], [settings], [models.<role>], "
+                "[methods.<name>] and [metrics.<name>]"
             )
     if "profile" not in data:
         raise ProfileError("profile: missing; a profile file starts with a [profile] table")
@@ -195,6 +195,9 @@ def _build(
     for method, options in _table(data.get("methods", {}), "methods").items():
         # A child's table sets single keys over its parent's, as a role's table does.
         methods[method] = {**methods.get(method, {}), **_table(options, f"methods.{method}")}
+    metrics = {name: dict(options) for name, options in parent.metrics.items()} if parent else {}
+    for metric, options in _table(data.get("metrics", {}), "metrics").items():
+        metrics[metric] = {**metrics.get(metric, {}), **_table(options, f"metrics.{metric}")}
     return Profile(
         name=name,
         description=description,
@@ -202,4 +205,5 @@ def _build(
         models=models,
         path=str(path),
         methods=methods,
+        metrics=metrics,
     )

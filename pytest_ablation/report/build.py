@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..files import strict_json
-from ..record import POSITION_FIELD, call_number, case_variant, result_row, variant_entry
+from ..record import (
+    POSITION_FIELD,
+    SET_METRICS_FIELD,
+    call_number,
+    case_variant,
+    result_row,
+    set_result_row,
+    variant_entry,
+)
 from .inference import annotate, result_fields
 
 REPORT_FORMAT = "pytest-ablation-report"
@@ -111,6 +119,7 @@ def build_report(
         by_study.setdefault(record["study"], {})[record["variant"]] = record
     studies = []
     results = []
+    set_results = []
     for study in sorted(by_study):
         variants = by_study[study]
         references = sorted({r["reference"] for r in variants.values()})
@@ -122,6 +131,8 @@ def build_report(
             record = variants[variant]
             study_entry["variants"].append(variant_entry(record, positions[variant]))
             results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
+            set_results.extend(set_result_row(study, record, metric)
+                               for metric in sorted(record.get(SET_METRICS_FIELD) or {}))
         studies.append(study_entry)
     # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
     annotate(studies)
@@ -138,6 +149,10 @@ def build_report(
         "studies": studies,
         "results": results,
     }
+    if set_results:
+        # Set-level metrics (FVD): one value per variant against a reference set, with its
+        # bootstrap interval; not paired deltas, so kept apart from ``results``.
+        report["set_results"] = set_results
     if cases is not None:
         report["cases"] = sorted(
             ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")}
@@ -204,7 +219,8 @@ def baseline_problem(report: dict) -> str | None:
         first = broken[0]
         return (f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
                 f"{first.get('variant')}: {first.get('reason')}")
-    for index, entry in enumerate(report.get("results") or ()):
+    for index, entry in enumerate([*(report.get("results") or ()),
+                                   *(report.get("set_results") or ())]):
         if not _is_number(entry.get("value")):
             return (f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
                     f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "

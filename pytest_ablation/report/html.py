@@ -192,6 +192,8 @@ def _study_section(report: dict, study: dict, gate_index: dict, media_root: Path
     parts = [f'<section class="study" id="{escape(_anchor(name))}">',
              f"<h2>{escape(name)}</h2>", _study_intro(study)]
     parts.append(_results_table(study, info, gate_index))
+    parts.append(_details(study))
+    parts.append(_set_metrics(report, name))
     parts.append(_claims(variants, expected_by_variant(report, name)))
     parts.append(_definitions(metrics, info))
     parts.append(_previews(study, media_root))
@@ -209,7 +211,10 @@ def _study_intro(study: dict) -> str:
     references = ", ".join(study.get("references", [])) or "?"
     text = (f"Reference: <strong>{escape(references)}</strong>. Each cell: the variant's mean; "
             f"Δ = variant − reference with its {confidence:.0%} t-interval over "
-            f"{escape(str(n))} prompts (seeds averaged within a prompt); p: the t and sign-flip "
+            + (f"{escape(str(n))} seeds (each seed index an independent replicate, prompts "
+               "averaged within it)" if first_metric.get("unit") == "seed" else
+               f"{escape(str(n))} prompts (seeds averaged within a prompt)")
+            + "; p: the t and sign-flip "
             "tests; adj.: Holm over the study's claims (confirmatory) or Benjamini-Hochberg "
             "over the report's other cells (exploratory); bold and ★ only when significant "
             "after adjustment; MDE: the smallest difference detected with 80% power.")
@@ -349,6 +354,35 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
     return f'<td class="{" ".join(classes)}" {" ".join(attrs)}>' + "".join(body) + "</td>"
 
 
+def _details(study: dict) -> str:
+    """What the generator reported about each variant's samples (``details``), if any."""
+    from .terminal import detail_rows
+
+    headers, rows = detail_rows(study)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+                     for row in rows)
+    return f'<table class="details"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+
+
+def _set_metrics(report: dict, study: str) -> str:
+    """The study's set-level metrics (FVD): one row per variant, then their warnings."""
+    from .terminal import set_metric_rows
+
+    headers, rows, warnings = set_metric_rows(report, study)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+                     for row in rows)
+    notes = "".join(f'<p class="set-warning"><strong>Warning:</strong> {escape(w)}</p>'
+                    for w in warnings)
+    return (f'<table class="set-metrics"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
+            f"</tbody></table>{notes}")
+
+
 def _claims(variants: list[dict], expected: dict[str, str]) -> str:
     claims = [(v["variant"], e) for v in variants for e in v.get("expectations") or []]
     if not claims:
@@ -382,7 +416,7 @@ def _claim_note(claim: dict) -> str:
         notes.append("confirmed study-wide (Holm)" if claim["confirmed"]
                      else "not confirmed study-wide (Holm)")
     if claim.get("needs") is not None:
-        notes.append(f"needs {claim['needs']} prompts")
+        notes.append(f"needs {claim['needs']} {claim.get('unit') or 'prompt'}s")
     elif claim.get("underpowered") and not claim.get("passed"):
         notes.append(f"underpowered: MDE {general(claim.get('mde'))}")
     return escape("; ".join(notes))

@@ -6,8 +6,10 @@ from .build import variant_order
 from .format import column_decimals, settings_text
 from .terminal import (
     claim_rows,
+    detail_rows,
     expected_by_variant,
     render_gate_table,
+    set_metric_rows,
     study_table,
     study_title,
     test_rows,
@@ -40,6 +42,13 @@ def render_markdown(report: dict) -> str:
         test_headers, tests = test_rows(study, decimals)
         if tests:
             lines += ["", _github_table(test_headers, tests)]
+        detail_headers, details = detail_rows(study)
+        if details:
+            lines += ["", _github_table(detail_headers, details)]
+        set_headers, set_rows, warnings = set_metric_rows(report, study["study"])
+        if set_rows:
+            lines += ["", _github_table(set_headers, set_rows)]
+            lines += [f"\n> **Warning:** {w}" for w in warnings]
         claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]),
                                            decimals)
         if claims:

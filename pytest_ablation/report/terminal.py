@@ -19,8 +19,8 @@ from .format import (
 )
 
 __all__ = [
-    "WIDTH", "claim_rows", "column_decimals", "expected_by_variant", "render_gate_table",
-    "render_results_table", "study_table", "test_rows",
+    "WIDTH", "claim_rows", "column_decimals", "detail_rows", "expected_by_variant", "render_gate_table",
+    "render_results_table", "set_metric_rows", "study_table", "test_rows",
 ]
 
 WIDTH = 100
@@ -87,7 +87,7 @@ def _units(study: dict) -> str:
     n = first.get("n", 0)
     samples = first.get("n_samples")
     extra = f" ({samples} samples)" if samples and samples != n else ""
-    return f"{n} prompts{extra}"
+    return f"{n} {first.get('unit') or 'prompt'}s{extra}"
 
 
 def study_title(study: dict) -> str:
@@ -129,7 +129,7 @@ def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: boo
 
 def _claim_notes(e: dict, decimals: dict[str, int]) -> list[str]:
     if e.get("needs") is not None:
-        return [f"needs {e['needs']} prompts"]
+        return [f"needs {e['needs']} {e.get('unit') or 'prompt'}s"]
     if e.get("underpowered") and not e.get("passed"):
         d = decimals.get(e.get("metric"))
         return [f"underpowered (MDE {general(e.get('mde')) if d is None else fixed(e.get('mde'), d)})"]
@@ -313,6 +313,15 @@ def render_results_table(report: dict, tablefmt: str = "simple", width: int = WI
                     (("variant", 10), ("metric", 16), ("95% CI", 11), ("family", 11))
                     if name in test_headers}
             parts += [fit_table(test_headers, tests, wrap=wrap, width=width, tablefmt=tablefmt), ""]
+        detail_headers, details = detail_rows(study)
+        if details:
+            parts += [fit_table(detail_headers, details, width=width, tablefmt=tablefmt), ""]
+        set_headers, set_rows, warnings = set_metric_rows(report, study["study"])
+        if set_rows:
+            parts += [fit_table(set_headers, set_rows, wrap={0: 10, 5: 24}, width=width,
+                                tablefmt=tablefmt)]
+            parts += [_lines(f"warning: {w}", width) for w in warnings]
+            parts.append("")
         claim_headers, claims = _terminal_claim_rows(
             study, expected_by_variant(report, study["study"]), decimals)
         if claims:
@@ -323,6 +332,54 @@ def render_results_table(report: dict, tablefmt: str = "simple", width: int = WI
                                     "its reason is in report.md", width))
             parts.append("")
     return "\n".join(parts).rstrip() + "\n"
+
+
+# --- what the generator reported (variant details) ----------------------------------------
+
+def detail_rows(study: dict) -> tuple[list[str], list[list[str]]]:
+    """What the generator reported about each variant's samples (its ``details``, e.g. the
+    initial noise a sampler achieved): one row per variant, the mean over its samples per
+    name. No rows when no variant has details."""
+    variants = [v for v in study["variants"] if v.get("details")]
+    if not variants:
+        return [], []
+    names = sorted({name for v in variants for name in v["details"]})
+    rows = []
+    for variant in study["variants"]:
+        details = variant.get("details") or {}
+        rows.append([_variant_label(variant)] + [
+            f"{details[name]['value']:.4g}" if name in details else "—" for name in names])
+    return ["variant (generator details, mean)"] + names, rows
+
+
+# --- set-level metrics (FVD) ---------------------------------------------------------------
+
+def set_metric_rows(report: dict, study: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """The set-level metrics (FVD) of a study, one row per variant and metric: its value
+    against the reference set, the bootstrap interval, the set sizes and the reference set;
+    and the distinct warnings of its rows (a row with one says "yes" in its column)."""
+    entries = [r for r in report.get("set_results") or () if r.get("study") == study]
+    order = {v.get("variant"): i for s in report.get("studies") or () if s.get("study") == study
+             for i, v in enumerate(s.get("variants") or ())}
+    entries.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["metric"]))
+    headers = ["variant", "metric", "value", "95% CI", "n (variant / ref)", "reference set",
+               "warning"]
+    rows, warnings = [], []
+    for r in entries:
+        low, high = r.get("low"), r.get("high")
+        if r.get("is_reference"):
+            interval = "reference set"
+        elif low is None or high is None:
+            interval = "—"
+        else:
+            interval = f"[{fixed(low, 2)}, {fixed(high, 2)}]"
+        arrow = ARROWS.get(r.get("direction"), "")
+        rows.append([str(r["variant"]), f"{r['metric']}{arrow}", fixed(r.get("value"), 2),
+                     interval, f"{r.get('n_variant')} / {r.get('n_reference')}",
+                     str(r.get("reference")), "yes" if r.get("warning") else ""])
+        if r.get("warning") and r["warning"] not in warnings:
+            warnings.append(r["warning"])
+    return headers, rows, warnings
 
 
 # --- the gate -------------------------------------------------------------------------------

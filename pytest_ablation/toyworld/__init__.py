@@ -7,6 +7,11 @@ UNet and an image-to-video UNet are all trained on it and shipped under ``weight
 profile tests the papers' claims with models that have learned something. The training code
 is not part of the package: it is the repository's ``toyworld`` development package
 (``python -m toyworld.train``, run from the repository root).
+
+Since the world's palette, shapes and backgrounds are known, ``parser`` reads a frame back
+exactly (object position, size, colour, shape; the background), ``metrics`` and
+``scene_metrics`` score videos with it (registered by the ``plugin`` module, a pytest11 entry
+point), and ``controls`` draws videos with one known defect each to check those metrics.
 """
 
 from pathlib import Path

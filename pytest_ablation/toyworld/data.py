@@ -29,6 +29,9 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "purple": (0.60, 0.15, 0.80),
 }
 DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+# How a video's shape moves: straight across (the path fits the clip), or reflecting off the
+# frame's edges (size and speed independent of the clip length).
+MOTIONS: tuple[str, ...] = ("straight", "bounce")
 
 # Pixel offset per frame of each direction; y grows downwards as in the image tensor.
 DIRECTION_VECTORS: dict[str, tuple[int, int]] = {
@@ -154,21 +157,30 @@ def sample_videos(
     seed: int,
     size: int = IMAGE_SIZE,
     speed_range: tuple[float, float] = (0.5, 2.0),
+    motion: str = "straight",
 ) -> tuple[torch.Tensor, list[str], list[tuple[ShapeScene, ...]]]:
-    """``n`` videos of one shape moving straight in one direction at a steady speed.
+    """``n`` videos of one shape moving in one direction at a steady speed.
 
     Returns videos (n, frames, 3, size, size) float32 in [0, 1], captions ("a red circle
     moving left") and, per video, its scene at every frame.
 
-    The shape stays wholly inside the frame: its start is drawn from the positions that
-    leave room for the whole path. When a path is longer than the frame allows, the shape is
-    drawn smaller (down to the smallest size) and then, if still needed, slower; so a long
-    clip at a high speed gets shapes moving slower than ``speed_range`` asks.
+    ``motion="straight"``: the shape moves straight and stays wholly inside the frame: its
+    start is drawn from the positions that leave room for the whole path. When a path is
+    longer than the frame allows, the shape is drawn smaller (down to the smallest size) and
+    then, if still needed, slower; so a long clip at a high speed gets shapes moving slower
+    than ``speed_range`` asks.
+
+    ``motion="bounce"``: the shape starts where it was drawn and reflects off the frame's
+    edges (its extent touching the edge), so its size and speed are those drawn whatever the
+    clip length, and the first frames of a long clip are the frames of a short one with the
+    same seed. The caption names the direction of the first step; each frame's scene carries
+    the direction it is moving in at that frame.
     """
     _check_count(n, "n")
     _check_count(frames, "frames")
     _check_size(size)
     low, high = _check_speed_range(speed_range)
+    _check_names([motion], MOTIONS, "motion")
     rng = np.random.default_rng(_check_seed(seed))
     starts = _draw_scenes(rng, n, size, list(COLOURS), list(SHAPES))
     direction_index = rng.integers(0, len(DIRECTIONS), n)
@@ -178,6 +190,9 @@ def sample_videos(
     videos: list[tuple[ShapeScene, ...]] = []
     for start, d, speed, fraction in zip(starts, direction_index, speeds, along, strict=True):
         direction = DIRECTIONS[int(d)]
+        if motion == "bounce":
+            videos.append(_bouncing(start, direction, float(speed), frames, size))
+            continue
         extent = start.size
         travel = float(speed) * steps
         if travel > size - extent:
@@ -200,12 +215,55 @@ def sample_videos(
     return pixels, [video[0].caption for video in videos], videos
 
 
-def tuning_clips(clips: int, frames: int, height: int, width: int, *, seed: int) -> torch.Tensor:
+def tuning_clips(
+    clips: int, frames: int, height: int, width: int, *, seed: int, motion: str = "straight"
+) -> torch.Tensor:
     """``clips`` square moving-shape videos (clips, frames, 3, height, width): the clip
-    source of a post-tuning recipe (``source = "pytest_ablation.toyworld.data:tuning_clips"``)."""
+    source of a post-tuning recipe (``source = "pytest_ablation.toyworld.data:tuning_clips"``).
+    ``motion`` as in ``sample_videos``."""
     if height != width:
         raise ValueError(f"height, width: got {height}x{width}; the toy world draws square clips")
-    return sample_videos(clips, frames, seed=seed, size=height)[0]
+    return sample_videos(clips, frames, seed=seed, size=height, motion=motion)[0]
+
+
+def bouncing_clips(clips: int, frames: int, height: int, width: int, *, seed: int) -> torch.Tensor:
+    """``tuning_clips`` with bouncing motion: a recipe source
+    (``source = "pytest_ablation.toyworld.data:bouncing_clips"``) whose shapes keep their
+    size and speed however long the clips are."""
+    return tuning_clips(clips, frames, height, width, seed=seed, motion="bounce")
+
+
+def _bouncing(
+    start: ShapeScene, direction: str, speed: float, frames: int, size: int
+) -> tuple[ShapeScene, ...]:
+    """The scenes of a shape moving from ``start`` at ``speed`` and reflecting off the edges.
+
+    Along the motion the centre runs between ``low = extent / 2`` and ``high = size - low``.
+    Unfolding the reflections, the centre moves freely along a line of period ``2 * span``;
+    folding that position back (a triangle wave) gives the reflected path, exactly, whatever
+    the number of reflections within one step.
+    """
+    dx, dy = DIRECTION_VECTORS[direction]
+    low = start.size / 2
+    span = size - start.size  # > 0: a shape is at most 0.6 of the frame
+    origin = start.x if dx else start.y
+    sign = dx + dy  # +1 right/down, -1 left/up
+    scenes = []
+    for t in range(frames):
+        free = (origin - low) + sign * speed * t
+        phase = free % (2 * span)
+        forward = phase < span  # on the outward leg of the unfolded line
+        position = low + (phase if forward else 2 * span - phase)
+        # The direction of travel at this frame: the start's while on the outward leg.
+        moving = sign if forward else -sign
+        if dx:
+            scene = replace(start, x=position, direction="right" if moving > 0 else "left",
+                            speed=speed)
+        else:
+            scene = replace(start, y=position, direction="down" if moving > 0 else "up",
+                            speed=speed)
+        scenes.append(scene)
+    return tuple(scenes)
 
 
 def _draw_scenes(
@@ -394,8 +452,10 @@ __all__ = [
     "DIRECTIONS",
     "DIRECTION_VECTORS",
     "IMAGE_SIZE",
+    "MOTIONS",
     "SHAPES",
     "ShapeScene",
+    "bouncing_clips",
     "caption",
     "captions",
     "render",

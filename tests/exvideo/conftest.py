@@ -10,8 +10,9 @@ import torch
 from pytest_ablation.methods.exvideo.convert import SVD_XT_UNET_CONFIG
 
 
-def small_unet(channels: int = 32, heads: int = 2, seed: int = 0):
-    """One-level SVD UNet (four temporal transformers at ``channels``), seeded weights."""
+def small_unet(channels: int = 32, heads: int = 2, seed: int = 0, num_frames: int = 25):
+    """One-level SVD UNet (four temporal transformers at ``channels``), seeded weights,
+    trained length ``num_frames`` (its config's)."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     with torch.random.fork_rng(devices=[]):
@@ -28,7 +29,7 @@ def small_unet(channels: int = 32, heads: int = 2, seed: int = 0):
             layers_per_block=1,
             cross_attention_dim=16,
             num_attention_heads=(heads,),
-            num_frames=25,
+            num_frames=num_frames,
         )
     return unet.eval().requires_grad_(False)
 

@@ -29,6 +29,10 @@ def test_the_builtin_profile() -> None:
     assert {"sd", "svd", "clip"} <= set(profile.models)  # every study runs on it
     ident = model_identity(spec)
     assert ident["kind"] == "exsvd" and ident["exsvd"]["source"] == "ECNU-CILab/ExVideo-SVD-128f-v1"
+    # The training-time studies tune from plain SVD-XT, not from the already tuned ExSVD.
+    base = profile.model("svd_base")
+    assert base.kind == "stable-video-diffusion" and base.source == spec.source
+    assert model_identity(base) != ident
 
 
 def test_unknown_options_are_named() -> None:
@@ -69,7 +73,9 @@ def test_loads_svd_xt_plus_exsvd_from_local_files(local_weights, tmp_path) -> No
     spec = ModelSpec("svd", "exsvd", str(root / "svd-xt"), {"exsvd": str(root)})
     components = load_model(spec, "cpu")
     unet = components.unet
-    assert exvideo_settings(unet).to_dict() == {"max_frames": 40, "position": "trainable", "identity_conv": True}
+    assert exvideo_settings(unet).to_dict() == {
+        "max_frames": 40, "position": "trainable", "identity_conv": True, "trained_frames": 25,
+    }
     loaded = exvideo_state_dict(unet)
     assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
     assert not unet.training and not any(p.requires_grad for p in unet.parameters())

@@ -137,7 +137,9 @@ def test_parameters_and_state_dict_names(small) -> None:
     assert not is_extended(small)
     unet = extend_unet(copy.deepcopy(small), max_frames=12)
     assert is_extended(unet) and all(isinstance(m, ExTransformerSpatioTemporalModel) for _, m in temporal_transformers(unet))
-    assert exvideo_settings(unet).to_dict() == {"max_frames": 12, "position": "trainable", "identity_conv": True}
+    assert exvideo_settings(unet).to_dict() == {
+        "max_frames": 12, "position": "trainable", "identity_conv": True, "trained_frames": 25,
+    }
     names = exvideo_parameter_names(unet)
     assert set(names) <= set(unet.state_dict())
     for prefix, _ in temporal_transformers(unet):
@@ -192,3 +194,45 @@ def test_state_dict_round_trip_and_mismatches(small) -> None:
     message = str(error.value)
     assert "unexpected (8)" in message and "position_conv.weight" in message
     assert "mis-shaped (4)" in message and "time_proj.embeddings: got (12, 32), expected (16, 32)" in message
+
+
+# -- the trained length, and the frozen kind ------------------------------------------------
+@pytest.mark.parametrize("trained", [8, 14])
+def test_the_kinds_follow_the_unets_trained_length(trained) -> None:
+    from pytest_ablation.methods.exvideo import ping_pong_ids
+
+    plain = small_unet(num_frames=trained)
+    frames = 3 * trained
+    for kind in ("trainable", "frozen", "static", "cyclic", "interpolated"):
+        unet = extend_unet(copy.deepcopy(plain), max_frames=frames, position=kind)
+        assert exvideo_settings(unet).trained_frames == trained
+        # Up to the trained length every kind is the plain UNet at initialisation.
+        short = unet_inputs(trained, 3, 3, batch=1)
+        torch.testing.assert_close(run_unet(unet, short), run_unet(plain, short), rtol=0, atol=1e-5)
+    _, module = temporal_transformers(extend_unet(copy.deepcopy(plain), frames, position="cyclic"))[0]
+    with torch.no_grad():
+        emb = module._frame_embedding(frames, 1, torch.float32, "cpu")[:, 0]
+    assert torch.equal(emb[:trained], emb[trained : 2 * trained])  # period: the trained length
+    unet = extend_unet(copy.deepcopy(plain), frames)
+    _, module = temporal_transformers(unet)[0]
+    sinusoid = module.__dict__["_exvideo_sinusoid"]
+    expected = sinusoid(ping_pong_ids(frames, trained))
+    assert torch.equal(module.time_proj.embeddings.detach(), expected)
+    assert int(ping_pong_ids(frames, trained).max()) == trained - 1
+
+
+def test_the_frozen_arm_is_the_untuned_trainable_table() -> None:
+    plain = small_unet(num_frames=8)
+    frames = 30
+    trainable = extend_unet(copy.deepcopy(plain), frames, position="trainable")
+    frozen = extend_unet(copy.deepcopy(plain), frames, position="frozen")
+    for (_, t), (_, f) in zip(temporal_transformers(trainable), temporal_transformers(frozen)):
+        with torch.no_grad():
+            table = t._frame_embedding(frames, 1, torch.float32, "cpu")
+            fixed = f._frame_embedding(frames, 1, torch.float32, "cpu")
+        assert torch.equal(table, fixed)
+    inputs = unet_inputs(frames, 3, 3, batch=1)
+    assert torch.equal(run_unet(trainable, inputs), run_unet(frozen, inputs))
+    # Nothing of the frozen kind's ids is trainable: it stays at the initial rows.
+    assert not any(n.endswith("time_proj.embeddings") for n in exvideo_parameter_names(frozen))
+    assert any(n.endswith("time_proj.embeddings") for n in exvideo_parameter_names(trainable))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -14,10 +16,11 @@ from pytest_ablation.methods.exvideo import variants as variants_module
 RECIPE = TuningRecipe(steps=2, clips=2, frames=4, height=16, width=16, max_frames=30, lr=1e-3)
 
 
-def request(seed=0, frames=27, **config):
+def request(seed=0, frames=27, seed_index=None, **config):
     return GenerationRequest(
         prompt="p", seed=seed, generator=torch.Generator().manual_seed(seed), frames=frames,
         steps=1, height=16, width=16, guidance_scale=3.0, fps=7, device="cpu", config=config,
+        seed_index=seed_index,
     )
 
 
@@ -35,7 +38,8 @@ def test_variants_sample_past_25_frames_with_their_configuration(lab) -> None:
     assert out.video.shape == (27, 3, 16, 16)
     assert len(out.info["tuning"]["losses"]) == 2
     settings = exvideo_settings(ex.unet_for(variants_module.parse_config({"position": "cyclic"})))
-    assert settings.to_dict() == {"max_frames": 30, "position": "cyclic", "identity_conv": True}
+    assert settings.to_dict() == {"max_frames": 30, "position": "cyclic", "identity_conv": True,
+                                  "trained_frames": 8}  # the tiny SVD's config.num_frames
 
 
 def test_inference_time_removal_uses_the_weights_tuned_with_the_conv(lab) -> None:
@@ -104,3 +108,89 @@ def test_recipe_checks() -> None:
         TuningRecipe(steps=1, clips=1, frames=40, height=16, width=16, max_frames=32)
     with pytest.raises(ValueError, match="multiples of 8"):
         TuningRecipe(steps=1, clips=1, frames=4, height=12, width=16, max_frames=32)
+
+
+# -- tuning runs, the starting model, the untuned control, the budgets ----------------------
+RUNS = TuningRecipe(**{**RECIPE.to_dict(), "tuning_runs": 2})
+
+
+def test_each_seed_index_samples_its_own_tuning_run(lab) -> None:
+    ex = lab(recipe=RUNS)
+    outs = ex.generate_batch([request(seed=s, seed_index=i) for s, i in ((3, 0), (4, 1), (5, 2))])
+    runs = [o.info["tuning"]["run"] for o in outs]
+    assert runs == [0, 1, 0]  # seed index k samples run k mod tuning_runs
+    assert [o.info["tuning"]["seed"] for o in outs] == [RUNS.seed, RUNS.seed + 1, RUNS.seed]
+    first, second = ex.tuned_weights("trainable", True, 0), ex.tuned_weights("trainable", True, 1)
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # independent runs
+    # Alone, seed index 1 gets the video it got in the mixed batch.
+    alone = ex.generate(request(seed=4, seed_index=1))
+    torch.testing.assert_close(alone.video, outs[1].video, rtol=0, atol=1e-5)
+
+
+def test_a_run_keeps_its_weights_when_runs_are_added(lab) -> None:
+    one, two = lab(), lab(recipe=RUNS)
+    assert one.tuning_key("static", True, 0) == two.tuning_key("static", True, 0)
+    assert two.tuning_key("static", True, 0) != two.tuning_key("static", True, 1)
+    with pytest.raises(ValueError, match="run: got 2; the recipe has tuning runs 0..1"):
+        two.tuning_key("static", True, 2)
+
+
+def test_tuned_from_svd_starts_from_the_base_model(tiny_svd, tmp_path) -> None:
+    from pytest_ablation.models.tiny import build_tiny_stable_video_diffusion
+
+    other = build_tiny_stable_video_diffusion(seed=1)  # stands in for plain SVD under ExSVD
+    ex = ExVideoVariants(tiny_svd, recipe=RECIPE, model_identity={"svd": "exsvd"},
+                         store=ResultCache(tmp_path / "cache"), base=other,
+                         base_identity={"svd": "plain"})
+    assert ex.tuning_key("trainable", True, tuned_from="svd") != ex.tuning_key("trainable", True)
+    untuned = ex.unet_for(variants_module.parse_config({"tuned": False, "tuned_from": "svd"}))
+    frozen_names = [n for n, _ in other.unet.named_parameters()]
+    params = dict(untuned.named_parameters())
+    base_params = dict(other.unet.named_parameters())
+    assert all(torch.equal(params[n], base_params[n]) for n in frozen_names)
+    # Without a base the two starts are one model and share their tuned weights.
+    same = ExVideoVariants(tiny_svd, recipe=RECIPE, model_identity={"svd": "tiny"})
+    assert same.tuning_key("trainable", True, tuned_from="svd") == same.tuning_key("trainable", True)
+    with pytest.raises(ValueError, match="tuned_from: got 'exsvd'"):
+        variants_module.parse_config({"tuned_from": "exsvd"})
+
+
+def test_the_untuned_control_is_the_extension_as_initialised(lab, tiny_svd) -> None:
+    from pytest_ablation.methods.exvideo import exvideo_state_dict, extend_unet
+
+    ex = lab(recipe=RUNS)
+    out = ex.generate(request(seed_index=1, tuned=False))
+    assert "tuning" not in out.info
+    unet = ex.unet_for(variants_module.parse_config({"tuned": False}))
+    fresh = exvideo_state_dict(extend_unet(copy.deepcopy(tiny_svd.unet), RECIPE.max_frames))
+    got = exvideo_state_dict(unet)
+    assert got.keys() == fresh.keys() and all(torch.equal(got[k], fresh[k]) for k in fresh)
+
+
+def test_every_profile_budget_lets_the_new_parts_move() -> None:
+    # Adam moves a parameter by about lr per step: steps x lr bounds how far the table and
+    # the convolution can leave their initialisation; 0.1 is the floor the studies need.
+    from pytest_ablation.methods.exvideo import STANDARD_RECIPE, exvideo_on_profile
+    from pytest_ablation.profiles import load_profile
+
+    recipes = {"standard": STANDARD_RECIPE}
+    recipes.update((name, exvideo_on_profile(load_profile(name)).recipe) for name in ("tiny", "toy"))
+    for name, recipe in recipes.items():
+        assert recipe.steps * recipe.lr >= 0.1 - 1e-12, name
+        assert recipe.budget == recipe.steps * recipe.lr
+        assert recipe.tuning_runs == 3, name  # the studies' unit: one seed index per run
+
+
+def test_long_videos_go_well_past_the_trained_length(tiny_svd) -> None:
+    # The tiny and toy SVDs were trained on 8 frames (their config's num_frames).
+    import json
+    from pathlib import Path
+
+    from pytest_ablation.methods.exvideo import exvideo_on_profile, trained_frames
+    from pytest_ablation.profiles import load_profile
+
+    toy_config = Path(__file__).parents[2] / "pytest_ablation/toyworld/weights/i2v/unet/config.json"
+    trained = {"tiny": trained_frames(tiny_svd.unet), "toy": json.loads(toy_config.read_text())["num_frames"]}
+    for name, length in trained.items():
+        frames = exvideo_on_profile(load_profile(name)).long_video["frames"]
+        assert frames >= 3 * length, (name, frames, length)

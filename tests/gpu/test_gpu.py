@@ -65,7 +65,8 @@ def gpu_report(tmp_path_factory):
 def test_every_study_runs_on_the_gpu(gpu_report):
     assert {w["device"] for w in gpu_report["environment"]["workers"].values()} == {"cuda:0"}
     assert {s["study"] for s in gpu_report["studies"]} == {
-        "zs2-tma", "zs2-noise", "exvideo-identity-conv", "exvideo-position"}
+        "zs2-tma", "zs2-noise", "exvideo-identity-conv-inference-time",
+        "exvideo-identity-conv-training-time", "exvideo-position"}
     assert all(math.isfinite(v) for v in values(gpu_report).values())
 
 

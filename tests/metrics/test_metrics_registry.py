@@ -25,6 +25,21 @@ BUILTINS = {
     "motion_smoothness": "higher",
     "temporal_flickering": "higher",
     "dynamic_degree": "info",
+    "subject_consistency": "higher",
+    "background_consistency": "higher",
+    "aesthetic_quality": "higher",
+    "imaging_quality": "higher",
+    "dynamic_degree_vbench": "info",
+    "fvd": "lower",
+}
+# The metrics that bring their own model, and the weight files each needs.
+OWN_WEIGHTS = {
+    "subject_consistency": ("dino-vitb16",),
+    "background_consistency": ("clip-vitb32",),
+    "aesthetic_quality": ("clip-vitl14", "laion-aesthetic-vitl14"),
+    "imaging_quality": ("musiq",),
+    "dynamic_degree_vbench": ("raft-large",),
+    "fvd": ("i3d",),
 }
 
 
@@ -65,6 +80,18 @@ def test_every_builtin_is_fully_described(name):
     assert spec.version
     assert spec.needs <= {"text", "image", "clip"}
     assert callable(spec.evaluate)
+
+
+def test_the_builtins_with_their_own_model_declare_registered_weight_files():
+    from pytest_ablation.metrics.weights import weight_file
+
+    for name in BUILTINS:
+        spec = get_metric(name)
+        assert spec.weights == OWN_WEIGHTS.get(name, ()), name
+        for file in spec.weights:
+            assert weight_file(file).variable.startswith("PYTEST_ABLATION_WEIGHTS_")
+        # A judge-based metric uses the profile's judge, never weights of its own.
+        assert not (spec.weights and "clip" in spec.needs), name
 
 
 def test_needs_of_the_builtins():

@@ -282,3 +282,68 @@ def test_bad_pyoco_alpha_is_refused(alpha):
         mixed_noise((1, 2, 4), alpha, gen(0))
     with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
         progressive_noise((1, 2, 4), alpha, gen(0))
+
+
+# -- what a noise achieved, and the lam for a correlation ------------------------------------
+def numpy_statistics(noise: torch.Tensor) -> tuple[float, float]:
+    """Per-frame std and consecutive-frame Pearson correlation with numpy, video by video."""
+    import numpy as np
+
+    array = noise.double().numpy().reshape(noise.shape[0], noise.shape[1], -1)
+    stds, corrs = [], []
+    for video in array:
+        stds += [float(np.std(frame)) for frame in video]
+        corrs += [float(np.corrcoef(a, b)[0, 1]) for a, b in zip(video[:-1], video[1:])]
+    return float(np.mean(stds)), float(np.mean(corrs)) if corrs else math.nan
+
+
+@pytest.mark.parametrize("method", ["two_stage", "random", "analytic", "independent", "mixed", "progressive"])
+def test_noise_statistics_agree_with_numpy(method) -> None:
+    from pytest_ablation.methods.zs2 import noise_statistics
+
+    shape = (3, 6, 4, 8, 8)
+    g = torch.Generator().manual_seed(11)
+    if method in SEARCHES:
+        noise = dependency_noise(shape, 0.1, method, g)
+    elif method == "independent":
+        noise = independent_noise(shape, g)
+    else:
+        noise = {"mixed": mixed_noise, "progressive": progressive_noise}[method](shape, 1.5, g)
+    got = noise_statistics(noise)
+    std, corr = numpy_statistics(noise)
+    assert got["std"] == pytest.approx(std, rel=1e-9)
+    assert got["correlation"] == pytest.approx(corr, rel=1e-9, abs=1e-12)
+
+
+def test_noise_statistics_of_known_dependencies() -> None:
+    from pytest_ablation.methods.zs2 import noise_statistics
+
+    g = torch.Generator().manual_seed(0)
+    still = independent_noise((2, 1, 4, 16, 16), g).expand(2, 5, 4, 16, 16)
+    assert noise_statistics(still)["correlation"] == pytest.approx(1.0)
+    scaled = noise_statistics(3.0 * independent_noise((2, 5, 4, 16, 16), g))
+    assert scaled["std"] == pytest.approx(3.0, rel=0.05) and abs(scaled["correlation"]) < 0.05
+    assert math.isnan(noise_statistics(independent_noise((1, 1, 4, 4, 4), g))["correlation"])
+    with pytest.raises(ValueError, match="noise must be a tensor"):
+        noise_statistics(torch.zeros(4, 4))
+
+
+def test_lambda_for_correlation() -> None:
+    from pytest_ablation.methods.zs2 import lambda_for_correlation, noise_statistics
+
+    # The analytic rule inverts exactly: sqrt(a) = 1 - lam / e^(1/2).
+    lam = lambda_for_correlation(0.9, "analytic", (1, 4, 4, 8, 8))
+    assert expected_correlation(lam) == pytest.approx(0.9)
+    # The searches: the lam found reaches the target on its calibration draw, and a weaker
+    # target needs a larger lam.
+    shape = (8, 6, 4, 8, 8)
+    for method in ("two_stage", "random"):
+        strong = lambda_for_correlation(0.9, method, shape)
+        weak = lambda_for_correlation(0.6, method, shape)
+        assert weak > strong
+        reached = noise_statistics(dependency_noise(shape, strong, method, torch.Generator().manual_seed(0)))
+        assert reached["correlation"] == pytest.approx(0.9, abs=0.03)
+    with pytest.raises(ValueError, match="correlation must be in"):
+        lambda_for_correlation(1.5, "two_stage", shape)
+    with pytest.raises(ValueError, match="method must be one of"):
+        lambda_for_correlation(0.5, "mixed", shape)

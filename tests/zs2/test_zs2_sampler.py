@@ -64,18 +64,18 @@ def test_every_noise_method_samples(sampler, noise):
 
 
 def test_the_same_seed_gives_the_same_video(sampler):
-    a = sampler.generate(request_for(seed=5, momentum=0.6))
-    b = sampler.generate(request_for(seed=5, momentum=0.6))
-    c = sampler.generate(request_for(seed=6, momentum=0.6))
+    a = sampler.generate(request_for(seed=5, momentum=0.6)).video
+    b = sampler.generate(request_for(seed=5, momentum=0.6)).video
+    c = sampler.generate(request_for(seed=6, momentum=0.6)).video
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert torch.equal(sampler("a red ball", seed=3), sampler("a red ball", seed=3))
 
 
 def test_configuration_changes_the_video(sampler):
-    base = sampler.generate(request_for(momentum=0.0))
-    assert not torch.equal(base, sampler.generate(request_for(momentum=1.0)))
-    assert not torch.equal(base, sampler.generate(request_for(momentum=0.0, noise="independent")))
+    base = sampler.generate(request_for(momentum=0.0)).video
+    assert not torch.equal(base, sampler.generate(request_for(momentum=1.0)).video)
+    assert not torch.equal(base, sampler.generate(request_for(momentum=0.0, noise="independent")).video)
 
 
 def test_generate_follows_the_plugin_protocol(sampler):
@@ -280,12 +280,13 @@ def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler):
                                     request_for("a cat", seed=3)])
     second = sampler.generate_batch([request_for("a red ball", seed=1), request_for("a dog", seed=7),
                                      request_for("a blue lake", seed=9)])
+    first, second = [v.video for v in first], [v.video for v in second]
     assert torch.equal(first[0], second[0])
     assert not torch.equal(first[1], second[2])  # another seed: another video
     # Alone, the kernels see another shape and may sum in another order: float rounding only.
-    alone = sampler.generate(request_for("a red ball", seed=1))
+    alone = sampler.generate(request_for("a red ball", seed=1)).video
     assert_same_video(first[0], alone, "batched vs alone")
-    assert_other_video(sampler.generate(request_for("a red ball", seed=2)), alone)
+    assert_other_video(sampler.generate(request_for("a red ball", seed=2)).video, alone)
 
 
 def test_a_batch_shares_its_configuration(sampler):
@@ -293,3 +294,37 @@ def test_a_batch_shares_its_configuration(sampler):
         sampler.generate_batch([request_for(momentum=0.5), request_for(momentum=1.0)])
     with pytest.raises(ValueError, match="the requests differ in frames"):
         sampler.generate_batch([request_for(frames=2), request_for(frames=3)])
+
+
+def test_each_video_reports_the_noise_it_achieved(sampler):
+    from pytest_ablation.methods.zs2 import noise_statistics
+
+    for noise in ("two_stage", "independent", "progressive"):
+        out = sampler.generate(request_for(seed=4, noise=noise, lam=0.1))
+        shape = (1, 3, 4, 8, 8)  # the tiny SD's latents at 64x64
+        drawn = ZS2Sampler.initial_noise(shape, sampler._checked({**sampler.defaults, "noise": noise, "lam": 0.1}),
+                                         torch.Generator().manual_seed(4))
+        expected = noise_statistics(drawn)
+        details = out.info["details"]
+        assert details["noise_std"] == pytest.approx(expected["std"], abs=1e-6)
+        assert details["noise_correlation"] == pytest.approx(expected["correlation"], abs=1e-6)
+        assert ("noise_lam" in details) == (noise == "two_stage")
+
+
+def test_the_correlation_option_sets_the_dependency(sampler):
+    from pytest_ablation.methods.zs2 import noise_statistics
+
+    shape = (1, 3, 4, 8, 8)
+    options = sampler._checked({**sampler.defaults, "noise": "progressive", "correlation": 0.7})
+    drawn = ZS2Sampler.initial_noise(shape, options, torch.Generator().manual_seed(0))
+    # Progressive noise at alpha matched to 0.7 is an AR(1) of that correlation: the draw's
+    # sample correlation scatters around it.
+    assert noise_statistics(drawn)["correlation"] == pytest.approx(0.7, abs=0.2)
+    searched = sampler._checked({**sampler.defaults, "noise": "two_stage", "correlation": 0.7})
+    lam = ZS2Sampler.noise_lambda(shape, searched)
+    assert lam != sampler.defaults["lam"] and lam > 0
+    assert ZS2Sampler.noise_lambda(shape, sampler._checked({**sampler.defaults})) == sampler.defaults["lam"]
+    with pytest.raises(ValueError, match="independent noise has no dependency"):
+        sampler.generate(request_for(noise="independent", correlation=0.5))
+    with pytest.raises(ValueError, match="correlation must be a number in"):
+        sampler.generate(request_for(correlation=1.5))

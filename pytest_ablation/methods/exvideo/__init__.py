@@ -2,7 +2,8 @@
 
 - ``extend_unet(unet, max_frames, position=..., identity_conv=True)``: patches every temporal
   transformer of a diffusers ``UNetSpatioTemporalConditionModel`` in place: positional
-  embedding kind (``POSITION_KINDS``) and the identity 3D convolution.
+  embedding kind (``POSITION_KINDS``, derived from the UNet's trained length
+  ``config.num_frames``) and the identity 3D convolution.
 - ``convert_exsvd_state_dict`` / ``to_exsvd_state_dict``: the released ExSVD checkpoint's
   DiffSynth names to and from the extended UNet's; ``load_exsvd_unet`` builds ExSVD.
 - ``ExVideoSampler``: image to long video. ``post_tune``: the ExVideo training recipe.
@@ -19,7 +20,8 @@ from pytest_ablation.lazy import lazy_exports
 _EXPORTS = {
     "positions": (
         "POSITION_KINDS", "SVD_FRAMES", "check_position", "ping_pong_id", "ping_pong_ids",
-        "static_ids", "cyclic_ids", "interpolated_ids", "position_ids",
+        "static_ids", "cyclic_ids", "interpolated_ids", "position_ids", "trained_frames",
+        "ping_pong_repeat",
     ),
     "temporal": (
         "extend_unet", "is_extended", "exvideo_settings", "ExVideoSettings",

@@ -2,12 +2,14 @@
 long videos are sampled at, and where condition images come from.
 
     [methods.exvideo]
-    recipe = { steps = 40, clips = 8, frames = 32, height = 32, width = 32, max_frames = 32 }
+    recipe = { steps = 40, clips = 8, frames = 32, height = 32, width = 32, max_frames = 32, lr = 2.5e-3, tuning_runs = 3 }
     sample_at_recipe_size = true        # long videos at the recipe's clip size
     condition_images = "package.module:function"   # function(height, width, generator=...)
 
 A profile that sets nothing gets ExVideo's own recipe (`STANDARD_RECIPE`), sampled at the
-profile's settings, conditioned on the built-in scene images.
+profile's settings, conditioned on the built-in scene images. ``max_frames`` is the length
+the studies sample: it should go well past the SVD's trained length (its UNet's
+``config.num_frames``), where the position kinds differ.
 """
 
 from __future__ import annotations

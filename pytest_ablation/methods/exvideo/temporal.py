@@ -6,7 +6,8 @@ that weights, names and the rest of the UNet stay exactly diffusers'. Two parts 
 
 - the positional embedding fed to ``time_pos_embed``: the frame ids of a position kind (see
   ``positions``), or for ``trainable`` a learnable table ``time_proj.embeddings
-  [max_frames, C]`` indexed by frame;
+  [max_frames, C]`` indexed by frame. Every kind's ids derive from the UNet's trained length,
+  its ``config.num_frames``;
 - ``position_conv``, a 3x3x3 ``Conv3d`` over (time, height, width) with reflect padding,
   initialised to the identity, between adding the embedding and the temporal block. Its
   output replaces the activations.
@@ -30,7 +31,7 @@ from diffusers.models.transformers.transformer_temporal import (
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .positions import check_frames, check_position, ping_pong_ids, position_ids
+from .positions import check_frames, check_position, ping_pong_ids, position_ids, trained_frames
 
 
 class FramesError(ValueError):
@@ -133,9 +134,13 @@ class ExVideoSettings:
     max_frames: int
     position: str
     identity_conv: bool
+    trained_frames: int = 25  # the base UNet's config.num_frames: the ids it knows
 
     def to_dict(self) -> dict:
-        return {"max_frames": self.max_frames, "position": self.position, "identity_conv": self.identity_conv}
+        return {
+            "max_frames": self.max_frames, "position": self.position,
+            "identity_conv": self.identity_conv, "trained_frames": self.trained_frames,
+        }
 
 
 def _sinusoid_of(module: TransformerSpatioTemporalModel) -> Timesteps:
@@ -154,17 +159,21 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
 
     exvideo_max_frames: int
     exvideo_position: str
+    exvideo_trained_frames: int
     position_conv: IdentityConv3d | None
 
     @property
     def exvideo_settings(self) -> ExVideoSettings:
-        return ExVideoSettings(self.exvideo_max_frames, self.exvideo_position, self.position_conv is not None)
+        return ExVideoSettings(
+            self.exvideo_max_frames, self.exvideo_position, self.position_conv is not None,
+            self.exvideo_trained_frames,
+        )
 
     def _frame_embedding(self, num_frames: int, batch_size: int, dtype, device) -> torch.Tensor:
         if self.exvideo_position == "trainable":
             ids = torch.arange(num_frames, device=device)  # the table is indexed by frame
         else:
-            ids = position_ids(self.exvideo_position, num_frames).to(device)
+            ids = position_ids(self.exvideo_position, num_frames, self.exvideo_trained_frames).to(device)
         # The same (batch x frames) rows as diffusers feeds time_pos_embed, so that the
         # result is bitwise SVD's wherever the ids agree.
         ids = ids.repeat(batch_size, 1).reshape(-1)
@@ -255,7 +264,7 @@ def _reference_parameter(module: nn.Module) -> torch.Tensor:
 
 def _sinusoid_table(module, frames: int, first: int = 0) -> torch.Tensor:
     ref = _reference_parameter(module)
-    ids = ping_pong_ids(frames)[first:].to(ref.device)
+    ids = ping_pong_ids(frames, module.exvideo_trained_frames)[first:].to(ref.device)
     return _sinusoid_of(module)(ids).to(dtype=ref.dtype)
 
 
@@ -305,9 +314,10 @@ def _check_bool(value: object, name: str) -> bool:
 def extend_unet(unet: nn.Module, max_frames: int, position: str = "trainable", identity_conv: bool = True):
     """Give every temporal transformer of an SVD UNet ExVideo's parts, in place; returns it.
 
-    At initialisation ``trainable`` (frames 0..24 start at SVD's sinusoid) and ``static``
-    leave the UNet's output exactly unchanged for up to 25 frames, ``static`` for any
-    number, with or without the identity convolution. Calling it again on an extended UNet
+    Every kind's ids derive from the UNet's trained length, ``unet.config.num_frames`` (25
+    for SVD-XT; ``positions.trained_frames``). At initialisation every kind leaves the UNet's
+    output exactly unchanged up to that many frames, ``static`` for any number, with or
+    without the identity convolution. Calling it again on an extended UNet
     reconfigures it: a trained table is kept (cut or grown with SVD's rows) while the kind
     stays ``trainable`` and dropped otherwise; ``identity_conv=False`` removes a
     convolution, ``True`` keeps a trained one or adds an identity one.
@@ -315,11 +325,13 @@ def extend_unet(unet: nn.Module, max_frames: int, position: str = "trainable", i
     check_position(position)
     check_frames(max_frames, "max_frames")
     _check_bool(identity_conv, "identity_conv")
+    trained = trained_frames(unet)
     for _, module in temporal_transformers(unet):
         if not isinstance(module, ExTransformerSpatioTemporalModel):
             module.__dict__["_exvideo_sinusoid"] = module.time_proj
             module.position_conv = None
             module.__class__ = ExTransformerSpatioTemporalModel
+        module.exvideo_trained_frames = trained
         _configure_position(module, max_frames, position)
         _configure_conv(module, identity_conv)
         module.exvideo_max_frames = max_frames

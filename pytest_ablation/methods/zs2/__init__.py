@@ -3,7 +3,10 @@
 - ``TemporalMomentumAttnProcessor`` / ``install_tma``: Temporal Momentum Attention on the
   UNet's self-attention layers.
 - ``dependency_noise`` (``two_stage``, ``random``, ``analytic``) and the reference noise
-  models ``independent_noise``, ``mixed_noise``, ``progressive_noise``.
+  models ``independent_noise``, ``mixed_noise``, ``progressive_noise``;
+  ``noise_statistics`` (what a noise achieved: per-frame std, consecutive correlation) and
+  ``lambda_for_correlation`` (the lam that reaches a correlation, for equal-dependency
+  comparisons).
 - ``ZS2Sampler``: text to video from Stable Diffusion components.
 
 Names are imported on first use, so importing this package does not import torch.
@@ -21,7 +24,7 @@ _EXPORTS = {
     "noise": (
         "DependencyNoise", "dependency_noise", "divergence", "expected_correlation",
         "independent_noise", "mixed_noise", "progressive_noise", "pyoco_alpha",
-        "DEPENDENCY_METHODS",
+        "DEPENDENCY_METHODS", "noise_statistics", "lambda_for_correlation",
     ),
     "sampler": ("ZS2Sampler", "NOISE_METHODS", "DEFAULT_LAMBDA", "VERSION"),
 }

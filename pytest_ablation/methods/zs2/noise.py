@@ -55,7 +55,9 @@ __all__ = [
     "divergence",
     "expected_correlation",
     "independent_noise",
+    "lambda_for_correlation",
     "mixed_noise",
+    "noise_statistics",
     "progressive_noise",
     "pyoco_alpha",
 ]
@@ -323,3 +325,65 @@ def dependency_noise(
         )
     noise = _finish(noise, dtype, device)
     return DependencyNoise(noise, alphas.cpu()) if return_alphas else noise
+
+
+def noise_statistics(noise: torch.Tensor) -> dict[str, float]:
+    """What a noise model achieved on ``noise`` (B, F, ...): ``std``, each frame's standard
+    deviation (over its values) averaged over frames and videos, and ``correlation``, the
+    Pearson correlation of consecutive frames' values averaged over the F - 1 pairs and the
+    videos (NaN for one frame).
+
+    The searches aim at a statistic, not at a correlation, and pick candidates by it (see
+    the module doc), so what they reach is measured here rather than assumed."""
+    if not isinstance(noise, torch.Tensor) or noise.ndim < 3:
+        raise ValueError(
+            f"noise must be a tensor (batch, frames, ...), got {getattr(noise, 'shape', type(noise).__name__)}"
+        )
+    flat = noise.detach().to("cpu", torch.float64).flatten(2)  # (B, F, N)
+    std = float(flat.std(dim=-1, unbiased=False).mean())
+    if flat.shape[1] < 2:
+        return {"std": std, "correlation": float("nan")}
+    centred = flat - flat.mean(dim=-1, keepdim=True)
+    here, after = centred[:, :-1], centred[:, 1:]
+    corr = (here * after).sum(-1) / (here.square().sum(-1).sqrt() * after.square().sum(-1).sqrt())
+    return {"std": std, "correlation": float(corr.mean())}
+
+
+def _achieved(method: str, lam: float, shape: tuple, seed: int) -> float:
+    generator = torch.Generator().manual_seed(seed)
+    return noise_statistics(dependency_noise(shape, lam, method, generator))["correlation"]
+
+
+def lambda_for_correlation(
+    correlation: float, method: str, shape, *, seed: int = 0, steps: int = 24
+) -> float:
+    """The ``lam`` at which ``method`` reaches consecutive-frame ``correlation`` on noise of
+    ``shape`` (B, F, ...), so that noise models can be compared at equal dependency.
+
+    ``analytic``: exactly ``e^(1/2) * (1 - correlation)``. The searches: bisection on ``lam``
+    in [0, e^(1/2)] of the correlation measured (``noise_statistics``) on one fixed draw of
+    ``shape`` from ``seed`` (the same draw at every trial, so the measured curve is a function
+    of ``lam`` alone); use a batch of several videos for a steadier answer. The searches'
+    correlation falls with ``lam`` on average only (module doc), so the result is the
+    bisection's answer on that draw, not an exact inverse.
+    """
+    rho = check_real(correlation, "correlation", "a number in [0, 1]")
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"correlation must be in [0, 1], got {correlation!r}")
+    if method not in DEPENDENCY_METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(map(repr, DEPENDENCY_METHODS))}, got {method!r}"
+        )
+    if method == "analytic":
+        return SQRT_E * (1.0 - rho)
+    dims = check_shape(shape)
+    if dims[1] < 2:
+        raise ValueError(f"shape: {dims} has one frame; a correlation needs two")
+    low, high = 0.0, SQRT_E  # correlation ~1 at lam = 0, ~0 at e^(1/2)
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        if _achieved(method, mid, dims, seed) > rho:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)

@@ -36,7 +36,9 @@ from .noise import (
     dependency_noise,
     expected_correlation,
     independent_noise,
+    lambda_for_correlation,
     mixed_noise,
+    noise_statistics,
     progressive_noise,
     pyoco_alpha,
 )
@@ -55,7 +57,9 @@ NOISE_METHODS = DEPENDENCY_METHODS + ("independent", "mixed", "progressive")
 DEFAULT_LAMBDA = 0.1
 
 # What ``request.config`` / keyword overrides may set, besides the request's settings.
-CONFIG_KEYS = ("momentum", "noise", "lam", "alpha", "negative_prompt", "decode_chunk_size")
+CONFIG_KEYS = ("momentum", "noise", "lam", "alpha", "correlation", "negative_prompt", "decode_chunk_size")
+# Videos the lam of a ``correlation`` target is calibrated on (one fixed draw of this many).
+CALIBRATION_VIDEOS = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,7 +98,13 @@ class ZS2Sampler:
     paper's); ``noise`` one of ``NOISE_METHODS`` (``"two_stage"``); ``lam`` the dependency
     target (0.1, see ``DEFAULT_LAMBDA``); ``alpha`` PYoCo's parameter for ``"mixed"`` and
     ``"progressive"`` noise (``None``: matched to the consecutive correlation that ``lam``
-    asks for, ``1 - lam / e^(1/2)``); ``frames``, ``steps``, ``guidance_scale``, ``height``
+    asks for, ``1 - lam / e^(1/2)``); ``correlation`` (``None``: off) a target
+    consecutive-frame noise correlation in [0, 1] that replaces ``lam`` and ``alpha``: the
+    dependency searches get the ``lam`` that reaches it on this latent shape
+    (``noise.lambda_for_correlation``, calibrated once per shape on a fixed draw), the
+    analytic rule and PYoCo's noises the exact value, so that noise models can be compared
+    at equal dependency (independent noise has none to set); ``frames``, ``steps``,
+    ``guidance_scale``, ``height``
     and ``width`` (``None``: the UNet's native size), ``seed``; ``decode_chunk_size`` frames
     per VAE decode (``None``: all at once); ``progress`` shows a progress bar.
     ``model_identity`` names the weights in ``cache_identity()``.
@@ -108,6 +118,7 @@ class ZS2Sampler:
         noise: str = "two_stage",
         lam: float = DEFAULT_LAMBDA,
         alpha: float | None = None,
+        correlation: float | None = None,
         frames: int = 8,
         steps: int = 50,
         guidance_scale: float = 7.5,
@@ -122,7 +133,8 @@ class ZS2Sampler:
         self._components = DeferredComponents(components)
         self.defaults = self._checked(
             dict(
-                momentum=momentum, noise=noise, lam=lam, alpha=alpha, frames=frames, steps=steps,
+                momentum=momentum, noise=noise, lam=lam, alpha=alpha, correlation=correlation,
+                frames=frames, steps=steps,
                 guidance_scale=guidance_scale, height=height, width=width, seed=seed,
                 negative_prompt=negative_prompt, decode_chunk_size=decode_chunk_size,
                 progress=progress,
@@ -143,6 +155,15 @@ class ZS2Sampler:
         out["lam"] = check_lambda(out["lam"])
         if out["alpha"] is not None:
             out["alpha"] = check_alpha(out["alpha"])
+        if out.get("correlation") is not None:
+            rho = out["correlation"]
+            if isinstance(rho, bool) or not isinstance(rho, Real) or not 0.0 <= float(rho) <= 1.0:
+                raise ValueError(f"correlation must be a number in [0, 1] or None, got {rho!r}")
+            if out["noise"] == "independent":
+                raise ValueError("correlation: independent noise has no dependency to set; use another noise")
+            out["correlation"] = float(rho)
+        else:
+            out["correlation"] = None
         out["frames"] = check_frames(out["frames"], what="frames")
         out["steps"] = _positive_int(out["steps"], "steps")
         out["guidance_scale"] = _guidance(out["guidance_scale"])
@@ -170,15 +191,21 @@ class ZS2Sampler:
             "defaults": defaults,
         }
 
-    def generate(self, request: Any) -> torch.Tensor:
+    def generate(self, request: Any):
+        """One request's ``GeneratedVideo`` (see ``generate_batch``)."""
         return self.generate_batch([request])[0]
 
-    def generate_batch(self, requests: list) -> list[torch.Tensor]:
+    def generate_batch(self, requests: list) -> list:
         """Several requests of one configuration and settings through one UNet pass per step.
 
         Every request's noise comes from its own generator, so its video is the one it would
         get alone (to within float rounding: another batch size may sum in another order).
+        Each ``GeneratedVideo``'s ``info["details"]`` holds what its initial noise achieved:
+        ``noise_std`` and ``noise_correlation`` (``noise.noise_statistics``), and
+        ``noise_lam``, the lam it was drawn at (dependency noises).
         """
+        from pytest_ablation.generation import GeneratedVideo
+
         first = requests[0]
         config = dict(getattr(first, "config", None) or {})
         unknown = sorted(set(config) - set(CONFIG_KEYS))
@@ -195,17 +222,20 @@ class ZS2Sampler:
                     f"ZS2Sampler.generate_batch: the requests differ in {', '.join(differing)}; "
                     "a batch shares its configuration and settings"
                 )
-        return self.sample_batch(
+        videos, details = self._sample_batch(
             [request.prompt for request in requests],
-            generators=[request.generator for request in requests],
-            frames=first.frames,
-            steps=first.steps,
-            height=first.height,
-            width=first.width,
-            guidance_scale=first.guidance_scale,
-            progress=bool(getattr(first, "progress", False)),
-            **config,
+            [request.generator for request in requests],
+            dict(
+                frames=first.frames,
+                steps=first.steps,
+                height=first.height,
+                width=first.width,
+                guidance_scale=first.guidance_scale,
+                progress=bool(getattr(first, "progress", False)),
+                **config,
+            ),
         )
+        return [GeneratedVideo(video=v, info={"details": d}) for v, d in zip(videos, details)]
 
     def __call__(self, prompt: str, **overrides: Any) -> torch.Tensor:
         return self.sample(prompt, **overrides)
@@ -229,6 +259,10 @@ class ZS2Sampler:
         **overrides: Any,
     ) -> list[torch.Tensor]:
         """One video per prompt, all denoised together; ``generators[i]`` drives video i."""
+        return self._sample_batch(prompts, generators, overrides)[0]
+
+    def _sample_batch(self, prompts, generators, overrides) -> tuple[list[torch.Tensor], list[dict]]:
+        """The videos, and per video what its initial noise achieved."""
         if isinstance(prompts, str) or not prompts:
             raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
         for prompt in prompts:
@@ -269,9 +303,9 @@ class ZS2Sampler:
             shape = (1, frames, unet.config.in_channels, height // scale, width // scale)
             # Drawn on the CPU from each video's own generator, then moved: the same noise on
             # every device and in every batch.
-            latents = torch.cat(
-                [self.initial_noise(shape, o, g)[0] for g in generators]
-            ).to(device=device, dtype=dtype)
+            noises = [self.initial_noise(shape, o, g) for g in generators]
+            details = [self.noise_details(noise, shape, o) for noise in noises]
+            latents = torch.cat([noise[0] for noise in noises]).to(device=device, dtype=dtype)
             scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
             scheduler.set_timesteps(o["steps"], device=device)
             latents = latents * scheduler.init_noise_sigma
@@ -301,7 +335,7 @@ class ZS2Sampler:
             return [
                 self._decode(vae, video_latents, o["decode_chunk_size"])
                 for video_latents in latents.split(frames)
-            ]
+            ], details
 
     @staticmethod
     def initial_noise(
@@ -310,15 +344,37 @@ class ZS2Sampler:
         """``(1, F, C, h, w)`` initial latents for ``options["noise"]``, drawn on the CPU."""
         method = options["noise"]
         if method in DEPENDENCY_METHODS:
-            return dependency_noise(shape, options["lam"], method, generator)
+            return dependency_noise(shape, ZS2Sampler.noise_lambda(shape, options), method, generator)
         if method == "independent":
             return independent_noise(shape, generator)
         alpha = options["alpha"]
-        if alpha is None:
+        if options.get("correlation") is not None:
+            alpha = pyoco_alpha(options["correlation"], method)
+        elif alpha is None:
             alpha = pyoco_alpha(expected_correlation(options["lam"]), method)
         if method == "mixed":
             return mixed_noise(shape, alpha, generator)
         return progressive_noise(shape, alpha, generator)
+
+    @staticmethod
+    def noise_lambda(shape: tuple, options: Mapping[str, Any]) -> float:
+        """The lam a dependency noise is drawn at: ``options["lam"]``, or with a
+        ``correlation`` target the lam that reaches it on latents of ``shape``."""
+        if options.get("correlation") is None:
+            return options["lam"]
+        return _calibrated_lambda(options["correlation"], options["noise"], tuple(shape[1:]))
+
+    @staticmethod
+    def noise_details(noise: torch.Tensor, shape: tuple, options: Mapping[str, Any]) -> dict:
+        """What one video's initial noise achieved (``noise_std``, ``noise_correlation``),
+        and the lam a dependency noise was drawn at (``noise_lam``)."""
+        stats = noise_statistics(noise)
+        details = {"noise_std": round(stats["std"], 6)}
+        if math.isfinite(stats["correlation"]):  # one frame has no consecutive pair
+            details["noise_correlation"] = round(stats["correlation"], 6)
+        if options["noise"] in DEPENDENCY_METHODS:
+            details["noise_lam"] = round(ZS2Sampler.noise_lambda(shape, options), 6)
+        return details
 
     @classmethod
     def _encode_batch(
@@ -358,3 +414,10 @@ class ZS2Sampler:
         pieces = [vae.decode(part).sample for part in latents.split(size)]
         images = torch.cat(pieces).float().cpu()
         return (images / 2 + 0.5).clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _calibrated_lambda(correlation: float, method: str, frame_shape: tuple) -> float:
+    # One calibration per (target, method, latent shape): the bisection draws its noise from
+    # a fixed seed, so every worker and run gets the same lam.
+    return lambda_for_correlation(correlation, method, (CALIBRATION_VIDEOS, *frame_shape))

@@ -1,0 +1,40 @@
+"""Imaging quality as VBench defines it: MUSIQ (SPAQ) per frame, / 100, averaged.
+
+Frames are the uint8 frames a player shows, as VBench reads them from a file; frames whose
+longer side exceeds 512 px are resized to it (VBench's default "longer" preprocessing;
+backends/musiq.py). Higher is better; 0-1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pytest_ablation.metrics.backends import musiq
+from pytest_ablation.metrics.inputs import MetricInput
+from pytest_ablation.metrics.registry import Score
+
+NAME = "imaging_quality"
+
+
+def evaluate(inp: MetricInput) -> Score:
+    inp.require(NAME)
+    frames = torch.from_numpy(inp.uint8_frames.copy()).permute(0, 3, 1, 2).float()
+    frames = musiq.preprocess(frames)
+    model = musiq.load(inp.device)
+    per_frame = [s / 100.0 for s in musiq.frame_scores(model, frames, inp.device)]
+    return Score(
+        sum(per_frame) / len(per_frame),
+        tuple(per_frame),
+        {"per": "frame", "model": "musiq-spaq", "size": list(frames.shape[-2:])},
+    )
+
+
+def imaging_quality_per_frame(video: torch.Tensor) -> list[float]:
+    """MUSIQ's score / 100 of each frame."""
+    return list(evaluate(MetricInput(video)).per_frame)
+
+
+def imaging_quality(video: torch.Tensor) -> float:
+    """Mean over frames of MUSIQ (SPAQ) / 100, frames resized to a 512 px longer side when
+    larger. Needs pyiqa and ``PYTEST_ABLATION_WEIGHTS_MUSIQ``."""
+    return evaluate(MetricInput(video)).value
