@@ -501,8 +501,9 @@ class Ablation:
                                 "implementation; the set-level metric available is 'fvd'")
         from .metrics.fvd import fvd
 
+        variant_hashes = [_frames_hash(v.frames) for v in videos]
         variant_set = self._feature_set(
-            [_frames_hash(v.frames) for v in videos], lambda: [v.frames for v in videos],
+            variant_hashes, lambda: [v.frames for v in videos],
             f"{self.case.variant} ({len(videos)} videos)",
         )
         folder = self._fvd_folder()
@@ -512,7 +513,7 @@ class Ablation:
             hashes = [_frames_hash(v.frames) for v in reference_videos]
             reference_set = self._feature_set(
                 hashes, lambda: [v.frames for v in reference_videos], description)
-            same = hashes == [_frames_hash(v.frames) for v in videos]
+            same = hashes == variant_hashes
         else:
             paths = _folder_videos(folder)
             description = f"folder {self.case.marker.fvd_reference} ({len(paths)} videos)"
