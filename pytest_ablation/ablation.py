@@ -321,8 +321,6 @@ class Ablation:
         ``label`` names the variant (this case's or its reference) in progress lines."""
         bench = self._bench
         metrics = self._video_metrics()
-        samples = []
-        videos = []
         pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
         generation_settings = {name: getattr(settings, name) for name in SETTING_FIELDS}
         batch_size = self._batch_size(bound, settings)
@@ -348,7 +346,11 @@ class Ablation:
                 key["batch"] = min(batch_size, len(pairs) - chunk_start)
             planned.append((index, prompt, seed_index, seed, digest(key)))
         batched = self._generate_batches(bound, config, settings, planned, batch_size, label)
-        for index, prompt, seed_index, seed, video_key in planned:
+        # Made seed index by seed index: a generator whose model depends on the seed index
+        # (ExVideo's tuning runs) then switches models once per seed index, not per sample.
+        # Each video has its own seed, so the order changes no video; results keep the plan's.
+        made: dict[int, tuple[Sample, Any]] = {}
+        for index, prompt, seed_index, seed, video_key in sorted(planned, key=lambda p: (p[2], p[0])):
 
             def generate(prompt=prompt, seed=seed, seed_index=seed_index, index=index,
                          video_key=video_key):
@@ -365,8 +367,9 @@ class Ablation:
             stored = bench.cache.video(video_key, generate)
             scores = bench.scorer.score_all(stored, prompt, video_key, metrics,
                                             fps=settings.fps)
-            samples.append(Sample(prompt, seed_index, seed, video_key, scores))
-            videos.append(stored)
+            made[index] = (Sample(prompt, seed_index, seed, video_key, scores), stored)
+        samples = [made[entry[0]][0] for entry in planned]
+        videos = [made[entry[0]][1] for entry in planned]
         return samples, videos
 
     def _request(self, config, settings, prompt, seed, seed_index) -> GenerationRequest:
@@ -490,95 +493,13 @@ class Ablation:
         return tuple(m for m in self.case.marker.metrics if self._level(m) == "video")
 
     def _set_metrics(self, videos, reference_videos, settings) -> dict:
-        """Each set-level metric of the study, for this variant's videos against the
-        reference set: the reference variant's videos, or the marker's ``fvd_reference``."""
-        names = [m for m in self.case.marker.metrics if self._level(m) == "set"]
-        if not names:
-            return {}
-        unknown = [m for m in names if m != "fvd"]
-        if unknown:
-            raise AblationError(f"{self.case.nodeid}: set-level metric(s) {unknown} have no "
-                                "implementation; the set-level metric available is 'fvd'")
-        from .metrics.fvd import fvd
+        from .set_scoring import SetMetricError, SetScorer
 
-        variant_hashes = [_frames_hash(v.frames) for v in videos]
-        variant_set = self._feature_set(
-            variant_hashes, lambda: [v.frames for v in videos],
-            f"{self.case.variant} ({len(videos)} videos)",
-        )
-        folder = self._fvd_folder()
-        if folder is None:
-            reference_name = self.case.marker.reference or self.case.variant
-            description = f"variant {reference_name} ({len(reference_videos)} videos)"
-            hashes = [_frames_hash(v.frames) for v in reference_videos]
-            reference_set = self._feature_set(
-                hashes, lambda: [v.frames for v in reference_videos], description)
-            same = hashes == variant_hashes
-        else:
-            paths = _folder_videos(folder)
-            description = f"folder {self.case.marker.fvd_reference} ({len(paths)} videos)"
-            reference_set = self._feature_set(
-                {"folder": _folder_digest(folder), "frames": settings.frames},
-                lambda: [_read_reference_video(path, settings.frames) for path in paths],
-                description,
-            )
-            same = False
-        result = fvd(variant_set["features"].numpy(), reference_set["features"].numpy(),
-                     reference=description, same_set=same)
-        if result.warning:
-            self._bench.progress(f"{self.case.study} {self.case.variant}: warning: {result.warning}")
-        return {"fvd": result}
-
-    def _fvd_folder(self):
-        from .catalog import fvd_reference_folder
-
-        if self.case.marker.fvd_reference is None:
-            return None
-        folder = fvd_reference_folder(self.case.marker, self._item.path)
-        if not folder.is_dir():
-            raise AblationError(f"{self.case.nodeid}: fvd_reference "
-                                f"{self.case.marker.fvd_reference!r} is not a folder ({folder})")
-        return folder
-
-    def _feature_set(self, content: Any, load_videos: Callable[[], list], label: str) -> dict:
-        """I3D features of a set of videos and their Gaussian fit (``features``, ``mean``,
-        ``cov``, ``count``), cached by the videos' content and the I3D weights' identity, so
-        a reference set is featurised once whatever the study, variant or run."""
-        from .metrics.backends.i3d import FEATURE_VERSION
-        from .metrics.fvd import feature_size
-        from .metrics.weights import weight_file
-
-        size = feature_size()
-        key = digest({
-            "what": "fvd-features",
-            "package": __version__,
-            "videos": content,
-            "weights": weight_file("i3d").identity(),
-            "features": FEATURE_VERSION,
-            "size": size,
-        })
-        computed = []
-
-        def compute() -> dict:
-            import numpy as np
-            import torch
-
-            from .metrics.fvd import features_of
-
-            started = time.perf_counter()
-            features = features_of(load_videos(), self._bench.device, size=size)
-            computed.append(time.perf_counter() - started)
-            return {
-                "features": torch.from_numpy(features),
-                "mean": torch.from_numpy(features.mean(axis=0)),
-                "cov": torch.from_numpy(np.atleast_2d(np.cov(features, rowvar=False))),
-                "count": torch.tensor(len(features)),
-            }
-
-        entry = self._bench.cache.tensors(key, compute)
-        how = f"computed ({computed[0]:.2f}s)" if computed else "cached"
-        self._bench.progress(f"{self.case.study} fvd statistics of {label}: {how}")
-        return entry
+        scorer = SetScorer(self.case, self._bench, self._item.path)
+        try:
+            return scorer.score(videos, reference_videos, settings)
+        except SetMetricError as error:
+            raise AblationError(f"{self.case.nodeid}: {error}") from None
 
     def _record(self, comparison: Comparison, bound: BoundGenerator, call: int) -> dict:
         return make_record(
@@ -608,58 +529,6 @@ class Ablation:
             set_metrics={name: {**r.to_dict(), "direction": self._bench.metric(name).direction}
                          for name, r in comparison.set_metrics.items()},
         )
-
-
-def _frames_hash(frames) -> dict:
-    """A video's content, for the FVD statistics' cache key: its uint8 frames' bytes."""
-    import hashlib
-
-    data = frames.contiguous().numpy().tobytes()
-    return {"shape": list(frames.shape), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def _folder_videos(folder) -> list:
-    """The videos of a reference folder, by name: folders of PNG frames, gif and mp4 files
-    (the layouts ``VideoFolder`` reads)."""
-    from pathlib import Path
-
-    found = sorted(
-        path for path in Path(folder).iterdir()
-        if (path.is_dir() and any(path.glob("*.png")))
-        or (path.is_file() and path.suffix.lower() in (".gif", ".mp4"))
-    )
-    if not found:
-        raise AblationError(f"fvd_reference {str(folder)!r} holds no videos (folders of PNG "
-                            "frames, .gif or .mp4 files)")
-    return found
-
-
-def _folder_digest(folder) -> str:
-    from .models.identity import HashMemo, tree_sha256
-
-    memo = HashMemo()
-    try:
-        return tree_sha256(folder, None, memo)
-    finally:
-        memo.flush()
-
-
-def _read_reference_video(path, frames: int):
-    """A real video as uint8 (frames, 3, H, W), cut to the study's frame count: FVD compares
-    clips of one length. Its size may differ from the study's: I3D resizes every frame."""
-    import torch
-
-    from .generation import GeneratorError
-    from .video_folder import _read
-
-    try:
-        video = _read(path)
-    except GeneratorError as error:
-        raise AblationError(f"fvd_reference: {error}") from None
-    if len(video) < frames:
-        raise AblationError(f"fvd_reference: {str(path)!r} has {len(video)} frames; the study's "
-                            f"videos have {frames}, and FVD compares clips of equal length")
-    return torch.from_numpy(video[:frames]).permute(0, 3, 1, 2).contiguous()
 
 
 def _stored(output, seconds: float):

@@ -72,6 +72,7 @@ def _check_output_file(path) -> None:
 
 def cmd_merge(args) -> int:
     from .report.merge import merge_report_files
+    from .trackers.merged import log_merged, prepare
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
@@ -80,6 +81,7 @@ def cmd_merge(args) -> int:
     problem = check_writable_dir(output)
     if problem:
         raise ReportError(f"--output: cannot write to {output}: {problem}")
+    targets = prepare(args, output)  # a tracker that cannot log stops before the merge
     merged = merge_report_files(args.reports, output, partial=args.partial)
     paths = write_reports(merged, output)
     sys.stdout.write(render_results_table(merged))
@@ -90,7 +92,9 @@ def cmd_merge(args) -> int:
         f"merged {len(args.reports)} report(s) ({shards}): {len(merged['results'])} results\n"
         f"written: {paths['html']}, {paths['json']}, {paths['markdown']}\n"
     )
-    return 0
+    logged = log_merged(targets, merged, output, exitstatus=0, gate=None, tolerances={},
+                        out=sys.stdout)
+    return 0 if logged else 1
 
 
 def cmd_html(args) -> int:
@@ -210,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the merged report.json, report.md and report.html")
     merge.add_argument("--partial", action="store_true",
                        help="merge even though some shards of the run are missing")
+    from .trackers.merged import add_arguments as add_tracker_arguments
+
+    add_tracker_arguments(merge)
     merge.set_defaults(run=cmd_merge)
     html = sub.add_parser("html", help="(re)write report.html from a report.json")
     html.add_argument("report", help="a report.json; previews are read from its folder")

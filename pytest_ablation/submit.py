@@ -170,15 +170,21 @@ def cmd_submit(args) -> int:
     pytest_args = list(args.pytest_args)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
+    from .trackers.merged import log_merged, prepare, refused_in_shards
+
     for arg in pytest_args:
         if arg.split("=", 1)[0] in ("--ablation-shard", "--ablation-report-dir", "--ablation-cache-dir"):
             raise ReportError(f"{arg.split('=', 1)[0]}: set by submit for each shard; use "
                               "--shards, --report-dir and --cache-dir instead")
+        refusal = refused_in_shards(arg)
+        if refusal:
+            raise ReportError(refusal)
     args.pytest_args = pytest_args
     report_dir = Path(args.report_dir)
     problem = check_writable_dir(report_dir)
     if problem:
         raise ReportError(f"--report-dir: cannot write to {report_dir}: {problem}")
+    targets = prepare(args, report_dir)  # a tracker that cannot log stops before any shard
     tolerances = parse_tolerances(args.tolerance or [], source="--tolerance")
     baseline = load_report(args.gate, what="baseline") if args.gate else None
 
@@ -210,7 +216,10 @@ def cmd_submit(args) -> int:
         sys.stdout.write(f"gate against {args.gate}: {gate['summary']}\n")
         if gate["failed"]:
             status = 1
-    return status
+    logged = log_merged(targets, merged, report_dir, exitstatus=status,
+                        gate=str(args.gate) if args.gate else None, tolerances=tolerances,
+                        out=sys.stdout)
+    return status if logged else max(status, 1)
 
 
 def add_parser(sub, positive_int) -> None:
@@ -243,6 +252,9 @@ def add_parser(sub, positive_int) -> None:
                              "(default reports)")
     submit.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
                         help="how often to look at the jobs (default 10)")
+    from .trackers.merged import add_arguments as add_tracker_arguments
+
+    add_tracker_arguments(submit)
     submit.add_argument("pytest_args", nargs=argparse.REMAINDER,
                         help="-- then the arguments of every shard's pytest")
     submit.set_defaults(run=cmd_submit)

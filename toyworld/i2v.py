@@ -16,8 +16,10 @@ The parts and conventions are SVD's (img2vid-xt), so ``load_stable_video_diffusi
   autoencoder (``t2i/vae``) computes, frame by frame: its weights copied, the temporal
   layers set to the identity (see ``build_temporal_vae``); it is not trained further.
 
-Trained on 8-frame clips of one shape moving (``data.sample_videos``), which leaves the
-ExVideo studies room to extend the model to 32 frames. The motion bucket carries the clip's
+Trained on 8-frame clips of one shape bouncing off the frame's edges (``data.sample_videos``
+with ``motion="bounce"``): a shape keeps its size and speed however long the clip, so a
+32-frame video extended by ExVideo continues the motion the model learnt, and what differs
+past frame 8 is the positions the studies ablate. The motion bucket carries the clip's
 speed (127 = one pixel per frame, SVD's default bucket), fps is drawn at random so that any
 fps a study asks for is one the model has seen.
 
@@ -53,6 +55,9 @@ SUBFOLDER = Path("i2v")
 
 # The clip length the UNet is trained on; the ExVideo studies extend it past this.
 FRAMES = 8
+# Bouncing, not straight-line, motion: a straight path must shrink or slow its shape to
+# fit a long clip, so speed and size would depend on the clip length.
+MOTION = "bounce"
 
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": IMAGE_SIZE // 4,  # the autoencoder downsamples by 4: 8x8 latents
@@ -317,7 +322,7 @@ def encode_pool(
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("means", "stds", "conditions", "embeddings", "speeds")}
     for number, start in enumerate(range(0, count, chunk)):
         size = min(chunk, count - start)
-        videos, _, scenes = sample_videos(size, FRAMES, seed=training_seed(seed, number))
+        videos, _, scenes = sample_videos(size, FRAMES, seed=training_seed(seed, number), motion=MOTION)
         posterior = vae.encode(to_model_range(videos.flatten(0, 1))).latent_dist
         shape = (size, FRAMES, *posterior.mean.shape[1:])
         first = videos[:, 0]
@@ -558,7 +563,7 @@ def load_components(out: Path | str = WEIGHTS_DIR, device: str = "cpu") -> Any:
 
 
 def held_out_clips(count: int = QUALITY_VIDEOS, frames: int = FRAMES) -> tuple[torch.Tensor, list]:
-    videos, _, scenes = sample_videos(count, frames, seed=HELD_OUT_SEED)
+    videos, _, scenes = sample_videos(count, frames, seed=HELD_OUT_SEED, motion=MOTION)
     return videos, scenes
 
 
@@ -583,9 +588,23 @@ def sample_videos_from(sampler: Any, images: torch.Tensor, frames: int, *, seed:
     ]
 
 
+def scene_figures(videos: list[torch.Tensor] | torch.Tensor) -> dict[str, float]:
+    """The scene parser's view of videos: identity constancy (the shape kept, 1 = the
+    first frame's colour, shape and size throughout) and trajectory jerk (0 = the centroid
+    moves at a steady velocity; a bounce adds its one reversal)."""
+    from pytest_ablation.toyworld.scene_metrics import identity_constancy, trajectory_jerk
+
+    count = len(videos)
+    return {
+        "identity_constancy": sum(identity_constancy(v) for v in videos) / count,
+        "trajectory_jerk": sum(trajectory_jerk(v) for v in videos) / count,
+    }
+
+
 def video_figures(videos: list[torch.Tensor], images: torch.Tensor, scenes: list, judge: Any) -> dict[str, float]:
-    """Dynamic degree, condition consistency (own vs another clip's condition image) and
-    whether the last frame still shows the condition's colour and shape (judge zero-shot)."""
+    """Dynamic degree, condition consistency (own vs another clip's condition image),
+    whether the last frame still shows the condition's colour and shape (judge zero-shot),
+    and the scene parser's figures."""
     from pytest_ablation.metrics import condition_consistency, dynamic_degree
 
     count = len(videos)
@@ -600,6 +619,7 @@ def video_figures(videos: list[torch.Tensor], images: torch.Tensor, scenes: list
         "condition_consistency_random_pair": sum(other) / count,
         "last_frame_colour_kept": colour_kept,
         "last_frame_shape_kept": shape_kept,
+        **scene_figures(videos),
     }
 
 
@@ -632,6 +652,11 @@ def quality(
     colour_kept, shape_kept = kept_identity(judge, clips[:, -1], scenes)
     figures["real_last_frame_colour_kept"] = colour_kept
     figures["real_last_frame_shape_kept"] = shape_kept
+    for name, value in scene_figures(clips).items():
+        figures[f"real_{name}"] = value
+    long_clips, _ = held_out_clips(frames=LONG_FRAMES)
+    for name, value in scene_figures(long_clips).items():
+        figures[f"real_long_{name}"] = value
 
     started = time.perf_counter()
     short = sample_videos_from(ExVideoSampler(components), images, FRAMES, steps=steps, guidance=guidance)
@@ -660,6 +685,7 @@ def quality(
 __all__ = [
     "Encoders",
     "FRAMES",
+    "MOTION",
     "RECIPE",
     "Recipe",
     "SCHEDULER_CONFIG",

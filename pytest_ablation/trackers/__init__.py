@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,14 +65,68 @@ class TrackedRun:
 
     report: dict
     report_dir: Path
-    options: "AblationOptions"
+    options: "AblationOptions | MergedRunOptions"
     exitstatus: int
 
 
-def missing_package(info: TrackerInfo, error: ImportError) -> str:
+def missing_package(info: TrackerInfo, error: ImportError, flag: str | None = None) -> str:
     name = getattr(error, "name", None) or info.name
-    return (f"{info.flag}: logging to {info.label} needs the {name!r} package, which cannot be "
-            f"imported ({error}); install the extra: {info.install}")
+    return (f"{flag or info.flag}: logging to {info.label} needs the {name!r} package, which "
+            f"cannot be imported ({error}); install the extra: {info.install}")
+
+
+class TrackerUsageError(Exception):
+    """A tracker asked for that cannot be used: the message names the option and the fix."""
+
+
+def prepare_targets(trackers: dict[str, str | None], context: TrackerContext,
+                    flags: dict[str, str] | None = None) -> list:
+    """``(info, target)`` for each tracker asked for (name -> value, None for its default),
+    or a ``TrackerUsageError`` naming the option (``flags``: name -> the option as the
+    caller spells it; the pytest option by default) when one cannot be used."""
+    targets = []
+    for name, value in trackers.items():
+        info = TRACKERS[name]
+        flag = (flags or {}).get(name, info.flag)
+        module = importlib.import_module(f"{__name__}.{info.module}")
+        try:
+            with _no_warnings():
+                targets.append((info, module.prepare(value, context)))
+        except ImportError as error:
+            raise TrackerUsageError(missing_package(info, error, flag)) from None
+        except TrackerError as error:
+            raise TrackerUsageError(f"{flag}: {error}") from None
+    return targets
+
+
+def log_to_targets(targets: list, run: TrackedRun,
+                   flags: dict[str, str] | None = None) -> tuple[list[tuple[str, bool]], bool]:
+    """Log ``run`` to each target: the lines to show (text, is a problem) and whether one
+    failed. A tracker's failure becomes a line, never a traceback."""
+    notes: list[tuple[str, bool]] = []
+    failed = False
+    for info, target in targets:
+        try:
+            with _no_warnings():
+                notes.append((f"{info.name}: {target.log(run)}", False))
+        except Exception as error:
+            failed = True
+            flag = (flags or {}).get(info.name, info.flag)
+            notes.append((f"{flag}: could not log the run to {info.label}: "
+                           f"{type(error).__name__}: {error}", True))
+    return notes, failed
+
+
+@dataclass(frozen=True)
+class MergedRunOptions:
+    """What a tracker logs of the options of a run merged from shards (``pytest-ablation
+    merge`` or ``submit``): the shards' own options are in their reports."""
+
+    gate: str | None = None
+    tolerances: dict = field(default_factory=dict)
+    devices: str | None = None
+    no_cache: bool = False
+    shard: tuple[int, int] | None = None
 
 
 def start_trackers(config, options: "AblationOptions", collector: "ResultCollector") -> None:
@@ -81,17 +135,10 @@ def start_trackers(config, options: "AblationOptions", collector: "ResultCollect
     if not options.trackers:
         return
     context = TrackerContext(report_dir=Path(options.report_dir), rootdir=Path(config.rootpath))
-    targets = []
-    for name, value in options.trackers.items():
-        info = TRACKERS[name]
-        module = importlib.import_module(f"{__name__}.{info.module}")
-        try:
-            with _no_warnings():
-                targets.append((info, module.prepare(value, context)))
-        except ImportError as error:
-            raise pytest.UsageError(missing_package(info, error)) from None
-        except TrackerError as error:
-            raise pytest.UsageError(f"{info.flag}: {error}") from None
+    try:
+        targets = prepare_targets(options.trackers, context)
+    except TrackerUsageError as error:
+        raise pytest.UsageError(str(error)) from None
     config.pluginmanager.register(TrackerHooks(targets, collector), "ablation-trackers")
 
 
@@ -134,15 +181,8 @@ class TrackerHooks:
             return
         run = TrackedRun(report=self._report, report_dir=Path(collector.options.report_dir),
                          options=collector.options, exitstatus=int(session.exitstatus))
-        failed = False
-        for info, target in self._targets:
-            try:
-                with _no_warnings():
-                    notes.append((f"{info.name}: {target.log(run)}", False))
-            except Exception as error:  # a tracker's failure is reported, never a traceback
-                failed = True
-                notes.append((f"{info.flag}: could not log the run to {info.label}: "
-                               f"{type(error).__name__}: {error}", True))
+        lines, failed = log_to_targets(self._targets, run)
+        notes.extend(lines)
         if failed and session.exitstatus == pytest.ExitCode.OK:
             # As for a report that could not be written: the run asked for the log.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

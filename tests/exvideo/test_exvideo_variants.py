@@ -194,3 +194,32 @@ def test_long_videos_go_well_past_the_trained_length(tiny_svd) -> None:
     for name, length in trained.items():
         frames = exvideo_on_profile(load_profile(name)).long_video["frames"]
         assert frames >= 3 * length, (name, frames, length)
+
+
+def test_how_far_tuning_moved_the_new_parts_is_in_the_details(lab, tiny_svd, tmp_path) -> None:
+    from pytest_ablation.methods.exvideo import exvideo_state_dict, extend_unet
+
+    ex = lab()
+    out = ex.generate(request(position="trainable"))
+    moved = out.info["details"]
+    tuned = ex.tuned_weights("trainable", True)
+    initial = exvideo_state_dict(extend_unet(copy.deepcopy(tiny_svd.unet), RECIPE.max_frames))
+    for part, suffix in (("table", "time_proj.embeddings"), ("conv", "position_conv.weight")):
+        names = sorted(n for n in initial if n.endswith(suffix))
+        # The conv starts as the identity: norm sqrt(channels).
+        if part == "conv":
+            assert initial[names[0]].norm() == pytest.approx(initial[names[0]].shape[0] ** 0.5)
+        ratios = [float((tuned[n] - initial[n]).norm() / initial[n].norm()) for n in names]
+        assert moved[f"tuned_{part}_change"] == pytest.approx(sum(ratios) / len(ratios), abs=1e-6)
+        assert moved[f"tuned_{part}_change"] > 0
+    # Read back from the store (a new process), the figures are the same.
+    again = ExVideoVariants(tiny_svd, recipe=RECIPE, model_identity={"svd": "tiny"},
+                            store=ResultCache(tmp_path / "cache"))
+    assert again.generate(request(position="trainable")).info["details"] == moved
+    # Parts a variant was tuned without are not reported; an untuned variant reports none.
+    static = ex.generate(request(position="static")).info["details"]
+    assert set(static) == {"tuned_conv_change"}
+    assert "details" not in ex.generate(request(tuned=False)).info
+    # No learning rate, no movement.
+    still = lab(recipe=TuningRecipe(**{**RECIPE.to_dict(), "lr": 1e-30}))
+    assert still.generate(request(position="trainable")).info["details"]["tuned_conv_change"] < 1e-20

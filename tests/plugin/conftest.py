@@ -108,7 +108,7 @@ class Flicker:
         log = os.environ.get("TOY_GENERATE_LOG")
         if log:
             with open(log, "a") as handle:
-                handle.write(f"{request.config} {request.prompt} {request.seed}\\n")
+                handle.write(f"{request.config} {request.prompt} {request.seed} {request.seed_index}\\n")
         g = request.generator
         shape = (request.frames, 3, request.height, request.width)
         base = torch.rand((1,) + shape[1:], generator=g)

@@ -156,6 +156,22 @@ def test_second_run_loads_everything_from_the_cache(toy):
     assert report_of(toy)["results"] == first["results"]
 
 
+def test_videos_are_made_seed_index_by_seed_index_and_reported_in_plan_order(toy):
+    # A generator whose model depends on the seed index (ExVideo's tuning runs) switches
+    # models once per seed index: all of seed index 0's videos, then seed index 1's.
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    made = [line.split() for line in open(log).read().splitlines()]
+    assert len(made) == 36
+    for start in range(0, 36, 12):  # one variant's 6 prompts x 2 seeds at a time
+        assert [int(fields[-1]) for fields in made[start : start + 12]] == [0] * 6 + [1] * 6
+    # The report keeps the plan's order: prompt by prompt, each prompt's seeds in turn.
+    variant = report_of(toy)["studies"][0]["variants"][0]
+    assert [s["seed_index"] for s in variant["samples"]] == [0, 1] * 6
+    prompts = [s["prompt"] for s in variant["samples"]]
+    assert prompts[0::2] == prompts[1::2] and len(set(prompts)) == 6
+
+
 def test_no_cache_recomputes(toy):
     log = os.environ["TOY_GENERATE_LOG"]
     toy.runpytest().assert_outcomes(passed=3)

@@ -123,3 +123,29 @@ def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
     assert executor._executor.parameters == {
         "job_name": "ablations", "time": 30, "ntasks_per_node": 1, "nodes": 1,
         "gpus_per_node": 2, "array_parallelism": 4, "partition": "gpu"}
+
+
+def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    toy = project
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    baseline = str(toy.path / "full" / "report.json")
+    assert submit(toy, 2, "--mlflow", "--gate", baseline) == 0
+    out = capsys.readouterr().out
+    store = toy.path / "out" / "mlflow"
+    assert "mlflow: run " in out and f"of sqlite:///{store}/mlflow.db" in out
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name(toy.path.name).experiment_id])
+    merged = read(toy.path / "out" / "report.json")
+    from pytest_ablation.trackers.mlflow_tracker import metric_key
+
+    deltas = {metric_key(r["study"], r["variant"], r["metric"], "delta"): r["delta"]
+              for r in merged["results"] if isinstance(r["delta"], float)}
+    assert deltas and {k: run.data.metrics[k] for k in deltas} == pytest.approx(deltas)
+    assert run.data.params["options.gate"] == baseline
+    assert run.data.tags["ablation.gate"] == "passed" and merged["gate"]["failed"] is False
+    assert not any((toy.path / "out" / f"shard-{i}" / "mlflow").exists() for i in (1, 2))

@@ -178,6 +178,78 @@ def test_a_tracker_that_cannot_log_fails_the_run_and_says_why(toy, tracker_env):
     assert (toy.path / "reports" / "report.json").exists()
 
 
+# -- a merged run --------------------------------------------------------------------------
+def shard_reports(toy, count):
+    paths = []
+    for index in range(1, count + 1):
+        toy.runpytest(f"--ablation-shard={index}/{count}", f"--ablation-report-dir=shard-{index}")
+        paths.append(str(toy.path / f"shard-{index}" / "report.json"))
+    return paths
+
+
+@pytest.mark.slow
+def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
+    from pytest_ablation.cli import main
+
+    paths = shard_reports(toy, 2)
+    capsys.readouterr()
+    assert main(["merge", *paths, "-o", "merged", "--mlflow", "--wandb"]) == 0
+    out = capsys.readouterr().out
+    assert "mlflow: run " in out and f"in experiment '{toy.path.name}' of sqlite:///" in out
+    assert "wandb: offline run in " in out
+    merged = json.loads((toy.path / "merged" / "report.json").read_text())
+    shard_numbers = [finite_numbers(json.loads(Path(p).read_text())) for p in paths]
+    numbers = finite_numbers(merged)
+    assert len(numbers) == sum(map(len, shard_numbers)) > 0  # both shards' rows, in one run
+
+    store = toy.path / "merged" / "mlflow"
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name(toy.path.name).experiment_id])
+    logged = {k: v for k, v in run.data.metrics.items() if not k.startswith(("claims/", "gate/"))}
+    assert len(logged) == len(numbers)
+    for key, value in numbers.items():
+        assert logged[mlflow_key(*key)] == pytest.approx(value, rel=1e-12, abs=1e-15)
+    assert run.data.metrics["claims/held"] == sum(1 for *_, held in claims_of(merged) if held) == 2
+    copy = client.download_artifacts(run.info.run_id, "report.json", str(toy.path / "copy"))
+    assert Path(copy).read_bytes() == (toy.path / "merged" / "report.json").read_bytes()
+    assert len(list((toy.path / "merged" / "wandb").glob("offline-run-*"))) == 1
+    # The shards logged nothing themselves.
+    assert not any((toy.path / f"shard-{i}" / name).exists()
+                   for i in (1, 2) for name in ("mlflow", "wandb"))
+
+
+def test_merge_names_a_report_file_taken_as_the_trackers_value(toy, tracker_env, capsys):
+    from pytest_ablation.cli import main
+
+    paths = shard_reports(toy, 2)
+    assert main(["merge", "--mlflow", *paths, "-o", "merged"]) == 2
+    assert (f"--mlflow: took {paths[0]!r}, a file, as its value; put --mlflow after the report "
+            "files") in capsys.readouterr().err
+    assert not (toy.path / "merged" / "report.json").exists()  # refused before merging
+
+
+def test_a_tracker_merge_cannot_use_stops_it_before_merging(toy, tracker_env, capsys):
+    from pytest_ablation.cli import main
+
+    paths = shard_reports(toy, 2)
+    uri = (toy.path / "mlruns").as_uri()
+    assert main(["merge", *paths, "-o", "merged", f"--mlflow={uri}"]) == 2
+    assert f"--mlflow: MLflow cannot use the tracking URI '{uri}'" in capsys.readouterr().err
+    assert not (toy.path / "merged" / "report.json").exists()
+
+
+def test_submit_refuses_the_pytest_tracker_options_for_its_shards(tmp_path, capsys):
+    from pytest_ablation.cli import main
+
+    for option in ("--ablation-mlflow", "--ablation-wandb=team/project"):
+        assert main(["submit", "--shards", "2", "--executor", "local",
+                     "--report-dir", str(tmp_path), "--", "-q", option]) == 2
+        flag = option.split("=")[0]
+        expected = "--mlflow" if "mlflow" in flag else "--wandb"
+        assert (f"{flag}: each shard would log its own part of the run; log the merged report "
+                f"once with submit's {expected} instead") in capsys.readouterr().err
+
+
 # -- W&B -----------------------------------------------------------------------------------
 def wandb_records(path):
     """The records of a W&B offline run file (``run-<id>.wandb``), as W&B's own protobuf

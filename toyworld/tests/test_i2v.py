@@ -179,3 +179,19 @@ def test_shipped_model_samples_with_exvideo(shipped, frames, extended):
     assert video.shape == (frames, 3, 32, 32)
     assert video.min() >= 0 and video.max() <= 1
     assert float(video.std()) > 0.01  # a picture, not a constant
+
+
+def test_the_training_clips_bounce(shipped):
+    # Bouncing shapes keep their size and speed at any length, so an extended video goes on
+    # with the motion the model learnt; a straight path would have to shrink or slow down.
+    from toyworld.training import training_seed
+
+    pool = i2v.encode_pool(shipped, 3, seed=0, noise_aug_strength=0.02,
+                           generator=torch.Generator().manual_seed(0))
+    for motion, same in (("bounce", True), ("straight", False)):
+        videos, _, scenes = sample_videos(3, i2v.FRAMES, seed=training_seed(0, 0), motion=motion)
+        means = shipped.vae.encode(videos.flatten(0, 1) * 2 - 1).latent_dist.mean
+        speeds = torch.tensor([video[0].speed for video in scenes], dtype=torch.float32)
+        assert torch.allclose(pool.means, means.reshape(pool.means.shape), atol=1e-5) == same
+        if same:
+            assert torch.equal(pool.speeds, speeds)

@@ -54,6 +54,10 @@ BUILTIN_SOURCE = "moving-shapes"
 CONFIG_KEYS = ("position", "identity_conv", "tuned_with", "tuned", "tuned_from")
 TUNED_FROM = ("model", "svd")
 _LOSSES = "__tuning__.losses"
+# How far post-tuning moved each new part: ||tuned - initial|| / ||initial|| (Frobenius),
+# averaged over the UNet's temporal transformers, stored beside the weights.
+_CHANGE = "__tuning__.change."
+NEW_PARTS = {"table": "time_proj.embeddings", "conv": "position_conv.weight"}
 
 
 def _code_digest(recipe: "TuningRecipe") -> str | None:
@@ -291,10 +295,15 @@ class ExVideoVariants:
                 done = sampler.sample_batch([requests[i] for i in members])
             if variant.tuned:
                 key = self.tuning_key(*variant.tuning, run=run, tuned_from=variant.tuned_from)
-                info = {"key": key[:16], "run": run, "seed": self.recipe.run_seed(run),
-                        **self.tuning_results.get(key, {})}
+                results = self.tuning_results.get(key, {})
+                info = {"key": key[:16], "run": run, "seed": self.recipe.run_seed(run), **results}
+                # Per variant in the report's generator details: how far tuning moved the
+                # new parts (a conv remade rather than adapted shows here).
+                moved = {f"tuned_{part}_change": value for part, value in results.get("change", {}).items()}
                 for out in done:
                     out.info["tuning"] = info
+                    if moved:
+                        out.info["details"] = {**(out.info.get("details") or {}), **moved}
             for i, out in zip(members, done):
                 outputs[i] = out
         return outputs
@@ -329,8 +338,12 @@ class ExVideoVariants:
                 stored = self.store.tensors(key, compute) if self.store is not None else compute()
                 weights = dict(stored)
                 losses = weights.pop(_LOSSES, None)
+                change = {name[len(_CHANGE):]: round(float(weights.pop(name)), 6)
+                          for name in [n for n in weights if n.startswith(_CHANGE)]}
                 if losses is not None and key not in self.tuning_results:
                     self.tuning_results[key] = {"losses": [round(float(v), 6) for v in losses]}
+                if change:
+                    self.tuning_results.setdefault(key, {})["change"] = change
                 # One configuration's weights at a time: ExSVD's tuned part is 1.7 GB.
                 self._weights = {key: weights}
             return self._weights[key]
@@ -365,6 +378,7 @@ class ExVideoVariants:
         unet = extend_unet(
             copy.deepcopy(start.unet), r.max_frames, position=position, identity_conv=identity_conv
         )
+        initial = new_parts(exvideo_state_dict(unet))
         result = post_tune(
             unet,
             self._tuning_data(run),
@@ -376,11 +390,15 @@ class ExVideoVariants:
             gradient_checkpointing=r.gradient_checkpointing,
         )
         weights = exvideo_state_dict(unet)
+        change = relative_change(initial, new_parts(weights))
         weights[_LOSSES] = torch.tensor(result.losses, dtype=torch.float64)
+        for part, value in change.items():
+            weights[_CHANGE + part] = torch.tensor(value, dtype=torch.float64)
         self.tuning_results[self.tuning_key(position, identity_conv, run, tuned_from)] = {
             "losses": [round(v, 6) for v in result.losses],
             "seconds": round(result.seconds, 3),
             "frames_per_second": round(result.frames_per_second, 3),
+            "change": {part: round(value, 6) for part, value in change.items()},
         }
         return weights
 
@@ -420,6 +438,24 @@ class ExVideoVariants:
 
         return ExVideoSampler(self.components, self.unet_for(parse_config(config), run), **self.sampler_options)
 
+
+
+def new_parts(weights: Mapping[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+    """ExVideo's new parts in a state dict, by kind (``NEW_PARTS``), in name order."""
+    return {part: [weights[n] for n in sorted(weights) if n.endswith(suffix)]
+            for part, suffix in NEW_PARTS.items() if any(n.endswith(suffix) for n in weights)}
+
+
+def relative_change(initial: Mapping[str, list], tuned: Mapping[str, list]) -> dict[str, float]:
+    """Per kind of new part: ``||tuned - initial|| / ||initial||`` (Frobenius), averaged over
+    its layers. The identity convolution starts at norm sqrt(channels), the table at its
+    sinusoid rows: 0.5 means the part moved by half its own size."""
+    change = {}
+    for part, before in initial.items():
+        ratios = [float((after.double() - first.double()).norm() / first.double().norm())
+                  for first, after in zip(before, tuned[part], strict=True)]
+        change[part] = sum(ratios) / len(ratios)
+    return change
 
 
 # ExVideo's recipe (gradient checkpointing, 128 frames) at a demonstration budget for one
