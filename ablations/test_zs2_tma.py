@@ -40,7 +40,7 @@ TINY_JUDGE = (
 TOY_JUDGE = (
     "the toy judge reads colour and shape, not where the shape is: under the same dependency "
     "noise every momentum draws a near-still video of the prompt's shape, and self-attention "
-    "scores +0.005 [-0.003, +0.019] in temporal consistency and +0.99 [-0.13, +2.26] in CLIP "
+    "scores +0.001 [-0.009, +0.011] in temporal consistency and +0.64 [-0.72, +1.99] in CLIP "
     "score against mu=0.98. With independent noise TMA does cut optical-flow motion by 16% "
     "while the judge's consistency does not rise: the judge, not TMA, misses it"
 )
