@@ -12,6 +12,7 @@ from pytest_ablation.methods.exvideo import (
     draw_noise,
     encode_videos,
     exvideo_parameter_names,
+    exvideo_part,
     extend_unet,
     moving_shapes,
     post_tune,
@@ -90,6 +91,9 @@ def test_zero_steps_change_nothing(unet, data, tiny_svd) -> None:
         ({"steps": -1}, "steps: got -1"),
         ({"lr": 0}, "lr: got 0"),
         ({"batch_size": 3}, "batch_size: got 3"),
+        ({"part_lr": {"convolution": 1e-3}}, "part_lr: got .*'table' and/or 'conv'"),
+        ({"part_lr": {"conv": 0}}, r"part_lr\['conv'\]: got 0"),
+        ({"part_lr": [("conv", 1e-3)]}, "part_lr: got"),
     ],
 )
 def test_bad_input(unet, clips, tiny_svd, change, message) -> None:
@@ -111,3 +115,48 @@ def test_half_precision_trains_float32_master_weights(tiny_svd, clips) -> None:
     assert all(p.dtype == torch.bfloat16 for p in unet.parameters())
     changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= trainable and len(result.losses) == 2
+
+
+# -- a learning rate per new part ------------------------------------------------------------
+def _largest_moves(unet, before) -> tuple[dict, dict]:
+    """Per part: the largest step of an entry, and the float32 spacing at its largest entry
+    (how much reading a step back off a stored entry may round it)."""
+    moves: dict = {}
+    spacings: dict = {}
+    for name, param in unet.named_parameters():
+        step = float((param.detach() - before[name]).abs().max())
+        if step > 0:
+            part = exvideo_part(name) or "rest"
+            moves[part] = max(moves.get(part, 0.0), step)
+            spacing = float(before[name].abs().max()) * torch.finfo(torch.float32).eps
+            spacings[part] = max(spacings.get(part, 0.0), spacing)
+    return moves, spacings
+
+
+def test_each_part_takes_its_own_step(unet, data, tiny_svd) -> None:
+    # Adam's first step moves every parameter by lr * g / (|g| + eps): by its own group's
+    # rate, whatever the gradient's scale (clipping and loss scaling included).
+    before = {n: p.detach().clone() for n, p in unet.named_parameters()}
+    post_tune(unet, data, 1, components=tiny_svd, lr=1e-2, part_lr={"conv": 1e-4}, seed=3)
+    moves, spacing = _largest_moves(unet, before)
+    assert set(moves) == {"table", "conv", "rest"}
+    assert 0.9e-4 < moves["conv"] <= 1e-4 + spacing["conv"]
+    assert 0.9e-2 < moves["table"] <= 1e-2 + spacing["table"]
+    assert 0.9e-2 < moves["rest"] <= 1e-2 + spacing["rest"]
+
+
+def test_part_rates_equal_to_lr_change_nothing(tiny_svd, data) -> None:
+    results = []
+    for part_lr in (None, {"table": 1e-3, "conv": 1e-3}):
+        unet = extend_unet(copy.deepcopy(tiny_svd.unet), max_frames=8)
+        post_tune(unet, data, 3, components=tiny_svd, lr=1e-3, part_lr=part_lr, seed=5)
+        results.append(dict(unet.named_parameters()))
+    plain, grouped = results
+    assert all(torch.equal(plain[n], grouped[n]) for n in plain)
+
+
+def test_parts_are_named_by_their_module() -> None:
+    assert exvideo_part("down_blocks.0.attentions.0.temporal_transformer_blocks.0.time_proj.embeddings") == "table"
+    assert exvideo_part("up_blocks.1.attentions.2.position_conv.weight") == "conv"
+    assert exvideo_part("mid_block.attentions.0.time_pos_embed.linear_1.weight") is None
+    assert exvideo_part("down_blocks.0.attentions.0.temporal_transformer_blocks.0.attn1.to_q.weight") is None

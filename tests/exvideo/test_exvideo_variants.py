@@ -108,6 +108,21 @@ def test_recipe_checks() -> None:
         TuningRecipe(steps=1, clips=1, frames=40, height=16, width=16, max_frames=32)
     with pytest.raises(ValueError, match="multiples of 8"):
         TuningRecipe(steps=1, clips=1, frames=4, height=12, width=16, max_frames=32)
+    with pytest.raises(ValueError, match="conv_lr: got 0; expected a number > 0"):
+        TuningRecipe(**{**RECIPE.to_dict(), "conv_lr": 0})
+    with pytest.raises(ValueError, match="table_lr: got 'fast'"):
+        TuningRecipe(**{**RECIPE.to_dict(), "table_lr": "fast"})
+
+
+def test_part_rates_are_part_of_the_tuning_key_only_when_set(lab) -> None:
+    slow_conv = TuningRecipe(**{**RECIPE.to_dict(), "conv_lr": 1e-5})
+    assert "conv_lr" not in RECIPE.to_dict() and "table_lr" not in RECIPE.to_dict()
+    assert slow_conv.part_lr == {"conv": 1e-5}
+    assert slow_conv.part_budget("conv") == pytest.approx(2e-5)
+    assert slow_conv.part_budget("table") == pytest.approx(RECIPE.budget)
+    assert lab(recipe=slow_conv).tuning_key("trainable", True) != lab().tuning_key("trainable", True)
+    with pytest.raises(ValueError, match="part: got 'mlp'"):
+        slow_conv.part_budget("mlp")
 
 
 # -- tuning runs, the starting model, the untuned control, the budgets ----------------------
@@ -223,3 +238,28 @@ def test_how_far_tuning_moved_the_new_parts_is_in_the_details(lab, tiny_svd, tmp
     # No learning rate, no movement.
     still = lab(recipe=TuningRecipe(**{**RECIPE.to_dict(), "lr": 1e-30}))
     assert still.generate(request(position="trainable")).info["details"]["tuned_conv_change"] < 1e-20
+    # A rate for the convolution alone: it stays put while the table still moves at lr (its
+    # gradients change with a still convolution, not its rate, hence the loose bound).
+    conv_still = lab(recipe=TuningRecipe(**{**RECIPE.to_dict(), "conv_lr": 1e-30}))
+    apart = conv_still.generate(request(position="trainable")).info["details"]
+    assert apart["tuned_conv_change"] < 1e-20
+    assert apart["tuned_table_change"] == pytest.approx(moved["tuned_table_change"], rel=0.25)
+
+
+def test_a_profile_sets_the_part_rates(tmp_path) -> None:
+    from pytest_ablation.methods.exvideo.profile import exvideo_on_profile
+    from pytest_ablation.profiles import load_profile
+
+    def profile(conv_lr: str):
+        path = tmp_path / f"slow-conv-{len(list(tmp_path.iterdir()))}.toml"
+        path.write_text(
+            '[profile]\nname = "toy-slow-conv"\nextends = "toy"\n\n[methods.exvideo]\n'
+            "recipe = { steps = 40, clips = 8, frames = 32, height = 32, width = 32, "
+            f"max_frames = 32, lr = 2.5e-3, conv_lr = {conv_lr}, tuning_runs = 3 }}\n"
+        )
+        return load_profile(path)
+
+    recipe = exvideo_on_profile(profile("2.5e-4")).recipe
+    assert recipe.part_lr == {"conv": 2.5e-4} and recipe.lr == 2.5e-3
+    with pytest.raises(ValueError, match=r"methods\.exvideo\.recipe: conv_lr: got -1"):
+        exvideo_on_profile(profile("-1"))

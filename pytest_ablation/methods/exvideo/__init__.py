@@ -25,7 +25,8 @@ _EXPORTS = {
     ),
     "temporal": (
         "extend_unet", "is_extended", "exvideo_settings", "ExVideoSettings",
-        "exvideo_parameter_names", "exvideo_state_dict", "load_exvideo_state_dict",
+        "exvideo_parameter_names", "exvideo_part", "NEW_PART_MODULES", "exvideo_state_dict",
+        "load_exvideo_state_dict",
         "temporal_transformers", "IdentityConv3d", "PositionTable",
         "ExTransformerSpatioTemporalModel", "FramesError",
     ),

@@ -378,6 +378,20 @@ def exvideo_parameter_names(unet: nn.Module) -> list[str]:
     return names
 
 
+# The two parts ExVideo adds, by the sub-module of a temporal transformer that holds each:
+# post_tune can give either its own learning rate (``part_lr``).
+NEW_PART_MODULES = {"table": "time_proj", "conv": "position_conv"}
+
+
+def exvideo_part(name: str) -> str | None:
+    """The new part (``"table"`` or ``"conv"``) a post-tuned parameter belongs to, or None
+    for the rest (temporal transformer blocks, position MLP)."""
+    for part, module in NEW_PART_MODULES.items():
+        if f".{module}." in f".{name}":
+            return part
+    return None
+
+
 def exvideo_parameters(unet: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
     wanted = set(exvideo_parameter_names(unet))
     return ((n, p) for n, p in unet.named_parameters() if n in wanted)

@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from .conditioning import added_time_ids, condition_latents, image_embeddings, video_latents
 from .positions import check_frames
-from .temporal import exvideo_parameter_names, exvideo_settings
+from .temporal import NEW_PART_MODULES, exvideo_parameter_names, exvideo_part, exvideo_settings
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,29 @@ def _checksums(params: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]
         return {n: (float(p.double().sum()), float(p.double().square().sum())) for n, p in params.items()}
 
 
+def _part_rates(part_lr: Mapping[str, float] | None) -> dict[str, float]:
+    if part_lr is None:
+        return {}
+    if not isinstance(part_lr, Mapping) or set(part_lr) - set(NEW_PART_MODULES):
+        raise ValueError(
+            f"part_lr: got {part_lr!r}; expected a mapping of "
+            f"{' and/or '.join(repr(p) for p in NEW_PART_MODULES)} to a learning rate"
+        )
+    return {part: _number(rate, f"part_lr[{part!r}]", 0.0, strict=True) for part, rate in part_lr.items()}
+
+
+def _parameter_groups(
+    trainable: Mapping[str, torch.nn.Parameter], lr: float, part_rates: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """AdamW's parameter groups: one at ``lr``, and one per part given its own rate."""
+    groups: dict[str | None, list[torch.nn.Parameter]] = {}
+    for name, param in trainable.items():
+        part = exvideo_part(name)
+        groups.setdefault(part if part in part_rates else None, []).append(param)
+    return [{"params": params, "lr": part_rates[part] if part is not None else lr}
+            for part, params in groups.items()]
+
+
 def _number(value: Any, name: str, minimum: float, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name}: got {value!r}; expected a finite number")
@@ -162,6 +185,7 @@ def post_tune(
     *,
     components: Any,
     lr: float = 1e-5,
+    part_lr: Mapping[str, float] | None = None,
     batch_size: int = 1,
     generator: torch.Generator | None = None,
     seed: int = 0,
@@ -180,10 +204,16 @@ def post_tune(
     ``components`` supplies the frozen ``vae``, ``image_encoder`` and ``feature_extractor``
     that encode the clips. All randomness (latent samples, clip order, noise levels, noise)
     comes from ``generator`` (default: seeded with ``seed``).
+
+    ``part_lr`` gives a new part its own learning rate (``{"conv": 2.5e-4}``; parts:
+    ``NEW_PART_MODULES``); every other post-tuned parameter trains at ``lr``. Adam moves a
+    parameter by about its rate per step, so the identity convolution (entries 0 and 1) and
+    the position table (entries up to about 0.6) can need different rates to move alike.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: got {steps!r}; expected an integer >= 0")
     lr = _number(lr, "lr", 0.0, strict=True)
+    part_rates = _part_rates(part_lr)
     check_frames(batch_size, "batch_size")
     settings = exvideo_settings(unet)  # refuses a UNet that extend_unet has not patched
     if generator is None:
@@ -221,7 +251,7 @@ def post_tune(
         if half:
             p.data = p.data.float()
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(_parameter_groups(trainable, lr, part_rates), weight_decay=0.0)
     scaler = torch.amp.GradScaler(ref.device.type, enabled=ref.dtype == torch.float16)
     if gradient_checkpointing:
         unet.enable_gradient_checkpointing()

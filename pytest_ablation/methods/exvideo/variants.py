@@ -94,7 +94,9 @@ class TuningRecipe:
     Adam moves each parameter by about ``lr`` per step whatever the gradient's scale, so
     ``budget`` (``steps * lr``) bounds how far post-tuning can take a parameter from where
     it started: a new part (the table, the convolution) that should move from its
-    initialisation needs a budget well above its entries' scale.
+    initialisation needs a budget well above its entries' scale. ``table_lr`` and
+    ``conv_lr`` give those two parts their own rates (``part_budget``); unset, they train
+    at ``lr`` like the rest.
     """
 
     steps: int
@@ -109,6 +111,8 @@ class TuningRecipe:
     gradient_checkpointing: bool = False
     source: str = "moving-shapes"
     tuning_runs: int = 1
+    table_lr: float | None = None
+    conv_lr: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("clips", "frames", "height", "width", "max_frames", "batch_size", "tuning_runs"):
@@ -119,8 +123,12 @@ class TuningRecipe:
             raise ValueError(f"frames: got {self.frames}; the recipe's max_frames is {self.max_frames}")
         if self.height % 8 or self.width % 8:
             raise ValueError(f"height, width: got {self.height}x{self.width}; expected multiples of 8")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"lr: got {self.lr!r}; expected a number > 0")
+        for name in ("lr", "table_lr", "conv_lr"):
+            value = getattr(self, name)
+            if name != "lr" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}: got {value!r}; expected a number > 0")
         if not isinstance(self.source, str) or (
             self.source != BUILTIN_SOURCE and ":" not in self.source
         ):
@@ -130,12 +138,28 @@ class TuningRecipe:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # A part rate left unset is not written, so a recipe without them keeps the digest
+        # (and the cached tuning runs) it had before the part rates existed.
+        return {k: v for k, v in asdict(self).items()
+                if not (k in ("table_lr", "conv_lr") and v is None)}
+
+    @property
+    def part_lr(self) -> dict[str, float]:
+        """The new parts' own learning rates (``post_tune``'s ``part_lr``); unset ones
+        train at ``lr``."""
+        rates = {"table": self.table_lr, "conv": self.conv_lr}
+        return {part: rate for part, rate in rates.items() if rate is not None}
 
     @property
     def budget(self) -> float:
         """``steps * lr``: about the furthest Adam can move one parameter."""
         return self.steps * self.lr
+
+    def part_budget(self, part: str) -> float:
+        """``steps`` times the learning rate of new part ``part`` (``"table"`` or ``"conv"``)."""
+        if part not in NEW_PARTS:
+            raise ValueError(f"part: got {part!r}; expected one of {', '.join(NEW_PARTS)}")
+        return self.steps * self.part_lr.get(part, self.lr)
 
     def run_seed(self, run: int) -> int:
         """The seed of tuning run ``run`` (0-based)."""
@@ -385,6 +409,7 @@ class ExVideoVariants:
             r.steps,
             components=self.components,
             lr=r.lr,
+            part_lr=r.part_lr,
             batch_size=r.batch_size,
             generator=torch.Generator().manual_seed(r.run_seed(run) + 2),
             gradient_checkpointing=r.gradient_checkpointing,
