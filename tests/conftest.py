@@ -3,8 +3,11 @@
 import pytest
 
 # Imported here, outside any in-process pytester run: such runs drop the modules they
-# imported when they end, and torch refuses to be imported twice in one process.
+# imported when they end, and torch refuses to be imported twice in one process. So do the
+# operator libraries torch._dynamo registers on import (diffusers imports it): a second
+# pytester run that loads a model would otherwise fail with "Only a single TORCH_LIBRARY".
 import torch
+import torch._dynamo  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

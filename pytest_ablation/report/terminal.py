@@ -171,7 +171,7 @@ def _terminal_claim_rows(study: dict, expected: dict,
                          decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
     """The claims as the terminal shows them: the metric, claim and margin in one column,
     and an expected failure's reason left to report.md."""
-    headers = ["variant", "claim", "p", "holds", "Holm", "note"]
+    headers = ["variant", "claim", "p", "holds", "study-wide", "note"]
     rows = []
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
