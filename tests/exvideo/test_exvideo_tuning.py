@@ -155,8 +155,13 @@ def test_part_rates_equal_to_lr_change_nothing(tiny_svd, data) -> None:
     assert all(torch.equal(plain[n], grouped[n]) for n in plain)
 
 
-def test_parts_are_named_by_their_module() -> None:
-    assert exvideo_part("down_blocks.0.attentions.0.temporal_transformer_blocks.0.time_proj.embeddings") == "table"
-    assert exvideo_part("up_blocks.1.attentions.2.position_conv.weight") == "conv"
-    assert exvideo_part("mid_block.attentions.0.time_pos_embed.linear_1.weight") is None
-    assert exvideo_part("down_blocks.0.attentions.0.temporal_transformer_blocks.0.attn1.to_q.weight") is None
+def test_every_post_tuned_parameter_has_its_part(unet) -> None:
+    names = exvideo_parameter_names(unet)
+    parts = {name: exvideo_part(name) for name in names}
+    # The table's rows and the convolution's weight and bias, by their diffusers names.
+    assert {n for n, p in parts.items() if p == "table"} == {n for n in names if n.endswith(".time_proj.embeddings")}
+    assert {n for n, p in parts.items() if p == "conv"} == {
+        n for n in names if n.endswith((".position_conv.weight", ".position_conv.bias"))}
+    assert all(parts[n] is None for n in names if ".temporal_transformer_blocks." in n or ".time_pos_embed." in n)
+    assert len({n for n, p in parts.items() if p == "table"}) == len(
+        {n for n, p in parts.items() if p == "conv" and n.endswith(".weight")}) > 0
