@@ -58,6 +58,8 @@ _LOSSES = "__tuning__.losses"
 # averaged over the UNet's temporal transformers, stored beside the weights.
 _CHANGE = "__tuning__.change."
 NEW_PARTS = {"table": "time_proj.embeddings", "conv": "position_conv.weight"}
+# The recipe field holding each new part's own learning rate.
+_PART_RATE_FIELDS = {part: f"{part}_lr" for part in NEW_PARTS}
 
 
 def _code_digest(recipe: "TuningRecipe") -> str | None:
@@ -123,7 +125,7 @@ class TuningRecipe:
             raise ValueError(f"frames: got {self.frames}; the recipe's max_frames is {self.max_frames}")
         if self.height % 8 or self.width % 8:
             raise ValueError(f"height, width: got {self.height}x{self.width}; expected multiples of 8")
-        for name in ("lr", "table_lr", "conv_lr"):
+        for name in ("lr", *_PART_RATE_FIELDS.values()):
             value = getattr(self, name)
             if name != "lr" and value is None:
                 continue
@@ -141,13 +143,13 @@ class TuningRecipe:
         # A part rate left unset is not written, so a recipe without them keeps the digest
         # (and the cached tuning runs) it had before the part rates existed.
         return {k: v for k, v in asdict(self).items()
-                if not (k in ("table_lr", "conv_lr") and v is None)}
+                if not (k in _PART_RATE_FIELDS.values() and v is None)}
 
     @property
     def part_lr(self) -> dict[str, float]:
         """The new parts' own learning rates (``post_tune``'s ``part_lr``); unset ones
         train at ``lr``."""
-        rates = {"table": self.table_lr, "conv": self.conv_lr}
+        rates = {part: getattr(self, name) for part, name in _PART_RATE_FIELDS.items()}
         return {part: rate for part, rate in rates.items() if rate is not None}
 
     @property
