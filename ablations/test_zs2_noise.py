@@ -21,8 +21,9 @@ AR(1) as the analytic rule, drawn in the same order: its row repeats the analyti
 float rounding. That cross-checks the two, and shows that what the dependency noise model
 adds to PYoCo's progressive noise is the per-frame search.
 
-Claim, relative to the two-stage reference: the dependency noise raises video coherence over
-independent noise. The other rows carry no claim: the paper states none for them.
+Claim (declared on the marker), relative to the two-stage reference: the dependency noise
+raises video coherence over independent noise. The other rows carry no claim: the paper
+states none for them.
 
 Lambda. The paper's default, 0.01, gives a still video under the paper's own search: the
 statistic is about 1.65 * (1 - sqrt(a)), so at a = 0.9 it is about 0.085, and whenever
@@ -50,16 +51,11 @@ import pytest
 
 LAM = 0.1
 
+# Measured on `toy` (8 prompts x 1 seed; delta [95% t-interval], independent minus two_stage).
 TOY_JUDGE = (
-    "independent noise does change the toy videos (dynamic degree +32.5 [+16.4, +48.6]), but "
-    "every frame still shows the prompt's colour and shape, which is all the toy judge reads: "
-    "video coherence moves -0.021 [-0.094, +0.053]"
-)
-
-
-TINY_PROMPTS = (
-    "two prompts: the claim test's smallest one-sided p-value is 2**-2 = 0.25, so no claim can "
-    "hold on tiny (a claim needs 6 prompts); the direction is still reported in the tables"
+    "inconclusive on the toy world: independent noise changes the toy videos (dynamic degree "
+    "+28.4 [+20.9, +36.0]), but every frame still shows the prompt's colour and shape, which is "
+    "all the toy judge reads: video coherence moves -0.0025 [-0.034, +0.030] (p adj. 0.43)"
 )
 
 
@@ -67,25 +63,17 @@ TINY_PROMPTS = (
     "zs2-noise",
     reference="two_stage",
     metrics=["clip_score", "video_coherence", "temporal_consistency", "dynamic_degree"],
+    # The study's confirmatory family: one claim, decidable from 6 prompts on.
+    claims={"independent": ["video_coherence below_reference"]},
     # The scene parser's view of the motion each noise gives (README: The toy world).
     metrics_on={"toy": ["warping_error", "trajectory_jerk", "background_drift"]},
 )
 @pytest.mark.parametrize(
     "noise",
-    [
-        "two_stage",
-        "random",
-        "analytic",
-        pytest.param("independent", marks=[
-            pytest.mark.ablation_xfail("tiny", reason=TINY_PROMPTS),
-            pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE),
-        ]),
-        "mixed",
-        "progressive",
-    ],
+    ["two_stage", "random", "analytic",
+     pytest.param("independent", marks=pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE)),
+     "mixed", "progressive"],
     ids=str,
 )
 def test_noise(noise, zs2, ablation):
-    result = ablation.run(zs2, momentum=0.98, noise=noise, lam=LAM)
-    if noise == "independent":
-        ablation.expect(result, "video_coherence").below_reference()
+    ablation.run(zs2, momentum=0.98, noise=noise, lam=LAM)

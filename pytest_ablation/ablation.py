@@ -164,7 +164,9 @@ class Ablation:
         self._replay_until = replay_until
         self._calls = 0
         self._record_of: dict[int, dict] = {}
-        self._claims = ClaimSet()
+        # The study's declared claims are one family, whichever cases run (``claims.py``).
+        self._claims = ClaimSet(family_size=len(case.marker.claims))
+        self._declared = tuple(c for c in case.marker.claims if c.variant == case.variant)
 
     # -- conveniences for study authors ------------------------------------------------
     @property
@@ -205,33 +207,102 @@ class Ablation:
         self._bench.pool.prepare_torch()
         bound = bind_generator(generator, self._bench.pool.identities)
         variant_config, settings = self._split(config)
-        samples, videos = self._samples(bound, variant_config, settings, self.case.variant)
-        if self._replay_until is not None or self.is_reference:
-            reference_config, reference_samples, reference_videos = variant_config, samples, videos
-        else:
-            ref_generator, ref_raw = self._reference_call(call)
-            ref_bound = bind_generator(ref_generator, self._bench.pool.identities)
-            reference_config, ref_settings = self._split(ref_raw)
-            if ref_settings.prompts != settings.prompts or ref_settings.seeds != settings.seeds:
-                raise AblationError(
-                    f"{self.case.nodeid}: the variant and its reference use different prompts "
-                    "or seeds, so their scores cannot be paired"
-                )
-            reference_samples, reference_videos = self._samples(
-                ref_bound, reference_config, ref_settings, self.case.marker.reference
+        design = self._design(settings) if call == 1 and self._replay_until is None else None
+        decisions: dict = {}
+        for round_number, units in enumerate(design.looks if design else [None], start=1):
+            at = settings if units is None else self._at_units(settings, units)
+            samples, videos, reference_config, reference_samples, reference_videos = self._paired(
+                bound, variant_config, at, call, units)
+            comparison = self._compare(variant_config, reference_config, at, samples, reference_samples)
+            if design is None or self._decide_round(design, comparison, decisions):
+                break
+            self._bench.progress(
+                f"{self.case.study} {self.case.variant}: round {round_number} of "
+                f"{len(design.looks)} ({units} {self.case.marker.unit}s) leaves "
+                f"{sum(d.verdict == 'continue' for d in decisions.values())} claim(s) undecided: "
+                "generating the next round"
             )
-        comparison = self._compare(variant_config, reference_config, settings, samples, reference_samples)
         if self._replay_until is None:
-            comparison.set_metrics = self._set_metrics(videos, reference_videos, settings)
-        if self._replay_until is None:
+            comparison.set_metrics = self._set_metrics(videos, reference_videos, at)
             record = self._record(comparison, bound, call)
             details = generator_details(videos)
             if details:
                 record[DETAILS_FIELD] = details
-            record.update(self._media.save(record, videos, fps=settings.fps))
+            record.update(self._media.save(record, videos, fps=at.fps))
             self.records.append(record)
             self._record_of[id(comparison)] = record
+            if call == 1:
+                self._check_declared(comparison, decisions, design)
         return comparison
+
+    def _paired(self, bound, variant_config, settings, call: int, units: int | None):
+        """This variant's samples and videos, and its reference's, on the same samples."""
+        samples, videos = self._samples(bound, variant_config, settings, self.case.variant)
+        if self._replay_until is not None or self.is_reference:
+            return samples, videos, variant_config, samples, videos
+        ref_generator, ref_raw = self._reference_call(call)
+        ref_bound = bind_generator(ref_generator, self._bench.pool.identities)
+        reference_config, ref_settings = self._split(ref_raw)
+        if units is not None:
+            ref_settings = self._at_units(ref_settings, units)
+        if ref_settings.prompts != settings.prompts or ref_settings.seeds != settings.seeds:
+            raise AblationError(
+                f"{self.case.nodeid}: the variant and its reference use different prompts "
+                "or seeds, so their scores cannot be paired"
+            )
+        reference_samples, reference_videos = self._samples(
+            ref_bound, reference_config, ref_settings, self.case.marker.reference
+        )
+        return samples, videos, reference_config, reference_samples, reference_videos
+
+    # -- adaptive sample size (the marker's ``rounds``) -----------------------------------
+    def _design(self, settings):
+        """The group-sequential design of this case's declared claims, or None."""
+        marker = self.case.marker
+        if marker.rounds is None or not self._declared:
+            return None
+        from .claims import ALPHA
+        from .sequential import sequential_design
+
+        first, step = marker.rounds
+        budget = settings.seeds if marker.unit == "seed" else len(settings.prompts)
+        try:
+            return sequential_design(first, step, budget, ALPHA / len(marker.claims))
+        except ValueError as error:
+            raise AblationError(
+                f"{self.case.nodeid}: rounds={{'first': {first}, 'step': {step}}} over a budget of "
+                f"{budget} {marker.unit}s: {error}"
+            ) from None
+
+    def _at_units(self, settings, units: int):
+        if self.case.marker.unit == "seed":
+            return settings.replace(seeds=units)
+        return settings.replace(prompts=settings.prompts[:units])
+
+    def _decide_round(self, design, comparison: Comparison, decisions: dict) -> bool:
+        """Decide each undecided declared claim at this look; True when none is left."""
+        from .expectations import CLAIMS
+
+        for claim in self._declared:
+            if claim in decisions and decisions[claim].verdict != "continue":
+                continue
+            side, sign = CLAIMS[claim.claim].tests[0]
+            diffs = comparison.metrics[claim.metric].delta.unit_differences
+            decisions[claim] = design.decide(diffs, sign * claim.margin, side)
+        return all(d.verdict != "continue" for d in decisions.values())
+
+    def _check_declared(self, comparison: Comparison, decisions: dict, design) -> None:
+        """The variant's declared claims, checked on its first comparison (with their
+        sequential decisions, in a study of rounds)."""
+        for claim in self._declared:
+            decision = decisions.get(claim)
+            sequential = None if decision is None else {
+                "verdict": decision.verdict, "look": decision.look + 1, "n": decision.n,
+                "looks": list(design.looks), "p_value": decision.p_value,
+            }
+            self.expect(comparison, claim.metric)._check(
+                claim.claim, claim.margin, claim.statistic, family="declared",
+                sequential=sequential)
 
     def expect(self, comparison: Comparison, metric: str):
         if metric in self.case.marker.metrics and self._level(metric) == "set":
@@ -248,12 +319,19 @@ class Ablation:
             if record is not None:
                 record["expectations"].append(outcome)
 
-        return Expectation(comparison, metric, on_checked=remember, claims=self._claims)
+        return Expectation(comparison, metric, on_checked=remember, claims=self._claims,
+                           declared=self._declared)
 
     def finish_claims(self, *, raise_failures: bool = True) -> None:
         """Decide every claim the test made (Holm over them), giving each its verdict, and
         fail listing those that do not hold; called when the test function has returned
         (without ``raise_failures`` when it raised: its claims are still recorded)."""
+        if raise_failures and self._declared and self._replay_until is None and not self.records:
+            raise AblationError(
+                f"{self.case.nodeid}: the study declares claims for {self.case.variant!r} "
+                f"({', '.join(c.text() for c in self._declared)}), but the test never called "
+                "ablation.run, so they cannot be decided"
+            )
         if raise_failures:
             self._claims.raise_failures()
         else:

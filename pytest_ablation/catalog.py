@@ -19,11 +19,64 @@ MARKER_HELP = (
     "the test is one variant of an ablation study; `reference` is the id of the variant it "
     "is compared to (e.g. 'mu=0.98'), `metrics` the registered metric names it is scored by; "
     "unit='seed' makes the seed index, not the prompt, the statistical unit; "
-    "metrics_on={'toy': [...]} adds metrics on the named profiles only"
+    "metrics_on={'toy': [...]} adds metrics on the named profiles only; "
+    "claims={'variant': ['metric claim [margin]', ...]} declares the study's confirmatory family"
 )
 
 class StudyError(ValueError):
     pass
+
+
+REPLICATES_ATTRIBUTE = "_pytest_ablation_replicates"
+
+
+def replicates(unit: str, count=None):
+    """Declare a generator fixture's replicate structure, checked at collection.
+
+    ``unit="seed"``: the generator's randomness is shared by every sample of one seed index
+    (ExVideo's tuning runs: seed index k samples the model of tuning run k), so only seed
+    indexes are independent and a study using the fixture must set ``unit="seed"``.
+    ``unit="prompt"``: every sample is independent; ``unit="seed"`` is then refused.
+    ``count(profile) -> int``: how many replicates the profile gives; a study that leaves
+    ``seeds`` unset samples that many seed indexes::
+
+        @pytest.fixture(scope="session")
+        @replicates("seed", count=lambda profile: read_recipe(profile).tuning_runs)
+        def my_tuned_generator(...): ...
+    """
+    if unit not in UNITS:
+        raise ValueError(f"replicates: unit must be one of {', '.join(map(repr, UNITS))}, got {unit!r}")
+    if count is not None and not callable(count):
+        raise ValueError(f"replicates: count must be a function of the profile, got {count!r}")
+
+    def mark(function):
+        setattr(function, REPLICATES_ATTRIBUTE, (unit, count))
+        return function
+
+    return mark
+
+
+def declared_replicates(item):
+    """(fixture name, unit, count) of the first fixture of ``item`` declaring ``replicates``."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+    for name in getattr(item, "fixturenames", ()):
+        for definition in definitions.get(name, ()):
+            function = getattr(definition, "func", None)
+            for candidate in (function, getattr(function, "__wrapped__", None),
+                              getattr(function, "__func__", None)):
+                declared = getattr(candidate, REPLICATES_ATTRIBUTE, None)
+                if declared is not None:
+                    return (name, *declared)
+    return None
+
+
+def _undecidable_xfail(profile: str, found):
+    import pytest
+
+    from .expectations import ExpectationFailed
+
+    return pytest.mark.xfail(strict=True, raises=ExpectationFailed,
+                             reason=f"undecidable on profile {profile!r}: {found.line()}")
 
 
 # What a study's samples are grouped by before its paired tests (the marker's ``unit``).
@@ -77,6 +130,25 @@ class StudyMarker:
     # Metrics added on some profiles only ({profile: (metric, ...)}), for metrics that read
     # only that profile's videos (the toy world's scene parser): ``for_profile`` applies them.
     metrics_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The study's confirmatory family, fixed before anything runs (``claims.py``).
+    claims: tuple = ()
+    # Adaptive sample size: (first, step) units per round, up to every unit the profile
+    # gives (``sequential.py``); None for a fixed-size study.
+    rounds: tuple[int, int] | None = None
+
+    def settings_on(self, profile_settings):
+        """The study settings on a profile: the profile's, with the marker's overrides."""
+        merged: dict[str, Any] = dict(self.settings)
+        if self.prompts is not None:
+            merged["prompts"] = self.prompts
+        if self.seeds is not None:
+            merged["seeds"] = self.seeds
+        return profile_settings.replace(**merged) if merged else profile_settings
+
+    def units_on(self, profile_settings) -> int:
+        """How many statistical units a profile's settings give this study."""
+        settings = self.settings_on(profile_settings)
+        return settings.seeds if self.unit == "seed" else len(settings.prompts)
 
     def for_profile(self, profile: str) -> "StudyMarker":
         extra = [m for m in self.metrics_on.get(profile, ()) if m not in self.metrics]
@@ -128,13 +200,60 @@ class StudyMarker:
         unit = kwargs.pop("unit", "prompt")
         if unit not in UNITS:
             raise StudyError(f"{where}: unit must be one of {', '.join(map(repr, UNITS))}, got {unit!r}")
+        rounds = kwargs.pop("rounds", None)
+        if rounds is not None:
+            rounds = _rounds(rounds, where)
+        from .claims import ClaimSpecError, parse_claims
+
+        try:
+            claims = parse_claims(kwargs.pop("claims", None), where)
+        except ClaimSpecError as error:
+            raise StudyError(str(error)) from None
         if kwargs:
             raise StudyError(
                 f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; allowed: "
-                "reference, metrics, prompts, seeds, settings, fvd_reference, unit, metrics_on"
+                "reference, metrics, prompts, seeds, settings, fvd_reference, unit, metrics_on, "
+                "claims, rounds"
             )
+        if rounds is not None:
+            unsupported = [c.text() for c in claims
+                           if c.claim == "within_reference" or c.statistic != "mean"]
+            if not claims or unsupported:
+                raise StudyError(
+                    f"{where}: rounds= needs declared claims, each one-sided on the mean "
+                    f"(not within_reference, not median); "
+                    + (f"got {', '.join(unsupported)}" if unsupported else "none declared")
+                )
         return cls(study.strip(), reference, tuple(dict.fromkeys(metrics)), prompts, seeds,
-                   dict(settings), fvd_reference, unit=unit, metrics_on=metrics_on)
+                   dict(settings), fvd_reference, unit=unit, metrics_on=metrics_on, claims=claims,
+                   rounds=rounds)
+
+
+def _rounds(value, where: str) -> tuple[int, int]:
+    if isinstance(value, Mapping) and set(value) == {"first", "step"}:
+        first, step = value["first"], value["step"]
+        if all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, step)):
+            return first, step
+    raise StudyError(f"{where}: rounds must be {{'first': N, 'step': K}} with whole numbers "
+                     f">= 1 (units in the first round, units added per round), got {value!r}")
+
+
+def _claim_problems(case: "Case", cases: Mapping[str, "Case"]) -> list[str]:
+    """What is wrong with the declared claims of a case's marker (each named once per study
+    through the set of errors)."""
+    errors = []
+    reference = case.marker.reference or case.variant
+    for claim in case.marker.claims:
+        if claim.variant not in cases:
+            errors.append(f"{case.nodeid}: claims: {claim.variant!r} is not one of the study's "
+                          f"variants: {', '.join(cases)}")
+        elif claim.variant == reference:
+            errors.append(f"{case.nodeid}: claims: {claim.variant!r} is the reference; a claim "
+                          "compares another variant with it")
+        if claim.metric not in case.marker.metrics:
+            errors.append(f"{case.nodeid}: claims[{claim.variant!r}]: metric {claim.metric!r} "
+                          f"is not among the study's metrics: {', '.join(case.marker.metrics)}")
+    return errors
 
 
 def fvd_reference_folder(marker: StudyMarker, test_file) -> Path:
@@ -248,6 +367,7 @@ class Catalog:
                         f"{case.nodeid}: unknown metric(s) {', '.join(map(repr, unknown))}; "
                         f"known metrics: {', '.join(sorted(known_metrics))}"
                     )
+                errors += _claim_problems(case, cases)
                 reference = case.marker.reference
                 if reference is None and len(cases) > 1:
                     errors.append(
@@ -271,26 +391,85 @@ class Catalog:
     def studies(self) -> list[str]:
         return sorted({case.study for case in self._by_nodeid.values()})
 
-    def prepare(self, items, profile: str) -> None:
-        """Mark the cases among ``items`` that are expected to fail on ``profile``
-        (``ablation_xfail``), give every case the metrics its marker adds on ``profile``
-        (``metrics_on``), and note each one's model group (see ``model_group_of``)."""
+    def prepare(self, items, profile, *, require_decidable: bool = False) -> list:
+        """Make the cases ready for ``profile`` (a ``Profile``), before any model loads.
+
+        Gives every case the metrics its marker adds on the profile (``metrics_on``) and the
+        seeds its generator's replicates take (``replicates``); marks the cases expected to
+        fail there (``ablation_xfail``), and those whose declared claims the profile's units
+        cannot decide (a strict expected failure, or with ``require_decidable`` a
+        ``StudyError``); notes each case's model group (see ``model_group_of``). Returns the
+        ``Decidability`` of every study whose declared claims cannot be decided.
+        """
+        from .claims import decidability
+
         for nodeid, case in list(self._by_nodeid.items()):
-            marker = case.marker.for_profile(profile)
+            marker = case.marker.for_profile(profile.name)
             if marker is not case.marker:
-                case = dataclasses.replace(case, marker=marker)
-                self._by_nodeid[nodeid] = case
-                self._by_function[case.function][case.variant] = case
+                self._replace(dataclasses.replace(case, marker=marker))
+        errors = []
+        for item in items:
+            case = self.case(item.nodeid)
+            if case is not None:
+                try:
+                    self._apply_replicates(item, case, profile)
+                except StudyError as error:
+                    errors.append(str(error))
+        if errors:
+            raise StudyError("invalid ablation study:\n  " + "\n  ".join(sorted(set(errors))))
+        undecidable: dict[str, object] = {}
         for item in items:
             case = self.case(item.nodeid)
             if case is None:
                 continue
-            expected_failure = profile_xfail(item, profile)
+            expected_failure = profile_xfail(item, profile.name)
+            mine = [c for c in case.marker.claims if c.variant == case.variant]
+            if mine:
+                found = decidability(case.study, case.marker.claims,
+                                     case.marker.units_on(profile.settings), case.marker.unit)
+                if not found.decidable:
+                    undecidable[case.study] = found
+                    if expected_failure is None:
+                        expected_failure = _undecidable_xfail(profile.name, found)
             if expected_failure is not None:
                 item.add_marker(expected_failure)
             group = self._model_groups[item.nodeid] = model_group_of(item, case)
             if item.get_closest_marker("xdist_group") is None:
                 self.groups[item.nodeid] = group
+        if undecidable and require_decidable:
+            raise StudyError(
+                f"--ablation-require-decidable: on profile {profile.name!r}, "
+                + "; ".join(d.line() for d in undecidable.values())
+            )
+        return list(undecidable.values())
+
+    def _replace(self, case: Case) -> None:
+        self._by_nodeid[case.nodeid] = case
+        self._by_function[case.function][case.variant] = case
+
+    def _apply_replicates(self, item, case: Case, profile) -> None:
+        declared = declared_replicates(item)
+        if declared is None:
+            return
+        fixture, unit, count = declared
+        if case.marker.unit != unit:
+            raise StudyError(
+                f"{case.nodeid}: unit={case.marker.unit!r}, but the generator fixture "
+                f"{fixture!r} draws its randomness per {unit} index (replicates={unit!r}: e.g. "
+                f"one tuned model per seed index), so its samples of one {case.marker.unit} are "
+                f"not independent; set unit={unit!r} on the study's marker"
+            )
+        if count is None:
+            return
+        runs = count(profile)
+        if case.marker.seeds is None:
+            self._replace(dataclasses.replace(case, marker=dataclasses.replace(case.marker, seeds=runs)))
+        elif case.marker.seeds != runs:
+            raise StudyError(
+                f"{case.nodeid}: seeds={case.marker.seeds}, but the generator fixture {fixture!r} "
+                f"has {runs} replicate(s) on profile {profile.name!r} (one per seed index); leave "
+                "seeds unset to take them all, or change the profile"
+            )
 
     def model_group(self, nodeid: str) -> str | None:
         return self._model_groups.get(nodeid)

@@ -17,11 +17,12 @@ from .files import check_writable_dir, write_json_atomic
 from .gate import GateInputError, judge_reports, summarize
 from .options import OptionError, parse_tolerances
 from .report import ReportError, load_report, render_results_table, write_reports
-from .report.terminal import WIDTH as LINE_WIDTH, render_gate_table
+from .report.terminal import WIDTH as LINE_WIDTH, render_gate_table, render_verdicts, verdict_changes
 
 
 def cmd_show(args) -> int:
     report = load_report(args.report)
+    sys.stdout.write(render_verdicts(report))
     sys.stdout.write(render_results_table(report))
     if report.get("gate"):
         sys.stdout.write(f"gate against {report['gate']['baseline']}: {report['gate']['summary']}\n")
@@ -38,6 +39,11 @@ def cmd_compare(args) -> int:
     except GateInputError as error:
         raise ReportError(f"report {args.current}: {error}") from None
     gate = summarize(rows, args.baseline)
+    verdicts = render_verdicts(current)
+    if verdicts:
+        sys.stdout.write(f"claims of {args.current}:\n{verdicts}")
+        for line in verdict_changes(baseline, current):
+            sys.stdout.write(line + "\n")
     if args.all or gate["failed"]:
         # Without --all the table lists only problems: none, no table.
         from .report.build import variant_order
@@ -232,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--power", type=_probability, default=0.8,
                       help="the chance of detecting it (default 0.8)")
     plan.add_argument("--claims", type=_positive_int, default=1,
-                      help="claims made in the same test (Holm shares the level; default 1)")
+                      help="claims the study declares (Bonferroni shares the level; default 1)")
     plan.add_argument("--max-seeds", type=_positive_int, default=4,
                       help="show plans of 1 to this many seeds per prompt (default 4)")
     plan.set_defaults(run=cmd_plan)

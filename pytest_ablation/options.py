@@ -71,6 +71,14 @@ OPTIONS = (
         default=False,
     ),
     Option(
+        "--ablation-require-decidable",
+        "make it a usage error, at collection, when a study's declared claims cannot be "
+        "decided with the units the profile gives (by default such cases are expected "
+        "failures and listed under the collection line)",
+        type="bool",
+        default=False,
+    ),
+    Option(
         "--ablation-gate",
         "fail the run when a metric regresses against this baseline file",
         metavar="BASELINE",
@@ -152,6 +160,7 @@ class AblationOptions:
     report_dir: Path = Path(DEFAULT_REPORT_DIR)
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     no_cache: bool = False
+    require_decidable: bool = False
     gate: Path | None = None
     save_baseline: Path | None = None
     shard: tuple[int, int] | None = None
@@ -365,6 +374,7 @@ def read_options(config) -> AblationOptions:
         report_dir=_path(*values["ablation_report_dir"]) or Path(DEFAULT_REPORT_DIR),
         cache_dir=_path(*values["ablation_cache_dir"]) or Path(DEFAULT_CACHE_DIR),
         no_cache=bool(values["ablation_no_cache"][0]),
+        require_decidable=bool(values["ablation_require_decidable"][0]),
         gate=_path(*values["ablation_gate"]),
         save_baseline=_path(*values["ablation_save_baseline"]),
         shard=parse_shard(values["ablation_shard"][0]),

@@ -5,6 +5,10 @@ what differs between prompts (``between``) and what differs between seeds of one
 (``within``), the latter divided by the number of seeds. Both are estimated from a report's
 per-sample scores; the plan then asks, for 1, 2, ... seeds per prompt, for the fewest prompts
 at which the claim test detects the effect with the requested power.
+
+The spread is planned from its upper confidence bound (``stats.MDE_BOUND_CONFIDENCE``, as
+for the ``mde_bound`` a report prints), not from the estimate: planned from the estimate a
+study reaches its power only about half the time.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import numpy as np
 
 from .report import ReportError
-from .stats import DEFAULT_CONFIDENCE, prompts_needed
+from .stats import DEFAULT_CONFIDENCE, MDE_BOUND_CONFIDENCE, prompts_needed, spread_upper_factor
 
 
 def variance_parts(prompts: list[str], diffs: list[float]) -> tuple[float, float, int, int] | None:
@@ -52,8 +56,10 @@ def plan_rows(report: dict, metric: str, effect: float, *, power: float = 0.8, c
                 continue
             between, within, n_prompts, n_seeds = parts
             alpha = (1 - m.get("confidence", DEFAULT_CONFIDENCE)) / 2
+            upper = spread_upper_factor(n_prompts, MDE_BOUND_CONFIDENCE)
             needed = {
-                k: prompts_needed(effect, math.sqrt(between + within / k), alpha, power, family=claims)
+                k: prompts_needed(effect, upper * math.sqrt(between + within / k), alpha, power,
+                                  family=claims)
                 for k in range(1, max_seeds + 1)
             }
             rows.append({
@@ -86,7 +92,8 @@ def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 
     lines = [
         f"To detect a mean difference of {effect:g} in {metric} with {power:.0%} power "
         f"(one-sided t and sign-flip tests at 2.5%"
-        + (f", Holm over {claims} claims" if claims > 1 else "") + "):",
+        + (f", Bonferroni over {claims} declared claims" if claims > 1 else "")
+        + f"; spread at its {MDE_BOUND_CONFIDENCE:.0%} upper confidence bound):",
         tabulate(table, headers=headers, tablefmt="simple", disable_numparse=True),
         "",
     ]

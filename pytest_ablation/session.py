@@ -112,6 +112,8 @@ class AblationSession:
         self.is_worker = hasattr(config, "workerinput")
         self.devices = DevicePlan(config, self.options.devices)
         self.profile = self._load_profile()
+        # Studies whose declared claims this profile cannot decide (``claims.Decidability``).
+        self.undecidable: list = []
         self._register_metrics()
 
     def _load_profile(self):
@@ -148,7 +150,8 @@ class AblationSession:
         if errors:
             raise pytest.UsageError("invalid ablation study:\n  " + "\n  ".join(errors))
         try:
-            catalog.prepare(items, self.profile.name)
+            self.undecidable = catalog.prepare(
+                items, self.profile, require_decidable=self.options.require_decidable)
         except StudyError as error:
             raise pytest.UsageError(str(error)) from None
 
@@ -197,5 +200,7 @@ class AblationSession:
             return None
         about = f" ({self.profile.description})" if self.profile.description else ""
         line = f"ablation: profile {self.profile.name!r}{about}, studies: {', '.join(studies)}"
-        return textwrap.fill(line, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
-                             break_long_words=False)
+        lines = [line] + [f"ablation: undecidable (expected failures): {d.line()}"
+                          for d in self.undecidable]
+        return [textwrap.fill(text, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
+                              break_long_words=False) for text in lines]

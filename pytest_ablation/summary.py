@@ -21,11 +21,17 @@ def write_summary(terminal, collector) -> None:
         return
     from .gate import FAILING
     from .report.build import variant_order
-    from .report.terminal import render_gate_table, render_results_table
+    from .report.terminal import render_gate_table, render_results_table, render_verdicts
 
-    terminal.write_sep("=", "ablation results")
-    terminal.write(render_results_table(report))
-    write_unsupported_claims(terminal, report)
+    verdicts = render_verdicts(report)
+    if verdicts:
+        # First: the answer to "does this part matter?", one line per claim.
+        terminal.write_sep("=", "ablation verdicts")
+        terminal.write(verdicts)
+    if terminal.config.get_verbosity() >= 0:
+        terminal.write_sep("=", "ablation results")
+        terminal.write(render_results_table(report))
+    write_expected_reasons(terminal, report)
     cache = report.get("cache") or {}
     if cache:
         line = (f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed"
@@ -89,24 +95,18 @@ def write_summary(terminal, collector) -> None:
         ), red=True, bold=True)
 
 
-def write_unsupported_claims(terminal, report: dict) -> None:
-    """Each claim that did not hold; a strict expected failure's are marked as expected,
-    once with their reason, so that they are not taken for the run's failures."""
+def write_expected_reasons(terminal, report: dict) -> None:
+    """Why each strict expected failure with a claim not supported is expected, once per
+    case, so that its verdict is not taken for the run's failure."""
+    from .claims import verdict_of
     from .outcomes import expected_failures
 
     expected = expected_failures(report)
     for study in report["studies"]:
         for variant in study["variants"]:
-            failed = [c for c in variant.get("expectations", []) if not c["passed"]]
-            if not failed:
-                continue
             reason = expected.get((study["study"], variant["variant"]))
-            label = "claim not supported (expected)" if reason is not None else "claim not supported"
-            for claim in failed:
-                terminal.write_line(_wrapped(
-                    f"{label}: {study['study']} {variant['variant']} "
-                    f"{claim['metric']} {claim['claim']} (margin {claim['margin']:g})"),
-                    yellow=reason is not None, red=reason is None,
-                )
-            if reason is not None:
-                terminal.write_line(_wrapped(f"  expected failure: {reason}"))
+            if reason is None or all(verdict_of(c) == "supported"
+                                     for c in variant.get("expectations") or []):
+                continue
+            terminal.write_line(_wrapped(
+                f"expected: {study['study']} {variant['variant']}: {reason}"), yellow=True)

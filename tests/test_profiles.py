@@ -122,7 +122,8 @@ def test_sd15_profile() -> None:
     assert (clip.kind, clip.source, clip.options["name"]) == ("open-clip", "openai", "ViT-L-14")
     s = profile.settings
     assert (s.frames, s.steps, s.height, s.width, s.guidance_scale) == (8, 50, 512, 512, 7.5)
-    assert len(s.prompts) >= 3 and s.seeds >= 2
+    # Prompts are the unit: eighteen distinct prompts, one seed each.
+    assert len(s.prompts) == 18 and len(set(s.prompts)) == 18 and s.seeds == 1
 
 
 @pytest.mark.parametrize("name", ["tiny", "sd15"])

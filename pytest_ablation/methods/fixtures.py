@@ -9,6 +9,14 @@ budget). The plugin core imports none of this: the methods register themselves.
 
 import pytest
 
+from pytest_ablation.catalog import replicates
+
+
+def _tuning_runs(profile) -> int:
+    from pytest_ablation.methods.exvideo import exvideo_on_profile as read
+
+    return read(profile).recipe.tuning_runs
+
 
 # -- ExVideo ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
@@ -28,8 +36,13 @@ def exvideo_recipe(exvideo_on_profile):
 
 
 @pytest.fixture(scope="session")
+@replicates("seed", count=_tuning_runs)
 def exvideo(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile):
     """Post-tuned ExVideo variants of the profile's SVD ("svd" role), tuned weights cached.
+
+    Each of the recipe's ``tuning_runs`` is one replicate: seed index k samples tuning run k,
+    so a study of ``exvideo`` takes the seed as its unit (``unit="seed"``) and, leaving
+    ``seeds`` unset, samples every run the profile tunes.
 
     The model loads on the first video or tuning actually computed. ``exvideo.long_video``
     holds the settings the studies sample at: the recipe's ``max_frames`` (well past the

@@ -88,6 +88,7 @@ figcaption { font-size: .85em; color: #444; }
 dl.metrics dt { font-weight: 600; margin-top: .4rem; } dl.metrics dd { margin-left: 1.2rem; }
 .source { color: #666; font-style: italic; }
 .claim-failed { color: #c62828; font-weight: 600; }
+.claim-supported { color: #2e7d32; font-weight: 600; }
 .claim-expected { color: #6d6d6d; font-style: italic; }
 """
 
@@ -215,7 +216,7 @@ def _study_intro(study: dict) -> str:
                "averaged within it)" if first_metric.get("unit") == "seed" else
                f"{escape(str(n))} prompts (seeds averaged within a prompt)")
             + "; p: the t and sign-flip "
-            "tests; adj.: Holm over the study's claims (confirmatory) or Benjamini-Hochberg "
+            "tests; adj.: Bonferroni over the study's declared claims (confirmatory) or Benjamini-Hochberg "
             "over the report's other cells (exploratory); bold and ★ only when significant "
             "after adjustment; MDE: the smallest difference detected with 80% power.")
     settings = settings_text(study, times="×")
@@ -384,42 +385,22 @@ def _set_metrics(report: dict, study: str) -> str:
 
 
 def _claims(variants: list[dict], expected: dict[str, str]) -> str:
-    claims = [(v["variant"], e) for v in variants for e in v.get("expectations") or []]
-    if not claims:
+    from .terminal import claim_rows
+
+    headers, rows = claim_rows({"variants": variants}, expected)
+    if not rows:
         return ""
-    rows = []
-    for name, claim in claims:
-        holds = claim.get("passed")
-        reason = None if holds else expected.get(name)
-        if holds:
-            verdict = "<td>yes</td>"
-        elif reason is not None:
-            verdict = '<td class="claim-expected">no (expected)</td>'
-        else:
-            verdict = '<td class="claim-failed">no</td>'
-        note = _claim_note(claim)
-        if reason is not None:
-            note = "; ".join(filter(None, [note, escape(f"expected failure: {reason}")]))
-        rows.append(
-            f"<tr><td>{escape(name)}</td><td>{escape(str(claim.get('claim')))}</td>"
-            f"<td>{escape(str(claim.get('metric')))}</td><td>{general(claim.get('margin'))}</td>"
-            f"<td>{p_text(claim.get('p_value'))}</td>" + verdict + f"<td>{note}</td></tr>")
-    return ('<table class="claims"><thead><tr><th>variant</th><th>claim</th><th>metric</th>'
-            "<th>margin</th><th>p</th><th>holds</th><th>note</th></tr></thead><tbody>\n"
-            + "\n".join(rows)
-            + "\n</tbody></table>")
-
-
-def _claim_note(claim: dict) -> str:
-    notes = []
-    if claim.get("confirmed") is not None:
-        notes.append("confirmed study-wide (Holm)" if claim["confirmed"]
-                     else "not confirmed study-wide (Holm)")
-    if claim.get("needs") is not None:
-        notes.append(f"needs {claim['needs']} {claim.get('unit') or 'prompt'}s")
-    elif claim.get("underpowered") and not claim.get("passed"):
-        notes.append(f"underpowered: MDE {general(claim.get('mde'))}")
-    return escape("; ".join(notes))
+    body = []
+    for row in rows:
+        verdict = row[7]
+        css = ("claim-expected" if verdict.endswith("(expected)")
+               else "claim-supported" if verdict == "supported" else "claim-failed")
+        cells = "".join(f"<td>{escape(str(cell))}</td>" for cell in row[:7])
+        body.append(f'<tr>{cells}<td class="{css}">{escape(verdict)}</td>'
+                    f"<td>{escape(row[8])}</td></tr>")
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return (f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>\n'
+            + "\n".join(body) + "\n</tbody></table>")
 
 
 def _definitions(metrics: Iterable[str], info: dict) -> str:

@@ -6,6 +6,8 @@ plugin appends these to the test item before its report is made, on whichever wo
 
 from __future__ import annotations
 
+from ..claims import verdict_of
+
 
 def _number(value) -> str:
     return "" if value is None else f"{float(value):.6g}"
@@ -33,6 +35,6 @@ def junit_properties(record: dict) -> list[tuple[str, str]]:
         margin = f" by {claim['margin']:g}" if claim["margin"] else ""
         properties.append((
             f"{prefix}.{claim['metric']}.claim",
-            f"{claim['claim']}{margin}: {'holds' if claim['passed'] else 'fails'}",
+            f"{claim['claim']}{margin}: {verdict_of(claim)}",
         ))
     return properties

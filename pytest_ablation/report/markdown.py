@@ -13,6 +13,7 @@ from .terminal import (
     study_table,
     study_title,
     test_rows,
+    verdict_rows,
 )
 
 
@@ -30,6 +31,9 @@ def render_markdown(report: dict) -> str:
         f"torch {env.get('packages', {}).get('torch', '?')}, python {env.get('python', '?')}",
         "",
     ]
+    verdict_headers, verdicts = verdict_rows(report)
+    if verdicts:
+        lines += ["## Verdicts", "", _github_table(verdict_headers, verdicts), ""]
     info = report.get("metrics") or {}
     for study in report["studies"]:
         lines += [f"## {study['study']}", "", study_title(study), ""]

@@ -13,19 +13,20 @@ import textwrap
 
 from tabulate import tabulate
 
+from ..claims import verdict_of
 from .format import (
     column_decimals, config_text, fixed, general, is_reference, p_text, resolution_decimals,
     settings_text, signed, swept_keys, swept_value, value_text,
 )
 
 __all__ = [
-    "WIDTH", "claim_rows", "column_decimals", "detail_rows", "expected_by_variant", "render_gate_table",
+    "WIDTH", "claim_rows", "claim_text", "render_verdicts", "verdict_changes", "verdict_rows", "column_decimals", "detail_rows", "expected_by_variant", "render_gate_table",
     "render_results_table", "set_metric_rows", "study_table", "test_rows",
 ]
 
 WIDTH = 100
 ARROWS = {"higher": " ↑", "lower": " ↓"}
-FAMILY_TEXT = {"confirmatory": "claim (Holm)", "exploratory": "exploratory (BH)"}
+FAMILY_TEXT = {"confirmatory": "claimed (Bonf.)", "exploratory": "exploratory (BH)"}
 # The configuration column wraps at this width (and narrower where the table needs it).
 CONFIG_WIDTH = 28
 
@@ -128,60 +129,135 @@ def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: boo
 
 
 def _claim_notes(e: dict, decimals: dict[str, int]) -> list[str]:
+    unit = e.get("unit") or "prompt"
+    notes = []
     if e.get("needs") is not None:
-        return [f"needs {e['needs']} {e.get('unit') or 'prompt'}s"]
-    if e.get("underpowered") and not e.get("passed"):
-        d = decimals.get(e.get("metric"))
-        return [f"underpowered (MDE {general(e.get('mde')) if d is None else fixed(e.get('mde'), d)})"]
-    return []
+        notes.append(f"undecidable: needs {e['needs']} {unit}s")
+    elif verdict_of(e) == "inconclusive":
+        if e.get("would_need"):
+            notes.append(f"the observed effect would need about {e['would_need']} {unit}s")
+        elif e.get("underpowered"):
+            d = decimals.get(e.get("metric"))
+            mde = e.get("mde_bound") if e.get("mde_bound") is not None else e.get("mde")
+            notes.append(f"underpowered (MDE {general(mde) if d is None else fixed(mde, d)})")
+    if e.get("skew"):
+        notes.append("skewed against the claim")
+    return notes
 
 
-def _verdicts(e: dict, reason: str | None) -> tuple[str, str]:
-    confirmed = e.get("confirmed")
-    verdict = "yes" if e.get("passed") else "no"
-    if reason is not None and not e.get("passed"):
-        verdict = "no (expected)"
-    return verdict, "—" if confirmed is None else ("yes" if confirmed else "no")
+def _verdict(e: dict, reason: str | None) -> str:
+    verdict = verdict_of(e)
+    if reason is not None and verdict != "supported":
+        verdict += " (expected)"
+    return verdict
+
+
+def claim_text(e: dict) -> str:
+    """A claim in words: metric, claim, margin (and its statistic when not the mean)."""
+    margin = f" {general(e['margin'])}" if e.get("margin") else ""
+    median = " (median)" if e.get("statistic") == "median" else ""
+    return f"{e['metric']} {e['claim']}{margin}{median}"
+
+
+def _family(e: dict) -> str:
+    size = e.get("family_size")
+    if e.get("family") == "declared":
+        return f"declared ({size})" if size else "declared"
+    return f"exploratory ({size})" if size else "exploratory"
 
 
 def claim_rows(study: dict, expected: dict | None = None,
                decimals: dict[str, int] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Every claim of a study with its test, its verdict in its test and study-wide.
+    """Every claim of a study with its family, tests and verdict.
 
     ``expected`` maps a variant to the reason its claims are expected to fail (a strict
-    expected failure on this profile): such a claim shows "no (expected)" and the reason.
-    ``decimals``: of each metric's column, for the MDE.
+    expected failure on this profile): such a claim's verdict says "(expected)" and the note
+    gives the reason. ``decimals``: of each metric's column, for the MDE.
     """
-    headers = ["variant", "claim", "metric", "margin", "p", "holds", "study-wide (Holm)", "note"]
+    headers = ["variant", "claim", "metric", "margin", "family", "p", "p adj.", "verdict", "note"]
     rows = []
     expected = expected or {}
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
         for e in variant.get("expectations") or []:
             notes = _claim_notes(e, decimals or {})
-            verdict, confirmed = _verdicts(e, reason)
-            if verdict == "no (expected)":
+            verdict = _verdict(e, reason)
+            if verdict.endswith("(expected)"):
                 notes.append(f"expected failure: {reason}")
             rows.append([variant["variant"], e["claim"], e["metric"], general(e["margin"]),
-                         p_text(e.get("p_value")), verdict, confirmed, "; ".join(notes)])
+                         _family(e), p_text(e.get("p_value")), p_text(_p_decisive(e)), verdict,
+                         "; ".join(notes)])
     return headers, rows
+
+
+def _p_decisive(e: dict):
+    """The adjusted p-value behind the verdict: the refuting test's for a refuted claim."""
+    if verdict_of(e) == "refuted":
+        return e.get("p_refute_adjusted")
+    return e.get("p_adjusted")
 
 
 def _terminal_claim_rows(study: dict, expected: dict,
                          decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
     """The claims as the terminal shows them: the metric, claim and margin in one column,
     and an expected failure's reason left to report.md."""
-    headers = ["variant", "claim", "p", "holds", "study-wide", "note"]
+    headers = ["variant", "claim", "family", "p adj.", "verdict", "note"]
     rows = []
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
         for e in variant.get("expectations") or []:
-            notes = _claim_notes(e, decimals)
-            verdict, confirmed = _verdicts(e, reason)
-            rows.append([variant["variant"],
-                         f"{e['metric']} {e['claim']} (margin {general(e['margin'])})",
-                         p_text(e.get("p_value")), verdict, confirmed, "; ".join(notes)])
+            rows.append([variant["variant"], claim_text(e), _family(e), p_text(_p_decisive(e)),
+                         _verdict(e, reason), "; ".join(_claim_notes(e, decimals))])
     return headers, rows
+
+
+def verdict_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per claim of the run, declared claims first: verdict, study, variant, claim
+    and the adjusted p-value behind the verdict."""
+    from ..outcomes import expected_failures
+
+    expected = expected_failures(report)
+    rows = []
+    for declared in (True, False):
+        for study in report["studies"]:
+            for variant in study["variants"]:
+                reason = expected.get((study["study"], variant["variant"]))
+                for e in variant.get("expectations") or []:
+                    if (e.get("family") == "declared") != declared:
+                        continue
+                    rows.append([_verdict(e, reason), study["study"], variant["variant"],
+                                 claim_text(e) + ("" if declared else " (exploratory)"),
+                                 p_text(_p_decisive(e))])
+    return ["verdict", "study", "variant", "claim", "p adj."], rows
+
+
+def _claim_verdicts(report: dict) -> dict[tuple[str, str, str], str]:
+    return {(study["study"], variant["variant"], claim_text(e)): verdict_of(e)
+            for study in report.get("studies") or () for variant in study.get("variants") or ()
+            for e in variant.get("expectations") or ()}
+
+
+def verdict_changes(baseline: dict, current: dict) -> list[str]:
+    """A line per claim whose verdict differs between two reports."""
+    before, after = _claim_verdicts(baseline), _claim_verdicts(current)
+    return [f"verdict changed: {study} {variant} {claim}: {before[key]} -> {after[key]}"
+            for key in after if key in before and before[key] != after[key]
+            for study, variant, claim in [key]]
+
+
+def render_verdicts(report: dict, width: int = WIDTH, tablefmt: str = "simple") -> str:
+    """The run's claims and their verdicts, one line each under its study's name ("" when
+    the run made none)."""
+    headers, rows = verdict_rows(report)
+    if not rows:
+        return ""
+    studies = list(dict.fromkeys(row[1] for row in rows))
+    parts = []
+    for study in studies:
+        mine = [[row[0], row[2], row[3], row[4]] for row in rows if row[1] == study]
+        parts += [f"{study}:", fit_table(["verdict", "variant", "claim", "p adj."], mine,
+                                         wrap={1: 10, 2: 24}, width=width, tablefmt=tablefmt)]
+    return "\n".join(parts) + "\n"
 
 
 def expected_by_variant(report: dict, study: str) -> dict[str, str]:
@@ -327,8 +403,8 @@ def render_results_table(report: dict, tablefmt: str = "simple", width: int = WI
         if claims:
             parts.append(fit_table(claim_headers, claims, wrap={0: 10, 1: 21, 5: 16}, width=width,
                                    tablefmt=tablefmt))
-            if any(row[3] == "no (expected)" for row in claims):
-                parts.append(_lines("no (expected): a strict expected failure on this profile; "
+            if any(row[4].endswith("(expected)") for row in claims):
+                parts.append(_lines("(expected): a strict expected failure on this profile; "
                                     "its reason is in report.md", width))
             parts.append("")
     return "\n".join(parts).rstrip() + "\n"

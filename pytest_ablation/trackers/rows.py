@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..claims import VERDICTS, verdict_of
+
 # The numbers of each (study, variant, metric), as metrics: what a tracker charts and compares
 # across runs. The full row (n, spread, MDE, adjusted p-value...) is in the results table.
 METRIC_FIELDS = ("value", "reference_value", "delta", "ci_low", "ci_high", "p_value")
@@ -22,8 +24,8 @@ METRIC_FIELDS = ("value", "reference_value", "delta", "ci_low", "ci_high", "p_va
 RESULT_COLUMNS = ("study", "variant", "reference", "metric", "direction", "value",
                   "reference_value", "delta", "ci_low", "ci_high", "confidence", "n",
                   "p_value", "p_adjusted", "family", "significant")
-CLAIM_COLUMNS = ("study", "variant", "metric", "claim", "margin", "passed", "expected_failure",
-                 "p_value", "p_adjusted", "n")
+CLAIM_COLUMNS = ("study", "variant", "metric", "claim", "margin", "verdict", "passed",
+                 "expected_failure", "family", "p_value", "p_adjusted", "n")
 GATE_COLUMNS = ("study", "variant", "metric", "status", "baseline", "current", "tolerance",
                 "direction", "reason")
 CASE_COLUMNS = ("study", "variant", "nodeid", "outcome", "reason")
@@ -61,6 +63,7 @@ def claim_rows(report: dict) -> list[dict]:
             for claim in variant.get("expectations") or ():
                 row = {column: claim.get(column) for column in CLAIM_COLUMNS}
                 row.update(study=study.get("study"), variant=variant.get("variant"),
+                           verdict=verdict_of(claim),
                            expected_failure=expected.get((study.get("study"), variant.get("variant"))))
                 rows.append(row)
     return rows
@@ -102,13 +105,14 @@ def metric_values(report: dict) -> dict[tuple[str, str, str, str], float]:
 def run_numbers(report: dict) -> dict[str, float]:
     """Counts over the whole run: claims held and not, and the gate's verdict and counts."""
     claims = claim_rows(report)
-    numbers = {
-        "claims/held": float(sum(1 for c in claims if c["passed"])),
-        "claims/not_held": float(sum(1 for c in claims
-                                     if not c["passed"] and not c["expected_failure"])),
-        "claims/not_held_expected": float(sum(1 for c in claims
-                                              if not c["passed"] and c["expected_failure"])),
-    }
+    numbers = {f"claims/{verdict}": float(sum(1 for c in claims if c["verdict"] == verdict))
+               for verdict in VERDICTS}
+    numbers.update({
+        "claims/not_supported_unexpected": float(sum(
+            1 for c in claims if c["verdict"] != "supported" and not c["expected_failure"])),
+        "claims/not_supported_expected": float(sum(
+            1 for c in claims if c["verdict"] != "supported" and c["expected_failure"])),
+    })
     gate = report.get("gate")
     if gate is not None:
         numbers["gate/failed"] = float(bool(gate.get("failed")))

@@ -35,7 +35,7 @@ def test_junit_xml_carries_each_variants_metrics_and_claims(toy):
     low, high = json.loads(still["ablation.temporal_flickering.ci95"])
     assert low == pytest.approx(expected["ci"][0], rel=1e-5, abs=1e-9)
     assert high == pytest.approx(expected["ci"][1], rel=1e-5, abs=1e-9)
-    assert still["ablation.temporal_flickering.claim"] == "above_reference by 0.01: holds"
+    assert still["ablation.temporal_flickering.claim"] == "above_reference by 0.01: supported"
     assert "ablation.mean_brightness.reference_value" in cases["test_flicker[s=1.0]"]
 
 
@@ -133,17 +133,20 @@ def test_expected_failures_are_marked_expected_with_their_reason_everywhere(toy)
     result = toy.runpytest("test_xfail.py")
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines([
-        # In parametrize order: s=1.0 (expected, with its reason), then s=0.9.
-        "claim not supported (expected): x s=1.0 temporal_flickering not_below_reference (margin 0)",
-        "  expected failure: on profile 'toy-test': noise flickers",
-        "claim not supported: x s=0.9 temporal_flickering not_below_reference (margin 0)",
+        # In parametrize order: s=1.0 (expected), then s=0.9; then the expected one's reason.
+        "*ablation verdicts*",
+        "refuted (expected)  s=1.0 *temporal_flickering not_below_reference (exploratory)*",
+        "refuted  *s=0.9 *temporal_flickering not_below_reference (exploratory)*",
+        "*ablation results*",
+        "expected: x s=1.0: on profile 'toy-test': noise flickers",
     ])
+    assert "expected: x s=0.9" not in result.stdout.str()
     markdown = (toy.path / "reports" / "report.md").read_text()
     page = (toy.path / "reports" / "report.html").read_text()
     expected_row = [line for line in markdown.splitlines() if line.startswith("| s=1.0 ") and "not_below" in line]
     failed_row = [line for line in markdown.splitlines() if line.startswith("| s=0.9 ") and "not_below" in line]
-    assert "no (expected)" in expected_row[0] and "expected failure: on profile 'toy-test': noise flickers" in expected_row[0]
-    assert "| no " in failed_row[0] and "expected" not in failed_row[0]
-    assert '<td class="claim-expected">no (expected)</td>' in page
+    assert "| refuted (expected) |" in expected_row[0] and "expected failure: on profile 'toy-test': noise flickers" in expected_row[0]
+    assert "| refuted " in failed_row[0] and "expected" not in failed_row[0]
+    assert '<td class="claim-expected">refuted (expected)</td>' in page
     assert "expected failure: on profile &#x27;toy-test&#x27;: noise flickers" in page
-    assert page.count('<td class="claim-failed">no</td>') == 1
+    assert page.count('<td class="claim-failed">refuted</td>') == 1

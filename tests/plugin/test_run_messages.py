@@ -29,7 +29,8 @@ def test_flicker(strength, flicker, ablation):
 ''')
     result = toy.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    failure = result.stdout.str().split("= FAILURES =")[1].split("= ablation results =")[0]
+    failure = result.stdout.str().split("= FAILURES =")[1].split("= ablation verdicts =")[0]
+    assert "ExpectationFailed: flicker: s=1.0 temporal_flickering above_reference: REFUTED" in failure
     assert "expected temporal_flickering of s=1.0 to be above the reference" in failure
     assert "delta" in failure and "95% CI" in failure
     assert "plugin.py" not in failure and "expectations.py" not in failure
@@ -74,11 +75,17 @@ def test_still(mu, zs2, ablation):
 
 def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
     from pytest_ablation.cli import main
+    from pytest_ablation.report import load_report
+    from pytest_ablation.report.terminal import render_verdicts
 
     toy.runpytest("--ablation-save-baseline=baseline.json").assert_outcomes(passed=3)
     baseline = str(toy.path / "baseline.json")
     capsys.readouterr()
     assert main(["compare", baseline, baseline]) == 0
-    assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    # The current run's claims with their verdicts, then only the count: no table.
+    verdicts = f"claims of {baseline}:\n{render_verdicts(load_report(baseline))}"
+    assert "supported" in verdicts and out.startswith(verdicts)
+    assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", out[len(verdicts):])
     assert main(["compare", "--all", baseline, baseline]) == 0
     assert "status" in capsys.readouterr().out  # --all still shows every row

@@ -10,6 +10,20 @@ from .conftest import lines
 PROMPTS = ["a red circle", "a blue square", "a green cross", "a white star", "a grey ring", "a pink dot"]
 
 
+# The plugin tests' flicker study with its two claims declared on the marker.
+DECLARED_STUDY = '''
+import pytest
+
+
+@pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickering", "mean_brightness"],
+                      claims={"s=0.0": ["temporal_flickering above_reference 0.01"],
+                              "s=1.0": ["temporal_flickering below_reference"]})
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0], ids=lambda s: f"s={s}")
+def test_flicker(strength, flicker, ablation):
+    ablation.run(flicker, strength=strength)
+'''
+
+
 def report_of(pytester, folder="reports"):
     return json.loads((pytester.path / folder / "report.json").read_text())
 
@@ -45,15 +59,32 @@ def test_a_study_runs_pairs_and_reports(toy):
     assert variant["settings"]["frames"] == 4 and variant["settings"]["prompts"] == PROMPTS
     assert {s["seed_index"] for s in variant["samples"]} == {0, 1}
     [claim] = variant["expectations"]
-    assert {k: claim[k] for k in ("metric", "claim", "margin", "passed", "n", "family", "needs")} == {
-        "metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01, "passed": True,
-        "n": 6, "family": 1, "needs": None,
+    assert {k: claim[k] for k in ("metric", "claim", "margin", "verdict", "passed", "n", "family",
+                                  "family_size", "needs")} == {
+        "metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01,
+        "verdict": "supported", "passed": True, "n": 6, "family": "exploratory", "family_size": 1,
+        "needs": None,
     }
     # A still video against a noisy one: every prompt agrees, so both tests give their smallest p.
     assert claim["p_value"] == pytest.approx(2.0 ** -6)
-    # It holds in its test, but the study makes two claims: Holm over them gives 2 / 64, above
-    # 0.025, so study-wide it is not confirmed.
-    assert claim["p_study"] == pytest.approx(2.0 ** -5) and claim["confirmed"] is False
+    # Made in the test body, it is the only exploratory claim of its test: a family of one.
+    assert claim["p_adjusted"] == pytest.approx(2.0 ** -6)
+    # Declared on the marker with the study's other claim, it is one of a family of two:
+    # Bonferroni gives it 2 * 2**-6 = 2**-5, above 0.025, and six prompts cannot decide two
+    # claims (they need seven), so both claimed cases are strict expected failures.
+    toy.makepyfile(test_flicker=DECLARED_STUDY)
+    declared = toy.runpytest("-p", "no:randomly")
+    declared.assert_outcomes(passed=1, xfailed=2)
+    declared.stdout.fnmatch_lines([
+        "ablation: undecidable (expected failures): flicker: 2 declared claim(s) cannot be decided*"])
+    variant = report_of(toy)["studies"][0]["variants"][0]
+    [claim] = variant["expectations"]
+    assert (claim["verdict"], claim["passed"], claim["family"], claim["family_size"], claim["needs"]) == (
+        "inconclusive", False, "declared", 2, 7)
+    assert claim["p_value"] == pytest.approx(2.0 ** -6)
+    assert claim["p_adjusted"] == pytest.approx(2.0 ** -5)
+    assert variant["metrics"]["temporal_flickering"]["p_adjusted"] == pytest.approx(
+        min(1.0, 2 * still["p_value"]))
 
 
 def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
@@ -82,18 +113,21 @@ def test_failed_expectation_prints_every_number(toy):
     ''')
     result = toy.runpytest("test_claim.py")
     result.assert_outcomes(passed=1, failed=1)
+    # Noise flickers more on every prompt: the opposite test rejects, so the claim is refuted.
     result.stdout.fnmatch_lines([
-        "*ExpectationFailed: claim: expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
+        "*ExpectationFailed: claim: s=1.0 temporal_flickering above_reference: REFUTED",
+        "  expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
         "*variant   s=1.0  0.*",
         "*reference s=0.5  0.*",
         "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 6 prompt(s) x 2 seed(s), margin 0.05",
-        "*p = 1 (one-sided, t and sign-flip tests), above the level 0.025",
+        "*refuted: the opposite test rejects, p = 0.0156 (one-sided), adjusted 0.0156, at most "
+        "the level 0.025",
     ])
     report = report_of(toy)
     [claim] = report["studies"][0]["variants"][1]["expectations"]
-    assert (claim["metric"], claim["claim"], claim["margin"], claim["passed"]) == (
-        "temporal_flickering", "above_reference", 0.05, False)
-    assert claim["p_value"] == 1.0 and claim["confirmed"] is False
+    assert (claim["metric"], claim["claim"], claim["margin"], claim["verdict"], claim["passed"]) == (
+        "temporal_flickering", "above_reference", 0.05, "refuted", False)
+    assert claim["p_value"] == 1.0 and claim["p_refute"] == pytest.approx(2.0 ** -6)
 
 
 def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
@@ -114,16 +148,20 @@ def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
     # A still video flickers less on both prompts, but two prompts cannot establish anything:
     # both claims are checked, both fail, and the message says how many prompts they need.
     result.stdout.fnmatch_lines([
-        "*ExpectationFailed: soft: expected temporal_flickering of s=0.0 to be above the reference by more than 0",
-        "*cannot hold with 2 prompt(s): the smallest p-value they can give is 0.25, above the "
-        "0.0125 each of 2 claims gets (Holm); the claim needs at least 7 prompts",
-        "*soft: expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
-        "*2 of the test's 2 claims failed",
+        "*ExpectationFailed: soft: s=0.0 temporal_flickering above_reference: INCONCLUSIVE",
+        "  expected temporal_flickering of s=0.0 to be above the reference by more than 0",
+        "*cannot be decided with 2 prompt(s): the smallest adjusted p-value they can give is 0.5, "
+        "above the 0.0125 each of the test's 2 exploratory claims gets (Holm); the claim needs at "
+        "least 7 prompts",
+        "soft: s=0.0 temporal_flickering not_below_reference: INCONCLUSIVE",
+        "  expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
+        "*2 of the test's 2 claims not supported",
     ])
     [variant] = [v for v in report_of(toy)["studies"][0]["variants"] if v["variant"] == "s=0.0"]
     claims = variant["expectations"]
-    assert [(c["claim"], c["passed"], c["needs"], c["underpowered"]) for c in claims] == [
-        ("above_reference", False, 7, True), ("not_below_reference", False, 7, True)]
+    assert [(c["claim"], c["verdict"], c["passed"], c["needs"], c["underpowered"]) for c in claims] == [
+        ("above_reference", "inconclusive", False, 7, True),
+        ("not_below_reference", "inconclusive", False, 7, True)]
 
 
 def test_strict_xfail_of_an_unsupported_claim(toy):

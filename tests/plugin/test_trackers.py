@@ -76,8 +76,13 @@ def finite_numbers(report):
 
 
 def claims_of(report):
-    return sorted((s["study"], v["variant"], c["metric"], c["claim"], c["passed"])
+    return sorted((s["study"], v["variant"], c["metric"], c["claim"], c["verdict"])
                   for s in report["studies"] for v in s["variants"] for c in v["expectations"])
+
+
+def verdict_counts(claims):
+    return {f"claims/{word}": sum(1 for *_, verdict in claims if verdict == word)
+            for word in ("supported", "refuted", "inconclusive")}
 
 
 def said(result, text):
@@ -117,7 +122,11 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
 
     # The claims' verdicts and the gate's outcome.
     claims = claims_of(report)
-    assert run.data.metrics["claims/held"] == sum(1 for *_, held in claims if held) == 2
+    counts = verdict_counts(claims)
+    assert {k: run.data.metrics[k] for k in counts} == counts == {
+        "claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
+    assert run.data.metrics["claims/not_supported_unexpected"] == 0
+    assert run.data.metrics["claims/not_supported_expected"] == 0
     assert run.data.tags["ablation.gate"] == "passed" and report["gate"]["failed"] is False
     assert run.data.metrics["gate/failed"] == 0
     assert run.data.metrics["gate/ok"] == report["gate"]["counts"]["ok"]
@@ -148,7 +157,8 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
     fields = ("study", "variant", "metric", "value", "delta", "p_value")
     assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in report["results"]]
     assert sorted((r[0], r[1], r[2], r[3], r[5]) for r in table("claims")["data"]) == claims
-    assert table("claims")["columns"][:6] == ["study", "variant", "metric", "claim", "margin", "passed"]
+    assert table("claims")["columns"][:7] == ["study", "variant", "metric", "claim", "margin",
+                                              "verdict", "passed"]
 
     # The report files, byte for byte, and every preview GIF.
     copy = client.download_artifacts(run_id, "report.json", str(toy.path / "copy"))
@@ -209,7 +219,9 @@ def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
     assert len(logged) == len(numbers)
     for key, value in numbers.items():
         assert logged[mlflow_key(*key)] == pytest.approx(value, rel=1e-12, abs=1e-15)
-    assert run.data.metrics["claims/held"] == sum(1 for *_, held in claims_of(merged) if held) == 2
+    counts = verdict_counts(claims_of(merged))
+    assert {k: run.data.metrics[k] for k in counts} == counts == {
+        "claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
     copy = client.download_artifacts(run.info.run_id, "report.json", str(toy.path / "copy"))
     assert Path(copy).read_bytes() == (toy.path / "merged" / "report.json").read_bytes()
     assert len(list((toy.path / "merged" / "wandb").glob("offline-run-*"))) == 1
@@ -317,7 +329,8 @@ def test_wandb_offline_run_holds_the_reports_numbers_tables_files_and_profile(to
     assert logged == {wandb_key(*key) for key in numbers}
     for key, value in numbers.items():
         assert history[wandb_key(*key)] == pytest.approx(value, rel=1e-12, abs=1e-15)
-    assert history["claims/held"] == sum(1 for *_, held in claims_of(report) if held)
+    counts = verdict_counts(claims_of(report))
+    assert {k: history[k] for k in counts} == counts
     summary = {}
     for record in by_kind["summary"]:
         summary.update(items(record.summary))

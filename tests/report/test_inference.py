@@ -34,13 +34,18 @@ def test_families_and_adjustments():
     s = study(rng, ref=0.0, big=1.0, none=0.0)
     s["variants"][1]["expectations"] = [
         {"metric": "score", "claim": "above_reference", "margin": 0.0, "passed": True,
+         "verdict": "supported", "family": "declared", "family_size": 3,
          "p_value": 2.0 ** -8, "alpha": 0.025}]
+    claim = dict(s["variants"][1]["expectations"][0])
     annotate([s])
     ref, big, none = (v["metrics"]["score"] for v in s["variants"])
     assert ref["family"] == "reference" and ref["p_value"] is None and not ref["significant"]
     assert big["family"] == "confirmatory" and big["significant"]
+    # A claimed cell is adjusted by Bonferroni over its study's declared family, whatever ran.
+    assert big["p_adjusted"] == min(1.0, 3 * big["p_value"])
     assert none["family"] == "exploratory" and none["p_adjusted"] >= none["p_value"]
-    assert s["variants"][1]["expectations"][0]["confirmed"] is True
+    # The claim's verdict was decided in its test: the report does not change it.
+    assert s["variants"][1]["expectations"][0] == claim
 
 
 def test_best_only_where_significant_after_adjustment():

@@ -32,9 +32,13 @@ def with_claims(report: dict) -> dict:
     mu0 = next(v for v in tma["variants"] if v["variant"] == "mu=0.0")
     mu0["expectations"] = [
         {"metric": "clip_score", "claim": "not_above_reference", "margin": 1.0, "passed": False,
-         "p_value": 0.25, "confirmed": False, "needs": 7, "underpowered": True, "mde": None},
+         "verdict": "inconclusive", "statistic": "mean", "family": "declared", "family_size": 2,
+         "p_value": 0.25, "p_adjusted": 0.5, "p_refute": 0.75, "p_refute_adjusted": 1.0,
+         "needs": 7, "underpowered": True, "mde": None},
         {"metric": "dynamic_degree", "claim": "below_reference", "margin": 0.0, "passed": False,
-         "p_value": 0.75, "confirmed": False, "needs": 7, "underpowered": True, "mde": None},
+         "verdict": "inconclusive", "statistic": "mean", "family": "declared", "family_size": 2,
+         "p_value": 0.75, "p_adjusted": 1.0, "p_refute": 0.25, "p_refute_adjusted": 0.5,
+         "needs": 7, "underpowered": True, "mde": None},
     ]
     case = next(c for c in cases if c["variant"] == "mu=0.0")
     case.update(outcome="xfailed", reason=f"on profile 'tiny': {LONG_REASON}")
