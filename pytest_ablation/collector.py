@@ -125,7 +125,9 @@ class ResultCollector:
         if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return
         cases = self._case_outcomes()
-        ran = any(c["outcome"] != "deselected" for c in cases)
+        # A run in which no case reached an outcome (--collect-only, --fixtures, or stopped
+        # before the first case) made nothing: it writes nothing, so the last report stays.
+        ran = any(c["outcome"] not in ("deselected", "unfinished") for c in cases)
         if not self._records and not ran and self.options.shard is None:
             return
         if self.options.shard is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:

@@ -113,7 +113,13 @@ class WorkerContext:
         return self._scorer
 
     def enter_model_group(self, group: str) -> None:
-        """A test of ``group`` is about to run on this process (see ``ModelPool.enter_group``)."""
+        """A test of ``group`` is about to run on this process (see ``ModelPool.enter_group``).
+
+        The device's peak-memory count starts again here, so an out-of-memory message
+        reports this test's peak, not the process's."""
+        from .devices import reset_peak_memory
+
+        reset_peak_memory(self._assignment.device)
         self._model_group = group
         if self._pool is not None:
             self._pool.enter_group(group)

@@ -187,22 +187,59 @@ def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -
 
 
 def merge_report_files(paths: Iterable[str | Path], output_dir: Path, *, partial: bool = False) -> dict:
-    """Merge report files and bring their previews and saved videos into ``output_dir``."""
+    """Merge report files and bring their previews and saved videos into ``output_dir``.
+
+    Only files inside a shard report's own folder are copied, and only into ``output_dir``:
+    a report whose preview or video path climbs out of its folder (``..``, an absolute
+    path, a link to elsewhere) is refused, as report.html refuses to show such a file, so a
+    tampered report can neither write outside the output folder nor copy in what lies
+    outside its own. The output folder may not be a shard's own folder (its report.json
+    would be overwritten by the merge).
+    """
     paths = [Path(p) for p in paths]
+    output = Path(output_dir).resolve()
+    for path in paths:
+        if path.resolve().parent == output:
+            raise MergeError(
+                f"--output {output_dir} is the folder of {path}: the merged report.json would "
+                "overwrite that shard's; write the merge to a folder of its own"
+            )
     named = [(str(p), load_report(p)) for p in paths]
     merged = merge_reports(named, partial=partial)
     folders = {}
     for path, (_, report) in zip(paths, named):
         for study in report.get("studies", []):
             for entry in study["variants"]:
-                folders[(study["study"], entry["variant"])] = path.parent
+                folders[(study["study"], entry["variant"])] = (path, path.parent.resolve())
+    copies = []
     for study in merged["studies"]:
         for entry in study["variants"]:
-            source = folders[(study["study"], entry["variant"])]
+            report_path, source = folders[(study["study"], entry["variant"])]
             relative = list((entry.get("media") or {}).values()) + list(entry.get("videos") or [])
             for rel in relative:
-                _copy(source / rel, Path(output_dir) / rel)
+                copies.append((_inside(source, rel, report_path), _inside(output, rel, report_path)))
+    for source, target in copies:  # all checked before anything is written
+        _copy(source, target)
     return merged
+
+
+def _inside(folder: Path, relative, report: Path) -> Path:
+    """``folder / relative``, refused (``MergeError``) unless it stays inside ``folder``,
+    links resolved, and every file beneath it does too."""
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
+        raise MergeError(f"report {report}: media path {relative!r} is not a relative path "
+                         "inside its folder; refused")
+    path = folder / relative
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder):
+        raise MergeError(f"report {report}: media path {relative!r} leads outside its folder "
+                         f"{folder}; refused")
+    if path.is_dir():
+        for inner in path.rglob("*"):
+            if not inner.resolve().is_relative_to(folder):
+                raise MergeError(f"report {report}: {inner} (under media path {relative!r}) "
+                                 f"leads outside its folder {folder}; refused")
+    return path
 
 
 def _copy(source: Path, target: Path) -> None:

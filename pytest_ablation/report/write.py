@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,10 @@ def write_reports(report: dict, report_dir: Path, *, keep_runs: int = 0) -> dict
         paths["run_dir"] = report_dir / "runs" / run_name(datetime.now(timezone.utc))
         folders.insert(0, paths["run_dir"])
     for folder in folders:
+        if folder != report_dir:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RUN_MARK).write_text("a run copy of pytest-ablation's report; pruned by "
+                                           "--ablation-keep-runs\n")
         write_json_atomic(folder / "report.json", report)
         write_text_atomic(folder / "report.md", markdown)
         write_text_atomic(folder / "report.html", page)
@@ -42,6 +47,12 @@ def write_reports(report: dict, report_dir: Path, *, keep_runs: int = 0) -> dict
     return paths
 
 
+# A run copy's folder: its name (``run_name``) and this file in it. Only folders with both
+# are ever pruned: a user's own folders under ``runs/`` are not the plugin's to delete.
+RUN_MARK = ".pytest-ablation-run"
+_RUN_NAME = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
 def run_name(now: datetime) -> str:
     """``<UTC time>-<id>``: the id's first five hex digits are the microseconds, so that the
     names sort as the runs were made even within one second; the last one is random."""
@@ -49,11 +60,18 @@ def run_name(now: datetime) -> str:
 
 
 def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
-    """Remove all but the ``keep`` newest run folders (their names start with the UTC time)."""
+    """Remove all but the ``keep`` newest of the plugin's own run copies (named by
+    ``run_name``, holding ``RUN_MARK``, not links); nothing else under ``runs_dir``."""
     import shutil
 
-    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    runs = sorted((p for p in runs_dir.iterdir() if _is_run_copy(p)), key=lambda p: p.name,
+                  reverse=True)
     removed = runs[keep:]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+def _is_run_copy(path: Path) -> bool:
+    return (not path.is_symlink() and path.is_dir() and _RUN_NAME.fullmatch(path.name) is not None
+            and (path / RUN_MARK).is_file())

@@ -70,10 +70,18 @@ def _set_device(device):
             handle.write(f"{os.getpid()} {device}\\n")
 
 
+def _reset_peak_memory_stats(device=None):
+    log = os.environ.get("TOY_PEAK_LOG")
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()} {device}\\n")
+
+
 if PHYSICAL:
     torch.cuda.is_available = lambda: _visible() > 0
     torch.cuda.device_count = _visible
     torch.cuda.set_device = _set_device
+    torch.cuda.reset_peak_memory_stats = _reset_peak_memory_stats
 '''
 
 CONFTEST = '''

@@ -103,3 +103,13 @@ def test_a_worker_that_cannot_see_its_gpu_says_so(toy, monkeypatch):
     result = toy.runpytest_subprocess()
     result.assert_outcomes(errors=3)  # at set-up, before any model loads
     result.stdout.fnmatch_lines(["*this process was given cuda:0 but sees 0 GPUs*"])
+
+
+def test_each_case_starts_its_own_peak_memory_count(gpus, monkeypatch, tmp_path):
+    # The out-of-memory message reports the peak of the test that failed: the peak count of
+    # the worker's GPU starts again before each case, not once per process.
+    log = tmp_path / "logs" / "peaks.txt"
+    monkeypatch.setenv("TOY_PEAK_LOG", str(log))
+    toy = gpus(2)
+    toy.runpytest_subprocess("--ablation-devices=cuda:1").assert_outcomes(passed=3)
+    assert [line.split()[1] for line in lines(log)] == ["cuda:1"] * 3

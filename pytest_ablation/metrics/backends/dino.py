@@ -68,6 +68,9 @@ class DinoViT(nn.Module):
         return torch.cat((pos[:, :1], table), dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # Frames are preprocessed on the CPU (as VBench does); they meet the weights here.
+        weight = self.vit.cls_token
+        images = images.to(device=weight.device, dtype=weight.dtype)
         height, width = images.shape[-2:]
         # The patch convolution alone: like DINO's, it drops the pixels past the last whole
         # patch, where timm's PatchEmbed would refuse a size that is not a multiple of 16.
