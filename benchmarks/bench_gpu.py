@@ -3,6 +3,7 @@
     python benchmarks/bench_gpu.py                              # SD 1.5 and SVD-XT sizes, float16, cuda:0
     python benchmarks/bench_gpu.py --only zs2 --steps 50 --videos 8
     python benchmarks/bench_gpu.py --size tiny --device cpu --steps 2   # a quick run of the script itself
+    python benchmarks/bench_gpu.py --steps 4 --videos 4 --batch 2 --repeats 3 --json out.json  # scripts/gpu-check's
 
 Random weights built from the published configurations (nothing is downloaded): the compute
 and memory of the real models. Printed, per method:
@@ -17,7 +18,12 @@ and memory of the real models. Printed, per method:
                 (generation, 8-bit storage, scoring with a ViT-L-14 judge, report) on the same
                 models and settings: seconds for the variant, and its overhead over the UNet
                 floor, (harness - videos x unet-only) / (videos x unet-only), target <= 5% at
-                SD 1.5 size. Model loading is taken out (the report records it).
+                SD 1.5 size. Model loading is taken out (the report records it). The harness runs
+                the models in the floor's dtype (--dtype); the dtype the run recorded for its
+                `sd` model is printed beside the figure, and a mismatch fails the script.
+
+Each figure is printed with its dtype. --json PATH writes the figures (rewritten after each
+method, so a run cut short keeps what it measured).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import traceback
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -70,6 +77,14 @@ def median_time(device: str, call, repeats: int) -> float:
 def reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_bytes(device: str) -> int | None:
+    return torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def peak(device: str) -> str:
@@ -136,14 +151,14 @@ def bench_zs2(args, device: str) -> dict:
     batched = throughput(device, make, args.videos, args.batch)
     figures = {
         "method": "zs2", "size": f"{frames} frames {height}x{width}", "steps": args.steps,
-        "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
-        "batch": args.batch, "peak_memory": peak(device),
+        "dtype": dtype_name(unet.dtype), "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
+        "batch": args.batch, "peak_memory": peak(device), "peak_memory_bytes": peak_bytes(device),
     }
     del sampler, sd, unet
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     if not args.no_harness:
-        figures.update(harness(args, device, frames, height, width, unet_only))
+        figures.update(harness(args, device, frames, height, width, unet_only, figures["dtype"]))
     return figures
 
 
@@ -176,22 +191,30 @@ def bench_exvideo(args, device: str) -> dict:
     batched = throughput(device, make, args.videos, args.batch)
     return {
         "method": "exvideo", "size": f"{frames} frames {height}x{width}", "steps": args.steps,
-        "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
-        "batch": args.batch, "peak_memory": peak(device),
+        "dtype": dtype_name(unet.dtype), "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
+        "batch": args.batch, "peak_memory": peak(device), "peak_memory_bytes": peak_bytes(device),
     }
 
 
-def harness(args, device, frames, height, width, unet_only) -> dict:
-    """The TMA study's reference variant through the plugin, on the same models and settings."""
+def harness(args, device, frames, height, width, unet_only, floor_dtype) -> dict:
+    """The TMA study's reference variant through the plugin, on the same models and settings,
+    in the floor's dtype (the judge stays float32, as the plugin always has it)."""
     prompts = [f"a prompt {i}" for i in range(args.videos)]
     if args.size == "tiny":
-        models = '[models.sd]\nkind = "tiny-stable-diffusion"\n\n[models.clip]\nkind = "tiny-open-clip"\n'
+        models = textwrap.dedent(f"""
+            [models.sd]
+            kind = "tiny-stable-diffusion"
+            dtype = "{floor_dtype}"
+
+            [models.clip]
+            kind = "tiny-open-clip"
+        """)
     else:
         models = textwrap.dedent(f"""
             [models.sd]
             kind = "callable"
             source = "pytest_ablation.models.paper_scale:build_sd15_architecture"
-            dtype = "{args.dtype}"
+            dtype = "{floor_dtype}"
 
             [models.clip]
             kind = "open-clip"
@@ -217,29 +240,49 @@ def harness(args, device, frames, height, width, unet_only) -> dict:
             raise SystemExit(f"the harness run failed with exit status {done.returncode}")
         call = sum(float(case.get("time", 0)) for case in ElementTree.parse(junit).iter("testcase"))
         report = json.loads((folder / "reports" / "report.json").read_text())
-    loading = sum(sum(w.get("load_seconds", {}).values()) for w in report["environment"]["workers"].values())
+    workers = report["environment"]["workers"].values()
+    loading = sum(sum(w.get("load_seconds", {}).values()) for w in workers)
+    # The dtype the run loaded its generator in, as it recorded it (the model kinds' default,
+    # when the profile names none, is float32).
+    recorded = {(w.get("models", {}).get("sd", {}).get("options") or {}).get("dtype") or "float32"
+                for w in workers if "sd" in w.get("models", {})}
     variant = call - loading
     floor = args.videos * unet_only
-    return {"harness_s": variant, "harness_overhead": (variant - floor) / floor, "harness_load_s": loading}
+    return {"harness_s": variant, "harness_overhead": (variant - floor) / floor, "harness_load_s": loading,
+            "harness_dtype": ",".join(sorted(recorded)) or "unknown"}
 
 
 def describe(figures: dict) -> str:
+    dtype = figures["dtype"]
     lines = [
         f"{figures['method']}: {figures['size']}, {figures['steps']} steps",
-        f"  unet-only      {figures['unet_only_s']:.3f} s per video (the floor)",
-        f"  batch 1        {figures['videos_per_s_batch1']:.3f} videos/s",
+        f"  unet-only      {figures['unet_only_s']:.3f} s per video (the floor), {dtype}",
+        f"  batch 1        {figures['videos_per_s_batch1']:.3f} videos/s, {dtype}",
         f"  batch {figures['batch']:<8} {figures['videos_per_s_batched']:.3f} videos/s, "
         f"x{figures['videos_per_s_batched'] / figures['videos_per_s_batch1']:.2f} over batch 1 "
-        f"(target >= {BATCH_TARGET}x at 512x512 on a large GPU)",
-        f"  peak memory    {figures['peak_memory']}",
+        f"(target >= {BATCH_TARGET}x at 512x512 on a large GPU), {dtype}",
+        f"  peak memory    {figures['peak_memory']}, {dtype}",
     ]
     if "harness_s" in figures:
+        same = figures["harness_dtype"] == dtype
         lines.append(
             f"  harness        {figures['harness_s']:.2f} s for the variant (models loaded in "
             f"{figures['harness_load_s']:.1f} s, not counted), overhead "
-            f"{100 * figures['harness_overhead']:+.1f}% over the UNet floor (target <= {100 * OVERHEAD_TARGET:.0f}%)"
+            f"{100 * figures['harness_overhead']:+.1f}% over the UNet floor (target <= {100 * OVERHEAD_TARGET:.0f}%), "
+            f"harness {figures['harness_dtype']} vs floor {dtype}"
+            + ("" if same else " (DTYPE MISMATCH: the overhead compares unlike runs)")
         )
     return "\n".join(lines)
+
+
+def write_json(path: str | None, header: dict, figures: list[dict], errors: list[str]) -> None:
+    if path is None:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({**header, "figures": figures, "errors": errors}, indent=2) + "\n")
+    partial.replace(out)
 
 
 def main() -> None:
@@ -253,6 +296,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="videos per UNet call in the batched run")
     parser.add_argument("--repeats", type=int, default=5, help="timed UNet forwards (median)")
     parser.add_argument("--no-harness", action="store_true", help="skip the run through the plugin")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the figures as JSON (rewritten after each method)")
     args = parser.parse_args()
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -265,11 +310,35 @@ def main() -> None:
         torch.set_num_threads(1)
         name = platform.processor() or platform.machine()
     print(f"bench_gpu: {name}, torch {torch.__version__}, {args.dtype}, {args.size} size, "
-          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}")
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
+    header = {"device": device, "device_name": name, "torch": torch.__version__, "dtype": args.dtype,
+              "size": args.size, "steps": args.steps, "videos": args.videos, "batch": args.batch,
+              "repeats": args.repeats}
+    results: list[dict] = []
+    errors: list[str] = []
+    write_json(args.json, header, results, errors)
     with torch.inference_mode(False):
         for method, bench in (("zs2", bench_zs2), ("exvideo", bench_exvideo)):
-            if args.only in (None, method):
-                print(describe(bench(args, device)), flush=True)
+            if args.only not in (None, method):
+                continue
+            # One method failing (out of memory, say) still leaves the other's figures.
+            try:
+                figures = bench(args, device)
+            except (Exception, SystemExit) as error:  # noqa: BLE001 - reported, then the exit status says it
+                traceback.print_exc()
+                errors.append(f"{method}: {type(error).__name__}: {error}")
+                print(f"{method}: FAILED: {type(error).__name__}: {error}", flush=True)
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+            else:
+                results.append(figures)
+                print(describe(figures), flush=True)
+                if figures.get("harness_dtype", figures["dtype"]) != figures["dtype"]:
+                    errors.append(f"{method}: the harness ran in {figures['harness_dtype']}, "
+                                  f"the floor in {figures['dtype']}")
+            write_json(args.json, header, results, errors)
+    if errors:
+        raise SystemExit("bench_gpu: " + "; ".join(errors))
 
 
 if __name__ == "__main__":

@@ -200,6 +200,10 @@ class Ablation:
     # -- the API ------------------------------------------------------------------------
     def run(self, generator: Any, **config: Any) -> Comparison:
         """Generate and score this variant and its reference over every (prompt, seed)."""
+        return self._on_device(lambda: self._run(generator, config), "running the variant",
+                               self.case.variant)
+
+    def _run(self, generator: Any, config: dict) -> Comparison:
         self._calls += 1
         call = self._calls
         if self._replay_until is not None and call == self._replay_until:
@@ -460,7 +464,7 @@ class Ablation:
     def _generate(self, bound, config, settings, prompt, seed, seed_index, progress, label):
         request = self._request(config, settings, prompt, seed, seed_index)
         started = time.perf_counter()
-        output = self._call_generator(lambda: bound.call(request), f"generating {prompt!r}", label)
+        output = self._on_device(lambda: bound.call(request), f"generating {prompt!r}", label)
         seconds = time.perf_counter() - started
         self._bench.progress(
             f"{self.case.study} {label}: generated {progress} {prompt!r} "
@@ -498,7 +502,7 @@ class Ablation:
         requests = [self._request(config, settings, prompt, seed, seed_index)
                     for _, prompt, seed_index, seed, _ in chunk]
         started = time.perf_counter()
-        outputs = self._call_generator(
+        outputs = self._on_device(
             lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos", label
         )
         seconds = time.perf_counter() - started
@@ -516,17 +520,23 @@ class Ablation:
             for entry, output in zip(chunk, outputs)
         }
 
-    def _call_generator(self, call, what: str, label: str):
-        """Run the generator; an out-of-memory error fails this test with the device, the
-        models loaded and the peak memory, and frees what it can so the run goes on."""
-        from .devices import out_of_memory_errors
+    def _on_device(self, call, what: str, label: str):
+        """Run ``call``; running out of device memory, or a cuDNN/cuBLAS failure, fails this
+        test with the device, the models loaded and the peak memory, and frees the models
+        so that the run goes on."""
+        from .devices import device_failure
 
         pool = self._bench.pool
         try:
             return call()
-        except out_of_memory_errors() as error:
+        except Exception as error:
+            if not device_failure(error):
+                raise
             message = pool.out_of_memory_message(f"{what} for {self.case.study} {label}", error)
-        # Outside the handler: the traceback, which holds the failed call's tensors, is gone.
+            # The traceback's frames hold the failed call's tensors.
+            error.__traceback__ = None
+            del error
+        # Outside the handler, so the new error carries no reference to the old one.
         pool.release()
         raise AblationError(message)
 

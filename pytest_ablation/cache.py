@@ -3,8 +3,12 @@
 Keys are digests of everything that determines a result (see ``keys.digest``), so a
 changed model, configuration, prompt, seed or package version simply misses. Entries carry
 a checksum of their own content: a truncated or altered file is reported, removed and
-recomputed, never trusted. A file lock per key makes concurrent workers (or machines
-sharing a filesystem) compute each entry once: the second one waits and then reads it.
+recomputed, never trusted. An entry that cannot be read at all (another user's file without
+read permission, a folder where the file should be) is reported and recomputed too, and
+written over when it can be; when it cannot, the value is still returned and the run's
+summary warns that the entry could not be replaced. A file lock per key makes concurrent
+workers (or machines sharing a filesystem) compute each entry once: the second one waits
+and then reads it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class CacheStats:
     memory_hits: int = 0
     corrupted: list = field(default_factory=list)
     unwritten: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +65,7 @@ class CacheStats:
             "memory_hits": self.memory_hits,
             "corrupted": list(self.corrupted),
             "unwritten": list(self.unwritten),
+            "unreadable": list(self.unreadable),
         }
 
 
@@ -69,6 +75,8 @@ class ResultCache:
         self.enabled = enabled and root is not None
         self.stats = CacheStats()
         self._memory: dict[tuple[str, str], Any] = {}
+        # Entries found unreadable in this run: writing over them is a replacement.
+        self._unreadable: set[Path] = set()
 
     # -- public API -------------------------------------------------------------------
     def video(self, key: str, compute: Callable[[], StoredVideo]) -> StoredVideo:
@@ -156,12 +164,20 @@ class ResultCache:
             lock.release()
 
     def _unwritten(self, path: Path, error: OSError) -> None:
-        self.stats.unwritten.append(f"{path}: {error.strerror or error}")
+        what = "the unreadable entry could not be replaced: " if path in self._unreadable else ""
+        self.stats.unwritten.append(f"{path}: {what}{error.strerror or error}")
 
     def _read(self, path: Path, key: str, load):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            return None
+        except OSError as error:
+            # Unreadable, not missing: e.g. a shared cache entry another user wrote with
+            # umask 077, or a folder in the entry's place. Recompute it, as if it were missing.
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                self.stats.unreadable.append(f"{path}: {error.strerror or error}")
             return None
         try:
             return load(key, data)

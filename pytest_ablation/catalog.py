@@ -27,6 +27,10 @@ class StudyError(ValueError):
     pass
 
 
+class ProfileSettingError(StudyError):
+    """A profile's setting that a generator fixture reads at collection is unusable."""
+
+
 REPLICATES_ATTRIBUTE = "_pytest_ablation_replicates"
 
 
@@ -413,6 +417,8 @@ class Catalog:
             if case is not None:
                 try:
                     self._apply_replicates(item, case, profile)
+                except ProfileSettingError:
+                    raise
                 except StudyError as error:
                     errors.append(str(error))
         if errors:
@@ -461,7 +467,15 @@ class Catalog:
             )
         if count is None:
             return
-        runs = count(profile)
+        try:
+            runs = count(profile)
+        except ValueError as error:
+            # The fixture reads the profile's settings for it (e.g. [methods.exvideo] recipe):
+            # a bad one stops the run here, before any model loads.
+            raise ProfileSettingError(
+                f"--ablation-profile: profile {profile.name!r}: {error} (read by the generator "
+                f"fixture {fixture!r} of {case.nodeid})"
+            ) from None
         if case.marker.seeds is None:
             self._replace(dataclasses.replace(case, marker=dataclasses.replace(case.marker, seeds=runs)))
         elif case.marker.seeds != runs:

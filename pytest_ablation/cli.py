@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 from .files import check_writable_dir, write_json_atomic
-from .gate import GateInputError, judge_reports, summarize
+from .gate import GateInputError, judge_reports, report_metrics, summarize, unknown_tolerance
 from .options import OptionError, parse_tolerances
 from .report import ReportError, load_report, render_results_table, write_reports
 from .report.terminal import WIDTH as LINE_WIDTH, render_gate_table, render_verdicts, verdict_changes
@@ -33,6 +33,13 @@ def cmd_compare(args) -> int:
     tolerances = parse_tolerances(args.tolerance or [], source="--tolerance")
     baseline = load_report(args.baseline, what="baseline")
     current = load_report(args.current)
+    from .metrics.registry import metric_names
+
+    # The built-in metrics, and those the two reports name (a project's own among them).
+    problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline, current),
+                                "--tolerance")
+    if problem:
+        raise ReportError(problem)
     try:
         # The same judgement as --ablation-gate, on the same two documents.
         rows = judge_reports(baseline, current, tolerances=tolerances)

@@ -138,6 +138,9 @@ def select_device(assignment: DeviceAssignment) -> None:
             f"{count} GPU{'s' if count != 1 else ''} (torch {torch.__version__}, CUDA build "
             f"{torch.version.cuda or 'none'}{where})"
         )
+    # cuBLAS is deterministic only with a fixed workspace, which must be chosen before its
+    # first call in the process (post-tuning also turns torch's deterministic mode on).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.cuda.set_device(index)
     # A report must not depend on -n or on which process ran what: cuDNN picks its
     # algorithms deterministically, and float32 stays float32 (no TF32 convolutions) so a
@@ -154,6 +157,18 @@ def out_of_memory_errors() -> tuple[type[BaseException], ...]:
 
     kinds = {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
     return tuple(kind for kind in kinds if kind is not None)
+
+
+# cuDNN and cuBLAS report a failed allocation (and most failures on a full device) as a
+# RuntimeError with their status name, not as torch's OutOfMemoryError.
+_LIBRARY_FAILURES = ("CUDNN_STATUS_", "CUBLAS_STATUS_", "CUDA out of memory", "CUDA error: out of memory")
+
+
+def device_failure(error: BaseException) -> bool:
+    """Whether ``error`` is the device running out of memory, or a cuDNN/cuBLAS failure."""
+    if isinstance(error, out_of_memory_errors()):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in _LIBRARY_FAILURES)
 
 
 def peak_memory(device: str) -> int | None:

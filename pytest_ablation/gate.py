@@ -86,6 +86,34 @@ def registered_tolerance(metric: str, entry: dict | None = None) -> float:
         return 0.0
 
 
+def unknown_tolerance(tolerances: Iterable[str], known: Iterable[str], source: str) -> str | None:
+    """Why a tolerance names no known metric (the first that does not), or None: a tolerance
+    for a misspelt metric would be accepted and never used, leaving the real one at its
+    default."""
+    import difflib
+
+    known = sorted(set(known))
+    for name in tolerances:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = (f"did you mean {close[0]!r}?" if close
+                else f"the known metrics are: {', '.join(known) or 'none'}")
+        return f"{source}: no metric named {name!r}, so its tolerance would never be used; {hint}"
+    return None
+
+
+def report_metrics(*reports: dict) -> set[str]:
+    """The metrics that reports name: their metric table and their results'."""
+    names: set[str] = set()
+    for report in reports:
+        names.update(report.get("metrics") or {})
+        for entry in (*(report.get("results") or ()), *(report.get("set_results") or ())):
+            if isinstance(entry, dict) and isinstance(entry.get("metric"), str):
+                names.add(entry["metric"])
+    return names
+
+
 def number(value) -> float | None:
     """``value`` as a finite float, or None (NaN, infinite, null, or not a number at all)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

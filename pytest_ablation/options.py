@@ -215,6 +215,11 @@ def _value(config, option: Option) -> tuple[Any, Path]:
     return given, base
 
 
+def _where(config, option: Option) -> str:
+    """How an error names the option: its flag, or its ini key when the value came from there."""
+    return option.flag if config.getoption(option.dest) is not None else f"{option.ini} (ini)"
+
+
 def _path(value: Any, base: Path) -> Path | None:
     if value in (None, ""):
         return None
@@ -271,7 +276,9 @@ def parse_video_format(value: Any) -> str | None:
 
 def parse_keep_runs(value: Any, where: str = "--ablation-keep-runs") -> int:
     text = str(value).strip()
-    if not text.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣" (which
+    # int() reads as 3).
+    if not (text.isascii() and text.isdigit()):
         raise OptionError(f"{where}: got {value!r}; expected a whole number >= 0 (0 writes no copy)")
     return int(text)
 
@@ -379,7 +386,8 @@ def read_options(config) -> AblationOptions:
         save_baseline=_path(*values["ablation_save_baseline"]),
         shard=parse_shard(values["ablation_shard"][0]),
         save_videos=parse_video_format(values["ablation_save_videos"][0]),
-        keep_runs=parse_keep_runs(values["ablation_keep_runs"][0]),
+        keep_runs=parse_keep_runs(values["ablation_keep_runs"][0],
+                                  _where(config, by_dest["ablation_keep_runs"])),
         tolerances=parse_tolerances(config.getini(TOLERANCES_INI) or []),
         trackers=read_trackers(config),
     )

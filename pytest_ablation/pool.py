@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
 from .devices import DeviceAssignment, out_of_memory_errors
@@ -37,6 +38,7 @@ class ModelPool:
         self._identities: dict[str, dict] = {}
         self._lock = threading.RLock()
         self._threads_set = False
+        self._holders: list[weakref.ReferenceType] = []
         self.loads: dict[str, int] = {}
         self.load_seconds: dict[str, float] = {}
 
@@ -67,6 +69,19 @@ class ModelPool:
                     self._on_load(role, elapsed)
             return self._models[role]
 
+    def loader(self, role: str) -> "PooledModel":
+        """A function that returns the pool's current model for ``role``, to hand to a
+        generator in place of the model: it calls it when it needs the model and keeps no
+        reference, so a release frees the model."""
+        return PooledModel(self, role)
+
+    def on_release(self, release: Callable[[], None]) -> None:
+        """``release()`` is called whenever the pool releases its models: the caller drops
+        what it derived from them (a UNet copy, encoded data, tuned weights). Held weakly:
+        registering keeps nothing alive."""
+        holder = weakref.WeakMethod(release) if hasattr(release, "__self__") else weakref.ref(release)
+        self._holders.append(holder)
+
     def identity(self, role: str) -> dict:
         if role not in self._identities:
             identifier = self._identifier or _default_identifier()
@@ -81,11 +96,20 @@ class ModelPool:
         with self._lock:
             released = sorted(self._models)
             self._models.clear()
-        if released and self.device.startswith("cuda"):
+            holders, self._holders = self._holders, []
+            for holder in holders:
+                release = holder()
+                if release is not None:
+                    release()
+                    self._holders.append(holder)
+        if self.device.startswith("cuda"):
             import gc
 
             import torch
 
+            from .metrics.weights import release_models
+
+            released += release_models(self.device)
             gc.collect()
             torch.cuda.empty_cache()
         return released
@@ -93,11 +117,15 @@ class ModelPool:
     def out_of_memory_message(self, what: str, error: BaseException) -> str:
         from .devices import format_bytes, peak_memory
 
+        from .devices import out_of_memory_errors
+
         text = str(error).strip()
         first_line = text.splitlines()[0] if text else type(error).__name__
         loaded = ", ".join(repr(role) for role in self.loaded()) or "none"
+        failure = ("out of memory" if isinstance(error, out_of_memory_errors())
+                   else "a cuDNN/cuBLAS failure (usually memory)")
         return (
-            f"out of memory on {self.device} while {what}: models loaded on this worker: "
+            f"{failure} on {self.device} while {what}: models loaded on this worker: "
             f"{loaded}; peak memory allocated {format_bytes(peak_memory(self.device))}. "
             f"({first_line}) Lower the profile's batch_size, frames or size, give this worker "
             "its own GPU, or load the model in float16 (dtype = \"float16\")."
@@ -130,6 +158,22 @@ class ModelPool:
             released = self.release()
             if released and self._on_release is not None:
                 self._on_release(released)
+
+
+class PooledModel:
+    """``pool.loader(role)``: the pool's current model for ``role``, fetched on each call."""
+
+    pooled = True  # read by DeferredComponents: keep no reference to what this returns
+
+    def __init__(self, pool: ModelPool, role: str) -> None:
+        self._pool = weakref.ref(pool)
+        self.role = role
+
+    def __call__(self) -> Any:
+        pool = self._pool()
+        if pool is None:
+            raise RuntimeError(f"model {self.role!r}: its worker's model pool is gone")
+        return pool.get(self.role)
 
 
 class ModelOutOfMemory(RuntimeError):

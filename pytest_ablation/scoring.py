@@ -37,7 +37,7 @@ class Scorer:
                 "clip": self._pool.identity("clip") if "clip" in needs else None,
             }
             if getattr(spec, "weights", ()):
-                identity["weights"] = [_weights_identity(w) for w in spec.weights]
+                identity["weights"] = [_weights_identity(w, self._pool.device) for w in spec.weights]
             if name == "motion_smoothness":
                 # The score is only as good as the interpolator: another one is another score.
                 identity["interpolator"] = inputs.interpolator_setting()
@@ -56,10 +56,15 @@ class Scorer:
         return scores
 
 
-def _weights_identity(name: str) -> dict:
+def _weights_identity(name: str, device: str) -> dict:
     from .metrics.weights import weight_file
 
-    return weight_file(name).identity()
+    weights = weight_file(name)
+    identity = weights.identity()
+    if weights.half_on_gpu:
+        # The same file scores in float16 on a GPU and in float32 on the CPU: two scores.
+        identity["precision"] = weights.precision(device)
+    return identity
 
 
 class _LazyInput:

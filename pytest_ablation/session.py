@@ -115,6 +115,18 @@ class AblationSession:
         # Studies whose declared claims this profile cannot decide (``claims.Decidability``).
         self.undecidable: list = []
         self._register_metrics()
+        self._check_tolerances()
+
+    def _check_tolerances(self) -> None:
+        """Each ``ablation_tolerances`` entry names a metric this run knows (the built-in
+        ones and those the project registers)."""
+        from .gate import unknown_tolerance
+        from .metrics.registry import metric_names
+        from .options import TOLERANCES_INI
+
+        problem = unknown_tolerance(self.options.tolerances, metric_names(), TOLERANCES_INI)
+        if problem:
+            raise pytest.UsageError(problem)
 
     def _load_profile(self):
         from .profiles import ProfileError, load_profile

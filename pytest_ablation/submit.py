@@ -187,6 +187,15 @@ def cmd_submit(args) -> int:
     targets = prepare(args, report_dir)  # a tracker that cannot log stops before any shard
     tolerances = parse_tolerances(args.tolerance or [], source="--tolerance")
     baseline = load_report(args.gate, what="baseline") if args.gate else None
+    if baseline is not None:
+        from .gate import report_metrics, unknown_tolerance
+        from .metrics.registry import metric_names
+
+        # Checked before any shard runs: a tolerance matters only for the baseline's metrics.
+        problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline),
+                                    "--tolerance")
+        if problem:
+            raise ReportError(problem)
 
     shards = run_shards(args)
     failed = sorted(i for i, s in shards.items() if s.status is None)

@@ -39,6 +39,8 @@ def write_summary(terminal, collector) -> None:
         terminal.write_line(line)
         for entry in cache.get("corrupted", []):
             terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)
+        for entry in cache.get("unreadable", []):
+            terminal.write_line(f"cache: unreadable entry recomputed: {entry}", yellow=True)
         unwritten = cache.get("unwritten", [])
         if unwritten:
             terminal.write_line(

@@ -153,3 +153,77 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_p
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+needs_non_root = pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="root reads files whatever their permissions")
+
+
+@needs_non_root
+@pytest.mark.parametrize("kind", ["video", "score"])
+def test_an_unreadable_entry_is_recomputed_and_replaced(tmp_path, kind):
+    # A shared cache entry written by another user with umask 077: this user cannot read it.
+    value = video() if kind == "video" else {"value": 0.25}
+    store = (lambda cache, compute: cache.video("k", compute)) if kind == "video" else \
+            (lambda cache, compute: cache.score("k", compute))
+    store(ResultCache(tmp_path), lambda: value)
+    path = ResultCache(tmp_path).path(kind + "s", "k", ".safetensors" if kind == "video" else ".json")
+    path.chmod(0o000)
+    with pytest.raises(PermissionError):
+        path.read_bytes()
+    compute, calls = counting(value)
+    fresh = ResultCache(tmp_path)
+    result = store(fresh, compute)
+    assert len(calls) == 1 and fresh.stats.misses == 1
+    assert (torch.equal(result.frames, value.frames) if kind == "video" else result == value)
+    assert len(fresh.stats.unreadable) == 1 and str(path) in fresh.stats.unreadable[0]
+    assert "Permission denied" in fresh.stats.unreadable[0] and not fresh.stats.unwritten
+    # Written over: the next run reads it.
+    again = ResultCache(tmp_path)
+    store(again, compute)
+    assert len(calls) == 1 and again.stats.hits == 1
+
+
+@needs_non_root
+def test_an_unreadable_entry_that_cannot_be_replaced_still_gives_its_value(tmp_path):
+    ResultCache(tmp_path).score("k", lambda: {"value": 0.25})
+    path = ResultCache(tmp_path).path("scores", "k", ".json")
+    path.chmod(0o000)
+    path.parent.chmod(0o555)  # another user's folder: no new files either
+    try:
+        compute, calls = counting({"value": 0.25})
+        fresh = ResultCache(tmp_path)
+        assert fresh.score("k", compute) == {"value": 0.25} and len(calls) == 1
+        assert len(fresh.stats.unwritten) == 1
+        assert f"{path}: the unreadable entry could not be replaced: " in fresh.stats.unwritten[0]
+    finally:
+        path.parent.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", ["video", "score"])
+def test_a_folder_in_an_entrys_place_is_recomputed_and_left_alone(tmp_path, kind):
+    value = video() if kind == "video" else {"value": 0.25}
+    cache = ResultCache(tmp_path)
+    path = cache.path(kind + "s", "k", ".safetensors" if kind == "video" else ".json")
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("someone's folder")
+    compute, calls = counting(value)
+    result = cache.video("k", compute) if kind == "video" else cache.score("k", compute)
+    assert len(calls) == 1
+    assert (torch.equal(result.frames, value.frames) if kind == "video" else result == value)
+    assert len(cache.stats.unreadable) == 1 and str(path) in cache.stats.unreadable[0]
+    # It cannot be written over: the value is still returned, and the stats say why.
+    assert len(cache.stats.unwritten) == 1
+    assert f"{path}: the unreadable entry could not be replaced: " in cache.stats.unwritten[0]
+    assert (path / "notes.txt").read_text() == "someone's folder"
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unreadable_entries_reach_the_merged_stats():
+    from pytest_ablation.report.build import merge_cache_stats
+
+    merged = merge_cache_stats([{"cache": {"unreadable": ["b: Is a directory"]}},
+                                {"cache": {"unreadable": ["a: Permission denied"]}}, {"cache": {}}])
+    assert merged["unreadable"] == ["a: Permission denied", "b: Is a directory"]
+    assert "unreadable" not in merge_cache_stats([{"cache": {"hits": 1}}])

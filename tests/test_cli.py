@@ -218,3 +218,15 @@ def test_the_metric_catalogue_lists_the_metrics_of_installed_plugins():
     # The toy world registers its parser metrics through its own pytest11 plugin.
     assert {"identity_constancy", "trajectory_jerk", "warping_error"} <= set(blocks)
     assert "clip_score" in blocks and "fvd" in blocks
+
+
+def test_compare_refuses_a_tolerance_for_a_misspelt_metric(tmp_path, capsys):
+    base = report({("a", "temporal_flickering"): 0.9, ("a", "my_metric"): 0.5}, tmp_path / "base.json")
+    assert main(["compare", str(base), str(base), "--tolerance", "temporal_flickerng=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert ("--tolerance: no metric named 'temporal_flickerng', so its tolerance would never be "
+            "used; did you mean 'temporal_flickering'?") in err
+    # A metric only the reports know (a project's own) is a known one.
+    assert main(["compare", str(base), str(base), "--tolerance", "my_metric=0.2"]) == 0
+    assert main(["compare", str(base), str(base), "--tolerance", "my_metrc=0.2"]) == 2
+    assert "did you mean 'my_metric'?" in capsys.readouterr().err

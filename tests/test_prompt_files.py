@@ -70,3 +70,83 @@ def test_bad_prompt_files_are_named(tmp_path, settings, message):
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     with pytest.raises(ProfileError, match=message):
         profile(tmp_path, settings)
+
+
+@pytest.mark.parametrize("name", ["suite.JSON", "suite.Json"])
+def test_the_suffix_is_matched_in_any_case(tmp_path, name):
+    (tmp_path / name).write_text(json.dumps(SUITE))
+    prompts = profile(tmp_path, f'prompts_file = "{name}"').settings.prompts
+    assert prompts == tuple(entry["prompt_en"] for entry in SUITE)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    (tmp_path / "bom.txt").write_bytes("# my suite\na red ball\na blue box\n".encode("utf-8-sig"))
+    assert profile(tmp_path, 'prompts_file = "bom.txt"').settings.prompts == ("a red ball", "a blue box")
+    (tmp_path / "bom.json").write_bytes(json.dumps(SUITE).encode("utf-8-sig"))
+    assert len(profile(tmp_path, 'prompts_file = "bom.json"').settings.prompts) == len(SUITE)
+
+
+def test_a_prompt_twice_in_a_text_file_names_both_lines(tmp_path):
+    (tmp_path / "twice.txt").write_text("# suite\na red ball\n\na blue box\n  a red ball\nan owl\n")
+    with pytest.raises(ProfileError, match=r"twice.txt' line 5: prompt 'a red ball' repeats line 2; "
+                                           r"each prompt is one sample, list it once"):
+        profile(tmp_path, 'prompts_file = "twice.txt"')
+
+
+def test_a_prompt_twice_in_the_profile_names_both_positions(tmp_path):
+    with pytest.raises(ProfileError, match=r"settings.prompts\[2\]: 'a red ball' repeats "
+                                           r"settings.prompts\[0\]; each prompt is one sample"):
+        profile(tmp_path, 'prompts = ["a red ball", "a blue box", "a red ball"]')
+
+
+def test_vbench_lists_a_prompt_once_per_group_of_dimensions(tmp_path):
+    # As VBench_full_info.json does for two prompts: once for appearance_style, once more for
+    # the overall_consistency group. One prompt, one set of videos serving both.
+    suite = SUITE + [{"prompt_en": "a cat wearing sunglasses",
+                      "dimension": ["overall_consistency", "aesthetic_quality"]}]
+    (tmp_path / "full.json").write_text(json.dumps(suite))
+    every = profile(tmp_path, 'prompts_file = "full.json"').settings.prompts
+    assert every == tuple(entry["prompt_en"] for entry in SUITE)
+    overall = profile(tmp_path, 'prompts_file = "full.json"\nprompts_dimension = "overall_consistency"')
+    assert overall.settings.prompts == ("a cat wearing sunglasses",)
+    # The same prompt twice for one dimension is one sample counted twice.
+    suite.append({"prompt_en": "a dog running", "dimension": ["motion_smoothness"]})
+    (tmp_path / "full.json").write_text(json.dumps(suite))
+    message = (r"full.json' entry \[5\]: prompt 'a dog running' repeats entry \[2\] for dimension "
+               r"motion_smoothness; each prompt is one sample")
+    with pytest.raises(ProfileError, match=message):
+        profile(tmp_path, 'prompts_file = "full.json"')
+    with pytest.raises(ProfileError, match=message):
+        profile(tmp_path, 'prompts_file = "full.json"\nprompts_dimension = "motion_smoothness"')
+
+
+MANY = [f"prompt number {i}, " + "with a long description " * 3 for i in range(946)]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"prompt_en": "", "dimension": ["scene"]}, r"entry \[500\]: 'prompt_en' is ''; expected the prompt"),
+    ({"prompt": "a cat", "dimension": ["scene"]}, r"entry \[500\]: 'prompt_en' is None; expected the prompt"),
+    ({"prompt_en": "a cat", "dimension": "scene"}, r"entry \[500\]: 'dimension' is 'scene'; expected a list"),
+    ("a cat", r"entry \[500\]: got 'a cat'; expected VBench's prompt suite entry"),
+])
+def test_one_bad_suite_entry_among_many_is_named_alone(tmp_path, bad, message):
+    suite = [{"prompt_en": p, "dimension": ["scene"]} for p in MANY]
+    suite[500] = bad
+    (tmp_path / "big.json").write_text(json.dumps(suite))
+    with pytest.raises(ProfileError, match=message) as error:
+        profile(tmp_path, 'prompts_file = "big.json"')
+    assert len(str(error.value)) < 300 and "prompt number 1" not in str(error.value)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('""', r"settings.prompts\[500\]: got ''; expected a non-empty string \(one of the 946 prompts\)"),
+    ("3", r"settings.prompts\[500\]: got 3; expected a non-empty string"),
+    (json.dumps(MANY[3]), r"settings.prompts\[500\]: 'prompt number 3, with a long .*\.\.\.' repeats "
+                          r"settings.prompts\[3\]"),
+])
+def test_one_bad_prompt_among_many_in_the_profile_is_named_alone(tmp_path, bad, message):
+    prompts = [json.dumps(p) for p in MANY]
+    prompts[500] = bad
+    with pytest.raises(ProfileError, match=message) as error:
+        profile(tmp_path, f"prompts = [{', '.join(prompts)}]")
+    assert len(str(error.value)) < 300 and "prompt number 1," not in str(error.value)

@@ -51,24 +51,31 @@ def exvideo(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile)
     ``svd_base`` role where it has one (plain SVD under an ExVideo-tuned ``svd``, as on
     ``exsvd``), from ``svd`` otherwise.
     """
+    return exvideo_variants(ablation_models, ablation_cache, exvideo_recipe, exvideo_on_profile)
+
+
+def exvideo_variants(pool, store, recipe, on_profile):
+    """The ``exvideo`` fixture's generator on a model pool: it takes the pool's SVD on each
+    use and drops its UNet copy, tuning data and tuned weights when the pool releases."""
     from pytest_ablation.methods.exvideo import ExVideoVariants
 
-    long_video = dict(exvideo_on_profile.long_video, frames=exvideo_recipe.max_frames)
+    long_video = dict(on_profile.long_video, frames=recipe.max_frames)
     if "height" in long_video:
-        long_video.update(height=exvideo_recipe.height, width=exvideo_recipe.width)
+        long_video.update(height=recipe.height, width=recipe.width)
     base = {}
-    if "svd_base" in ablation_models.profile.models:
-        base = {"base": lambda: ablation_models.get("svd_base"),
-                "base_identity": ablation_models.identity("svd_base")}
-    return ExVideoVariants(
-        lambda: ablation_models.get("svd"),
-        recipe=exvideo_recipe,
-        model_identity=ablation_models.identity("svd"),
-        store=ablation_cache,
+    if "svd_base" in pool.profile.models:
+        base = {"base": pool.loader("svd_base"), "base_identity": pool.identity("svd_base")}
+    variants = ExVideoVariants(
+        pool.loader("svd"),
+        recipe=recipe,
+        model_identity=pool.identity("svd"),
+        store=store,
         long_video=long_video,
-        sampler_options=exvideo_on_profile.sampler_options,
+        sampler_options=on_profile.sampler_options,
         **base,
     )
+    pool.on_release(variants.release)
+    return variants
 
 
 # -- ZS² ----------------------------------------------------------------------------------
@@ -79,9 +86,12 @@ def zs2(ablation_models):
     The model loads on the first video actually generated, so a run served from the cache
     loads nothing.
     """
+    return zs2_sampler(ablation_models)
+
+
+def zs2_sampler(pool):
+    """The ``zs2`` fixture's generator on a model pool: it takes the pool's Stable Diffusion
+    on each use and keeps no reference to it."""
     from pytest_ablation.methods.zs2 import ZS2Sampler
 
-    return ZS2Sampler(
-        lambda: ablation_models.get("sd"),
-        model_identity=ablation_models.identity("sd"),
-    )
+    return ZS2Sampler(pool.loader("sd"), model_identity=pool.identity("sd"))

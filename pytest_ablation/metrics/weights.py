@@ -35,6 +35,13 @@ class WeightFile:
     hub: tuple[str, str] | None = None
     extra: str | None = None
     modules: tuple[str, ...] = ()
+    # The backend runs the model in float16 on a GPU and float32 on the CPU.
+    half_on_gpu: bool = False
+
+    def precision(self, device: Any) -> str:
+        """The precision the backend computes in on ``device``: part of a score's key."""
+        on_gpu = not str(device).startswith("cpu")
+        return "float16" if self.half_on_gpu and on_gpu else "float32"
 
     def path(self) -> Path | None:
         """The local file, or None when neither the variable nor the hub cache has it."""
@@ -157,6 +164,16 @@ def load_once(name: str, device: Any, build: Callable[[Path, Any], Any]) -> Any:
         if model is None:
             model = _MODELS[key] = build(path, device)
         return model
+
+
+def release_models(device: Any) -> list[str]:
+    """Drop the metric models built on ``device`` (the next ``load_once`` builds them
+    again); the weight files released."""
+    with _MODELS_LOCK:
+        keys = [key for key in _MODELS if str(key[4]).split("@")[0] == str(device)]
+        for key in keys:
+            del _MODELS[key]
+    return sorted({f"metric weights {key[0]}" for key in keys})
 
 
 def _register_builtins() -> None:

@@ -91,14 +91,27 @@ SVD_COMPONENTS = tuple(f.name for f in fields(StableVideoDiffusionComponents))
 
 class DeferredComponents:
     """Components given now, or a function returning them, called on first use: a generator
-    whose videos all come from the cache never loads its model."""
+    whose videos all come from the cache never loads its model.
+
+    A model pool's loader (``ModelPool.loader``, marked ``pooled``) is called on every use
+    and its result never kept here: the pool owns the model, so releasing the pool's models
+    frees them.
+    """
 
     def __init__(self, components: Any) -> None:
         deferred = callable(components) and not hasattr(components, "unet")
         self._loader = components if deferred else None
-        self.loaded = None if deferred else components
+        self._pooled = deferred and getattr(components, "pooled", False)
+        self._kept = None if deferred else components
+
+    @property
+    def loaded(self) -> Any:
+        """The components if given or already loaded here, else None (never loads)."""
+        return self._kept
 
     def get(self) -> Any:
+        if self._pooled:
+            return self._loader()
         if self._loader is not None:
-            self.loaded, self._loader = self._loader(), None
-        return self.loaded
+            self._kept, self._loader = self._loader(), None
+        return self._kept

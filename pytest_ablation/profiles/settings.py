@@ -42,12 +42,33 @@ def _guidance(value: Any) -> Any:
     return None
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: a message names a bad entry, not
+    a whole list of hundreds."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
+
+
 def _prompts(value: Any) -> Any:
     # A lone string would otherwise be taken as a sequence of one-letter prompts.
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         return None
-    if not value or not all(isinstance(p, str) and p.strip() for p in value):
+    if not value:
         return None
+    first: dict[str, int] = {}
+    for index, prompt in enumerate(value):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ProfileError(
+                f"settings.prompts[{index}]: got {shown(prompt)}; expected a non-empty string "
+                f"(one of the {len(value)} prompts)"
+            )
+        if prompt in first:
+            # One prompt twice is one sample counted twice: the same seeds give the same video.
+            raise ProfileError(
+                f"settings.prompts[{index}]: {shown(prompt)} repeats settings.prompts"
+                f"[{first[prompt]}]; each prompt is one sample, list it once"
+            )
+        first[prompt] = index
     return tuple(value)
 
 
@@ -146,5 +167,5 @@ def check_setting(name: str, value: Any) -> Any:
     check, allowed = _RULES[name]
     normalised = check(value)
     if normalised is None:
-        raise ProfileError(f"settings.{name}: got {value!r}; expected {allowed}")
+        raise ProfileError(f"settings.{name}: got {shown(value)}; expected {allowed}")
     return normalised

@@ -235,11 +235,13 @@ def merge_cache_stats(summaries) -> dict:
         for key in ("hits", "misses", "memory_hits"):
             merged[key] += stats.get(key, 0)
         merged["corrupted"].extend(stats.get("corrupted", []))
-        if stats.get("unwritten"):
-            merged.setdefault("unwritten", []).extend(stats["unwritten"])
+        for name in ("unwritten", "unreadable"):
+            if stats.get(name):
+                merged.setdefault(name, []).extend(stats[name])
     merged["corrupted"].sort()
-    if "unwritten" in merged:
-        merged["unwritten"].sort()
+    for name in ("unwritten", "unreadable"):
+        if name in merged:
+            merged[name].sort()
     return merged
 
 

@@ -93,3 +93,41 @@ def test_load_exsvd_unet_from_a_folder_and_a_file(local_weights) -> None:
     assert all(torch.equal(loaded[k], expected[k]) for k in expected)
     with pytest.raises(FileNotFoundError, match="holds no 'model.fp16.safetensors'"):
         load_exsvd_unet(str(root / "svd-xt"), str(root / "svd-xt"))
+
+
+def exvideo_profile(tmp_path, table: str):
+    path = tmp_path / f"exvideo-{len(list(tmp_path.iterdir()))}.toml"
+    path.write_text(f'[profile]\nname = "p"\nextends = "toy"\n\n[methods.exvideo]\n{table}\n')
+    return load_profile(path)
+
+
+RECIPE = "steps = 4, clips = 2, frames = 8, height = 32, width = 32, max_frames = 32"
+
+
+@pytest.mark.parametrize("table, message", [
+    (f'recipe = {{ {RECIPE}, gradient_checkpointing = "no" }}',
+     r"methods\.exvideo\.recipe\.gradient_checkpointing: got 'no'; expected true or false"),
+    (f"recipe = {{ {RECIPE}, gradient_checkpointing = 0 }}",
+     r"methods\.exvideo\.recipe\.gradient_checkpointing: got 0; expected true or false"),
+    (f'recipe = {{ {RECIPE}, seed = "abc" }}',
+     r"methods\.exvideo\.recipe\.seed: got 'abc'; expected a whole number >= 0"),
+    (f"recipe = {{ {RECIPE}, seed = -1 }}", r"methods\.exvideo\.recipe\.seed: got -1"),
+    (f"recipe = {{ {RECIPE}, seed = true }}", r"methods\.exvideo\.recipe\.seed: got True"),
+    ('sample_at_recipe_size = "yes"',
+     r"methods\.exvideo\.sample_at_recipe_size: got 'yes'; expected true or false"),
+])
+def test_recipe_booleans_and_seed_must_be_toml_values_of_their_type(tmp_path, table, message) -> None:
+    from pytest_ablation.methods.exvideo import exvideo_on_profile
+
+    profile = exvideo_profile(tmp_path, table)
+    with pytest.raises(ValueError, match=message):
+        exvideo_on_profile(profile)
+
+
+def test_recipe_booleans_and_seed_of_their_type_are_taken(tmp_path) -> None:
+    from pytest_ablation.methods.exvideo import exvideo_on_profile
+
+    for flag in ("true", "false"):
+        recipe = exvideo_on_profile(exvideo_profile(
+            tmp_path, f"recipe = {{ {RECIPE}, gradient_checkpointing = {flag}, seed = 5 }}")).recipe
+        assert recipe.gradient_checkpointing is (flag == "true") and recipe.seed == 5

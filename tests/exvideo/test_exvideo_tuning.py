@@ -94,6 +94,8 @@ def test_zero_steps_change_nothing(unet, data, tiny_svd) -> None:
         ({"part_lr": {"convolution": 1e-3}}, "part_lr: got .*'table' and/or 'conv'"),
         ({"part_lr": {"conv": 0}}, r"part_lr\['conv'\]: got 0"),
         ({"part_lr": [("conv", 1e-3)]}, "part_lr: got"),
+        ({"seed": "abc"}, "seed: got 'abc'; expected an integer >= 0"),
+        ({"gradient_checkpointing": "no"}, "gradient_checkpointing: got 'no'; expected True or False"),
     ],
 )
 def test_bad_input(unet, clips, tiny_svd, change, message) -> None:

@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+import torch
 
 TOY_WORLD = '''
 import os
@@ -39,9 +40,10 @@ scale = 0.9
 '''
 
 FAKE_CUDA = '''
-"""Answers torch's CUDA questions as a machine with SIMULATED_GPUS GPUs would.
-
-Only for runs in a subprocess: it patches torch for the whole process.
+"""Answers torch's CUDA questions as a machine with SIMULATED_GPUS GPUs would, 0 included:
+the plugin tests see the machine they describe, not the one they run on (which may have a
+GPU). It patches torch for the whole process; the ``toy`` fixture restores torch after an
+in-process run.
 """
 import os
 
@@ -77,7 +79,7 @@ def _reset_peak_memory_stats(device=None):
             handle.write(f"{os.getpid()} {device}\\n")
 
 
-if PHYSICAL:
+if "SIMULATED_GPUS" in os.environ:
     torch.cuda.is_available = lambda: _visible() > 0
     torch.cuda.device_count = _visible
     torch.cuda.set_device = _set_device
@@ -161,6 +163,10 @@ def toy(pytester, monkeypatch, tmp_path):
     pytester.makepyfile(toy_world=TOY_WORLD, conftest=CONFTEST, test_flicker=STUDY, fake_cuda=FAKE_CUDA)
     (pytester.path / "toy.toml").write_text(textwrap.dedent(TOY_PROFILE))
     pytester.makeini("[pytest]\nablation_profile = toy.toml\n")
+    # A machine without GPUs unless a test says otherwise, whatever this one has.
+    monkeypatch.setenv("SIMULATED_GPUS", "0")
+    for name in ("is_available", "device_count", "set_device", "reset_peak_memory_stats"):
+        monkeypatch.setattr(torch.cuda, name, getattr(torch.cuda, name))  # restored after the test
     logs = tmp_path / "logs"
     logs.mkdir()
     monkeypatch.setenv("TOY_LOAD_LOG", str(logs / "loads.txt"))

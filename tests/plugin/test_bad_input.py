@@ -23,11 +23,8 @@ def test_malformed_device_list(toy, devices):
 
 
 def test_device_index_beyond_the_gpus(toy, monkeypatch):
-    import torch
-
-    # torch's own answers on a machine whose CUDA_VISIBLE_DEVICES leaves two GPUs.
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    # torch's answers on an eight-GPU machine whose CUDA_VISIBLE_DEVICES leaves two GPUs.
+    monkeypatch.setenv("SIMULATED_GPUS", "8")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,6")
     result = toy.runpytest("--ablation-devices=cuda:0,cuda:2")
     assert_usage_error(result, "--ablation-devices: cuda:2 is beyond the 2 visible GPUs (CUDA_VISIBLE_DEVICES=3,6); allowed indices: 0..1")
@@ -213,3 +210,47 @@ def test_ablation_xfail_without_a_reason(toy):
     ''')
     result = toy.runpytest()
     assert_usage_error(result, "*ablation_xfail needs the profile name(s) and a reason*")
+
+
+@pytest.mark.parametrize("line, closest", [
+    ("temporal_flickerng = 0.1", "temporal_flickering"),
+    ("mean_brightnes = 0.1", "mean_brightness"),  # the project's own metric (conftest)
+])
+def test_a_tolerance_for_a_misspelt_metric_names_the_closest(toy, line, closest):
+    toy.makeini(f"[pytest]\nablation_profile = toy.toml\nablation_tolerances = {line}\n")
+    result = toy.runpytest()
+    name = line.split(" =")[0]
+    assert_usage_error(result, f"ablation_tolerances: no metric named '{name}', so its tolerance "
+                               f"would never be used; did you mean '{closest}'?")
+
+
+def test_a_tolerance_for_a_known_metric_is_taken(toy):
+    toy.makeini("[pytest]\nablation_profile = toy.toml\n"
+                "ablation_tolerances =\n    mean_brightness = 0.5\n    temporal_flickering = 0.1\n")
+    assert toy.runpytest("--co").ret == 0
+
+
+EXVIDEO_STUDY = '''
+import pytest
+
+
+@pytest.mark.ablation("position", reference="a", metrics=["temporal_flickering"], unit="seed")
+@pytest.mark.parametrize("kind", ["a", "b"])
+def test_position(kind, exvideo, ablation):
+    ablation.run(exvideo, position=kind)
+'''
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("seed", '"abc"', "a whole number >= 0"),
+    ("gradient_checkpointing", '"no"', "true or false"),
+])
+def test_a_bad_exvideo_recipe_field_stops_the_run_at_collection(toy, field, value, allowed):
+    toy.makepyfile(test_flicker=EXVIDEO_STUDY)
+    (toy.path / "bad.toml").write_text(
+        '[profile]\nname = "bad"\nextends = "toy.toml"\n\n[methods.exvideo]\n'
+        "recipe = { steps = 4, clips = 2, frames = 8, height = 32, width = 32, max_frames = 32, "
+        f"{field} = {value} }}\n")
+    result = toy.runpytest("--ablation-profile=bad.toml")
+    assert_usage_error(result, f"--ablation-profile: profile 'bad': methods.exvideo.recipe.{field}: "
+                               f"got {value.replace(chr(34), chr(39))}; expected {allowed}*")

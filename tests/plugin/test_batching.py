@@ -116,3 +116,62 @@ def test_out_of_memory_fails_that_test_and_the_run_goes_on(toy):
         "*out of memory on cpu while generating * for hungry s=1.0: models loaded on this worker: "
         "none; peak memory allocated unknown*Tried to allocate 9.00 GiB*",
     ])
+
+
+SCORING_FAILURE_STUDY = '''
+import pytest
+import torch
+
+from pytest_ablation.metrics.registry import MetricSpec, Score
+
+FAILURES = {
+    "oom": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB"),
+    "cublas": lambda: RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate(handle)"),
+    "cudnn": lambda: RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input."),
+    "other": lambda: RuntimeError("a bug in the metric"),
+}
+
+
+def pytest_ablation_add_metrics(register):
+    def evaluate(inp):
+        kind = inp.video.mean().item()
+        for name, value in (("oom", 0.25), ("cublas", 0.5), ("cudnn", 0.75), ("other", 1.0)):
+            if abs(kind - value) < 0.01:  # stored as 8-bit levels
+                raise FAILURES[name]()
+        return Score(kind)
+
+    register(MetricSpec(name="greedy", direction="higher", tolerance=0.0, definition="fails by level",
+                        source="plugin tests", needs=frozenset(), version="1", evaluate=evaluate))
+'''
+
+SCORING_FAILURE_TESTS = '''
+import pytest
+import torch
+
+
+def flat(request):
+    return torch.full((request.frames, 3, request.height, request.width), request.config["level"])
+
+
+@pytest.mark.ablation("greedy", reference="l=0.0", metrics=["greedy"])
+@pytest.mark.parametrize("level", [0.0, 0.25, 0.5, 0.75, 1.0], ids=lambda s: f"l={s}")
+def test_greedy(level, ablation):
+    ablation.run(flat, level=level)
+'''
+
+
+def test_a_device_failure_while_scoring_fails_that_test_and_the_run_goes_on(toy):
+    # Outside the generator (here a metric), running out of memory and cuDNN/cuBLAS failures
+    # get the same message as in generation; another error stays the error it is.
+    toy.makeconftest((toy.path / "conftest.py").read_text() + SCORING_FAILURE_STUDY)
+    toy.makepyfile(test_flicker=SCORING_FAILURE_TESTS)
+    result = toy.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=4)
+    result.stdout.fnmatch_lines([
+        "*out of memory on cpu while running the variant for greedy l=0.25: *Tried to allocate 3.00 GiB*",
+        "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.5: *CUBLAS_STATUS_ALLOC_FAILED*",
+        "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.75: *CUDNN_STATUS_NOT_SUPPORTED*",
+    ])
+    text = result.stdout.str()
+    assert "RuntimeError: a bug in the metric" in text
+    assert "while running the variant for greedy l=1.0" not in text

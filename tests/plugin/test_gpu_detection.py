@@ -99,7 +99,7 @@ def test_a_worker_that_cannot_see_its_gpu_says_so(toy, monkeypatch):
         (toy.path / "conftest.py").read_text()
         + "\n\ndef pytest_ablation_visible_gpus(config):\n    return ['7']\n"
     )
-    monkeypatch.delenv("SIMULATED_GPUS", raising=False)
+    monkeypatch.setenv("SIMULATED_GPUS", "0")
     result = toy.runpytest_subprocess()
     result.assert_outcomes(errors=3)  # at set-up, before any model loads
     result.stdout.fnmatch_lines(["*this process was given cuda:0 but sees 0 GPUs*"])

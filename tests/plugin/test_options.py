@@ -57,3 +57,19 @@ def test_profile_given_on_the_command_line(toy):
 
 def test_header_names_profile_and_studies(toy):
     toy.runpytest().stdout.fnmatch_lines(["ablation: profile 'toy-test' (a callable model for plugin tests), studies: flicker"])
+
+
+def test_keep_runs_takes_only_ascii_digits(toy):
+    import pytest
+
+    # "²" passes str.isdigit() but not int(); "٣" (Arabic-Indic three) passes both.
+    for value in ("²", "٣", "1²", "３"):
+        result = toy.runpytest(f"--ablation-keep-runs={value}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, value
+        result.stderr.fnmatch_lines([f"ERROR: --ablation-keep-runs: got '{value}'; expected a whole "
+                                     "number >= 0*"])
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    toy.makeini("[pytest]\nablation_profile = toy.toml\nablation_keep_runs = ²\n")
+    result = toy.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ablation_keep_runs (ini): got '²'; expected a whole number >= 0*"])

@@ -231,6 +231,24 @@ def test_corrupted_entry_is_recomputed_and_reported(toy):
     assert report_of(toy)["results"] == before
 
 
+def test_a_folder_in_an_entrys_place_is_recomputed_never_a_failure(toy):
+    log = os.environ["TOY_GENERATE_LOG"]
+    toy.runpytest().assert_outcomes(passed=3)
+    videos = sorted((toy.path / ".ablation-cache" / "v1" / "videos").rglob("*.safetensors"))
+    videos[0].unlink()
+    videos[0].mkdir()  # e.g. left there by another tool: not the cache's to remove
+    before = report_of(toy)["results"]
+    result = toy.runpytest()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "cache: unreadable entry recomputed: *" + videos[0].name + "*",
+        "cache: 1 entry computed but not kept (first: *" + videos[0].name
+        + ": the unreadable entry could not be replaced: *",
+    ])
+    assert len(open(log).read().splitlines()) == 37
+    assert report_of(toy)["results"] == before and videos[0].is_dir()
+
+
 def test_changing_the_configuration_misses_the_cache(toy):
     log = os.environ["TOY_GENERATE_LOG"]
     toy.runpytest().assert_outcomes(passed=3)

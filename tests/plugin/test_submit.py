@@ -149,3 +149,17 @@ def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypat
     assert run.data.params["options.gate"] == baseline
     assert run.data.tags["ablation.gate"] == "passed" and merged["gate"]["failed"] is False
     assert not any((toy.path / "out" / f"shard-{i}" / "mlflow").exists() for i in (1, 2))
+
+
+def test_submit_refuses_a_tolerance_for_a_misspelt_metric_before_any_shard(tmp_path, capsys):
+    from pytest_ablation.report import REPORT_FORMAT, REPORT_VERSION
+
+    baseline = tmp_path / "base.json"
+    baseline.write_text(json.dumps({
+        "format": REPORT_FORMAT, "version": REPORT_VERSION, "metrics": {}, "studies": [], "cases": [],
+        "results": [{"study": "s", "variant": "a", "metric": "temporal_flickering",
+                     "direction": "higher", "value": 0.9}]}))
+    assert main(["submit", "--shards", "2", "--executor", "local", "--report-dir", str(tmp_path / "out"),
+                 "--gate", str(baseline), "--tolerance", "temporal_flickerng=0.1", "--", "-q"]) == 2
+    assert "did you mean 'temporal_flickering'?" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("shard-*"))

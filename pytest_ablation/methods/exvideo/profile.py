@@ -29,12 +29,31 @@ class ExVideoOnProfile:
     sampler_options: dict[str, Any] = field(default_factory=dict)
 
 
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# Recipe fields TuningRecipe takes as they come: checked here, when the profile is read, so
+# that `seed = "abc"` fails before any model loads and `gradient_checkpointing = "no"` is
+# not taken as true. (check, what is allowed)
+_RECIPE_TYPES = {
+    "seed": (_whole_number, "a whole number >= 0 (TOML integer)"),
+    "gradient_checkpointing": (lambda v: isinstance(v, bool),
+                               "true or false (TOML booleans, unquoted)"),
+}
+
+
 def _recipe(value: Any) -> TuningRecipe:
     names = [f.name for f in fields(TuningRecipe)]
     if not isinstance(value, dict) or set(value) - set(names):
         raise ValueError(
             f"methods.exvideo.recipe: got {value!r}; expected a table of {', '.join(names)}"
         )
+    for name, (check, allowed) in _RECIPE_TYPES.items():
+        if name in value and not check(value[name]):
+            raise ValueError(
+                f"methods.exvideo.recipe.{name}: got {value[name]!r}; expected {allowed}"
+            )
     try:
         return TuningRecipe(**value)
     except (TypeError, ValueError) as exc:
@@ -54,7 +73,8 @@ def exvideo_on_profile(profile: Any) -> ExVideoOnProfile:
     at_recipe_size = options.get("sample_at_recipe_size", False)
     if not isinstance(at_recipe_size, bool):
         raise ValueError(
-            f"methods.exvideo.sample_at_recipe_size: got {at_recipe_size!r}; expected true or false"
+            f"methods.exvideo.sample_at_recipe_size: got {at_recipe_size!r}; expected true or "
+            "false (TOML booleans, unquoted)"
         )
     if at_recipe_size:
         long_video.update(height=recipe.height, width=recipe.width)

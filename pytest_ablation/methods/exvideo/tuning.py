@@ -17,6 +17,8 @@ The objective is SVD's (EDM with v-scaling): ``sigma = exp(N(0.7, 1.6^2))``, inp
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import time
 from dataclasses import dataclass
@@ -178,6 +180,29 @@ def _number(value: Any, name: str, minimum: float, strict: bool = False) -> floa
     return float(value)
 
 
+@contextlib.contextmanager
+def deterministic_on(device: torch.device):
+    """Post-tuning on a GPU gives the same weights on every run and worker: torch's
+    deterministic algorithms (cuBLAS with the fixed workspace ``select_device`` sets, the
+    deterministic index backward), and attention by the memory-efficient or math kernels,
+    whose backward is deterministic there (flash attention's is not). Where torch has no
+    deterministic kernel for an operation it warns rather than stops. Nothing changes on the
+    CPU, whose kernels are deterministic at a fixed thread count."""
+    if device.type != "cuda":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    was, was_warn_only = torch.are_deterministic_algorithms_enabled(), \
+        torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=was_warn_only)
+
+
 def post_tune(
     unet: torch.nn.Module,
     videos: torch.Tensor | TuningData,
@@ -215,6 +240,13 @@ def post_tune(
     lr = _number(lr, "lr", 0.0, strict=True)
     part_rates = _part_rates(part_lr)
     check_frames(batch_size, "batch_size")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: got {seed!r}; expected an integer >= 0")
+    if not isinstance(gradient_checkpointing, bool):
+        # A string such as "no" would be truthy: turn checkpointing on when asked for off.
+        raise ValueError(
+            f"gradient_checkpointing: got {gradient_checkpointing!r}; expected True or False"
+        )
     settings = exvideo_settings(unet)  # refuses a UNet that extend_unet has not patched
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
@@ -259,6 +291,8 @@ def post_tune(
     losses: list[float] = []
     order: list[int] = []
     started = time.perf_counter()
+    deterministic = deterministic_on(ref.device)
+    deterministic.__enter__()
     try:
         for step in range(steps):
             if len(order) < batch_size:
@@ -281,6 +315,7 @@ def post_tune(
             if callback is not None:
                 callback(step, losses[-1])
     finally:
+        deterministic.__exit__(None, None, None)
         seconds = time.perf_counter() - started
         optimizer.zero_grad(set_to_none=True)
         if gradient_checkpointing and not had_checkpointing:

@@ -271,6 +271,15 @@ class ExVideoVariants:
         with self._lock:
             return self._components.get()
 
+    def release(self) -> None:
+        """Drop everything derived from the model (the working UNet copy, encoded tuning
+        data, tuned weights): called when the model pool releases its models, so that
+        memory is really freed. Each is made again from the store or the model on next use."""
+        with self._lock:
+            self._unet = self._unet_key = None
+            self._data.clear()
+            self._weights = {}
+
     def _start(self, tuned_from: str) -> tuple[Any, Mapping[str, Any] | None]:
         """The components a variant's UNet starts from, and their identity."""
         if tuned_from == "svd" and self._base is not None:
