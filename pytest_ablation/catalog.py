@@ -285,6 +285,15 @@ def variant_id(item) -> str:
     return callspec.id if callspec is not None else item.originalname
 
 
+def _empty_parameter_set(item) -> str | None:
+    """pytest's reason for a placeholder item made of ``parametrize(name, [])``, or None."""
+    for mark in item.iter_markers():
+        reason = mark.kwargs.get("reason", "")
+        if isinstance(reason, str) and reason.startswith("got empty parameter set"):
+            return reason
+    return None
+
+
 def _direct_params(item) -> frozenset:
     names: set[str] = set()
     for mark in item.iter_markers("parametrize"):
@@ -326,6 +335,14 @@ class Catalog:
             marker = StudyMarker.from_mark(mark, item.nodeid)
         except StudyError as error:
             self._errors.append(str(error))
+            return
+        empty = _empty_parameter_set(item)
+        if empty is not None:
+            # pytest makes one placeholder item of an empty list of values, whose id is not a
+            # variant: say what is wrong instead of comparing it with the reference.
+            self._errors.append(
+                f"{item.nodeid.split('[', 1)[0]}: study {marker.study!r} has no variants: {empty}; "
+                "parametrize it with the reference and the variants to compare")
             return
         if marker.fvd_reference is not None:
             folder = fvd_reference_folder(marker, item.path)

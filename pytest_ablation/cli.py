@@ -14,14 +14,39 @@ import textwrap
 from pathlib import Path
 
 from .files import check_writable_dir, write_json_atomic
-from .gate import GateInputError, judge_reports, report_metrics, summarize, unknown_tolerance
+from .gate import FAILING, GateInputError, gate_verdict, report_metrics, unknown_tolerance
 from .options import OptionError, parse_tolerances
 from .report import ReportError, load_report, render_results_table, write_reports
-from .report.terminal import WIDTH as LINE_WIDTH, render_gate_table, render_verdicts, verdict_changes
+from .report.terminal import (WIDTH as LINE_WIDTH, render_differences, render_gate_table, render_verdicts,
+                              verdict_changes)
+from .version import __version__
+
+
+def _print_json(payload) -> None:
+    """Strict JSON on stdout (NaN and infinities as null), for ``--json``."""
+    import json
+
+    from .files import strict_json
+
+    sys.stdout.write(json.dumps(strict_json(payload), indent=2, allow_nan=False) + "\n")
+
+
+def _claims(report: dict) -> list[dict]:
+    """Every claim of the report with its study and variant, as report.json records it."""
+    from .claims import verdict_of
+
+    return [{"study": study["study"], "variant": variant["variant"], "verdict": verdict_of(e), **e}
+            for study in report.get("studies") or () for variant in study.get("variants") or ()
+            for e in variant.get("expectations") or ()]
 
 
 def cmd_show(args) -> int:
     report = load_report(args.report)
+    if args.json:
+        _print_json({"report": str(args.report), "profile": report.get("profile"),
+                     "claims": _claims(report), "results": report["results"],
+                     "gate": report.get("gate")})
+        return 0
     sys.stdout.write(render_verdicts(report))
     sys.stdout.write(render_results_table(report))
     if report.get("gate"):
@@ -42,10 +67,17 @@ def cmd_compare(args) -> int:
         raise ReportError(problem)
     try:
         # The same judgement as --ablation-gate, on the same two documents.
-        rows = judge_reports(baseline, current, tolerances=tolerances)
+        gate = gate_verdict(baseline, current, args.baseline, tolerances=tolerances)
     except GateInputError as error:
         raise ReportError(f"report {args.current}: {error}") from None
-    gate = summarize(rows, args.baseline)
+    if args.json:
+        _print_json({"baseline": str(args.baseline), "current": str(args.current),
+                     "failed": gate["failed"], "summary": gate["summary"], "counts": gate["counts"],
+                     "differences": gate["differences"],
+                     "claims": _claims(current), "verdict_changes": verdict_changes(baseline, current),
+                     "rows": gate["rows"] if args.all else
+                     [row for row in gate["rows"] if row["status"] in FAILING]})
+        return 1 if gate["failed"] else 0
     verdicts = render_verdicts(current)
     if verdicts:
         sys.stdout.write(f"claims of {args.current}:\n{verdicts}")
@@ -56,6 +88,7 @@ def cmd_compare(args) -> int:
         from .report.build import variant_order
 
         sys.stdout.write(render_gate_table(gate, only_problems=not args.all, order=variant_order(current)))
+    sys.stdout.write(render_differences(gate))
     sys.stdout.write(f"{gate['summary']}\n")
     return 1 if gate["failed"] else 0
 
@@ -128,6 +161,10 @@ def cmd_plan(args) -> int:
     report = load_report(args.report)
     rows = plan_rows(report, args.metric, args.effect, power=args.power, claims=args.claims,
                      max_seeds=args.max_seeds)
+    if args.json:
+        _print_json({"metric": args.metric, "effect": args.effect, "power": args.power,
+                     "claims": args.claims, "variants": rows})
+        return 0
     sys.stdout.write(render_plan(rows, args.metric, args.effect, power=args.power, claims=args.claims))
     return 0
 
@@ -142,6 +179,15 @@ def cmd_metrics(args) -> int:
         raise ReportError(f"--profile: {error}") from None
     _register_plugin_metrics()
     judge = _judge_weights(profile)
+    if args.json:
+        _print_json([
+            {"name": spec.name, "direction": spec.direction, "tolerance": spec.tolerance,
+             "level": getattr(spec, "level", "video"), "definition": spec.definition,
+             "backend": spec.backend, "source": spec.source,
+             "weights": _metric_weights(spec, judge), "profile": profile.name}
+            for spec in map(get_metric, metric_names())
+        ])
+        return 0
     blocks = []
     for spec in map(get_metric, metric_names()):
         better = "informational" if spec.direction == "info" else f"{spec.direction} is better"
@@ -204,9 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-ablation", description="Read, compare and promote pytest-ablation reports."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print a report's results table")
     show.add_argument("report", help="a report.json")
+    _add_json(show, "the claims, results and gate of the report")
     show.set_defaults(run=cmd_show)
     comp = sub.add_parser("compare", help="gate CURRENT against BASELINE; exit 1 on a regression")
     comp.add_argument("baseline", help="the baseline report")
@@ -214,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--tolerance", action="append", metavar="METRIC=TOL",
                       help="override a metric's tolerance (repeatable)")
     comp.add_argument("--all", action="store_true", help="list every entry, not only failures")
+    _add_json(comp, "the verdict, the counts, the claims and the gate's rows (failing ones, or --all)")
     comp.set_defaults(run=cmd_compare)
     base = sub.add_parser("baseline", help="promote a report to a baseline file")
     base.add_argument("report", help="a report.json")
@@ -248,17 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="claims the study declares (Bonferroni shares the level; default 1)")
     plan.add_argument("--max-seeds", type=_positive_int, default=4,
                       help="show plans of 1 to this many seeds per prompt (default 4)")
+    _add_json(plan, "each variant's variance parts and prompts needed per number of seeds")
     plan.set_defaults(run=cmd_plan)
     metrics = sub.add_parser(
         "metrics", help="list the built-in metrics: direction, tolerance, backend, source, weights"
     )
     metrics.add_argument("--profile", default=None,
                          help="the profile whose judge weights to look for (default: tiny)")
+    _add_json(metrics, "one object per metric")
     metrics.set_defaults(run=cmd_metrics)
     from .submit import add_parser as add_submit
 
-    add_submit(sub, _positive_int)
+    add_submit(sub, _positive_int, _positive_float)
     return parser
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print JSON instead: {what}")
 
 
 def _parsed(text: str, parse, expected: str):

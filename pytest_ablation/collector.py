@@ -63,16 +63,22 @@ def check_outputs(options) -> None:
             )
 
 
-def load_baseline(options):
-    """The report ``--ablation-gate`` names, checked; None without the option."""
+def load_baseline(options, profile_name: str):
+    """The report ``--ablation-gate`` names, checked (a baseline of another profile is
+    refused at start-up); None without the option."""
     if options.gate is None:
         return None
+    from .gate import profile_mismatch
     from .report import ReportError, load_report
 
     try:
-        return load_report(options.gate, what="baseline")
+        baseline = load_report(options.gate, what="baseline")
     except ReportError as error:
         raise pytest.UsageError(f"--ablation-gate: {error}") from None
+    mismatch = profile_mismatch(baseline, {"profile": {"name": profile_name}})
+    if mismatch:
+        raise pytest.UsageError(f"--ablation-gate: {options.gate}: {mismatch}")
+    return baseline
 
 
 class ResultCollector:
@@ -87,7 +93,7 @@ class ResultCollector:
     def __init__(self, session: "AblationSession", catalog: "Catalog") -> None:
         self.options = session.options
         check_outputs(self.options)
-        self._baseline = load_baseline(self.options)
+        self._baseline = load_baseline(self.options, session.profile.name)
         self._session = session
         self._catalog = catalog
         self._records: list[dict] = []
@@ -173,7 +179,7 @@ class ResultCollector:
 
     def _build(self, cases: list[dict]) -> dict:
         """The report of the run, with the gate's verdict when there is a baseline."""
-        from .gate import judge_reports, summarize
+        from .gate import gate_verdict
         from .report import build_report
         from .report.build import environment, merge_cache_stats
 
@@ -190,8 +196,8 @@ class ResultCollector:
             selection={**selection_paths(config), "files": files},
         )
         if self._baseline is not None:
-            rows = judge_reports(self._baseline, report, tolerances=self.options.tolerances)
-            self.gate = report["gate"] = summarize(rows, str(self.options.gate))
+            self.gate = report["gate"] = gate_verdict(self._baseline, report, str(self.options.gate),
+                                                      tolerances=self.options.tolerances)
         return report
 
     def _write(self, report: dict) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 AUTO = "auto"
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
@@ -201,3 +202,38 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def describe_gpu(device: str) -> dict | None:
+    """What a report records of a worker's GPU, since scores differ between GPUs and their
+    software: its model, memory and compute capability, the driver's version, and the CUDA
+    and cuDNN versions torch runs with. None on the CPU; a field that cannot be read is None."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    def read(what):
+        try:
+            return what()
+        except Exception:  # noqa: BLE001 - a description never fails a run
+            return None
+
+    properties = read(lambda: torch.cuda.get_device_properties(device))
+    return {
+        "name": read(lambda: torch.cuda.get_device_name(device)),
+        "memory_bytes": getattr(properties, "total_memory", None),
+        "capability": read(lambda: ".".join(map(str, torch.cuda.get_device_capability(device)))),
+        "driver": _driver_version(),
+        "cuda": torch.version.cuda,
+        "cudnn": read(torch.backends.cudnn.version),
+    }
+
+
+def _driver_version() -> str | None:
+    """The NVIDIA driver's version, from the kernel module (no NVML binding needed)."""
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"Kernel Module(?: for \S+)?\s+([0-9][0-9.]*)", text)
+    return match.group(1) if match else None

@@ -22,6 +22,7 @@ end with one ``ExpectationFailed`` listing every claim that was not supported.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .claims import DeclaredClaim, smallest_adjusted_p, units_to_decide, verdict_of  # noqa: F401
@@ -251,8 +252,11 @@ class Expectation:
 
     def _check(self, claim_name: str, margin: float, statistic: str = "mean",
                family: str | None = None, sequential: dict | None = None) -> "Expectation":
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin or margin < 0:
-            raise ValueError(f"margin must be a number >= 0, got {margin!r}")
+        if (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin
+                or margin < 0 or math.isinf(margin)):
+            # An infinite margin would make every claim trivially held or refuted, and no
+            # report could write it (JSON has no infinity).
+            raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
         if statistic not in ("mean", "median"):
             raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
         margin = float(margin)

@@ -77,11 +77,18 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
 
 
 def check_writable_dir(path: str | os.PathLike) -> str | None:
-    """Return why ``path`` cannot hold new files, or None when it can."""
-    path = Path(path)
+    """Return why ``path`` cannot hold new files, or None when it can.
+
+    It creates nothing: a folder that does not exist yet is judged by the nearest folder
+    above it, where it would be made when something is first written (a run that writes
+    nothing leaves no empty folder behind)."""
+    existing = Path(path)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:

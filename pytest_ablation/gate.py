@@ -22,9 +22,11 @@ by more than the tolerance (for FVD, lower is better: the interval's low end abo
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 FAILING = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted")
 # Case outcomes recorded in report.json, and the gate status each one gives.
@@ -242,6 +244,52 @@ def _variant_case(variant: str) -> str:
     return variant.split("#", 1)[0]
 
 
+def _profile_name(report: dict) -> str | None:
+    profile = report.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def profile_mismatch(baseline: dict, current: dict) -> str | None:
+    """Why ``current`` cannot be judged against ``baseline``: they were made on different
+    profiles (other models, sizes and settings: their numbers do not compare). None when
+    they were made on the same one, or a report does not say."""
+    then, now = _profile_name(baseline), _profile_name(current)
+    if then is None or now is None or then == now:
+        return None
+    return (f"the baseline was made on profile {then!r} and this report on profile {now!r}; "
+            f"their numbers do not compare: gate against a baseline saved from profile {now!r} "
+            f"(pytest --ablation-profile {now} --ablation-save-baseline FILE)")
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    text = "absent" if value is None else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def configuration_differences(baseline: dict, current: dict) -> list[str]:
+    """What the two reports record of how they were made, where it differs: the profile's
+    settings, method tables and models, and the packages' versions. A failed gate shows
+    them, since a regression is as often a changed set-up as a changed method."""
+    lines: list[str] = []
+
+    def walk(where: str, then: Any, now: Any) -> None:
+        if isinstance(then, dict) and isinstance(now, dict):
+            for key in sorted(set(then) | set(now), key=str):
+                walk(f"{where}.{key}", then.get(key), now.get(key))
+        elif then != now:
+            lines.append(f"{where}: {_shown(then)} -> {_shown(now)}")
+
+    profiles = [report.get("profile") if isinstance(report.get("profile"), dict) else {}
+                for report in (baseline, current)]
+    for part in ("settings", "methods", "models"):
+        walk(f"profile.{part}", profiles[0].get(part), profiles[1].get(part))
+    packages = [(report.get("environment") or {}).get("packages") if isinstance(
+        report.get("environment"), dict) else None for report in (baseline, current)]
+    walk("packages", packages[0], packages[1])
+    return lines
+
+
 def judge_reports(
     baseline: dict,
     current: dict,
@@ -254,6 +302,9 @@ def judge_reports(
     records for the metric, else the baseline's, else the registry's. Directions: the current
     report's, else the baseline entry's.
     """
+    mismatch = profile_mismatch(baseline, current)
+    if mismatch:
+        raise GateInputError(mismatch)
     if not isinstance(current.get("cases"), list):
         raise GateInputError(
             "the report does not record its cases (report version "
@@ -334,6 +385,15 @@ def judge_reports(
         if status in FAILING and case_key not in judged_cases:
             rows.append(GateRow(*case_key, "—", status, None, None, None, "info", case.get("reason")))
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
+
+
+def gate_verdict(baseline: dict, current: dict, baseline_name: str, *,
+                 tolerances: Mapping[str, float] | None = None) -> dict:
+    """The gate's verdict on ``current`` against ``baseline`` (``summarize``'s dict), with the
+    configuration differences of the two reports when it fails."""
+    gate = summarize(judge_reports(baseline, current, tolerances=tolerances), baseline_name)
+    gate["differences"] = configuration_differences(baseline, current) if gate["failed"] else []
+    return gate
 
 
 def summarize(rows: list[GateRow], baseline: str) -> dict:

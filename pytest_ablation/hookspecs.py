@@ -29,6 +29,28 @@ def pytest_ablation_add_metrics(register):
 
 
 @pytest.hookspec
+def pytest_ablation_check_prompts(profile, prompts):
+    """Return why some of ``prompts`` cannot be rendered by ``profile``'s models (a list of
+    one-line problems; empty or None when all can).
+
+    Called before any model loads, with the prompts of the selected studies that use the
+    profile's own prompt list. Every implementation is asked and their problems are shown
+    together; the toy world's refuses a prompt its models were never trained to draw.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_ablation_model_roles(fixturename):
+    """Return the profile roles a generator fixture loads (e.g. ``("sd",)``), or None when
+    the fixture is not yours.
+
+    Asked before any model loads, for each fixture of the selected studies that draws on
+    ``ablation_models``: the weights of those roles (and the judge's, when a metric needs it)
+    must be on this machine, or the run stops at start-up naming each missing one. A fixture
+    nobody answers for is not checked; its models load (or fail) when it runs.
+    """
+
+
 def pytest_ablation_report(config, report):
     """Inspect or amend the report (a JSON-able dict) before it is written.
 

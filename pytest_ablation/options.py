@@ -153,6 +153,19 @@ def add_options(parser) -> None:
     )
 
 
+def names_the_plugin(config) -> bool:
+    """Whether this run asks for the plugin before anything is collected: an ``--ablation-``
+    option on the command line, or an ``ablation_`` ini key in the project's configuration.
+
+    Only such a run has its devices and ``-n auto``'s worker count decided at start-up; in a
+    project without studies the plugin then stays out of the way (README, "-n")."""
+    if any(getattr(config.option, option.dest, None) is not None for option in OPTIONS):
+        return True
+    return any(config.getini(option.ini) is not None for option in OPTIONS) or bool(
+        config.getini(TOLERANCES_INI)
+    )
+
+
 @dataclass(frozen=True)
 class AblationOptions:
     profile: str = DEFAULT_PROFILE

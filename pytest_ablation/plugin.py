@@ -12,7 +12,6 @@ import pytest
 
 from . import hookspecs
 from .catalog import MARKER_HELP, XFAIL_HELP, Catalog
-from .expectations import ExpectationFailed
 from .options import add_options
 
 if TYPE_CHECKING:
@@ -25,6 +24,8 @@ _CATALOG = pytest.StashKey[Catalog]()
 _WORKER = pytest.StashKey["WorkerContext"]()
 _COLLECTOR = pytest.StashKey["ResultCollector"]()
 _ABLATION = pytest.StashKey["Ablation"]()
+# Whether "-n" was given without "--dist": the plugin then chooses how tests are scheduled.
+_SCHEDULES_BY_MODEL = pytest.StashKey[bool]()
 _GROUPS_DIR = "ablation_groups_dir"
 _CATALOG_DIR = "ablation_catalog_dir"
 
@@ -74,6 +75,18 @@ def pytest_ablation_add_metrics(register):
 
 
 @pytest.hookimpl(trylast=True)
+def pytest_ablation_model_roles(fixturename):
+    # Not known here: a fixture nobody answers for is not checked at start-up.
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_ablation_check_prompts(profile, prompts):
+    # Any prompt, as far as the plugin knows: a model's own plugin says what it cannot draw.
+    return None
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_ablation_report(config, report):
     # Nothing to add: the report is written as the other implementations leave it.
     return None
@@ -82,11 +95,13 @@ def pytest_ablation_report(config, report):
 # -- start-up ------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_cmdline_main(config):
-    # Runs before xdist turns "-n N" into "--dist load": unless the user chose a mode,
-    # keep each study on one worker so its models load once (see README, "-n").
+    # Runs before xdist turns "-n N" into "--dist load". The mode is left as it is: the
+    # plugin's scheduler chooses by model group only once a collected test has one, so a
+    # project without studies is scheduled as it would be without the plugin (README, "-n").
     option = config.option
-    if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no":
-        option.dist = "loadgroup"
+    config.stash[_SCHEDULES_BY_MODEL] = bool(
+        getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no"
+    )
     yield
 
 
@@ -258,6 +273,8 @@ def pytest_runtest_makereport(item, call):
     if case is None:
         return
     report = outcome.get_result()
+    from .expectations import ExpectationFailed
+
     if report.failed and call.excinfo is not None and call.excinfo.errisinstance(ExpectationFailed):
         # The message holds all there is to know (numbers, interval, why); the traceback would
         # only walk the plugin's own frames.
@@ -322,6 +339,11 @@ class XdistHooks:
     @pytest.hookimpl
     def pytest_xdist_auto_num_workers(self, config):
         # Asked before pytest_configure, so there is no session yet: read the options here.
+        # A run that does not name the plugin gets xdist's own count (README, "-n").
+        from .options import names_the_plugin
+
+        if not names_the_plugin(config):
+            return None
         from .session import auto_worker_count_for
 
         return auto_worker_count_for(config)
@@ -330,19 +352,27 @@ class XdistHooks:
     def pytest_configure_node(self, node):
         from .session import WORKER_DEVICE
 
-        index = int(str(node.gateway.id).lstrip("gw") or 0)
-        node.workerinput[WORKER_DEVICE] = _session(node.config).devices.assignment(index).to_dict()
+        session = _session(node.config)
+        if session.devices_decided:
+            index = int(str(node.gateway.id).lstrip("gw") or 0)
+            node.workerinput[WORKER_DEVICE] = session.devices.assignment(index).to_dict()
         node.workerinput[_CATALOG_DIR] = self._shared_folder()
-        if node.config.option.dist == "loadgroup":
+        if self._schedules_by_model(node.config):
             node.workerinput[_GROUPS_DIR] = self._shared_folder()
+
+    @staticmethod
+    def _schedules_by_model(config) -> bool:
+        return config.getvalue("dist") == "loadgroup" or config.stash.get(_SCHEDULES_BY_MODEL, False)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config, log):
-        if config.getvalue("dist") != "loadgroup":
-            return None
-        from .xdist_scheduling import ModelGroupScheduling
+        from .xdist_scheduling import ModelGroupScheduling, ModelGroupsOrLoadScheduling
 
-        return ModelGroupScheduling(config, log, groups_dir=self._shared_folder())
+        if config.getvalue("dist") == "loadgroup":
+            return ModelGroupScheduling(config, log, groups_dir=self._shared_folder())
+        if config.getvalue("dist") == "load" and config.stash.get(_SCHEDULES_BY_MODEL, False):
+            return ModelGroupsOrLoadScheduling(config, log, groups_dir=self._shared_folder())
+        return None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, config, items):

@@ -30,7 +30,7 @@ from .devices import (
     cpu_count,
     resolve_devices,
 )
-from .options import AblationOptions, OptionError, read_options
+from .options import AblationOptions, OptionError, names_the_plugin, read_options
 
 # Keys of what the controller hands each xdist worker (``workerinput``) and what a worker
 # sends back when it finishes (``workeroutput``).
@@ -111,6 +111,9 @@ class AblationSession:
         self.options = read_options_or_fail(config)
         self.is_worker = hasattr(config, "workerinput")
         self.devices = DevicePlan(config, self.options.devices)
+        # Decided at start-up on the controller when the run names the plugin, so that a
+        # wrong --ablation-devices stops it before anything runs; otherwise on first need.
+        self.devices_decided = not self.is_worker and names_the_plugin(config)
         self.profile = self._load_profile()
         # Studies whose declared claims this profile cannot decide (``claims.Decidability``).
         self.undecidable: list = []
@@ -190,6 +193,9 @@ class AblationSession:
                     missing.setdefault("clip", set()).add(f"{metric} ({case.study})")
                 if metric not in unusable:
                     unusable[metric] = spec.weights_problems()
+        self._check_prompts(catalog, nodeids)
+        self._check_weights(catalog, nodeids, judged=any("clip" in self.metric(m).needs
+                                                          for m in unusable))
         problems = [f"{metric}: {problem}" for metric, found in sorted(unusable.items())
                     for problem in found]
         if problems:
@@ -205,6 +211,47 @@ class AblationSession:
                 "another profile"
             )
 
+    def _check_weights(self, catalog, nodeids, *, judged: bool) -> None:
+        """The real checkpoints the selected studies load must be on this machine, or the
+        run must be able to fetch them: otherwise it stops here, a line per missing model,
+        rather than in the hub's tracebacks or waiting on an absent network."""
+        roles: set[str] = {"clip"} if judged else set()
+        for nodeid in nodeids:
+            group = catalog.model_group(nodeid) or ""
+            for fixture in group.removeprefix("models:").split("+") if group.startswith("models:") else ():
+                roles.update(self.config.hook.pytest_ablation_model_roles(fixturename=fixture) or ())
+        specs = [self.profile.models[role] for role in sorted(roles) if role in self.profile.models]
+        if not any(spec.source for spec in specs):
+            return
+        from .models.availability import hub_reachable, missing_weights, offline
+
+        missing = missing_weights(specs)
+        if not missing:
+            return
+        if offline():
+            why = "HF_HUB_OFFLINE is set, so nothing can be downloaded"
+        elif not hub_reachable():
+            why = "the Hugging Face hub cannot be reached from this machine"
+        else:
+            return  # they are downloaded when first loaded
+        raise pytest.UsageError(
+            f"--ablation-profile: profile {self.profile.name!r} needs weights that are not on "
+            f"this machine, and {why}:\n  " + "\n  ".join(missing))
+
+    def _check_prompts(self, catalog, nodeids) -> None:
+        """The profile's prompts, when a selected study renders them, must be ones its models
+        can draw (``pytest_ablation_check_prompts``)."""
+        if not any(case.marker.prompts is None
+                   for case in map(catalog.case, nodeids) if case is not None):
+            return
+        prompts = list(self.profile.settings.prompts)
+        answers = self.config.hook.pytest_ablation_check_prompts(profile=self.profile, prompts=prompts)
+        problems = [problem for answer in answers if answer for problem in answer]
+        if problems:
+            raise pytest.UsageError(
+                f"--ablation-profile: profile {self.profile.name!r} cannot render its prompts:\n  "
+                + "\n  ".join(problems))
+
     def collection_line(self, catalog) -> str | None:
         """The line under pytest's collection summary: the profile and the studies."""
         studies = catalog.studies()
@@ -214,5 +261,12 @@ class AblationSession:
         line = f"ablation: profile {self.profile.name!r}{about}, studies: {', '.join(studies)}"
         lines = [line] + [f"ablation: undecidable (expected failures): {d.line()}"
                           for d in self.undecidable]
+        half = sorted(role for role, spec in self.profile.models.items()
+                      if (spec.options or {}).get("dtype") in ("float16", "bfloat16"))
+        if half and self.devices_decided and all(d == "cpu" for d in self.devices.resolve()):
+            lines.append(
+                f"ablation: warning: this run has no GPU, and profile {self.profile.name!r} loads "
+                f"{', '.join(map(repr, half))} in half precision, meant for a GPU: on the CPU "
+                "expect it to be very slow (a profile extending it can set dtype = \"float32\")")
         return [textwrap.fill(text, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
                               break_long_words=False) for text in lines]

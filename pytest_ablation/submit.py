@@ -162,7 +162,7 @@ def run_shards(args, out=None) -> dict[int, _Shard]:
 
 def cmd_submit(args) -> int:
     from .files import check_writable_dir
-    from .gate import judge_reports, summarize
+    from .gate import GateInputError, gate_verdict
     from .options import parse_tolerances
     from .report import ReportError, load_report, render_results_table, write_reports
     from .report.merge import merge_report_files
@@ -209,8 +209,10 @@ def cmd_submit(args) -> int:
     status = 1 if failed or any(s.status == 1 for s in shards.values()) else 0
     gate = None
     if baseline is not None:
-        rows = judge_reports(baseline, merged, tolerances=tolerances)
-        gate = merged["gate"] = summarize(rows, str(args.gate))
+        try:
+            gate = merged["gate"] = gate_verdict(baseline, merged, str(args.gate), tolerances=tolerances)
+        except GateInputError as error:
+            raise ReportError(f"--gate: {error}") from None
     written = write_reports(merged, report_dir)
     sys.stdout.write(render_results_table(merged))
     note = f"; shard(s) {', '.join(f'{i}/{args.shards}' for i in failed)} missing" if failed else ""
@@ -221,7 +223,10 @@ def cmd_submit(args) -> int:
             from .report.build import variant_order
             from .report.terminal import render_gate_table
 
+            from .report.terminal import render_differences
+
             sys.stdout.write(render_gate_table(gate, only_problems=True, order=variant_order(merged)))
+            sys.stdout.write(render_differences(gate))
         sys.stdout.write(f"gate against {args.gate}: {gate['summary']}\n")
         if gate["failed"]:
             status = 1
@@ -231,7 +236,7 @@ def cmd_submit(args) -> int:
     return status if logged else max(status, 1)
 
 
-def add_parser(sub, positive_int) -> None:
+def add_parser(sub, positive_int, positive_float) -> None:
     submit = sub.add_parser(
         "submit",
         help="run the shards of a pytest run as jobs (Slurm or local), then merge and gate",
@@ -259,7 +264,7 @@ def add_parser(sub, positive_int) -> None:
     submit.add_argument("--report-dir", default="reports", metavar="DIR",
                         help="the merged report's folder; shard I writes to DIR/shard-I "
                              "(default reports)")
-    submit.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
+    submit.add_argument("--poll", type=positive_float, default=10.0, metavar="SECONDS",
                         help="how often to look at the jobs (default 10)")
     from .trackers.merged import add_arguments as add_tracker_arguments
 

@@ -21,7 +21,8 @@ def write_summary(terminal, collector) -> None:
         return
     from .gate import FAILING
     from .report.build import variant_order
-    from .report.terminal import render_gate_table, render_results_table, render_verdicts
+    from .report.terminal import (render_differences, render_gate_table, render_results_table,
+                                  render_verdicts)
 
     verdicts = render_verdicts(report)
     if verdicts:
@@ -55,6 +56,7 @@ def write_summary(terminal, collector) -> None:
         terminal.write_line(f"baseline {gate['baseline']}: {gate['summary']}")
         if gate["failed"]:
             terminal.write(render_gate_table(gate, order=variant_order(report)))
+            terminal.write(render_differences(gate))
         not_run = [r for r in gate["rows"] if r["status"] == "not run"]
         if not_run:
             order = variant_order(report)

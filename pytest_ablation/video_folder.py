@@ -66,10 +66,13 @@ class VideoFolder:
         """The folder's content (a digest over its files), not its location; read once per
         VideoFolder, though every ``ablation.run`` asks for it."""
         if self._identity is None:
-            from .models.identity import HashMemo, tree_sha256
+            from .models.identity import HashMemo, LinkLoopError, tree_sha256
 
-            self._identity = {"videos": "folder", "reader": READER_VERSION,
-                              "sha256": tree_sha256(self.path, None, HashMemo())}
+            try:
+                digest = tree_sha256(self.path, None, HashMemo())
+            except LinkLoopError as error:
+                raise GeneratorError(f"VideoFolder: {error}") from None
+            self._identity = {"videos": "folder", "reader": READER_VERSION, "sha256": digest}
         return self._identity
 
     def _sources_by_stem(self) -> dict[str, list[Path]]:

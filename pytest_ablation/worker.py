@@ -9,9 +9,10 @@ nothing. The ``ablation`` fixture's object sees this through the ``Workbench`` i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Callable
 
-from .devices import DeviceAssignment
+from .devices import DeviceAssignment, describe_gpu
 from .session import WORKER_DEVICE, AblationSession
 
 if TYPE_CHECKING:
@@ -22,15 +23,24 @@ if TYPE_CHECKING:
 
 def start_worker(session: AblationSession) -> "WorkerContext | None":
     """At session start: the ``WorkerContext`` of this process if it runs cases (an xdist
-    worker, or a run without workers), else None. The controller decides the devices here,
-    before any worker starts; a worker reads the one the controller gave it."""
+    worker, or a run without workers), else None.
+
+    A run that names the plugin (``names_the_plugin``) has its devices decided here, on the
+    controller, before any worker starts, and a worker reads the one it was given. Any
+    other run decides a process's device when a case first needs it, from the same options
+    and the worker's index, so that a project without studies never asks torch about GPUs.
+    """
     if session.is_worker:
-        assignment = DeviceAssignment.from_dict(session.config.workerinput[WORKER_DEVICE])
-        return WorkerContext(session, assignment)
-    session.devices.resolve()
+        given = session.config.workerinput.get(WORKER_DEVICE)
+        if given is not None:
+            return WorkerContext(session, lambda: DeviceAssignment.from_dict(given), decided=True)
+        index = int(str(session.config.workerinput["workerid"]).lstrip("gw") or 0)
+        return WorkerContext(session, lambda: session.devices.assignment(index), decided=False)
+    if session.devices_decided:
+        session.devices.resolve()
     if session.distributed:
         return None
-    return WorkerContext(session, session.devices.assignment(0))
+    return WorkerContext(session, lambda: session.devices.assignment(0), decided=session.devices_decided)
 
 
 class Progress:
@@ -58,18 +68,25 @@ class Progress:
 class WorkerContext:
     """The device, cache, models and scorer of one process that runs cases."""
 
-    def __init__(self, session: AblationSession, assignment: DeviceAssignment) -> None:
+    def __init__(
+        self, session: AblationSession, assign: Callable[[], DeviceAssignment], *, decided: bool
+    ) -> None:
         self.profile = session.profile
         self.metric = session.metric
         self.progress = Progress(
             session.config, enabled=not session.is_worker and session.config.option.verbose >= 1
         )
         self._options = session.options
-        self._assignment = assignment
+        self._assign = assign
+        self._decided = decided
         self._pool: ModelPool | None = None
         self._cache: ResultCache | None = None
         self._scorer: Scorer | None = None
         self._model_group: str | None = None
+
+    @functools.cached_property
+    def _assignment(self) -> DeviceAssignment:
+        return self._assign()
 
     @property
     def device(self) -> str:
@@ -129,16 +146,21 @@ class WorkerContext:
         """Whether a case (or a fixture) of this process drew on its models or cache."""
         return self._pool is not None or self._cache is not None
 
-    def summary(self) -> dict:
-        """The device, model loads and cache use of this process, for the report."""
+    def summary(self) -> dict | None:
+        """The device, model loads and cache use of this process, for the report; None for a
+        process whose device was left to first need and never needed."""
+        if not (self._decided or self.used or "_assignment" in self.__dict__):
+            return None
         assignment = self._assignment
+        gpu = describe_gpu(assignment.device)
         pool = self._pool
         loaded = sorted(pool.loads) if pool is not None else []
         return {
             "device": assignment.device,
-            "device_text": assignment.describe(),
+            "device_text": assignment.describe() + _gpu_text(gpu),
             "physical_gpu": assignment.physical,
             "threads": assignment.threads,
+            "gpu": gpu,
             "loads": dict(pool.loads) if pool is not None else {},
             "load_seconds": dict(pool.load_seconds) if pool is not None else {},
             "models": {role: pool.identity(role) for role in loaded} if pool is not None else {},
@@ -149,3 +171,12 @@ class WorkerContext:
         """Release the models this process loaded."""
         if self._pool is not None:
             self._pool.release()
+
+
+def _gpu_text(gpu: dict | None) -> str:
+    """", NVIDIA H100 80GB HBM3 (driver 550.54.15, CUDA 12.4, cuDNN 90100)" or ""."""
+    if not gpu or not gpu.get("name"):
+        return ""
+    software = [f"{label} {gpu[key]}" for label, key in (("driver", "driver"), ("CUDA", "cuda"),
+                                                         ("cuDNN", "cudnn")) if gpu.get(key)]
+    return f", {gpu['name']}" + (f" ({', '.join(software)})" if software else "")

@@ -230,3 +230,95 @@ def test_compare_refuses_a_tolerance_for_a_misspelt_metric(tmp_path, capsys):
     assert main(["compare", str(base), str(base), "--tolerance", "my_metric=0.2"]) == 0
     assert main(["compare", str(base), str(base), "--tolerance", "my_metrc=0.2"]) == 2
     assert "did you mean 'my_metric'?" in capsys.readouterr().err
+
+
+def test_version_is_the_packages(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pytest-ablation {version('pytest-ablation')}"
+
+
+def test_compare_json_holds_what_the_text_says(tmp_path, capsys):
+    base = report({("a", "temporal_flickering"): 0.9, ("b", "temporal_flickering"): 0.9}, tmp_path / "base.json")
+    worse = report({("a", "temporal_flickering"): 0.9, ("b", "temporal_flickering"): 0.8}, tmp_path / "worse.json")
+    assert main(["compare", str(base), str(worse)]) == 1
+    text = capsys.readouterr().out
+    assert main(["compare", str(base), str(worse), "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["failed"] is True
+    assert payload["summary"] == text.strip().splitlines()[-1]
+    assert [(row["variant"], row["status"]) for row in payload["rows"]] == [("b", "regressed")]
+    assert payload["rows"][0]["change"] == pytest.approx(-0.1)
+    assert main(["compare", str(base), str(worse), "--json", "--all"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 2
+
+
+def test_show_json_carries_the_claims_and_results(tmp_path, capsys):
+    src = report({("a", "m"): 0.5, ("b", "m"): 0.25}, tmp_path / "r.json")
+    data = json.loads(src.read_text())
+    claim = {"metric": "m", "kind": "delta", "op": ">", "threshold": 0.0, "family": "declared",
+             "passed": False, "decided": True, "p_adjusted": 0.5, "reason": "not shown"}
+    data["studies"][0]["variants"][1]["expectations"] = [claim]
+    src.write_text(json.dumps(data))
+    assert main(["show", str(src), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["results"] == data["results"]
+    assert [(c["study"], c["variant"], c["metric"]) for c in payload["claims"]] == [("s", "b", "m")]
+    assert payload["claims"][0]["verdict"] in ("supported", "refuted", "inconclusive")
+
+
+def test_metrics_json_lists_the_same_metrics_as_the_text(capsys, builtin_registry):
+    assert main(["metrics"]) == 0
+    text = capsys.readouterr().out
+    assert main(["metrics", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    names = [entry["name"] for entry in payload]
+    assert names == [block.split()[0] for block in text.strip().split("\n\n")]
+    assert all(entry["direction"] in ("higher", "lower", "info") for entry in payload)
+
+
+@pytest.mark.parametrize("poll", ["-1", "0", "nan", "inf"])
+def test_submit_refuses_a_poll_interval_before_submitting_anything(poll, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["submit", "--shards", "2", "--executor", "local", "--poll", poll, "--", "."])
+    assert stopped.value.code == 2
+    assert f"argument --poll: expected a finite number > 0, got '{poll}'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _with_profile(path, name, **settings):
+    data = json.loads(path.read_text())
+    data["profile"] = {"name": name, "settings": {"steps": 3, "seeds": 2, **settings}, "models": {}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_refuses_a_baseline_of_another_profile(tmp_path, capsys):
+    base = _with_profile(report({("a", "temporal_flickering"): 0.9}, tmp_path / "base.json"), "tiny")
+    current = _with_profile(report({("a", "temporal_flickering"): 0.9}, tmp_path / "cur.json"), "toy")
+    assert main(["compare", str(base), str(current)]) == 2
+    err = capsys.readouterr().err
+    assert "the baseline was made on profile 'tiny' and this report on profile 'toy'" in err
+    assert main(["compare", str(base), str(base)]) == 0
+
+
+def test_a_failed_gate_names_what_the_two_reports_did_differently(tmp_path, capsys):
+    values = {("a", "temporal_flickering"): 0.9, ("b", "temporal_flickering"): 0.9}
+    base = _with_profile(report(values, tmp_path / "base.json"), "tiny")
+    worse = _with_profile(report({**values, ("b", "temporal_flickering"): 0.8}, tmp_path / "worse.json"),
+                          "tiny", steps=4)
+    assert main(["compare", str(base), str(worse)]) == 1
+    out = capsys.readouterr().out
+    assert "the baseline and this report were made differently:" in out
+    assert "  profile.settings.steps: 3 -> 4" in out
+    assert "seeds" not in out.split("made differently:")[1]
+    assert main(["compare", str(base), str(worse), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["differences"] == ["profile.settings.steps: 3 -> 4"]
+    # A gate that passes says nothing of differences.
+    same_values = _with_profile(report(values, tmp_path / "same.json"), "tiny", steps=4)
+    assert main(["compare", str(base), str(same_values)]) == 0
+    assert "made differently" not in capsys.readouterr().out

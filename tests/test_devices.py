@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pytest_ablation.devices import (
     DeviceError,
@@ -82,3 +83,35 @@ def test_selecting_a_gpu_makes_it_current_and_cudnn_deterministic(monkeypatch):
     assert not torch.backends.cudnn.allow_tf32
     with pytest.raises(DeviceError, match=r"this process was given cuda:2 but sees 2 GPUs"):
         select_device(DeviceAssignment(device="cuda:2"))
+
+
+def test_a_gpu_is_described_by_model_memory_and_software(monkeypatch, tmp_path):
+    from cuda_emulation import emulated_cuda
+
+    from pytest_ablation import devices
+
+    version = tmp_path / "version"
+    version.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  "
+                       "Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:17:39 UTC 2024\n")
+    real_path = devices.Path
+    monkeypatch.setattr(devices, "Path", lambda p: real_path(version) if p == "/proc/driver/nvidia/version"
+                        else real_path(p))
+    with emulated_cuda(devices=2):
+        gpu = devices.describe_gpu("cuda:1")
+    assert gpu["name"] == "Emulated CUDA device 1"
+    assert gpu["memory_bytes"] > 0 and gpu["capability"] == "9.0"
+    assert gpu["driver"] == "550.54.15"
+    assert gpu["cuda"] == torch.version.cuda
+    assert devices.describe_gpu("cpu") is None
+
+
+def test_a_gpu_that_cannot_be_asked_is_described_with_nones(monkeypatch):
+    from pytest_ablation import devices
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no CUDA driver")
+
+    for name in ("get_device_name", "get_device_properties", "get_device_capability"):
+        monkeypatch.setattr(torch.cuda, name, refuse)
+    gpu = devices.describe_gpu("cuda:0")
+    assert (gpu["name"], gpu["memory_bytes"], gpu["capability"]) == (None, None, None)

@@ -135,6 +135,9 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     gpu = run("gpu", "--ablation-devices=cuda:0")
     cpu = run("cpu", "--ablation-devices=cpu")
     assert [w["device"] for w in gpu["environment"]["workers"].values()] == ["cuda:0"]
+    # The report says which GPU, as the machine describes it; the CPU run names none.
+    assert [w["gpu"]["name"] for w in gpu["environment"]["workers"].values()] == ["Emulated CUDA device 0"]
+    assert [w["gpu"] for w in cpu["environment"]["workers"].values()] == [None]
 
     def values(report):
         return {(r["study"], r["variant"], r["metric"]): r["value"] for r in report["results"]}

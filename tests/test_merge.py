@@ -82,3 +82,19 @@ def test_a_variant_run_twice_must_agree():
     assert [r["variant"] for r in same["results"]] == ["a"]
     with pytest.raises(MergeError, match="s a was run in both x and y with different results"):
         merge_reports([("x", make([record("s", "a", 0.5)])), ("y", make([record("s", "a", 0.6)]))])
+
+
+def test_one_differing_prompt_among_hundreds_is_named_in_one_short_line():
+    prompts = [f"prompt number {i} with a few more words to make it long" for i in range(946)]
+    other = list(prompts)
+    other[512] = "a different prompt"
+    one = make([record("s", "a", 0.5)], (1, 2), profile__settings__prompts=prompts)
+    two = make([record("t", "a", 0.5)], (2, 2), profile__settings__prompts=other)
+    with pytest.raises(MergeError) as refused:
+        merge_reports([("one", one), ("two", two)])
+    message = str(refused.value)
+    assert "profile.settings.prompts[512] differs ('a different prompt' there," in message
+    assert len(message) < 300
+    shorter = make([record("t", "a", 0.5)], (2, 2), profile__settings__prompts=prompts[:-1])
+    with pytest.raises(MergeError, match=r"profile\.settings\.prompts length differs \(945 there, 946 in one\)"):
+        merge_reports([("one", one), ("two", shorter)])

@@ -362,3 +362,31 @@ def test_a_gif_frame_with_transparency_is_refused(tmp_path):
     palette_image().save(path)  # the same frame without a transparent colour reads
     assert np.abs(VideoFolder(tmp_path).generate(request(small(1)))[0].permute(1, 2, 0).double().numpy()
                   - PALETTE[INDEX] / 255).max() < 1e-6
+
+
+def test_a_loop_of_links_in_the_folder_is_named_not_followed(tmp_path):
+    import time
+
+    folder = tmp_path / "videos"
+    (folder / "a-red-ball-seed0").mkdir(parents=True)
+    (folder / "a-red-ball-seed0" / "back").symlink_to(folder, target_is_directory=True)
+    started = time.monotonic()
+    with pytest.raises(GeneratorError, match=r"VideoFolder: .*back is a link back to .*videos: a loop of links"):
+        VideoFolder(folder).cache_identity()
+    assert time.monotonic() - started < 5
+
+
+def test_links_to_folders_elsewhere_are_followed_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "frame_0.png").write_bytes(b"not read here")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a-seed0").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "b-seed0").symlink_to(elsewhere, target_is_directory=True)  # the same folder twice is no loop
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("a-seed0", "b-seed0"):
+        (copy / name).mkdir()
+        (copy / name / "frame_0.png").write_bytes(b"not read here")
+    assert VideoFolder(folder).cache_identity() == VideoFolder(copy).cache_identity()

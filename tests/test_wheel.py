@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory) -> list[str]:
-    """The file list of the wheel ``pip wheel`` builds from a copy of the repository.
+def wheel(tmp_path_factory) -> Path:
+    """The wheel ``pip wheel`` builds from a copy of the repository.
 
     Offline: no dependencies, no build isolation (setuptools comes with the ``test`` extra),
     no index. The copy keeps the build's ``build/`` and ``*.egg-info`` out of the tree.
@@ -47,8 +48,50 @@ def wheel_files(tmp_path_factory) -> list[str]:
     assert built.returncode == 0, f"pip wheel failed:\n{built.stdout}\n{built.stderr}"
     wheels = sorted(out.glob("*.whl"))
     assert len(wheels) == 1, wheels
-    with zipfile.ZipFile(wheels[0]) as archive:
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def wheel_files(wheel) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()
+
+
+@pytest.fixture(scope="module")
+def wheel_metadata(wheel, wheel_files):
+    from email.parser import Parser
+
+    name = next(n for n in wheel_files if n.endswith(".dist-info/METADATA"))
+    with zipfile.ZipFile(wheel) as archive:
+        return Parser().parsestr(archive.read(name).decode("utf-8"))
+
+
+def test_the_wheel_is_typed_and_licensed(wheel_files, wheel_metadata):
+    assert "pytest_ablation/py.typed" in wheel_files
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
+               for n in wheel_files), [n for n in wheel_files if ".dist-info/" in n]
+    classifiers = wheel_metadata.get_all("Classifier")
+    assert "Typing :: Typed" in classifiers
+    assert {f"Programming Language :: Python :: 3.{minor}" for minor in (10, 11, 12, 13)} <= set(classifiers)
+
+
+def test_the_base_install_requires_only_what_the_package_imports(wheel_metadata):
+    # hypothesis is for the tests: the package never imports it, and a base install must
+    # not bring its pytest plugin into every other project's runs.
+    base = [req.split(";")[0] for req in wheel_metadata.get_all("Requires-Dist") if "extra ==" not in req]
+    names = {re.split(r"[<>=!~ \[]", req, maxsplit=1)[0].strip().lower() for req in base}
+    assert "hypothesis" not in names
+    import_names = {"pytest-xdist": "xdist", "open_clip_torch": "open_clip",
+                    "opencv-python-headless": "cv2", "pillow": "PIL", "tomli": "tomli"}
+    package = Path(__file__).resolve().parents[1] / "pytest_ablation"
+    source = "\n".join(path.read_text(encoding="utf-8") for path in package.rglob("*.py"))
+    for name in names:
+        module = import_names.get(name, name)
+        assert re.search(rf"^\s*(import|from) {module}\b", source, re.MULTILINE), (
+            f"{name} is a base requirement the package never imports")
+    extras = {req.split("extra ==")[1].strip().strip("'\"") for req in wheel_metadata.get_all("Requires-Dist")
+              if "extra ==" in req}
+    assert {"test", "submit", "wandb", "mlflow", "vbench"} <= extras
 
 
 def test_the_wheel_holds_only_the_plugin_package(wheel_files):

@@ -12,6 +12,14 @@ import pytest
 from pytest_ablation.catalog import replicates
 
 
+# The profile roles each of the methods' generator fixtures loads.
+_MODEL_ROLES = {"zs2": ("sd",), "exvideo": ("svd", "svd_base")}
+
+
+def pytest_ablation_model_roles(fixturename):
+    return _MODEL_ROLES.get(fixturename)
+
+
 def _tuning_runs(profile) -> int:
     from pytest_ablation.methods.exvideo import exvideo_on_profile as read
 

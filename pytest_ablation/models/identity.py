@@ -95,11 +95,27 @@ class HashMemo:
             self._new = {}
 
 
+class LinkLoopError(ValueError):
+    """A folder tree whose links lead back into itself: its files have no end."""
+
+
 def _files_under(root: Path) -> Iterable[Path]:
     if root.is_file():
         yield root
         return
+    # Links are followed (a Hugging Face snapshot is links into its blobs), so a link back
+    # to a folder above it would never end: such a loop is named. The same folder reached
+    # by two links side by side is no loop, and is read under both names.
+    above: dict[str, dict[tuple[int, int], str]] = {}
     for folder, dirs, files in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        key = (status.st_dev, status.st_ino)
+        ancestors = above.get(os.path.dirname(folder), {}) if folder != str(root) else {}
+        if key in ancestors:
+            raise LinkLoopError(
+                f"{folder} is a link back to {ancestors[key]}: a loop of links, whose files "
+                "have no end; remove the link")
+        above[folder] = {**ancestors, key: folder}
         # Hidden entries are tool state (.git, .cache/huggingface), not weights.
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):

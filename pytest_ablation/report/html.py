@@ -33,7 +33,7 @@ from .format import (
 )
 from .build import variant_order
 from .media import slug
-from .terminal import expected_by_variant
+from .terminal import expected_by_variant, verdict_rows
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _ARROWS = {"higher": "↑", "lower": "↓"}
@@ -126,6 +126,7 @@ def render_html(report: dict, *, media_root: str | os.PathLike | None = None) ->
         f"<h1>{escape(title)}</h1>",
         _header(report),
         _contents(report),
+        _claims_summary(report),
     ]
     plots = _Plotter()
     for study in report.get("studies", []):
@@ -169,9 +170,32 @@ def _header(report: dict) -> str:
     return f'<dl class="header">\n{rows}\n</dl>'
 
 
+def _claims_summary(report: dict) -> str:
+    """The page opens with every claim and its verdict, declared claims first: what a reader
+    came for, before the studies' tables."""
+    headers, rows = verdict_rows(report)
+    if not rows:
+        return ""
+    counts: dict[str, int] = {}
+    for row in rows:
+        word = row[0].split()[0]
+        counts[word] = counts.get(word, 0) + 1
+    tally = ", ".join(f"{counts[w]} {w}" for w in ("supported", "refuted", "inconclusive") if w in counts)
+    body = "\n".join(
+        f'<tr data-verdict="{escape(row[0].split()[0])}">'
+        + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows)
+    return ('<section id="claims"><h2>Claims</h2>\n'
+            f"<p>{len(rows)} claim(s): {escape(tally)}.</p>\n"
+            '<table class="claims"><thead><tr>'
+            + "".join(f"<th>{escape(h)}</th>" for h in headers)
+            + "</tr></thead><tbody>\n" + body + "\n</tbody></table></section>")
+
+
 def _contents(report: dict) -> str:
-    links = [f'<li><a href="#{_anchor(s["study"])}">{escape(s["study"])}</a></li>'
-             for s in report.get("studies", [])]
+    links = ['<li><a href="#claims">claims</a></li>'] if verdict_rows(report)[1] else []
+    links += [f'<li><a href="#{_anchor(s["study"])}">{escape(s["study"])}</a></li>'
+              for s in report.get("studies", [])]
     if report.get("gate") is not None:
         links.append('<li><a href="#gate">gate</a></li>')
     links.append('<li><a href="#metrics">metric definitions</a></li>')
@@ -737,6 +761,10 @@ def _gate_section(gate: dict, order: dict) -> str:
             f'{escape(str(gate.get("summary", "")))}. '
             + ('<span class="badge failed">failed</span>' if gate.get("failed")
                else '<span class="badge passed">passed</span>') + "</p>")
+    differences = gate.get("differences") or []
+    if differences:
+        head += ("\n<p>The baseline and this report were made differently:</p>\n<ul>"
+                 + "".join(f"<li><code>{escape(line)}</code></li>" for line in differences) + "</ul>")
     if not shown:
         return head + f'\n<p class="note">All {len(rows)} results are ok or informative.</p></section>'
     lines = []

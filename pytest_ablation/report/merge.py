@@ -40,14 +40,28 @@ def _get(report: dict, dotted: str) -> Any:
 
 
 def first_difference(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
-    """The first dotted path below ``path`` where ``a`` and ``b`` differ, with both values."""
+    """The first dotted path below ``path`` where ``a`` and ``b`` differ, with both values:
+    down to the entry of a list (``settings.prompts[512]``), so that one differing prompt
+    among hundreds is named, not the two lists."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
             found = first_difference(a.get(key), b.get(key), f"{path}.{key}")
             if found:
                 return found
         return None
+    if isinstance(a, list) and isinstance(b, list) and a != b:
+        for index, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{path}[{index}]")
+            if found:
+                return found
+        if len(a) != len(b):
+            return (f"{path} length", len(a), len(b))
     return None if a == b else (path, a, b)
+
+
+def _shown(value: Any, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _check_agree(named: list[tuple[str, dict]]) -> None:
@@ -63,7 +77,7 @@ def _check_agree(named: list[tuple[str, dict]]) -> None:
                 where, ours, other = found
                 raise MergeError(
                     f"cannot merge {name} with {first_name}: {where} differs "
-                    f"({other!r} there, {ours!r} in {first_name})"
+                    f"({_shown(other)} there, {_shown(ours)} in {first_name})"
                 )
 
 

@@ -106,7 +106,7 @@ def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: boo
     of the terminal)."""
     decimals = decimals or {m: column_decimals(study, m) for m in study["metrics"]}
     headers = (["variant", "metric"] + (["Δ"] if delta else []) + (["95% CI"] if interval else [])
-               + ["p", "p adj.", "family", "MDE" if short else "MDE (80%)"])
+               + ["p 2-sided", "p adj. 2-sided", "family", "MDE" if short else "MDE (80%)"])
     rows = []
     for variant in study["variants"]:
         if is_reference(variant):
@@ -174,7 +174,8 @@ def claim_rows(study: dict, expected: dict | None = None,
     expected failure on this profile): such a claim's verdict says "(expected)" and the note
     gives the reason. ``decimals``: of each metric's column, for the MDE.
     """
-    headers = ["variant", "claim", "metric", "margin", "family", "p", "p adj.", "verdict", "note"]
+    headers = ["variant", "claim", "metric", "margin", "family", "p 1-sided", "p adj. 1-sided",
+               "verdict", "note"]
     rows = []
     expected = expected or {}
     for variant in study["variants"]:
@@ -201,7 +202,7 @@ def _terminal_claim_rows(study: dict, expected: dict,
                          decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
     """The claims as the terminal shows them: the metric, claim and margin in one column,
     and an expected failure's reason left to report.md."""
-    headers = ["variant", "claim", "family", "p adj.", "verdict", "note"]
+    headers = ["variant", "claim", "family", "p adj.\n1-sided", "verdict", "note"]
     rows = []
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
@@ -228,7 +229,7 @@ def verdict_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                     rows.append([_verdict(e, reason), study["study"], variant["variant"],
                                  claim_text(e) + ("" if declared else " (exploratory)"),
                                  p_text(_p_decisive(e))])
-    return ["verdict", "study", "variant", "claim", "p adj."], rows
+    return ["verdict", "study", "variant", "claim", "p adj. 1-sided"], rows
 
 
 def _claim_verdicts(report: dict) -> dict[tuple[str, str, str], str]:
@@ -255,7 +256,7 @@ def render_verdicts(report: dict, width: int = WIDTH, tablefmt: str = "simple") 
     parts = []
     for study in studies:
         mine = [[row[0], row[2], row[3], row[4]] for row in rows if row[1] == study]
-        parts += [f"{study}:", fit_table(["verdict", "variant", "claim", "p adj."], mine,
+        parts += [f"{study}:", fit_table(["verdict", "variant", "claim", "p adj. 1-sided"], mine,
                                          wrap={1: 10, 2: 24}, width=width, tablefmt=tablefmt)]
     return "\n".join(parts) + "\n"
 
@@ -488,3 +489,14 @@ def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool 
                      "—" if r.get("tolerance") is None else general(r["tolerance"])])
     headers = ["study", "variant", "metric", "status", "baseline", "current", "change", "tol."]
     return fit_table(headers, rows, wrap={0: 17, 1: 10, 2: 14}, width=width, tablefmt=tablefmt) + "\n"
+
+
+def render_differences(gate: dict) -> str:
+    """The configuration differences a failed gate found between the baseline and the
+    report (``gate.configuration_differences``), one line each; "" when none."""
+    differences = gate.get("differences") or []
+    if not differences:
+        return ""
+    lines = ["the baseline and this report were made differently:"]
+    lines += [f"  {line}" for line in differences]
+    return "\n".join(lines) + "\n"

@@ -112,6 +112,21 @@ def video_captions() -> list[str]:
     ]
 
 
+def unrenderable(prompts: Sequence[str]) -> list[str]:
+    """A line per prompt the toy world cannot draw, saying what it can; empty when it can
+    draw them all. It draws its captions: "a <colour> <shape>", optionally followed by
+    "moving <direction>"."""
+    known = set(captions()) | set(video_captions())
+    # As CLIP's tokenizer reads a prompt: lower case, runs of white space as one.
+    bad = [prompt for prompt in prompts if " ".join(str(prompt).lower().split()) not in known]
+    if not bad:
+        return []
+    what = (f'the toy world draws "a <colour> <shape>" or "a <colour> <shape> moving '
+            f'<direction>", colour one of {", ".join(COLOURS)}; shape one of {", ".join(SHAPES)}; '
+            f'direction one of {", ".join(DIRECTIONS)}')
+    return [f"{prompt!r} is not a scene it can draw: {what}" for prompt in bad]
+
+
 def vocabulary() -> list[str]:
     """Every word any caption uses, in first-use order."""
     words: dict[str, None] = {}

@@ -82,9 +82,21 @@ def prepare(value: str | None, context: TrackerContext) -> "MlflowTarget":
         artifacts = database.parent / "artifacts" if database is not None else None
     if uri.startswith("sqlite:"):
         # MLflow's SQL store needs these (the extra brings them); creating the database costs
-        # a few seconds, so it is left to the end of the run.
+        # a few seconds, so it is left to the end of the run. Its folder must take it.
         import alembic  # noqa: F401
         import sqlalchemy  # noqa: F401
+
+        database = sqlite_file(uri)
+        if database is not None:
+            problem = _unwritable_database(database)
+            if problem:
+                raise TrackerError(f"MLflow cannot keep its database at {database}: {problem}")
+    elif uri.startswith(("http://", "https://")):
+        # The client contacts a server only when it logs: asked now, so an unreachable one
+        # stops the run before it starts, not after every study has run.
+        problem = _unreachable(uri)
+        if problem:
+            raise TrackerError(f"MLflow cannot reach the tracking server {uri!r}: {problem}")
     else:
         try:
             MlflowClient(uri)  # MLflow refuses a store it cannot use here, before the run
@@ -92,6 +104,34 @@ def prepare(value: str | None, context: TrackerContext) -> "MlflowTarget":
             raise TrackerError(f"MLflow cannot use the tracking URI {uri!r}: {error}") from None
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or project_name(context.rootdir)
     return MlflowTarget(uri=uri, artifacts=artifacts, experiment=experiment)
+
+
+def _unwritable_database(database: Path) -> str | None:
+    from pytest_ablation.files import check_writable_dir
+
+    if database.exists() and not database.is_file():
+        return "it is not a file"
+    return check_writable_dir(database.parent)
+
+
+# How long the start-up check waits for a tracking server.
+REACH_SECONDS = 5.0
+
+
+def _unreachable(uri: str) -> str | None:
+    """Why the server at ``uri`` did not answer, or None when it answered at all (any HTTP
+    status: a server that answers can say more when the run logs)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_SECONDS):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return str(reason) or type(reason).__name__
 
 
 @contextlib.contextmanager

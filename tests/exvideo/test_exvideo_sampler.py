@@ -100,3 +100,12 @@ def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler) -> None:
     assert_other_video(first[1].video, alone.video)
     with pytest.raises(ValueError, match="the requests differ in frames"):
         sampler.generate_batch([request(1), GenerationRequest(**{**request(2).__dict__, "frames": 5})])
+
+
+def test_sampling_shows_no_deprecation_warning(sampler) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sampler(image(), frames=4, steps=2, seed=3)
+    assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == []

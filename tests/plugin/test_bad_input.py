@@ -254,3 +254,33 @@ def test_a_bad_exvideo_recipe_field_stops_the_run_at_collection(toy, field, valu
     result = toy.runpytest("--ablation-profile=bad.toml")
     assert_usage_error(result, f"--ablation-profile: profile 'bad': methods.exvideo.recipe.{field}: "
                                f"got {value.replace(chr(34), chr(39))}; expected {allowed}*")
+
+
+def test_an_infinite_claim_margin_fails_its_case_and_the_run_ends_with_a_report(toy):
+    from .conftest import STUDY
+
+    toy.makepyfile(test_flicker=STUDY.replace("above_reference(margin=0.01)",
+                                              "above_reference(margin=float('inf'))"))
+    result = toy.runpytest_subprocess()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*margin must be a finite number >= 0, got inf*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert (toy.path / "reports" / "report.json").exists()
+
+
+def test_a_study_parametrized_with_no_values_says_so(toy):
+    toy.makepyfile(test_flicker='''
+import pytest
+
+
+@pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickering"])
+@pytest.mark.parametrize("strength", [], ids=lambda s: f"s={s}")
+def test_flicker(strength, flicker, ablation):
+    ablation.run(flicker, strength=strength)
+''')
+    result = toy.runpytest_subprocess()
+    assert_usage_error(result, "invalid ablation study:")
+    result.stderr.fnmatch_lines(["  test_flicker.py::test_flicker: study 'flicker' has no variants: "
+                                 "got empty parameter set*strength*"])
+    assert "NOTSET" not in result.stdout.str() + result.stderr.str()
+    assert not os.path.exists(os.environ["TOY_LOAD_LOG"])

@@ -102,3 +102,32 @@ def test_bad_baseline_is_a_usage_error_before_any_model_loads(toy, content, mess
     result.stderr.fnmatch_lines(["ERROR: " + message])
     import os
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
+
+
+def test_a_baseline_of_another_profile_is_refused_before_any_model_loads(toy):
+    import os
+
+    save(toy)
+    os.remove(os.environ["TOY_LOAD_LOG"])
+    other = toy.path / "other.toml"
+    other.write_text((toy.path / "toy.toml").read_text().replace('name = "toy-test"', 'name = "toy-other"'))
+    result = toy.runpytest("--ablation-gate=baseline.json", "--ablation-profile=other.toml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "ERROR: --ablation-gate: *baseline.json: the baseline was made on profile 'toy-test' and this "
+        "report on profile 'toy-other'*--ablation-profile toy-other --ablation-save-baseline FILE*"])
+    assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
+
+
+def test_a_failed_gate_shows_how_the_two_runs_were_made_differently(toy):
+    path = save(toy)
+    baseline = json.loads(path.read_text())
+    for entry in baseline["results"]:
+        if entry["variant"] == "s=0.0" and entry["metric"] == "temporal_flickering":
+            entry["value"] += 0.1
+    baseline["profile"]["settings"]["steps"] = 2
+    path.write_text(json.dumps(baseline))
+    result = toy.runpytest("--ablation-gate=baseline.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["the baseline and this report were made differently:",
+                                 "  profile.settings.steps: 2 -> 1"])

@@ -14,8 +14,14 @@ def _declared() -> list[str]:
 
 
 def test_the_plugin_declares_hooks():
-    assert _declared() == ["pytest_ablation_add_metrics", "pytest_ablation_report",
+    assert _declared() == ["pytest_ablation_add_metrics", "pytest_ablation_check_prompts",
+                           "pytest_ablation_model_roles", "pytest_ablation_report",
                            "pytest_ablation_visible_gpus"]
+
+
+def test_the_defaults_of_the_start_up_checks_refuse_nothing():
+    assert plugin.pytest_ablation_model_roles(fixturename="zs2") is None
+    assert plugin.pytest_ablation_check_prompts(profile=None, prompts=["a horse galloping"]) is None
 
 
 def test_every_declared_hook_has_a_default_implementation():

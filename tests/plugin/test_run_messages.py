@@ -89,3 +89,30 @@ def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
     assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", out[len(verdicts):])
     assert main(["compare", "--all", baseline, baseline]) == 0
     assert "status" in capsys.readouterr().out  # --all still shows every row
+
+
+def test_a_long_expected_failure_reason_is_kept_whole_in_every_report_file(toy):
+    import json
+
+    reason = " ".join(f"word{i}" for i in range(300))  # about 2,400 characters
+    toy.makepyfile(test_flicker=f'''
+import pytest
+
+
+@pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickering"])
+@pytest.mark.parametrize("strength", [
+    pytest.param(0.0, marks=pytest.mark.ablation_xfail("toy-test", reason={reason!r})), 0.5,
+], ids=lambda s: f"s={{s}}")
+def test_flicker(strength, flicker, ablation):
+    result = ablation.run(flicker, strength=strength)
+    if strength == 0.0:
+        ablation.expect(result, "temporal_flickering").above_reference(margin=10.0)
+''')
+    result = toy.runpytest_subprocess()
+    result.assert_outcomes(passed=1, xfailed=1)
+    reports = toy.path / "reports"
+    cases = json.loads((reports / "report.json").read_text())["cases"]
+    expected = next(case for case in cases if case["outcome"] == "xfailed")
+    assert reason in expected["reason"]
+    assert reason in (reports / "report.md").read_text()
+    assert reason in (reports / "report.html").read_text()

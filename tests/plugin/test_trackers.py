@@ -179,9 +179,31 @@ def test_only_the_controller_logs_with_xdist_workers(toy, tracker_env):
 
 
 @pytest.mark.slow
-def test_a_tracker_that_cannot_log_fails_the_run_and_says_why(toy, tracker_env):
-    # A tracking server that is not there: the tests pass, the report is written, the run fails.
-    result = toy.runpytest_subprocess(f"--ablation-mlflow={CLOSED_PORT}")
+def test_a_tracker_that_cannot_log_fails_the_run_and_says_why(toy, tracker_env, monkeypatch):
+    # A server that answers (so the start-up check lets the run go) but is no MLflow server:
+    # it says "not found" to everything, as one that went away behind a proxy would. The
+    # tests pass, the report is written, the run fails.
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        result = toy.runpytest_subprocess(f"--ablation-mlflow=http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
     result.assert_outcomes(passed=3)
     assert result.ret == 1
     assert said(result, "--ablation-mlflow: could not log the run to MLflow: ")
@@ -452,3 +474,27 @@ def test_keys_cleaned_alike_stay_apart_and_fit_mlflows_limit():
     assert all(mlflow.utils.validation.validate_param_and_metric_name(k) for k in keys)
     assert len(mlflow_key("s" * 300, "v", "m", "value")) <= MAX_KEY_LENGTH
     assert wandb_key("flicker", "s=0.5", "m", "delta") == "flicker/s=0.5/m/delta"
+
+
+def test_an_unreachable_mlflow_server_stops_the_run_at_start_up(toy, tracker_env):
+    import os
+    import time
+
+    started = time.monotonic()
+    result = toy.runpytest("--ablation-mlflow=http://127.0.0.1:9")  # the discard port: nothing listens
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ablation-mlflow: MLflow cannot reach the tracking server "
+                                 "'http://127.0.0.1:9': *refused*"])
+    assert time.monotonic() - started < 60
+    assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
+
+
+def test_an_mlflow_store_whose_folder_cannot_be_written_stops_the_run_at_start_up(toy, tracker_env):
+    import os
+
+    (toy.path / "afile").write_text("a file where the store's folder would be")
+    result = toy.runpytest(f"--ablation-mlflow=sqlite:///{toy.path / 'afile' / 'mlflow.db'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ablation-mlflow: MLflow cannot keep its database at *afile/mlflow.db: "
+                                 "*afile is not a folder*"])
+    assert not os.path.exists(os.environ["TOY_LOAD_LOG"])

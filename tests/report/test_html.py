@@ -275,3 +275,32 @@ def test_output_is_deterministic_and_written_atomically(rendered, own_copy):
     assert path.read_text(encoding="utf-8") == first
     # No temporary file is left beside it.
     assert sorted(p.name for p in report_dir.iterdir()) == ["media", "report.html"]
+
+
+def test_the_page_opens_with_every_claim_and_its_verdict():
+    import json
+    from pathlib import Path
+
+    from pytest_ablation.claims import verdict_of
+
+    # A report of a real run of this repository's studies (the CI baseline).
+    report = json.loads((Path(__file__).resolve().parents[2] / "reports" / "baseline.json").read_text())
+    claims = [(study["study"], variant["variant"], verdict_of(e))
+              for study in report["studies"] for variant in study["variants"]
+              for e in variant.get("expectations") or ()]
+    assert claims
+    root = parse_html(render_html(report))
+    sections = [node for node in root.iter("section")]
+    assert sections[0].attrs.get("id") == "claims"
+    assert all("study" in s.classes for s in sections[1:1 + len(report["studies"])])
+    rows = [[cell.text() for cell in row.iter("td")] for row in sections[0].iter("tr") if list(row.iter("td"))]
+    assert sorted((row[1], row[2], row[0].split()[0]) for row in rows) == sorted(claims)
+    tally = next(sections[0].iter("p")).text()
+    assert tally.startswith(f"{len(claims)} claim(s):")
+    assert root.iter("nav") and next(next(root.iter("nav")).iter("a")).attrs["href"] == "#claims"
+
+
+def test_a_page_without_claims_has_no_claims_section(rendered):
+    report, _, text = rendered
+    has_claims = any(v.get("expectations") for s in report["studies"] for v in s["variants"])
+    assert ('<section id="claims">' in text) == has_claims

@@ -79,6 +79,11 @@ def test_plan_prints_prompts_needed(tmp_path, capsys):
     # Within-prompt noise is small (0.05) next to an effect of 0.05 at 8 prompts: a handful of
     # prompts suffice, and a second seed never needs more prompts.
     assert 6 <= needed[1] <= needed[0] < 40
+    assert main(["plan", str(path), "--metric", "score", "--effect", "0.05", "--max-seeds", "2",
+                 "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert [(v["study"], v["variant"]) for v in planned["variants"]] == [("s", "v")]
+    assert [planned["variants"][0]["needed"][seeds] for seeds in ("1", "2")] == needed
     assert main(["plan", str(path), "--metric", "missing", "--effect", "0.05"]) == 2
     with pytest.raises(SystemExit):
         main(["plan", str(path), "--metric", "score", "--effect", "-1"])

@@ -201,3 +201,21 @@ def test_a_report_without_positions_merges_with_one_that_has_them():
         del variant["position"]
     merged = merge_reports([("new", new), ("old", old)])
     assert [v["variant"] for v in merged["studies"][0]["variants"]] == ["z", "b"]
+
+
+def test_every_p_value_column_says_its_side():
+    # A result's p-value is two-sided (does the variant differ?), a claim's one-sided (is it
+    # beyond the margin on the claimed side?): the same cell can show 0.56 and 1.
+    from pytest_ablation.report import terminal
+
+    study = {"study": "s", "metrics": ["m"], "variants": []}
+    tables = {
+        "tests": terminal.test_rows(study)[0],
+        "claims": terminal.claim_rows(study, {})[0],
+        "terminal claims": terminal._terminal_claim_rows(study, {}, {})[0],
+        "verdicts": terminal.verdict_rows({"studies": []})[0],
+    }
+    sides = {name: {h.split()[-1] for h in headers if h.startswith("p ")}
+             for name, headers in tables.items()}
+    assert sides == {"tests": {"2-sided"}, "claims": {"1-sided"}, "terminal claims": {"1-sided"},
+                     "verdicts": {"1-sided"}}

@@ -34,3 +34,34 @@ def test_condition_images_are_seeded_toy_scenes():
     other = condition_image(32, 32, generator=torch.Generator().manual_seed(6))
     assert first.shape == (3, 32, 32) and torch.equal(first, again) and not torch.equal(first, other)
     assert 0.0 <= float(first.min()) and float(first.max()) <= 1.0
+
+
+def test_the_toy_world_refuses_only_prompts_it_cannot_draw():
+    from pytest_ablation.toyworld.data import unrenderable
+
+    assert unrenderable(load_profile("toy").settings.prompts) == []
+    assert unrenderable(["A Red  circle", "a blue square moving left"]) == []
+    [problem] = unrenderable(["a red circle", "a horse galloping"])
+    assert problem.startswith("'a horse galloping' is not a scene it can draw")
+    assert "colour one of red, green, blue, yellow, purple" in problem
+
+
+def test_a_toy_run_with_a_prompt_it_cannot_draw_stops_before_any_model_loads(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    profile = tmp_path / "horses.toml"
+    profile.write_text('[profile]\nname = "horses"\nextends = "toy"\n\n[settings]\n'
+                       'prompts = ["a red circle", "a horse galloping", "a blue square", "a green cross",'
+                       ' "a purple circle", "a red square", "a blue triangle", "a yellow cross"]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "ablations/test_zs2_tma.py", "-q", "-p", "no:cacheprovider",
+         f"--ablation-profile={profile}", f"--ablation-report-dir={tmp_path / 'reports'}",
+         f"--ablation-cache-dir={tmp_path / 'cache'}", f"--rootdir={repo}"],
+        capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "profile 'horses' cannot render its prompts:" in done.stderr
+    assert "'a horse galloping' is not a scene it can draw" in done.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "reports").exists()

@@ -15,6 +15,7 @@ noise) comes from one CPU generator, so a seed gives the same video on any devic
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -245,7 +246,12 @@ class ExVideoSampler:
         time_ids = added_time_ids(fps, self.motion_bucket_id, self.noise_aug_strength, rows, dtype, device)
 
         scheduler = type(parts.scheduler).from_config(parts.scheduler.config)
-        scheduler.set_timesteps(steps, device=device)
+        with warnings.catch_warnings():
+            # diffusers' Euler scheduler hands a torch tensor to np.array(), which numpy 2
+            # warns about on every call: nothing a caller can change, so not shown.
+            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy",
+                                    category=DeprecationWarning)
+            scheduler.set_timesteps(steps, device=device)
         latents = torch.cat(noises).to(device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
         scale = torch.linspace(self.min_guidance_scale, guidance, frames, device=device, dtype=dtype)
