@@ -19,3 +19,26 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _without_randomly(monkeypatch) -> None:
+    import os
+
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    if "no:randomly" not in addopts:
+        monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:randomly".strip())
+
+
+# The suite's own order is random (pytest-randomly). The runs a test makes of a project keep
+# their files' order: their assertions read which case ran first, which was interrupted,
+# which cache entry was computed and which reused.
+@pytest.fixture(autouse=True)
+def _subprocess_runs_in_file_order(monkeypatch):
+    _without_randomly(monkeypatch)
+
+
+@pytest.fixture
+def pytester(pytester, monkeypatch):
+    # pytester clears PYTEST_ADDOPTS when it starts: set again for its runs.
+    _without_randomly(monkeypatch)
+    return pytester
