@@ -94,16 +94,24 @@ def resolve_devices(requested: list[str] | str, gpus: list[str]) -> list[str]:
     return list(requested)
 
 
-def assign(devices: list[str], gpus: list[str], worker_index: int) -> DeviceAssignment:
-    """The device of worker ``worker_index``: devices are dealt round-robin."""
+def assign(devices: list[str], gpus: list[str], worker_index: int, workers: int = 1,
+           cpus: int | None = None) -> DeviceAssignment:
+    """The device of worker ``worker_index`` of ``workers``: devices are dealt round-robin."""
     device = devices[worker_index % len(devices)]
     physical = None
+    threads = None
     if device.startswith("cuda:"):
         physical = gpus[int(device.split(":", 1)[1])]
-    # On the CPU every process computes with one torch thread: floating-point results of
-    # torch's CPU kernels depend on the thread count, and a report must not depend on -n.
-    # The cores are used by running one worker per core (-n auto) instead.
-    threads = 1 if device == "cpu" else None
+        # Each of several GPU workers gets its share of the cores for its CPU-side work
+        # (decoding, metrics, data): by default torch would give every one of them all the
+        # cores, and N workers would fight over them.
+        if workers > 1:
+            threads = max(1, (cpus or cpu_count()) // workers)
+    else:
+        # On the CPU every process computes with one torch thread: floating-point results of
+        # torch's CPU kernels depend on the thread count, and a report must not depend on -n.
+        # The cores are used by running one worker per core (-n auto) instead.
+        threads = 1
     return DeviceAssignment(device=device, physical=physical, threads=threads)
 
 

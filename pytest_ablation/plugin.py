@@ -328,6 +328,11 @@ class XdistHooks:
 
     def __init__(self) -> None:
         self._folder: str | None = None
+        # The device index of each live worker, and those a crashed worker left: a worker
+        # started in its place (--max-worker-restart) takes its device, not the next in the
+        # round, which another live worker may be using.
+        self._index_of: dict[str, int] = {}
+        self._freed: list[int] = []
 
     def _shared_folder(self) -> str:
         if self._folder is None:
@@ -350,12 +355,17 @@ class XdistHooks:
 
     @pytest.hookimpl
     def pytest_configure_node(self, node):
-        from .session import WORKER_DEVICE
+        from .session import WORKER_DEVICE, WORKER_INDEX
 
         session = _session(node.config)
+        workers = int(node.workerinput.get("workercount") or 1)
+        index = int(str(node.gateway.id).lstrip("gw") or 0)
+        if index >= workers and self._freed:
+            index = self._freed.pop(0)
+        self._index_of[str(node.gateway.id)] = index
+        node.workerinput[WORKER_INDEX] = index
         if session.devices_decided:
-            index = int(str(node.gateway.id).lstrip("gw") or 0)
-            node.workerinput[WORKER_DEVICE] = session.devices.assignment(index).to_dict()
+            node.workerinput[WORKER_DEVICE] = session.devices.assignment(index, workers).to_dict()
         node.workerinput[_CATALOG_DIR] = self._shared_folder()
         if self._schedules_by_model(node.config):
             node.workerinput[_GROUPS_DIR] = self._shared_folder()
@@ -400,6 +410,10 @@ class XdistHooks:
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):
         from .session import WORKER_CATALOG, WORKER_SUMMARY
+
+        index = self._index_of.pop(str(node.gateway.id), None)
+        if error is not None and index is not None:
+            self._freed.append(index)
 
         output = getattr(node, "workeroutput", None) or {}
         _collector(node.config).receive_worker(

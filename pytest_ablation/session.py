@@ -35,6 +35,8 @@ from .options import AblationOptions, OptionError, names_the_plugin, read_option
 # Keys of what the controller hands each xdist worker (``workerinput``) and what a worker
 # sends back when it finishes (``workeroutput``).
 WORKER_DEVICE = "ablation_device"
+# The index a worker's device is dealt by, when the worker decides its device itself.
+WORKER_INDEX = "ablation_device_index"
 WORKER_SUMMARY = "ablation"
 WORKER_CATALOG = "ablation_catalog"
 
@@ -95,8 +97,8 @@ class DevicePlan:
                 raise pytest.UsageError(str(error)) from None
         return self._devices
 
-    def assignment(self, worker_index: int) -> DeviceAssignment:
-        return assign(self.resolve(), self._gpus, worker_index)
+    def assignment(self, worker_index: int, workers: int = 1) -> DeviceAssignment:
+        return assign(self.resolve(), self._gpus, worker_index, workers)
 
 
 # Terminal lines the plugin writes are wrapped to this width.

@@ -13,7 +13,7 @@ import functools
 from typing import TYPE_CHECKING, Callable
 
 from .devices import DeviceAssignment, describe_gpu
-from .session import WORKER_DEVICE, AblationSession
+from .session import WORKER_DEVICE, WORKER_INDEX, AblationSession
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -34,8 +34,10 @@ def start_worker(session: AblationSession) -> "WorkerContext | None":
         given = session.config.workerinput.get(WORKER_DEVICE)
         if given is not None:
             return WorkerContext(session, lambda: DeviceAssignment.from_dict(given), decided=True)
-        index = int(str(session.config.workerinput["workerid"]).lstrip("gw") or 0)
-        return WorkerContext(session, lambda: session.devices.assignment(index), decided=False)
+        workerinput = session.config.workerinput
+        index = workerinput.get(WORKER_INDEX, int(str(workerinput["workerid"]).lstrip("gw") or 0))
+        workers = int(workerinput.get("workercount") or 1)
+        return WorkerContext(session, lambda: session.devices.assignment(index, workers), decided=False)
     if session.devices_decided:
         session.devices.resolve()
     if session.distributed:

@@ -115,3 +115,12 @@ def test_a_gpu_that_cannot_be_asked_is_described_with_nones(monkeypatch):
         monkeypatch.setattr(torch.cuda, name, refuse)
     gpu = devices.describe_gpu("cuda:0")
     assert (gpu["name"], gpu["memory_bytes"], gpu["capability"]) == (None, None, None)
+
+
+def test_gpu_workers_share_the_cores_and_cpu_workers_take_one():
+    gpus = ["0", "1", "2", "3"]
+    devices = resolve_devices("auto", gpus)
+    assert [assign(devices, gpus, i, workers=4, cpus=16).threads for i in range(4)] == [4] * 4
+    assert assign(devices, gpus, 0, workers=32, cpus=16).threads == 1
+    assert assign(devices, gpus, 0, workers=1, cpus=16).threads is None  # one process: torch's own
+    assert assign(["cpu"], [], 3, workers=4, cpus=16).threads == 1

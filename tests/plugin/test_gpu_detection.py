@@ -113,3 +113,36 @@ def test_each_case_starts_its_own_peak_memory_count(gpus, monkeypatch, tmp_path)
     toy = gpus(2)
     toy.runpytest_subprocess("--ablation-devices=cuda:1").assert_outcomes(passed=3)
     assert [line.split()[1] for line in lines(log)] == ["cuda:1"] * 3
+
+
+KILLS_ITS_GPU_WORKER_ONCE = '''
+import os
+
+import pytest
+
+
+@pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickering"])
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0, 1.5], ids=lambda s: f"s={s}")
+def test_flicker(strength, flicker, ablation, ablation_device):
+    done = os.environ["KILLED_ONCE"]
+    if ablation_device == "cuda:1" and not os.path.exists(done):
+        open(done, "w").close()
+        os._exit(1)  # the worker on cuda:1 dies
+    ablation.run(flicker, strength=strength)
+'''
+
+
+def test_a_worker_started_in_place_of_a_crashed_one_takes_its_gpu(gpus, monkeypatch, tmp_path):
+    # Dealt round-robin by its new id (gw2), the replacement would land on cuda:0, which gw0
+    # is using; it takes the device the crashed worker left.
+    toy = gpus(2)
+    toy.makepyfile(test_flicker=KILLS_ITS_GPU_WORKER_ONCE)
+    monkeypatch.setenv("KILLED_ONCE", str(tmp_path / "killed"))
+    result = toy.runpytest_subprocess("-n", "2", "--dist", "load", "--max-worker-restart", "1")
+    result.stdout.fnmatch_lines(["*replacing crashed worker gw1*"])
+    assert (tmp_path / "killed").exists()
+    workers = workers_of(toy)
+    assert {name: w["device"] for name, w in workers.items()} == {"gw0": "cuda:0", "gw2": "cuda:1"}
+    # Each GPU worker computes its CPU side with its share of the cores, not all of them.
+    cores = len(os.sched_getaffinity(0))
+    assert {w["threads"] for w in workers.values()} == {max(1, cores // 2)}
