@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .suggest import did_you_mean
+
 MARKER = "ablation"
 MARKER_HELP = (
     "ablation(study, reference=None, metrics=[...], prompts=None, seeds=None, settings=None): "
@@ -214,10 +216,11 @@ class StudyMarker:
         except ClaimSpecError as error:
             raise StudyError(str(error)) from None
         if kwargs:
+            allowed = ("reference", "metrics", "prompts", "seeds", "settings", "fvd_reference",
+                       "unit", "metrics_on", "claims", "rounds")
             raise StudyError(
-                f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; allowed: "
-                "reference, metrics, prompts, seeds, settings, fvd_reference, unit, metrics_on, "
-                "claims, rounds"
+                f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; "
+                f"{did_you_mean(sorted(kwargs)[0], allowed)}allowed: {', '.join(allowed)}"
             )
         if rounds is not None:
             unsupported = [c.text() for c in claims
@@ -386,7 +389,8 @@ class Catalog:
                 if unknown:
                     errors.append(
                         f"{case.nodeid}: unknown metric(s) {', '.join(map(repr, unknown))}; "
-                        f"known metrics: {', '.join(sorted(known_metrics))}"
+                        f"{did_you_mean(unknown[0], known_metrics)}known metrics: "
+                        f"{', '.join(sorted(known_metrics))}"
                     )
                 errors += _claim_problems(case, cases)
                 reference = case.marker.reference

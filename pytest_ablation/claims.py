@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .suggest import did_you_mean
+
 ALPHA = 0.025  # one-sided, the level of each side of a 95% interval
 
 CLAIM_NAMES = (
@@ -85,11 +87,14 @@ def _one(variant: str, spec: Any, where: str) -> DeclaredClaim:
             raise ClaimSpecError(f"{where}: claims[{variant!r}]: margin of {spec!r} must be a "
                                  f"number >= 0, got {words[2]!r}") from None
     elif isinstance(spec, Mapping):
-        unknown = set(spec) - {"metric", "claim", "margin", "statistic"}
+        keys = ("metric", "claim", "margin", "statistic")
+        unknown = sorted(set(spec) - set(keys), key=str)
         if unknown or "metric" not in spec or "claim" not in spec:
+            hint = did_you_mean(unknown[0], keys) if unknown else ""
             raise ClaimSpecError(
                 f"{where}: claims[{variant!r}]: a claim as a dict needs 'metric' and 'claim' "
                 f"(and optionally 'margin', 'statistic'), got {dict(spec)!r}"
+                + (f"; {hint.strip()}" if hint else "")
             )
         metric, claim = spec["metric"], spec["claim"]
         margin, statistic = spec.get("margin", 0.0), spec.get("statistic", "mean")
@@ -99,8 +104,8 @@ def _one(variant: str, spec: Any, where: str) -> DeclaredClaim:
     if not isinstance(metric, str) or not metric:
         raise ClaimSpecError(f"{where}: claims[{variant!r}]: metric must be a metric name, got {metric!r}")
     if claim not in CLAIM_NAMES:
-        raise ClaimSpecError(f"{where}: claims[{variant!r}]: unknown claim {claim!r}; allowed: "
-                             f"{', '.join(CLAIM_NAMES)}")
+        raise ClaimSpecError(f"{where}: claims[{variant!r}]: unknown claim {claim!r}; "
+                             f"{did_you_mean(claim, CLAIM_NAMES)}allowed: {', '.join(CLAIM_NAMES)}")
     if (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin
             or margin < 0 or math.isinf(margin)):
         raise ClaimSpecError(f"{where}: claims[{variant!r}]: margin must be a finite number >= 0, "

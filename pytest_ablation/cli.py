@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 import textwrap
@@ -246,6 +247,13 @@ def _judge_weights(profile) -> str:
     return f"open_clip tag or hub id {spec.source!r}: read from the cache, else downloaded"
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .report.schema import report_schema
+
+    print(json.dumps(report_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-ablation", description="Read, compare and promote pytest-ablation reports."
@@ -306,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the profile whose judge weights to look for (default: tiny)")
     _add_json(metrics, "one object per metric")
     metrics.set_defaults(run=cmd_metrics)
+    schema = sub.add_parser(
+        "schema", help="print report.json's JSON Schema (the one every reader checks reports by)"
+    )
+    schema.set_defaults(run=cmd_schema)
     from .submit import add_parser as add_submit
 
     add_submit(sub, _positive_int, _positive_float)

@@ -92,14 +92,14 @@ def unknown_tolerance(tolerances: Iterable[str], known: Iterable[str], source: s
     """Why a tolerance names no known metric (the first that does not), or None: a tolerance
     for a misspelt metric would be accepted and never used, leaving the real one at its
     default."""
-    import difflib
+    from .suggest import closest
 
     known = sorted(set(known))
     for name in tolerances:
         if name in known:
             continue
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = (f"did you mean {close[0]!r}?" if close
+        close = closest(name, known)
+        hint = (f"did you mean {close!r}?" if close
                 else f"the known metrics are: {', '.join(known) or 'none'}")
         return f"{source}: no metric named {name!r}, so its tolerance would never be used; {hint}"
     return None

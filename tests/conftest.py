@@ -1,4 +1,14 @@
-"""Settings shared by the package's tests."""
+"""Settings shared by the package's tests, and the process-wide state each test gets back.
+
+A test may change state that outlives it in this process: the plugin's metric registry (an
+in-process pytester run registers its project's metrics), torch's settings (threads,
+deterministic mode, cuDNN and TF32 flags, which the plugin sets on a GPU), and the
+environment variables the plugin sets with ``setdefault``. Each test gets them back as they
+were before it (``_process_state_restored``), so its outcome does not depend on which tests
+ran before it in the same process.
+"""
+
+import os
 
 import pytest
 
@@ -21,9 +31,55 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _without_randomly(monkeypatch) -> None:
-    import os
+def _torch_settings() -> dict:
+    return {
+        "deterministic": (torch.are_deterministic_algorithms_enabled(),
+                          torch.is_deterministic_algorithms_warn_only_enabled()),
+        "cudnn.deterministic": torch.backends.cudnn.deterministic,
+        "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "default_dtype": torch.get_default_dtype(),
+    }
 
+
+def _restore_torch_settings(settings: dict) -> None:
+    enabled, warn_only = settings["deterministic"]
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    torch.backends.cudnn.deterministic = settings["cudnn.deterministic"]
+    torch.backends.cudnn.benchmark = settings["cudnn.benchmark"]
+    torch.backends.cudnn.allow_tf32 = settings["cudnn.allow_tf32"]
+    torch.backends.cuda.matmul.allow_tf32 = settings["matmul.allow_tf32"]
+    torch.set_default_dtype(settings["default_dtype"])
+
+
+# Set by the plugin with os.environ.setdefault, so never undone by the plugin itself.
+_PLUGIN_ENVIRONMENT = ("CUBLAS_WORKSPACE_CONFIG",)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    from pytest_ablation.metrics import registry
+
+    # The registry object itself: a test that swaps it with monkeypatch gets it swapped back
+    # by monkeypatch; what is restored here is what was registered in it.
+    metrics = registry._REGISTRY
+    registered = dict(metrics)
+    settings = _torch_settings()
+    environment = {name: os.environ.get(name) for name in _PLUGIN_ENVIRONMENT}
+    yield
+    metrics.clear()
+    metrics.update(registered)
+    if _torch_settings() != settings:
+        _restore_torch_settings(settings)
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _without_randomly(monkeypatch) -> None:
     addopts = os.environ.get("PYTEST_ADDOPTS", "")
     if "no:randomly" not in addopts:
         monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:randomly".strip())

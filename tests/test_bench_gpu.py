@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_bench_gpu_prints_its_figures_on_the_tiny_size():
     command = [sys.executable, "benchmarks/bench_gpu.py", "--size", "tiny", "--device", "cpu",
                "--steps", "1", "--videos", "2", "--batch", "2", "--repeats", "1"]
@@ -28,6 +29,7 @@ def test_bench_gpu_prints_its_figures_on_the_tiny_size():
     assert "harness float32 vs floor float32" in out and "MISMATCH" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_bench_gpu_runs_the_harness_in_the_floors_dtype(tmp_path):
     # bfloat16, not the CPU's float32 default: the harness's models must follow the floor's

@@ -24,6 +24,7 @@ def _bench():
     return module
 
 
+@pytest.mark.slow
 def test_four_null_variants_give_a_false_supported_claim_in_at_most_alpha_of_studies():
     one, _ = _bench().false_claim_rates(REPS, 4242, declared=True)
     assert one <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPS)

@@ -153,6 +153,7 @@ def test_the_plain_mde_falls_short_at_six_prompts():
     assert found.mean() < 0.75
 
 
+@pytest.mark.slow
 def test_paired_delta_reports_the_bound_at_the_intervals_level():
     rng = np.random.default_rng(8)
     a, b = rng.normal(1.0, 1.0, size=8), rng.normal(0.0, 1.0, size=8)

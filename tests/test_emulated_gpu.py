@@ -109,6 +109,7 @@ def gpu_machine_environment(devices: int = 1) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_a_process_on_the_gpu_machine_sees_its_gpus():
     done = subprocess.run(
         [sys.executable, "-c", "import torch; print(torch.cuda.device_count(), torch.ones(1, device='cuda').device)"],
@@ -117,6 +118,7 @@ def test_a_process_on_the_gpu_machine_sees_its_gpus():
     assert done.stdout.split() == ["3", "cuda:0"]
 
 
+@pytest.mark.slow
 def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     # Every study, every operation on the strict device: any mixing of devices, CPU
     # generator on the GPU or numpy of a device tensor fails a case. The numbers are the

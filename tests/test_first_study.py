@@ -43,6 +43,7 @@ def files_and_commands(text: str) -> tuple[dict[str, str], list[list[str]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_your_first_study_runs_as_written(tmp_path):
     files, commands = files_and_commands(section("Your first study"))
     assert set(files) == {"test_guidance.py", "test_momentum.py"}

@@ -250,6 +250,7 @@ print(json.dumps(seen))
     assert [s["study"] for s in report["studies"]] == ["zs2-tma"]
 
 
+@pytest.mark.slow
 def test_gpu_check_without_a_gpu_fails_in_one_line_and_still_writes_its_summary(tmp_path):
     import torch
 
@@ -295,6 +296,7 @@ esac
 """
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_gpu_check_runs_every_step_within_its_budget_and_reports_what_it_measured(tmp_path):
     fake = tmp_path / "python"

@@ -67,6 +67,7 @@ def test_a_group_switch_frees_the_zs2_model_and_its_memory(tiny):
         assert pool.loaded() == ["sd"]
 
 
+@pytest.mark.slow
 def test_a_group_switch_frees_exvideos_model_unet_copy_and_tuning_data(tiny, tmp_path):
     from pytest_ablation.cache import ResultCache
 
@@ -91,6 +92,7 @@ def test_a_group_switch_frees_exvideos_model_unet_copy_and_tuning_data(tiny, tmp
         assert torch.cuda.memory_allocated(0) == before
 
 
+@pytest.mark.slow
 def test_after_an_out_of_memory_error_the_models_are_freed_and_the_next_test_runs(tiny):
     # A device a little too small for the sampling: the first video runs out of memory.
     with emulated_cuda(devices=1) as emulator:

@@ -149,6 +149,7 @@ def test_tiny_svd_is_deterministic(tiny_svd) -> None:
     )
 
 
+@pytest.mark.slow
 def test_same_weights_in_another_process(tiny_sd, tiny_svd) -> None:
     code = textwrap.dedent(
         """

@@ -446,3 +446,50 @@ def test_batch_size_is_optional_auto_or_a_positive_integer():
     assert resolve_batch_size("auto", "cuda:1", 4) == 4
     assert resolve_batch_size("auto", "cuda:0", 25) == 1
     assert resolve_batch_size(5, "cpu", 8) == 5
+
+
+@pytest.mark.parametrize("body, where, meant", [
+    ("[setings]\nprompts = ['a']\n", "setings: unknown table", "settings"),
+    ("[settings]\npromts = ['a']\n", "settings.promts: unknown setting", "prompts"),
+    ("[settings]\nguidance-scale = 2.0\n", "settings.guidance-scale: unknown setting",
+     "guidance_scale"),
+    ("[metrics.motion_smoothness]\ninterpolater = 'amt'\n",
+     "metrics.motion_smoothness.interpolater: unknown option", "interpolator"),
+    ("[metrics.motion_smothness]\ninterpolator = 'amt'\n",
+     "metrics.motion_smothness: no options for this metric", "motion_smoothness"),
+    ("[models.clip]\nkind = 'tiny-open-clip'\nseeed = 1\n", "models.clip.seeed", "seed"),
+])
+def test_an_unknown_key_names_the_closest_valid_one(tmp_path: Path, body, where, meant) -> None:
+    path = write(tmp_path, '[profile]\nname = "mine"\nextends = "tiny"\n' + body)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert where in message and f"did you mean {meant!r}?" in message
+
+
+@pytest.mark.parametrize("table, where, meant", [
+    ("[methods.exvideo]\nrecipie = {steps = 3}\n", "methods.exvideo.recipie: unknown option",
+     "recipe"),
+    ("[methods.exvideo.recipe]\nstepz = 3\n", "methods.exvideo.recipe.stepz: unknown field",
+     "steps"),
+])
+def test_an_unknown_method_key_names_the_closest_valid_one(tmp_path: Path, table, where, meant):
+    from pytest_ablation.methods.exvideo.profile import exvideo_on_profile
+
+    profile = load_profile(write(tmp_path, '[profile]\nname = "mine"\nextends = "tiny"\n' + table))
+    with pytest.raises(ValueError) as info:
+        exvideo_on_profile(profile)
+    assert where in str(info.value) and f"did you mean {meant!r}?" in str(info.value)
+
+
+def test_a_misspelt_profile_name_and_claim_name_the_closest(tmp_path: Path) -> None:
+    from pytest_ablation.claims import ClaimSpecError, parse_claims
+
+    with pytest.raises(ProfileError, match="did you mean 'tiny'?"):
+        load_profile("tinny")
+    with pytest.raises(ClaimSpecError, match="unknown claim 'above_refrence'; did you mean "
+                                             "'above_reference'?"):
+        parse_claims({"v": ["clip_score above_refrence"]}, "test_x")
+    with pytest.raises(ClaimSpecError, match="did you mean 'margin'?"):
+        parse_claims({"v": [{"metric": "clip_score", "claim": "above_reference", "margn": 1}]},
+                     "test_x")

@@ -42,6 +42,7 @@ def values(report, study):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_saved_png_videos_read_back_give_the_same_scores(pytester):
     # Fresh processes: the two runs import different model code, which torch allows once.
     pytester.makepyfile(test_made=MADE)

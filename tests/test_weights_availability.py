@@ -57,6 +57,7 @@ def test_an_unreachable_hub_is_told_within_seconds(monkeypatch):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_a_paper_scale_run_without_its_weights_stops_at_start_up_in_a_few_lines(tmp_path):
     env = {**__import__("os").environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     started = time.monotonic()

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..suggest import did_you_mean
+
 if TYPE_CHECKING:
     from pytest_ablation.metrics.inputs import MetricInput
 
@@ -114,7 +116,8 @@ def get_metric(name: str) -> MetricSpec:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown metric {name!r}; known metrics: {', '.join(metric_names())}"
+            f"unknown metric {name!r}; {did_you_mean(name, metric_names())}known metrics: "
+            f"{', '.join(metric_names())}"
         ) from None
 
 

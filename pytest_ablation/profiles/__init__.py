@@ -15,6 +15,7 @@ from pytest_ablation.profiles.checks import DTYPES
 from pytest_ablation.profiles.kinds import ModelKind, model_kinds, register_model_kind
 from pytest_ablation.profiles.spec import ModelSpec, Profile
 from pytest_ablation.profiles.toml import LocatedError, read_profile
+from pytest_ablation.suggest import did_you_mean
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -70,7 +71,7 @@ def _load(value: str | os.PathLike[str], base_dir: Path | None, stack: tuple[Pat
             )
         return read_profile(path, _extends, stack)
     raise ProfileError(
-        f"unknown profile {value!r}; the built-in profiles are "
+        f"unknown profile {value!r}; {did_you_mean(value, builtin_profiles())}the built-in profiles are "
         f"{', '.join(builtin_profiles())}, or give a path to a .toml file"
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_ablation.profiles.settings import ProfileError
+from pytest_ablation.suggest import did_you_mean
 
 Checker = Callable[[str, Any], Any]
 
@@ -73,7 +74,8 @@ def subfolders(components: tuple[str, ...]) -> Checker:
         for key, folder in value.items():
             if key not in components:
                 raise ProfileError(
-                    f"{where}.{key}: unknown component; the components are: {', '.join(components)}"
+                    f"{where}.{key}: unknown component; {did_you_mean(key, components)}the "
+                    f"components are: {', '.join(components)}"
                 )
             text(f"{where}.{key}", folder)
         return dict(value)

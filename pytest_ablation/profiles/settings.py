@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_ablation.suggest import did_you_mean
+
 
 class ProfileError(ValueError):
     """A profile, a setting or a model spec is unusable; the message names the culprit."""
@@ -157,7 +159,8 @@ def _known(names: Any) -> None:
     for name in names:
         if name not in _RULES:
             raise ProfileError(
-                f"settings.{name}: unknown setting; the settings are: {', '.join(SETTING_NAMES)}"
+                f"settings.{name}: unknown setting; {did_you_mean(name, SETTING_NAMES)}the "
+                f"settings are: {', '.join(SETTING_NAMES)}"
             )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pytest_ablation.profiles.settings import ProfileError, StudySettings
 from pytest_ablation.profiles.checks import DTYPES, fail
 from pytest_ablation.profiles.kinds import model_kind
+from pytest_ablation.suggest import did_you_mean
 
 _ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -88,7 +89,7 @@ class ModelSpec:
                     allowed = ", ".join(rule.options) or "none"
                     raise ProfileError(
                         f"{where}.{key}: unknown option for kind {self.kind!r}; "
-                        f"its options are: {allowed}"
+                        f"{did_you_mean(key, rule.options)}its options are: {allowed}"
                     )
                 options[key] = rule.options[key](f"{where}.{key}", value)
             for key in rule.required:
@@ -216,14 +217,16 @@ def _metric_options(tables: Any) -> dict[str, Any]:
     checked = {}
     for metric, options in tables.items():
         if metric not in METRIC_OPTIONS:
-            raise ProfileError(f"metrics.{metric}: no options for this metric; known: {known}")
+            raise ProfileError(f"metrics.{metric}: no options for this metric; "
+                               f"{did_you_mean(metric, METRIC_OPTIONS)}known: {known}")
         if not isinstance(options, Mapping):
             raise fail(f"metrics.{metric}", options, "a table")
         values = {}
         for key, value in options.items():
             checker = METRIC_OPTIONS[metric].get(key)
             if checker is None:
-                raise ProfileError(f"metrics.{metric}.{key}: unknown option; known: {known}")
+                raise ProfileError(f"metrics.{metric}.{key}: unknown option; "
+                                   f"{did_you_mean(key, METRIC_OPTIONS[metric])}known: {known}")
             where = f"metrics.{metric}.{key}"
             values[key] = _check_metric_option(checker, where, _plain(where, value))
         checked[metric] = _freeze(values)

@@ -13,6 +13,7 @@ from pytest_ablation.profiles.settings import ProfileError, StudySettings
 from pytest_ablation.profiles.kinds import model_kind
 from pytest_ablation.profiles.prompts import read_prompts
 from pytest_ablation.profiles.spec import ModelSpec, Profile, thaw
+from pytest_ablation.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,7 +157,8 @@ def _build(
     for key in data:
         if key not in _TOP_LEVEL:
             raise ProfileError(
-                f"{key}: unknown table; a profile has [profile], [settings], [models.<role>], "
+                f"{key}: unknown table; {did_you_mean(key, _TOP_LEVEL)}a profile has [profile], "
+                "[settings], [models.<role>], "
                 "[methods.<name>] and [metrics.<name>]"
             )
     if "profile" not in data:
@@ -165,7 +167,8 @@ def _build(
     for key in head:
         if key not in _PROFILE_KEYS:
             raise ProfileError(
-                f"profile.{key}: unknown key; [profile] takes {', '.join(_PROFILE_KEYS)}"
+                f"profile.{key}: unknown key; {did_you_mean(key, _PROFILE_KEYS)}[profile] takes "
+                f"{', '.join(_PROFILE_KEYS)}"
             )
     if "name" not in head:
         raise ProfileError("profile.name: missing")

@@ -23,6 +23,7 @@ from ..record import (
     variant_entry,
 )
 from .inference import annotate, result_fields
+from .schema import schema_problem
 
 REPORT_FORMAT = "pytest-ablation-report"
 REPORT_VERSION = 2
@@ -268,6 +269,8 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
     except json.JSONDecodeError as error:
         raise ReportError(f"{what} {path} is not valid JSON ({error.msg} at line {error.lineno}); "
                           "is it truncated?") from None
+    except RecursionError:
+        raise ReportError(f"{what} {path} is nested too deeply to be a report.json") from None
     if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
         raise ReportError(f"{what} {path} is not a pytest-ablation report (no format "
                           f"{REPORT_FORMAT!r})")
@@ -276,34 +279,9 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
                           f"pytest-ablation reads versions "
                           f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
                           "--ablation-save-baseline")
-    results = data.get("results")
-    required = ("study", "variant", "metric", "direction", "value")
-    if not isinstance(results, list) or not all(
-        isinstance(r, dict) and all(k in r for k in required) for r in results
-    ):
-        raise ReportError(f"{what} {path} has no valid 'results' list (each entry needs "
-                          f"{', '.join(required)})")
-    for index, entry in enumerate(results):
-        value = entry["value"]
-        if value is not None and not _is_number(value):
-            raise ReportError(f"{what} {path}: results[{index}] ({entry['study']} "
-                              f"{entry['variant']} {entry['metric']}) has value {value!r}; "
-                              "expected a number (or null)")
-    studies = data.get("studies")
-    if not isinstance(studies, list) or not all(
-        isinstance(s, dict) and isinstance(s.get("study"), str)
-        and isinstance(s.get("variants"), list) and all(isinstance(v, dict) for v in s["variants"])
-        for s in studies
-    ):
-        raise ReportError(f"{what} {path} has no valid 'studies' list (each entry needs study "
-                          "and a list of variants); is it a full report.json?")
-    cases = data.get("cases")
-    if data["version"] >= 2 and (not isinstance(cases, list) or not all(
-        isinstance(c, dict) and isinstance(c.get("study"), str) and isinstance(c.get("variant"), str)
-        and c.get("outcome") in CASE_OUTCOMES for c in cases
-    )):
-        raise ReportError(f"{what} {path} has no valid 'cases' list (each entry needs study, "
-                          f"variant and an outcome, one of {', '.join(CASE_OUTCOMES)})")
+    problem = schema_problem(data)
+    if problem:
+        raise ReportError(f"{what} {path} does not match report.json's schema: {problem}")
     if what == "baseline":
         problem = baseline_problem(data)
         if problem:

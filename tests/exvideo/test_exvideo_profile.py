@@ -84,6 +84,7 @@ def test_loads_svd_xt_plus_exsvd_from_local_files(local_weights, tmp_path) -> No
     assert len(ident["exsvd"]["sha256"]) == 64 and len(ident["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_load_exsvd_unet_from_a_folder_and_a_file(local_weights) -> None:
     from pytest_ablation.methods.exvideo import load_exsvd_unet
 

@@ -63,6 +63,7 @@ def test_identity_conv_reflects_along_time() -> None:
 
 @settings(max_examples=12)
 @given(channels=CHANNELS, frames=st.integers(1, 40), height=SIDES, width=SIDES, conv=st.booleans())
+@pytest.mark.slow
 def test_static_is_the_unpatched_unet_for_any_frame_count(channels, frames, height, width, conv) -> None:
     plain = small_unet(channels)
     inputs = unet_inputs(frames, height, width)

@@ -211,6 +211,7 @@ def test_long_videos_go_well_past_the_trained_length(tiny_svd) -> None:
         assert frames >= 3 * length, (name, frames, length)
 
 
+@pytest.mark.slow
 def test_how_far_tuning_moved_the_new_parts_is_in_the_details(lab, tiny_svd, tmp_path) -> None:
     from pytest_ablation.methods.exvideo import exvideo_state_dict, extend_unet
 

@@ -76,6 +76,7 @@ def spawn(toy, *args, **env):
     )
 
 
+@pytest.mark.slow
 def test_sigint_mid_run_keeps_finished_work_and_the_rerun_resumes(slow, tmp_path):
     log = tmp_path / "logs" / "generate.txt"
     run = spawn(slow, "--ablation-cache-dir=cache", SLOW_SECONDS="0.2")
@@ -102,6 +103,7 @@ def test_sigint_mid_run_keeps_finished_work_and_the_rerun_resumes(slow, tmp_path
     assert len(lines(log)) <= 4 * per_variant + 1  # at most the one being made is made again
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_an_error_in_the_report_and_the_gate(slow, monkeypatch):
     slow.runpytest("test_slow.py", "--ablation-save-baseline=baseline.json").assert_outcomes(passed=4)
     monkeypatch.setenv("KILL_WORKER", "1")
@@ -134,6 +136,7 @@ def test_corrupted_cache_entries_are_recomputed(slow, tmp_path):
     assert report_of(slow.path / "reports" / "report.json")["results"] == first
 
 
+@pytest.mark.slow
 def test_concurrent_runs_share_one_cache(slow, tmp_path):
     runs = [spawn(slow, "--ablation-cache-dir=shared", f"--ablation-report-dir=r{i}",
                   SLOW_SECONDS="0.05") for i in (1, 2)]

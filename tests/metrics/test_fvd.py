@@ -109,6 +109,7 @@ def test_bad_shapes_and_too_few_videos_are_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_bootstrap_interval_covers_the_true_distance_at_its_level():
     # Two Gaussian populations with a known Fréchet distance; both sets sampled. The basic
     # interval must cover the truth about 95% of the time; the percentile interval, which
@@ -326,6 +327,7 @@ def test_a_torchscript_detector_is_called_as_fvd_code_calls_it(tmp_path):
     assert (frames, height, width) == (6, 224, 224)  # every frame resized to 224x224
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_features_at_the_standard_size(checkpoint):
     # 224x224, as FVD computes them: the spatial map before the logits is 7x7 there, so the

@@ -380,6 +380,7 @@ def _params():
 
 
 @pytest.mark.parametrize("name", list(_params()))
+@pytest.mark.slow
 def test_metric_scores_on_an_emulated_gpu_as_on_the_cpu(name, checkpoints, monkeypatch, tmp_path):
     spec = get_metric(name)
     # File hashes (part of score keys) are memoised under XDG_CACHE_HOME: not the user's.
@@ -470,6 +471,7 @@ def test_a_metric_mixing_devices_fails_on_the_emulated_gpu(monkeypatch, tmp_path
     ("background_consistency", True),  # VBench's clip.load: ViT-B/32 in float16 on a GPU
     ("subject_consistency", False),    # DINO: float32 on both
 ])
+@pytest.mark.slow
 def test_a_cached_score_crosses_devices_only_if_computed_in_the_same_precision(
         name, half_on_gpu, checkpoints, monkeypatch, tmp_path):
     # One cache shared by a CPU run and a GPU run (a cache folder on a shared disk): the

@@ -186,6 +186,7 @@ def clip_b32_weights(clip_b32_file, monkeypatch):
 
 # -- the metrics equal VBench's computation ------------------------------------------------------
 
+@pytest.mark.slow
 def test_subject_consistency_is_vbenchs_on_square_frames(dino_vit, dino_weights, videos):
     video = videos.noise(frames=4, height=64, width=64, seed=3)
     expected, expected_per_frame = vbench_subject_consistency(dino_vit, video)
@@ -199,6 +200,7 @@ def test_subject_consistency_is_vbenchs_on_square_frames(dino_vit, dino_weights,
     assert len(score.per_frame) == 3
 
 
+@pytest.mark.slow
 def test_subject_consistency_is_vbenchs_on_frames_it_does_not_crop(dino_vit, dino_weights, videos):
     # 48x80 becomes 224x373: VBench keeps the aspect ratio, the 14x23 patch grid needs
     # DINO's stretched position embeddings, and the last 5 columns fall outside the patches.
@@ -233,6 +235,7 @@ def test_resizing_runs_on_unrounded_floats_as_in_vbench(videos):
     assert_same_function_output(vbench.dino_input(frames), expected, "DINO input")
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_aesthetic_quality_is_the_laion_head_on_normalised_vit_l14_features_over_10(
     tmp_path, monkeypatch, videos
@@ -272,6 +275,7 @@ def test_aesthetic_quality_is_the_laion_head_on_normalised_vit_l14_features_over
 
 # -- properties ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_video_of_identical_frames_is_fully_consistent(dino_weights, clip_b32_weights, videos):
     video = videos.still(frames=4, height=64, width=64, seed=2)
     for metric in ("subject_consistency", "background_consistency"):
@@ -280,6 +284,7 @@ def test_a_video_of_identical_frames_is_fully_consistent(dino_weights, clip_b32_
         assert score.per_frame == pytest.approx([1.0] * 3, abs=1e-6), metric
 
 
+@pytest.mark.slow
 def test_shuffling_frames_changes_subject_consistency(dino_weights, videos):
     # Two shots, A A B B; shuffled to A B A B the same frames cut at every step. With c the
     # cosine between the shots, the first scores (1 + c + (1 + c) / 2) / 3, the second
@@ -310,6 +315,7 @@ def _dino_features(model, x):
 @pytest.mark.parametrize(
     "layout", ["facebookresearch .pth", "timm safetensors", "training checkpoint"]
 )
+@pytest.mark.slow
 def test_dino_loader_gives_back_the_saved_model(layout, dino_vit, tmp_path):
     state = {k: v.clone() for k, v in dino_vit.state_dict().items()}
     if layout == "timm safetensors":
@@ -330,6 +336,7 @@ def test_dino_loader_gives_back_the_saved_model(layout, dino_vit, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["state dict", "safetensors", "TorchScript archive"])
+@pytest.mark.slow
 def test_clip_loader_gives_back_the_saved_model(layout, clip_b32, tmp_path):
     if layout == "safetensors":
         path = tmp_path / "open_clip_model.safetensors"
@@ -485,6 +492,7 @@ def _project(pytester, monkeypatch, metrics):
         monkeypatch.delenv(variable, raising=False)
 
 
+@pytest.mark.slow
 def test_missing_weights_stop_the_study_at_collection_naming_the_variables(pytester, monkeypatch):
     metrics = ["subject_consistency", "background_consistency", "aesthetic_quality"]
     _project(pytester, monkeypatch, metrics)
@@ -500,6 +508,7 @@ def test_missing_weights_stop_the_study_at_collection_naming_the_variables(pytes
     result.stdout.no_fnmatch_line("*passed*")
 
 
+@pytest.mark.slow
 def test_with_weights_the_study_scores_subject_consistency(pytester, monkeypatch, dino_file):
     _project(pytester, monkeypatch, ["subject_consistency"])
     monkeypatch.setenv(DINO_VAR, str(dino_file))

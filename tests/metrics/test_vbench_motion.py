@@ -185,6 +185,7 @@ def _vbench_magnitudes(model, frames_uint8: np.ndarray) -> list[float]:
     return scores
 
 
+@pytest.mark.slow
 def test_metric_equals_vbench_computation_with_random_raft(random_raft, monkeypatch):
     path, model = random_raft
     monkeypatch.setenv(VARIABLE, str(path))

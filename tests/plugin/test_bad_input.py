@@ -61,18 +61,26 @@ def test_reference_that_is_not_a_variant(toy):
     result.stderr.fnmatch_lines(["*reference 's=0.7' is not one of the test's variants: s=0.0, s=0.5"])
 
 
-def test_unknown_metric(toy):
-    toy.makepyfile(test_flicker='''
+@pytest.mark.parametrize("marker_arguments, message", [
+    ('reference="s=0.5", metrics=["temporal_flickerin"]',
+     "*unknown metric(s) 'temporal_flickerin'; did you mean 'temporal_flickering'? known "
+     "metrics: *temporal_flickering*"),
+    ('referense="s=0.5", metrics=["temporal_flickering"]',
+     "*unknown ablation marker argument(s) *'referense'*; did you mean 'reference'? allowed: "
+     "reference, metrics, *"),
+], ids=["metric", "marker argument"])
+def test_a_misspelt_name_in_the_marker_names_the_closest(toy, marker_arguments, message):
+    toy.makepyfile(test_flicker=f'''
         import pytest
 
-        @pytest.mark.ablation("flicker", reference="s=0.5", metrics=["temporal_flickerin"])
-        @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
+        @pytest.mark.ablation("flicker", {marker_arguments})
+        @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={{s}}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
     ''')
     result = toy.runpytest()
     assert_usage_error(result, "invalid ablation study:")
-    result.stderr.fnmatch_lines(["*unknown metric(s) 'temporal_flickerin'; known metrics: *temporal_flickering*"])
+    result.stderr.fnmatch_lines([message])
 
 
 def test_missing_reference_with_several_variants(toy):
@@ -130,15 +138,21 @@ def test_a_bad_boolean_ini_names_the_key(toy):
     assert_usage_error(result, "ablation_no_cache (ini): *maybe*; allowed: true or false*")
 
 
-@pytest.mark.parametrize("value, shown", [('"0.5"', "'0.5'"), ("NaN", "nan"), ("null", "None"), ("true", "True")])
-def test_a_baseline_value_that_is_not_a_number_stops_the_run(toy, value, shown):
+@pytest.mark.parametrize("value, problem", [
+    ('"0.5"', 'results[[]0[]].value (flicker s=0.0 mean_brightness): got "0.5"; expected a number '
+              'or null'),
+    ("true", "results[[]0[]].value (flicker s=0.0 mean_brightness): got true; expected a number "
+             "or null"),
+    ("NaN", "results[[]0[]] (flicker s=0.0 mean_brightness) has value nan*"),
+    ("null", "results[[]0[]] (flicker s=0.0 mean_brightness) has value None*"),
+])
+def test_a_baseline_value_that_is_not_a_number_stops_the_run(toy, value, problem):
     text = ('{"format": "pytest-ablation-report", "version": 2, "studies": [], "cases": [], '
             '"results": [{"study": "flicker", "variant": "s=0.0", "metric": "mean_brightness", '
             f'"direction": "higher", "value": {value}}}]}}')
     (toy.path / "bad.json").write_text(text)
     result = toy.runpytest("--ablation-gate=bad.json")
-    assert_usage_error(result, f"--ablation-gate: baseline *bad.json*results[[]0[]] (flicker s=0.0 "
-                               f"mean_brightness) has value {shown}*")
+    assert_usage_error(result, f"--ablation-gate: baseline *bad.json*{problem}")
 
 
 def test_a_baseline_that_is_not_utf8_stops_the_run(toy):
@@ -256,6 +270,7 @@ def test_a_bad_exvideo_recipe_field_stops_the_run_at_collection(toy, field, valu
                                f"got {value.replace(chr(34), chr(39))}; expected {allowed}*")
 
 
+@pytest.mark.slow
 def test_an_infinite_claim_margin_fails_its_case_and_the_run_ends_with_a_report(toy):
     from .conftest import STUDY
 
@@ -268,6 +283,7 @@ def test_an_infinite_claim_margin_fails_its_case_and_the_run_ends_with_a_report(
     assert (toy.path / "reports" / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_a_study_parametrized_with_no_values_says_so(toy):
     toy.makepyfile(test_flicker='''
 import pytest

@@ -54,6 +54,7 @@ def claims_of(path):
             for s in report["studies"] for v in s["variants"] for e in v["expectations"]}
 
 
+@pytest.mark.slow
 def test_each_claim_gets_one_of_three_verdicts_everywhere(toy):
     toy.makepyfile(test_lift=study())
     result = toy.runpytest("test_lift.py", "-p", "no:randomly")
@@ -89,6 +90,7 @@ def test_each_claim_gets_one_of_three_verdicts_everywhere(toy):
     assert all(word in shown.stdout for word in ("supported", "refuted", "inconclusive")), shown.stdout
 
 
+@pytest.mark.slow
 def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_what_ran(toy):
     toy.makepyfile(test_lift=study())
     toy.runpytest("test_lift.py", "-p", "no:randomly")
@@ -107,6 +109,7 @@ def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_what_ran(toy):
         k: (e["verdict"], e["p_adjusted"]) for k, e in whole.items()}
 
 
+@pytest.mark.slow
 def test_undecidable_claims_are_listed_at_collection_and_expected_to_fail(toy):
     toy.makepyfile(test_lift=study(prompts=PROMPTS[:6]))  # 3 claims need 7 units
     result = toy.runpytest("test_lift.py", "-p", "no:randomly")

@@ -122,6 +122,7 @@ def tensor_entries(pytester) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     project.makepyfile(test_cfg=STUDY, test_claim=CLAIM)
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-v",
@@ -165,6 +166,7 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
         "cfg", "cfg=1.0"]["value"] == variant["value"]
 
 
+@pytest.mark.slow
 def test_missing_i3d_weights_stop_at_collection(project, monkeypatch, tmp_path):
     monkeypatch.setenv(VARIABLE, str(tmp_path / "absent.pt"))
     project.makepyfile(test_cfg=STUDY)
@@ -194,6 +196,7 @@ def _write_real_videos(folder: Path, count: int, frames: int, size: int) -> None
                 image.save(folder / f"clip{index}" / f"frame_{number:04d}.png")
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_a_folder_of_real_videos_is_the_reference_set(project):
     _write_real_videos(project.path / "real", count=5, frames=6, size=48)

@@ -89,8 +89,9 @@ def test_lower_is_better_metric_regresses_upwards(toy):
         ('{"hello": 1}', "--ablation-gate: baseline * is not a pytest-ablation report*"),
         ('{"format": "pytest-ablation-report", "version": 99, "results": []}',
          "--ablation-gate: baseline * has report version 99*regenerate it*"),
-        ('{"format": "pytest-ablation-report", "version": 1, "results": [{"study": "s"}]}',
-         "--ablation-gate: baseline * has no valid 'results' list*"),
+        ('{"format": "pytest-ablation-report", "version": 1, "studies": [], "results": [{"study": "s"}]}',
+         "--ablation-gate: baseline * does not match report.json's schema: results[[]0[]] (s): the "
+         "field 'variant' is missing"),
     ],
 )
 def test_bad_baseline_is_a_usage_error_before_any_model_loads(toy, content, message):

@@ -41,6 +41,7 @@ def test_the_conftest_does_not_describe_the_gpus(toy):
     assert "pytest_ablation_visible_gpus" not in (toy.path / "conftest.py").read_text()
 
 
+@pytest.mark.slow
 def test_auto_uses_the_first_gpu_torch_reports(gpus):
     toy = gpus(2)
     toy.runpytest_subprocess().assert_outcomes(passed=3)
@@ -49,6 +50,7 @@ def test_auto_uses_the_first_gpu_torch_reports(gpus):
     assert {line.split()[1] for line in lines(Path(os.environ["TOY_LOAD_LOG"]))} == {"cuda:0"}
 
 
+@pytest.mark.slow
 def test_an_explicit_gpu_is_selected_before_models_load(gpus):
     toy = gpus(2)
     toy.runpytest_subprocess("--ablation-devices=cuda:1").assert_outcomes(passed=3)
@@ -56,6 +58,7 @@ def test_an_explicit_gpu_is_selected_before_models_load(gpus):
     assert workers_of(toy)["main"]["physical_gpu"] == "1"
 
 
+@pytest.mark.slow
 def test_a_gpu_beyond_torchs_count_is_refused_at_start_up(gpus):
     result = gpus(2).runpytest_subprocess("--ablation-devices=cuda:2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -63,6 +66,7 @@ def test_a_gpu_beyond_torchs_count_is_refused_at_start_up(gpus):
     assert not Path(os.environ["TOY_LOAD_LOG"]).exists()
 
 
+@pytest.mark.slow
 def test_without_gpus_auto_is_the_cpu(gpus):
     toy = gpus(0)
     toy.runpytest_subprocess().assert_outcomes(passed=3)
@@ -70,6 +74,7 @@ def test_without_gpus_auto_is_the_cpu(gpus):
     assert selected_devices() == []
 
 
+@pytest.mark.slow
 def test_n_auto_is_one_worker_per_visible_gpu_remapped_through_cuda_visible_devices(gpus):
     toy = gpus(8, visible="4,6,7")
     result = toy.runpytest_subprocess("-n", "auto", "--dist", "load")
@@ -83,6 +88,7 @@ def test_n_auto_is_one_worker_per_visible_gpu_remapped_through_cuda_visible_devi
     }
 
 
+@pytest.mark.slow
 def test_one_gpu_shared_by_two_workers(gpus):
     toy = gpus(1)
     result = toy.runpytest_subprocess("-n", "auto", "--dist", "load", "--ablation-devices=cuda:0,cuda:0")
@@ -92,6 +98,7 @@ def test_one_gpu_shared_by_two_workers(gpus):
     assert selected_devices() == ["0", "0"]
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_see_its_gpu_says_so(toy, monkeypatch):
     # The plugin is told of a GPU (a hook, as for a machine torch cannot query) that torch
     # cannot see: the test fails with the device and what the worker sees, not a CUDA trace.
@@ -105,6 +112,7 @@ def test_a_worker_that_cannot_see_its_gpu_says_so(toy, monkeypatch):
     result.stdout.fnmatch_lines(["*this process was given cuda:0 but sees 0 GPUs*"])
 
 
+@pytest.mark.slow
 def test_each_case_starts_its_own_peak_memory_count(gpus, monkeypatch, tmp_path):
     # The out-of-memory message reports the peak of the test that failed: the peak count of
     # the worker's GPU starts again before each case, not once per process.
@@ -132,6 +140,7 @@ def test_flicker(strength, flicker, ablation, ablation_device):
 '''
 
 
+@pytest.mark.slow
 def test_a_worker_started_in_place_of_a_crashed_one_takes_its_gpu(gpus, monkeypatch, tmp_path):
     # Dealt round-robin by its new id (gw2), the replacement would land on cuda:0, which gw0
     # is using; it takes the device the crashed worker left.

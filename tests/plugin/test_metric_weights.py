@@ -4,6 +4,8 @@ collection, before any model loads; present ones are loaded once and key the sco
 import json
 import os
 
+import pytest
+
 from .conftest import CONFTEST, lines
 
 GAIN = '''
@@ -60,6 +62,7 @@ def _values(toy, metric):
     return {row["variant"]: row["value"] for row in report["results"] if row["metric"] == metric}
 
 
+@pytest.mark.slow
 def test_missing_weights_stop_the_run_at_collection_naming_the_variable(toy, tmp_path, monkeypatch):
     _project(toy, tmp_path, monkeypatch)
     monkeypatch.delenv("BRIGHTNESS_GAIN_WEIGHTS", raising=False)
@@ -79,6 +82,7 @@ def test_missing_weights_stop_the_run_at_collection_naming_the_variable(toy, tmp
     result.stderr.fnmatch_lines(["*gained_brightness: BRIGHTNESS_GAIN_WEIGHTS=*absent.txt* is not a file*"])
 
 
+@pytest.mark.slow
 def test_present_weights_are_loaded_once_and_new_weights_rescore(toy, tmp_path, monkeypatch):
     _project(toy, tmp_path, monkeypatch)
     checkpoint = tmp_path / "gain.txt"

@@ -3,6 +3,8 @@ read only that world's videos)."""
 
 import json
 
+import pytest
+
 STUDY = '''
 import pytest
 
@@ -20,6 +22,7 @@ def _metrics(toy):
     return {row["metric"] for row in report["results"]}
 
 
+@pytest.mark.slow
 def test_metrics_named_for_this_profile_are_added_and_others_are_not(toy):
     toy.makepyfile(test_flicker=STUDY.replace("{METRICS_ON}", '{"toy-test": ["mean_brightness"]}'))
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
@@ -30,6 +33,7 @@ def test_metrics_named_for_this_profile_are_added_and_others_are_not(toy):
     assert _metrics(toy) == {"temporal_flickering"}
 
 
+@pytest.mark.slow
 def test_bad_metrics_on_stops_collection_naming_it(toy):
     toy.makepyfile(test_flicker=STUDY.replace("{METRICS_ON}", '{"toy": "mean_brightness"}'))
     result = toy.runpytest_subprocess("-p", "no:cacheprovider")

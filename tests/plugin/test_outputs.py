@@ -39,6 +39,7 @@ def test_junit_xml_carries_each_variants_metrics_and_claims(toy):
     assert "ablation.mean_brightness.reference_value" in cases["test_flicker[s=1.0]"]
 
 
+@pytest.mark.slow
 def test_junit_properties_travel_from_xdist_workers(toy):
     toy.runpytest("-n", "2", "--junitxml=junit.xml").assert_outcomes(passed=3)
     names = {

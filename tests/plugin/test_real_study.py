@@ -24,6 +24,7 @@ def run_study(tmp_path: Path, name: str, *args: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_real_study_numbers_do_not_depend_on_workers(tmp_path):
     single = run_study(tmp_path, "one", "-n", "0")
     double = run_study(tmp_path, "two", "-n", "2", "--dist", "load")

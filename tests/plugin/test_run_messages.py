@@ -4,6 +4,8 @@ with passing tests exits 1, and which models it loaded."""
 import json
 import re
 
+import pytest
+
 
 def section(lines: list[str], title: str) -> str:
     """The lines of one "=== title ===" section of pytest's output, up to the next section:
@@ -109,6 +111,7 @@ def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
     assert "status" in capsys.readouterr().out  # --all still shows every row
 
 
+@pytest.mark.slow
 def test_a_long_expected_failure_reason_is_kept_whole_in_every_report_file(toy):
     import json
 

@@ -43,6 +43,7 @@ def studies_of(report):
     return {study["study"] for study in report["studies"]}
 
 
+@pytest.mark.slow
 def test_shards_keep_model_groups_together_and_merge_to_the_single_run(two_groups, capsys):
     toy = two_groups
     toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
@@ -94,6 +95,7 @@ def test_the_split_follows_the_selection_not_the_machine(two_groups):
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])
+@pytest.mark.slow
 def test_one_study_spread_over_shards_merges_to_the_single_run(two_groups, capsys, count):
     # The calm study alone (4 cases): every shard pairs its variants with the reference,
     # which it reads or recomputes through the cache; 5 shards leave the fifth empty.
@@ -120,6 +122,7 @@ def test_one_study_spread_over_shards_merges_to_the_single_run(two_groups, capsy
         case["nodeid"]: case["outcome"] for case in single["cases"]}
 
 
+@pytest.mark.slow
 def test_concurrent_shards_share_one_cache_directory(two_groups, tmp_path):
     toy = two_groups
     toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
@@ -146,6 +149,7 @@ def test_concurrent_shards_share_one_cache_directory(two_groups, tmp_path):
     assert report_in(toy, "again")["cache"]["misses"] == 0
 
 
+@pytest.mark.slow
 def test_shards_work_with_xdist(two_groups):
     toy = two_groups
     toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
@@ -177,6 +181,7 @@ def test_merge_refuses_shards_of_different_environments(two_groups, capsys):
     assert not (toy.path / "m" / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_one_real_study_gives_every_one_of_three_shards_a_test():
     # The TMA study alone: once a single model group, so two of three shards had nothing.
     repo = Path(__file__).resolve().parents[2]

@@ -130,6 +130,7 @@ def test_failed_expectation_prints_every_number(toy):
     assert claim["p_value"] == 1.0 and claim["p_refute"] == pytest.approx(2.0 ** -6)
 
 
+@pytest.mark.slow
 def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
     toy.makepyfile(test_soft='''
         import pytest

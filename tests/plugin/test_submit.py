@@ -48,6 +48,7 @@ def read(path):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_submit_runs_every_shard_merges_and_gates(project, capsys):
     toy = project
     assert submit(toy, 3, "--gate", str(toy.path / "full" / "report.json")) == 0
@@ -63,6 +64,7 @@ def test_submit_runs_every_shard_merges_and_gates(project, capsys):
     assert (toy.path / "out" / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(
         project, capsys, tmp_path, monkeypatch):
     toy = project
@@ -86,6 +88,7 @@ def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(
     assert merged["gate"]["failed"] is True
 
 
+@pytest.mark.slow
 def test_a_shard_that_fails_twice_is_named_and_the_others_are_merged(project, capsys, monkeypatch):
     toy = project
     monkeypatch.setenv("FAIL_ALWAYS", "1")
@@ -125,6 +128,7 @@ def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
         "gpus_per_node": 2, "array_parallelism": 4, "partition": "gpu"}
 
 
+@pytest.mark.slow
 def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

@@ -79,5 +79,6 @@ def test_a_misspelt_parser_metric_is_refused_with_the_known_names(toy):
     assert result.ret != 0
     # The known names listed include the toy world's, registered by its plugin.
     result.stderr.fnmatch_lines(
-        ["*unknown metric(s) 'trajectory_jerks'; known metrics:*drift_vs_gap*trajectory_jerk*"]
+        ["*unknown metric(s) 'trajectory_jerks'; did you mean 'trajectory_jerk'? known "
+         "metrics:*drift_vs_gap*trajectory_jerk*"]
     )

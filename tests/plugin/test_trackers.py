@@ -96,6 +96,7 @@ def md5_b64(path):
 
 # -- MLflow --------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.slow
 def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, tracker_env):
     toy.runpytest_subprocess("--ablation-save-baseline=base.json").assert_outcomes(passed=3)
     result = toy.runpytest_subprocess("--ablation-gate=base.json", "--ablation-mlflow")
@@ -169,6 +170,7 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_only_the_controller_logs_with_xdist_workers(toy, tracker_env):
     result = toy.runpytest_subprocess("-n", "2", "--ablation-mlflow", "--ablation-wandb")
     result.assert_outcomes(passed=3)
@@ -178,6 +180,7 @@ def test_only_the_controller_logs_with_xdist_workers(toy, tracker_env):
     assert len(list((toy.path / "reports" / "wandb").glob("offline-run-*"))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_a_tracker_that_cannot_log_fails_the_run_and_says_why(toy, tracker_env, monkeypatch):
     # A server that answers (so the start-up check lets the run go) but is no MLflow server:
@@ -219,6 +222,7 @@ def shard_reports(toy, count):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
     from pytest_ablation.cli import main
@@ -323,6 +327,7 @@ def items(record):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_wandb_offline_run_holds_the_reports_numbers_tables_files_and_profile(toy, tracker_env):
     # No WANDB_MODE: offline is the plugin's default (and the server is a closed port).
     result = toy.runpytest_subprocess("--ablation-wandb")
@@ -405,6 +410,7 @@ for loaded in [m for m in sys.modules if m == {module!r} or m.startswith({module
     ("--ablation-mlflow", "mlflow", "mlflow"),
     ("--ablation-mlflow", "sqlalchemy", "mlflow"),  # the local store's database layer
 ])
+@pytest.mark.slow
 def test_a_missing_package_stops_the_run_at_start_up_naming_the_extra(toy, tracker_env, option,
                                                                       module, extra):
     toy.makepyfile(block_imports=BLOCKER.format(module=module))

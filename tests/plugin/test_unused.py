@@ -65,6 +65,7 @@ def plain(pytester):
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two workers"])
+@pytest.mark.slow
 def test_no_process_of_a_plain_run_imports_torch(plain, observed, workers):
     plain.runpytest_subprocess("-p", "no:cacheprovider", *workers).assert_outcomes(passed=4)
     entries = observed()
@@ -74,6 +75,7 @@ def test_no_process_of_a_plain_run_imports_torch(plain, observed, workers):
     }
 
 
+@pytest.mark.slow
 def test_a_plain_run_writes_nothing(plain, observed):
     # What the other installed plugins write (pytest-benchmark's folder, bytecode) is made by
     # the run without the plugin first; the run with it must add nothing.
@@ -91,6 +93,7 @@ def test_a_plain_run_writes_nothing(plain, observed):
     assert written() == before
 
 
+@pytest.mark.slow
 def test_n_without_dist_schedules_a_plain_project_as_xdist_does(plain, observed):
     result = plain.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *PLUGINS_OFF)
     result.assert_outcomes(passed=4)
@@ -100,6 +103,7 @@ def test_n_without_dist_schedules_a_plain_project_as_xdist_does(plain, observed)
     assert without_plugin == with_plugin == {"LoadScheduling"}
 
 
+@pytest.mark.slow
 def test_an_explicit_dist_is_left_alone(plain, observed):
     plain.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile").assert_outcomes(passed=4)
     assert {e["scheduler"] for e in observed() if e["process"] == "controller"} == {"LoadFileScheduling"}
@@ -111,6 +115,7 @@ def _worker_count(result) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_n_auto_in_a_plain_project_is_xdists_own_count(plain, observed):
     off = plain.runpytest_subprocess("-p", "no:cacheprovider", "-n", "auto", *PLUGINS_OFF)
     # Four GPUs, told through the plugin's own hook (a conftest cannot define it while the
@@ -124,6 +129,7 @@ def test_n_auto_in_a_plain_project_is_xdists_own_count(plain, observed):
     assert all(entry["heavy"] == [] for entry in observed() if entry["process"] == "controller")
 
 
+@pytest.mark.slow
 def test_n_without_dist_schedules_a_study_by_model(toy, second_study, observed):
     # The counterpart: the same observer in the toy study project, whose tests have a model
     # group, sees the plugin's scheduler chosen.

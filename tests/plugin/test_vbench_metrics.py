@@ -75,6 +75,7 @@ def _score_files(toy):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_selected_interpolator_gives_its_own_scores_under_its_own_keys(toy, tmp_path,
                                                                         monkeypatch):
     _project(toy, tmp_path, monkeypatch)
@@ -109,6 +110,7 @@ def test_a_selected_interpolator_gives_its_own_scores_under_its_own_keys(toy, tm
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_built_in_interpolator_is_selected_by_name(toy, tmp_path, monkeypatch):
     _project(toy, tmp_path, monkeypatch, interpolator="linear-blend")
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
@@ -124,6 +126,7 @@ def test_a_built_in_interpolator_is_selected_by_name(toy, tmp_path, monkeypatch)
                                 "has no 'missing'*"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_interpolator_stops_the_run_naming_the_setting(toy, tmp_path, monkeypatch,
                                                              setting, message):
     _project(toy, tmp_path, monkeypatch, interpolator=setting)
@@ -183,6 +186,7 @@ def test_fps(strength, flicker, ablation):
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_metrics_see_the_frame_rate_of_the_videos_settings(toy):
     # dynamic_degree_vbench subsamples by it; the toy profile plays at 8 fps, this study at 12.

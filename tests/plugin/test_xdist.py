@@ -4,6 +4,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from .conftest import lines
 
 
@@ -16,6 +18,7 @@ def scheduling_free(report):
     return {"studies": report["studies"], "results": report["results"], "profile": report["profile"]}
 
 
+@pytest.mark.slow
 def test_report_is_identical_between_one_and_two_workers(toy, second_study):
     toy.makepyfile(test_steady=second_study)
     single = toy.runpytest_subprocess("-n", "0", "--ablation-no-cache")
@@ -28,6 +31,7 @@ def test_report_is_identical_between_one_and_two_workers(toy, second_study):
     assert sorted(two["environment"]["workers"]) == ["gw0", "gw1"]
 
 
+@pytest.mark.slow
 def test_studies_sharing_a_model_share_a_worker(toy, second_study):
     toy.makepyfile(test_steady=second_study)
     toy.runpytest_subprocess("-n", "2").assert_outcomes(passed=5)
@@ -38,6 +42,7 @@ def test_studies_sharing_a_model_share_a_worker(toy, second_study):
     assert all(w["threads"] == 1 for w in workers.values())
 
 
+@pytest.mark.slow
 def test_with_dist_load_each_worker_loads_a_model_at_most_once(toy, second_study):
     toy.makepyfile(test_steady=second_study)
     toy.runpytest_subprocess("-n", "2", "--dist", "load").assert_outcomes(passed=5)
@@ -45,6 +50,7 @@ def test_with_dist_load_each_worker_loads_a_model_at_most_once(toy, second_study
     assert len(pids) == len(set(pids)) >= 1
 
 
+@pytest.mark.slow
 def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_study):
     toy.makepyfile(test_steady=second_study)
     env = {"SIMULATED_GPUS": "8", "CUDA_VISIBLE_DEVICES": "3,5,6,7"}
@@ -68,6 +74,7 @@ def test_workers_get_devices_indexing_into_cuda_visible_devices(toy, second_stud
     assert devices == ["cuda:1", "cuda:3"]
 
 
+@pytest.mark.slow
 def test_auto_workers_follow_the_gpus(toy, monkeypatch):
     monkeypatch.setenv("SIMULATED_GPUS", "3")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -77,6 +84,7 @@ def test_auto_workers_follow_the_gpus(toy, monkeypatch):
     assert sorted(w["device"] for w in workers.values()) == ["cuda:0", "cuda:1", "cuda:2"]
 
 
+@pytest.mark.slow
 def test_auto_workers_without_gpus_use_the_cores(toy):
     result = toy.runpytest_subprocess("-n", "auto")
     cores = len(os.sched_getaffinity(0))

@@ -235,6 +235,7 @@ def test_report_without_media_and_gate_renders(tmp_path):
     assert all(img.attrs["src"].startswith("data:image/png;base64,") for img in root.iter("img"))
 
 
+@pytest.mark.slow
 def test_missing_or_outside_preview_files_give_a_note(own_copy, tmp_path_factory):
     report, report_dir = own_copy
     variants = report["studies"][1]["variants"]
@@ -277,6 +278,7 @@ def test_output_is_deterministic_and_written_atomically(rendered, own_copy):
     assert sorted(p.name for p in report_dir.iterdir()) == ["media", "report.html"]
 
 
+@pytest.mark.slow
 def test_the_page_opens_with_every_claim_and_its_verdict():
     import json
     from pathlib import Path

@@ -63,6 +63,7 @@ def test_best_only_where_significant_after_adjustment():
     assert best_variants(worse, "score", "higher") == {"ref"}
 
 
+@pytest.mark.slow
 def test_plan_prints_prompts_needed(tmp_path, capsys):
     rng = np.random.default_rng(2)
     s = study(rng, ref=0.0, v=0.3)

@@ -143,6 +143,7 @@ def test_variants_keep_their_parametrize_order_everywhere(sweep):
     assert names == IDS
 
 
+@pytest.mark.slow
 def test_the_order_survives_a_merge_and_a_saved_report(sweep):
     report = report_of(sweep)
     [study] = report["studies"]

@@ -79,6 +79,7 @@ def value(table, kind, seed, name) -> float:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.slow
 def test_teleport_raises_trajectory_jerk(table, seed):
     smooth = value(table, "smooth", seed, "trajectory_jerk")
     assert smooth <= JERK_SMOOTH_MAX

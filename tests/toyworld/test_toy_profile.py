@@ -1,5 +1,6 @@
 """The `toy` profile: the shipped weights, loaded through the kinds real checkpoints use."""
 
+import pytest
 import torch
 
 from pytest_ablation.metrics import ClipModel, clip_score
@@ -46,6 +47,7 @@ def test_the_toy_world_refuses_only_prompts_it_cannot_draw():
     assert "colour one of red, green, blue, yellow, purple" in problem
 
 
+@pytest.mark.slow
 def test_a_toy_run_with_a_prompt_it_cannot_draw_stops_before_any_model_loads(tmp_path):
     import subprocess
     import sys

@@ -89,6 +89,7 @@ def test_loss_is_post_tunes_objective():
     assert not torch.allclose(ours, dropped)  # dropping the conditions reaches the UNet
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_trains_only_the_unet():
     encoder, processor = _image_encoder()
     vae = i2v.build_temporal_vae(_perturbed_image_vae())

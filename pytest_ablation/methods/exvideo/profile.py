@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ...suggest import did_you_mean
 from .variants import STANDARD_RECIPE, TuningRecipe
 
 OPTIONS = ("recipe", "sample_at_recipe_size", "condition_images")
@@ -45,10 +46,16 @@ _RECIPE_TYPES = {
 
 def _recipe(value: Any) -> TuningRecipe:
     names = [f.name for f in fields(TuningRecipe)]
-    if not isinstance(value, dict) or set(value) - set(names):
+    if not isinstance(value, dict):
         raise ValueError(
             f"methods.exvideo.recipe: got {value!r}; expected a table of {', '.join(names)}"
         )
+    for key in value:
+        if key not in names:
+            raise ValueError(
+                f"methods.exvideo.recipe.{key}: unknown field; {did_you_mean(key, names)}the "
+                f"fields are: {', '.join(names)}"
+            )
     for name, (check, allowed) in _RECIPE_TYPES.items():
         if name in value and not check(value[name]):
             raise ValueError(
@@ -66,7 +73,8 @@ def exvideo_on_profile(profile: Any) -> ExVideoOnProfile:
     for key in options:
         if key not in OPTIONS:
             raise ValueError(
-                f"methods.exvideo.{key}: unknown option; the options are: {', '.join(OPTIONS)}"
+                f"methods.exvideo.{key}: unknown option; {did_you_mean(key, OPTIONS)}the options "
+                f"are: {', '.join(OPTIONS)}"
             )
     recipe = _recipe(options["recipe"]) if "recipe" in options else STANDARD_RECIPE
     long_video: dict[str, Any] = {"frames": recipe.max_frames}
