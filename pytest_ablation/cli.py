@@ -206,7 +206,8 @@ def cmd_metrics(args) -> int:
 
 def _register_plugin_metrics() -> None:
     """The metrics installed pytest plugins register (the toy world's among them), as a run
-    registers them: each ``pytest11`` plugin module's ``pytest_ablation_add_metrics``."""
+    registers them: each ``pytest11`` plugin module's ``pytest_ablation_add_metrics``, then
+    the ``pytest_ablation.metrics`` entry points'."""
     import importlib
     from importlib.metadata import entry_points
 
@@ -220,6 +221,12 @@ def _register_plugin_metrics() -> None:
             continue
         if callable(hook) and point.module != "pytest_ablation.plugin":
             hook(register=register)
+    from .metrics.registry import InstalledMetricError, register_installed_metrics
+
+    try:
+        register_installed_metrics()
+    except InstalledMetricError as error:
+        raise ReportError(str(error)) from None
 
 
 def _metric_weights(spec, judge: str) -> str:

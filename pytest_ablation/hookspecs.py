@@ -25,6 +25,8 @@ def pytest_ablation_add_metrics(register):
     Called in every process (controller and workers) before collection, so the metrics are
     known when the ``ablation`` markers are checked. The default registers the built-in
     metrics and runs first, so a metric registered under a built-in name replaces it.
+    Installed packages' metrics (the ``pytest_ablation.metrics`` entry points) come after,
+    under the names left free.
     """
 
 

@@ -129,6 +129,9 @@ class AblationSession:
         from .metrics.registry import metric_names
         from .options import TOLERANCES_INI
 
+        if not self.options.tolerances:
+            return
+        self.register_installed_metrics()
         problem = unknown_tolerance(self.options.tolerances, metric_names(), TOLERANCES_INI)
         if problem:
             raise pytest.UsageError(problem)
@@ -142,11 +145,28 @@ class AblationSession:
             raise pytest.UsageError(f"--ablation-profile: {error}") from None
 
     def _register_metrics(self) -> None:
+        """The built-in metrics, then those of plugins and conftests (the hook)."""
         from .metrics.registry import register_metric
 
         self.config.hook.pytest_ablation_add_metrics(
             register=functools.partial(register_metric, replace=True)
         )
+        self._installed_metrics_registered = False
+
+    def register_installed_metrics(self) -> None:
+        """Those of installed packages (the ``pytest_ablation.metrics`` entry points) under
+        the names the hook left free: once, when a run first needs metrics (it has studies,
+        or tolerances to check), so that a project without studies neither imports them nor
+        stops on a broken one."""
+        from .metrics.registry import InstalledMetricError, register_installed_metrics
+
+        if self._installed_metrics_registered:
+            return
+        self._installed_metrics_registered = True
+        try:
+            register_installed_metrics()
+        except InstalledMetricError as error:
+            raise pytest.UsageError(str(error)) from None
 
     @property
     def distributed(self) -> bool:
@@ -155,6 +175,7 @@ class AblationSession:
     def metric(self, name: str):
         from .metrics.registry import get_metric
 
+        self.register_installed_metrics()
         return get_metric(name)
 
     # -- collection: all checked before any model loads ----------------------------------
@@ -163,6 +184,8 @@ class AblationSession:
         from .catalog import StudyError
         from .metrics.registry import metric_names
 
+        if catalog.studies():
+            self.register_installed_metrics()
         errors = catalog.problems(set(metric_names()))
         if errors:
             raise pytest.UsageError("invalid ablation study:\n  " + "\n  ".join(errors))

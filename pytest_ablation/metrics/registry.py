@@ -97,6 +97,8 @@ class MetricSpec:
 
 
 _REGISTRY: dict[str, MetricSpec] = {}
+# The names of builtin.toml's metrics (set as they are registered, at import).
+BUILTIN_METRICS: frozenset[str] = frozenset()
 
 
 def register_metric(spec: MetricSpec, *, replace: bool = False) -> None:
@@ -123,6 +125,63 @@ def get_metric(name: str) -> MetricSpec:
 
 def metric_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+# Installed packages declare metrics here, as model kinds under pytest_ablation.model_kinds:
+#   [project.entry-points."pytest_ablation.metrics"]
+#   sharpness = "my_metrics.sharpness:SPEC"
+ENTRY_POINT_GROUP = "pytest_ablation.metrics"
+
+
+class InstalledMetricError(ValueError):
+    """An entry point of ``pytest_ablation.metrics`` that does not give a usable metric."""
+
+
+def installed_metrics() -> tuple[MetricSpec, ...]:
+    """The metrics installed packages declare in the ``pytest_ablation.metrics`` entry-point
+    group, by entry-point name: each entry point names a ``MetricSpec`` of the same name.
+
+    Loading one imports the module it names, so such a module should import its heavy
+    libraries inside its evaluate function, as the built-in metrics do. A built-in metric's
+    name is refused: an installed package does not replace a built-in metric without the
+    project saying so (a conftest's registration does).
+    """
+    from importlib import metadata
+
+    specs: dict[str, MetricSpec] = {}
+    for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if entry.name in specs:
+            continue
+        package = getattr(getattr(entry, "dist", None), "name", None)
+        where = (f"entry point {ENTRY_POINT_GROUP}:{entry.name} = {entry.value!r}"
+                 + (f" (package {package})" if package else ""))
+        try:
+            spec = entry.load()
+        except Exception as error:  # noqa: BLE001 - any failure of a third party's import
+            raise InstalledMetricError(
+                f"{where} could not be loaded: {type(error).__name__}: {error}") from None
+        if not isinstance(spec, MetricSpec):
+            raise InstalledMetricError(
+                f"{where}: expected a MetricSpec, got {type(spec).__name__}")
+        if spec.name != entry.name:
+            raise InstalledMetricError(
+                f"{where}: names a MetricSpec called {spec.name!r}; the entry point's name is "
+                "the metric's")
+        if spec.name in BUILTIN_METRICS:
+            raise InstalledMetricError(
+                f"{where}: {spec.name!r} is a built-in metric; choose another name (a "
+                "project's conftest may replace a built-in metric, an installed package not)")
+        specs[entry.name] = spec
+    return tuple(specs.values())
+
+
+def register_installed_metrics() -> None:
+    """Register ``installed_metrics()`` under the names not yet taken (a project's conftest
+    or a plugin registered through the hook keeps its own); InstalledMetricError as there."""
+    taken = set(_REGISTRY)
+    for spec in installed_metrics():
+        if spec.name not in taken:
+            register_metric(spec)
 
 
 class _LazyEvaluate:
@@ -152,7 +211,9 @@ def _register_builtins() -> None:
     else:  # pragma: no cover - exercised on Python 3.10 only
         import tomli as tomllib
 
+    global BUILTIN_METRICS
     declared = tomllib.loads(Path(__file__).with_name("builtin.toml").read_text(encoding="utf-8"))
+    BUILTIN_METRICS = frozenset(declared)
     for name, fields in declared.items():
         register_metric(
             MetricSpec(
