@@ -78,7 +78,9 @@ def _mutated(document, rng: random.Random):
 
 
 def test_the_schema_is_a_valid_json_schema():
-    jsonschema.Draft202012Validator.check_schema(report_schema())
+    meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+    assert [error.message for error in meta.iter_errors(report_schema())] == []
+    assert report_schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 def test_the_schema_lists_the_codes_own_words():
