@@ -42,15 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_ablation.stats import (  # noqa: E402
-    MDE_BOUND_CONFIDENCE,
-    SKEW_WARNING_RATE,
-    claim_holds_rows,
-    mde_bound,
-    mde_factor,
-    sign_test_pvalue,
-    skew_against_rows,
-    skew_warning_threshold,
+from pytest_ablation.stats.paired import (
+    MDE_BOUND_CONFIDENCE, SKEW_WARNING_RATE, claim_holds_rows, mde_bound, mde_factor,
+    sign_test_pvalue, skew_against_rows, skew_warning_threshold,
 )
 
 ALPHA = 0.025

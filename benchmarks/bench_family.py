@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_ablation.ablation import Comparison, MetricComparison  # noqa: E402
-from pytest_ablation.claims import DeclaredClaim  # noqa: E402
-from pytest_ablation.expectations import ClaimSet, Expectation  # noqa: E402
-from pytest_ablation.stats import paired_delta  # noqa: E402
+from pytest_ablation.run.ablation import Comparison, MetricComparison  # noqa: E402
+from pytest_ablation.stats.claims import DeclaredClaim  # noqa: E402
+from pytest_ablation.stats.expectations import ClaimSet, Expectation  # noqa: E402
+from pytest_ablation.stats.paired import paired_delta  # noqa: E402
 
 METRIC = "score"
 

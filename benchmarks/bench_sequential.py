@@ -5,7 +5,7 @@
 
 Pure numpy, no models. For a fixed-n study of 8, 12 and 18 prompts at a one-sided alpha
 of 0.025 (and 12 prompts in a Bonferroni family of two claims, alpha 0.0125), the
-sequential design of ``pytest_ablation.sequential`` that replaces it: looks after rounds of
+sequential design of ``pytest_ablation.stats.sequential`` that replaces it: looks after rounds of
 prompts, a budget above the fixed n, the same alpha, and at least the fixed design's power
 at its minimum detectable effect (MDE). Simulated studies, normal prompt-level differences
 with true mean 0, 0.5, 1 and 2 MDE (standard deviation 1): the fixed design's supported
@@ -31,13 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_ablation.sequential import (  # noqa: E402
-    SPENDING_EXPONENT,
-    expected_units,
-    sequential_design,
-    simulate_studies,
+from pytest_ablation.stats.sequential import (
+    SPENDING_EXPONENT, expected_units, sequential_design, simulate_studies,
 )
-from pytest_ablation.stats import claim_holds_rows, mde_factor  # noqa: E402
+from pytest_ablation.stats.paired import claim_holds_rows, mde_factor  # noqa: E402
 
 POWER = 0.8
 EFFECTS = (0.0, 0.5, 1.0, 2.0)  # in MDEs of the fixed design
@@ -54,7 +51,7 @@ SCENARIOS = (
     (18, 0.025, 8, 3, 22, SPENDING_EXPONENT),
     (12, 0.025 / 2, 4, 3, 16, 1.0),
 )
-SIM_SEED = 20_261_207  # the designs calibrate on other seeds (see pytest_ablation.sequential)
+SIM_SEED = 20_261_207  # the designs calibrate on other seeds (see pytest_ablation.stats.sequential)
 
 
 def heavy_tailed(shape: str, rng: np.random.Generator, size) -> np.ndarray:

@@ -7,7 +7,7 @@ them, so that loading the plugin keeps ``pytest --help`` fast.
 from .lazy import lazy_exports
 from .version import __version__
 
-_EXPORTS = {"video_folder": ("VideoFolder",), "catalog": ("replicates",)}
+_EXPORTS = {"run.video_folder": ("VideoFolder",), "run.catalog": ("replicates",)}
 
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = ["__version__", *_names]

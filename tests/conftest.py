@@ -24,7 +24,7 @@ import torch._dynamo  # noqa: F401
 def _one_torch_thread():
     # The models under test are tiny: threads buy nothing, and on a busy two-core machine two
     # OpenMP threads spend most of their time waiting on each other (100x slowdowns seen).
-    # It is also the plugin's own policy on the CPU (see pytest_ablation.devices).
+    # It is also the plugin's own policy on the CPU (see pytest_ablation.run.devices).
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -59,17 +59,10 @@ _PLUGIN_ENVIRONMENT = ("CUBLAS_WORKSPACE_CONFIG",)
 
 @pytest.fixture(autouse=True)
 def _process_state_restored():
-    from pytest_ablation.metrics import registry
-
-    # The registry object itself: a test that swaps it with monkeypatch gets it swapped back
-    # by monkeypatch; what is restored here is what was registered in it.
-    metrics = registry._REGISTRY
-    registered = dict(metrics)
+    # (Metrics are no process-wide state: each run owns its MetricRegistry.)
     settings = _torch_settings()
     environment = {name: os.environ.get(name) for name in _PLUGIN_ENVIRONMENT}
     yield
-    metrics.clear()
-    metrics.update(registered)
     if _torch_settings() != settings:
         _restore_torch_settings(settings)
     for name, value in environment.items():

@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from pytest_ablation.cache import ResultCache, StoredVideo
+from pytest_ablation.run.cache import ResultCache, StoredVideo
 
 
 def video(seed=0):
@@ -221,7 +221,7 @@ def test_a_folder_in_an_entrys_place_is_recomputed_and_left_alone(tmp_path, kind
 
 
 def test_unreadable_entries_reach_the_merged_stats():
-    from pytest_ablation.report.build import merge_cache_stats
+    from pytest_ablation.results.report_json import merge_cache_stats
 
     merged = merge_cache_stats([{"cache": {"unreadable": ["b: Is a directory"]}},
                                 {"cache": {"unreadable": ["a: Permission denied"]}}, {"cache": {}}])

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from pytest_ablation.cache import ResultCache
+from pytest_ablation.run.cache import ResultCache
 
 SHARDS = 8
 REFERENCE_ENTRIES = [f"reference-{i}" for i in range(4)]  # wanted by every shard

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from pytest_ablation.stats import claim_holds_rows, mde_factor, paired_delta
+from pytest_ablation.stats.paired import claim_holds_rows, mde_factor, paired_delta
 
 ALPHA = 0.025
 REPS = 4000

@@ -37,8 +37,8 @@ def test_a_declared_claim_is_decided_at_alpha_over_the_family_whatever_else_ran(
     # A variant far above its reference: its verdict and adjusted p are those of Bonferroni
     # over the 4 declared claims, computed from its own p-value alone.
     arms[0] += 3.0
-    from pytest_ablation.claims import DeclaredClaim
-    from pytest_ablation.expectations import ClaimSet, Expectation
+    from pytest_ablation.stats.claims import DeclaredClaim
+    from pytest_ablation.stats.expectations import ClaimSet, Expectation
 
     family = tuple(DeclaredClaim(f"v{k}", bench.METRIC, "above_reference") for k in range(4))
     claims = ClaimSet(family_size=4)

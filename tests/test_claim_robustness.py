@@ -17,23 +17,10 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from pytest_ablation.stats import (
-    MDE_BOUND_CONFIDENCE,
-    SKEW_WARNING_RATE,
-    beyond_pvalue,
-    chi2_cdf,
-    chi2_quantile,
-    claim_holds_rows,
-    mde_bound,
-    mde_factor,
-    paired_delta,
-    sign_test_pvalue,
-    skew_against,
-    skew_against_rows,
-    skew_warning,
-    skew_warning_threshold,
-    smallest_pvalue,
-    spread_upper_factor,
+from pytest_ablation.stats.paired import (
+    MDE_BOUND_CONFIDENCE, SKEW_WARNING_RATE, beyond_pvalue, chi2_cdf, chi2_quantile,
+    claim_holds_rows, mde_bound, mde_factor, paired_delta, sign_test_pvalue, skew_against,
+    skew_against_rows, skew_warning, skew_warning_threshold, smallest_pvalue, spread_upper_factor,
     units_needed,
 )
 

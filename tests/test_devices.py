@@ -1,13 +1,8 @@
 import pytest
 import torch
 
-from pytest_ablation.devices import (
-    DeviceError,
-    assign,
-    auto_worker_count,
-    gpus_from_environment,
-    parse_devices,
-    resolve_devices,
+from pytest_ablation.run.devices import (
+    DeviceError, assign, auto_worker_count, gpus_from_environment, parse_devices, resolve_devices,
 )
 
 
@@ -63,7 +58,7 @@ def test_auto_worker_count():
 def test_selecting_a_gpu_makes_it_current_and_cudnn_deterministic(monkeypatch):
     import torch
 
-    from pytest_ablation.devices import DeviceAssignment, select_device
+    from pytest_ablation.run.devices import DeviceAssignment, select_device
 
     chosen = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -88,7 +83,7 @@ def test_selecting_a_gpu_makes_it_current_and_cudnn_deterministic(monkeypatch):
 def test_a_gpu_is_described_by_model_memory_and_software(monkeypatch, tmp_path):
     from cuda_emulation import emulated_cuda
 
-    from pytest_ablation import devices
+    from pytest_ablation.run import devices
 
     version = tmp_path / "version"
     version.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  "
@@ -106,7 +101,7 @@ def test_a_gpu_is_described_by_model_memory_and_software(monkeypatch, tmp_path):
 
 
 def test_a_gpu_that_cannot_be_asked_is_described_with_nones(monkeypatch):
-    from pytest_ablation import devices
+    from pytest_ablation.run import devices
 
     def refuse(*args, **kwargs):
         raise RuntimeError("no CUDA driver")

@@ -168,7 +168,7 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
 # Scores of smooth functions of the frames agree to 1e-4; DIS optical flow on uint8 frames is
 # not smooth: a pixel one level off moves the top 5 % of flow vectors that dynamic_degree
 # averages (measured: up to 1.5 % apart). It is compared within its gate tolerance, the
-# smallest motion change builtin.toml counts as worth mentioning.
+# smallest motion change dynamic_degree's spec counts as worth mentioning.
 ROUNDING = {"rel": 1e-4, "abs": 1e-5}
 SAME_NUMBERS = {"dynamic_degree": {"rel": 0.0, "abs": get_metric("dynamic_degree").tolerance}}
 

@@ -1,4 +1,4 @@
-from pytest_ablation.gate import compare, judge, summarize
+from pytest_ablation.results.gate import compare, judge, summarize
 
 
 def entry(variant, metric, value, direction="higher", study="s"):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pytest_ablation.generation import GeneratedVideo, GeneratorError, check_output
+from pytest_ablation.run.generation import GeneratedVideo, GeneratorError, check_output
 
 
 def video(**kw):

@@ -177,7 +177,7 @@ def test_the_folder_holds_the_project_and_what_the_node_lacks_and_no_cuda_stack(
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total < 48 * 2**20, total
     with zipfile.ZipFile(names["pytest-ablation"]) as wheel:
-        assert "pytest_ablation/plugin.py" in wheel.namelist()
+        assert "pytest_ablation/harness/plugin.py" in wheel.namelist()
     for relative in ("gpu-check", "repo/scripts/gpu-check", "repo/tests/gpu/test_gpu.py", "repo/tests/gpu/conftest.py",
                      "repo/tests/conftest.py", "repo/benchmarks/bench_gpu.py", "repo/ablations/test_zs2_tma.py",
                      "repo/ablations/conftest.py", "repo/pyproject.toml", "repo/conftest.py", "MANIFEST.txt"):

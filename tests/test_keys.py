@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_ablation.keys import canonical, derive_seed, digest
+from pytest_ablation.run.keys import canonical, derive_seed, digest
 
 
 def test_digest_ignores_key_order_but_not_values():

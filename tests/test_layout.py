@@ -7,6 +7,7 @@ dependency), so that each concern can be read, tested and replaced on its own.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,14 +30,40 @@ def module_names(package_dir: Path) -> dict[str, tuple[Path, bool]]:
     return names
 
 
+def named_module(text: str, modules, *, head: bool = False) -> str | None:
+    """The module of the package a string names for an import made at run time, or None:
+    "pkg.mod:function", "pkg.mod" (a module, not a package: a package's dotted name is
+    also how entry-point groups and resources are named), or, as the constant ``head`` of
+    f"pkg.sub.{name}", the package "pkg.sub"."""
+    match = re.fullmatch(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(\.?)(:[\w.]+)?", text)
+    if match is None or bool(match.group(2)) != head:
+        return None
+    name = match.group(1)
+    if name not in modules:
+        return None
+    is_package = modules[name][1]
+    return name if (head or match.group(3) or not is_package) else None
+
+
 def import_graph(package_dir: Path) -> dict[str, set[str]]:
-    """{module: the package's modules it imports}, from the source, without importing it."""
+    """{module: the package's modules it imports}, from the source, without importing it.
+
+    A string that names a module of the package counts as an import of it: the module,
+    or a function in it (``"pkg.mod:check"``), imported at run time by ``importlib``.
+    """
     modules = module_names(package_dir)
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, (path, is_package) in modules.items():
         here = name.split(".") if is_package else name.split(".")[:-1]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named = named_module(node.value, modules)
+                targets = [named] if named else []
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(
+                    node.values[0], ast.Constant):
+                named = named_module(str(node.values[0].value), modules, head=True)
+                targets = [named] if named else []
+            elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = here[: len(here) - node.level + 1] if node.level else []
@@ -119,14 +146,49 @@ def test_the_core_imports_no_method_and_no_toy_world():
     assert {module: others for module, others in offending.items() if others} == {}
 
 
-def test_models_do_not_reach_up_to_metrics_or_the_plugin():
+# The package's layers, lowest first: a module imports only from its own layer and those
+# below it. The plugins a run loads beside the core (the two methods, the toy world) sit on
+# top and are checked apart: the core never names them.
+LAYERS = (
+    ("pytest_ablation.version", "pytest_ablation.lazy", "pytest_ablation.suggest",
+     "pytest_ablation.files"),
+    ("pytest_ablation.profiles",),
+    ("pytest_ablation.models",),
+    ("pytest_ablation.metrics",),
+    ("pytest_ablation.stats",),
+    ("pytest_ablation.results",),
+    ("pytest_ablation.run",),
+    ("pytest_ablation.report",),
+    ("pytest_ablation.harness",),
+    ("pytest_ablation.cli",),
+    ("pytest_ablation.methods", "pytest_ablation.toyworld"),
+)
+LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+
+
+def test_every_unit_of_the_package_has_a_layer():
+    units = set(unit_graph(import_graph(PACKAGE_DIR))) - {"pytest_ablation"}
+    assert units == set(LAYER_OF)
+
+
+def test_imports_point_down_the_layers():
+    upward = sorted(
+        f"{module} -> {other}"
+        for module, imported in import_graph(PACKAGE_DIR).items()
+        for other in imported
+        if unit_of(module) in LAYER_OF and unit_of(other) in LAYER_OF
+        and LAYER_OF[unit_of(other)] > LAYER_OF[unit_of(module)]
+    )
+    assert upward == []
+
+
+def test_the_lowest_layers_stand_on_almost_nothing():
     graph = unit_graph(import_graph(PACKAGE_DIR))
     # Profiles stand on nothing of the package but the spelling hint, which stands on nothing.
     assert graph["pytest_ablation.profiles"] <= {"pytest_ablation.suggest"}
     assert graph["pytest_ablation.suggest"] == set()
-    assert not graph["pytest_ablation.models"] & {
-        "pytest_ablation.metrics", "pytest_ablation.methods", "pytest_ablation.plugin"
-    }
+    # Statistics know numbers, not reports, runs or metrics.
+    assert graph["pytest_ablation.stats"] <= {"pytest_ablation.suggest"}
 
 
 @pytest.mark.parametrize(
@@ -138,6 +200,14 @@ def test_models_do_not_reach_up_to_metrics_or_the_plugin():
         ({"a.py": "from .sub import c\n", "sub/__init__.py": "", "sub/c.py": "from ..a import x\n"},
          [["pkg.a", "pkg.sub.c"]]),
         ({"a.py": "from . import b\n", "b.py": "import os\n"}, []),
+        # Imports made from strings, at run time.
+        ({"a.py": "from . import b\n", "b.py": "CHECK = 'pkg.a:check'\n"}, [["pkg.a", "pkg.b"]]),
+        ({"a.py": "from . import b\n", "b.py": "def f(n):\n    return f'pkg.a.{n}'\n"},
+         [["pkg.a", "pkg.b"]]),
+        ({"a.py": "from . import b\n", "b.py": "WORDS = 'pkg a'\nDOC = 'see pkg.a for why'\n"},
+         []),
+        # A package's dotted name is also an entry-point group's or a resource's.
+        ({"a.py": "from . import sub\n", "sub/__init__.py": "GROUP = 'pkg'\n"}, []),
     ],
 )
 def test_the_check_finds_a_cycle_where_there_is_one(tmp_path, files, expected):
@@ -148,6 +218,21 @@ def test_the_check_finds_a_cycle_where_there_is_one(tmp_path, files, expected):
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
     assert cycles(import_graph(package)) == expected
+
+
+def test_every_entry_point_names_a_module_of_the_package():
+    # Entry points are how a lower layer reaches a higher one by design (the model kinds
+    # the profiles load, the plugins pytest loads); a move must not leave one dangling.
+    import tomllib
+
+    project = tomllib.loads((PACKAGE_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    modules = module_names(PACKAGE_DIR)
+    targets = [value.split(":")[0]
+               for group in project["project"]["entry-points"].values()
+               for value in group.values()]
+    targets += [value.split(":")[0] for value in project["project"]["scripts"].values()]
+    assert len(targets) >= 12
+    assert [target for target in targets if target not in modules] == []
 
 
 def test_each_model_kind_is_its_own_module():
@@ -168,7 +253,7 @@ def test_each_model_kind_is_its_own_module():
 def test_a_request_carries_settings_that_the_settings_schema_defines():
     from dataclasses import fields
 
-    from pytest_ablation.generation import VIDEO_SETTINGS, GenerationRequest
+    from pytest_ablation.run.generation import VIDEO_SETTINGS, GenerationRequest
     from pytest_ablation.profiles import SETTING_NAMES, load_profile
 
     assert set(VIDEO_SETTINGS) <= set(SETTING_NAMES)

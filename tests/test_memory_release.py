@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from cuda_emulation import emulated_cuda
-from pytest_ablation.devices import DeviceAssignment
-from pytest_ablation.generation import GenerationRequest
+from pytest_ablation.run.devices import DeviceAssignment
+from pytest_ablation.run.generation import GenerationRequest
 from pytest_ablation.methods.exvideo import exvideo_on_profile
 from pytest_ablation.methods.fixtures import exvideo_variants, zs2_sampler
-from pytest_ablation.pool import ModelPool
+from pytest_ablation.run.pool import ModelPool
 from pytest_ablation.profiles import load_profile
 
 
@@ -69,7 +69,7 @@ def test_a_group_switch_frees_the_zs2_model_and_its_memory(tiny):
 
 @pytest.mark.slow
 def test_a_group_switch_frees_exvideos_model_unet_copy_and_tuning_data(tiny, tmp_path):
-    from pytest_ablation.cache import ResultCache
+    from pytest_ablation.run.cache import ResultCache
 
     on_profile = exvideo_on_profile(tiny)
     recipe = dataclasses.replace(on_profile.recipe, steps=1, clips=1, tuning_runs=1)

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from pytest_ablation.report import build_report
-from pytest_ablation.report.merge import MergeError, merge_reports
+from pytest_ablation.results.report_json import build_report
+from pytest_ablation.results.merge import MergeError, merge_reports
 
 
 def record(study, variant, value, reference="a"):

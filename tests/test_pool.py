@@ -4,9 +4,9 @@ out-of-memory error names the device, the models and the peak, and the run goes 
 import pytest
 import torch
 
-from pytest_ablation import devices
-from pytest_ablation.devices import DeviceAssignment
-from pytest_ablation.pool import ModelOutOfMemory, ModelPool
+from pytest_ablation.run import devices
+from pytest_ablation.run.devices import DeviceAssignment
+from pytest_ablation.run.pool import ModelOutOfMemory, ModelPool
 
 
 class Profile:

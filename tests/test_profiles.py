@@ -453,10 +453,6 @@ def test_batch_size_is_optional_auto_or_a_positive_integer():
     ("[settings]\npromts = ['a']\n", "settings.promts: unknown setting", "prompts"),
     ("[settings]\nguidance-scale = 2.0\n", "settings.guidance-scale: unknown setting",
      "guidance_scale"),
-    ("[metrics.motion_smoothness]\ninterpolater = 'amt'\n",
-     "metrics.motion_smoothness.interpolater: unknown option", "interpolator"),
-    ("[metrics.motion_smothness]\ninterpolator = 'amt'\n",
-     "metrics.motion_smothness: no options for this metric", "motion_smoothness"),
     ("[models.clip]\nkind = 'tiny-open-clip'\nseeed = 1\n", "models.clip.seeed", "seed"),
 ])
 def test_an_unknown_key_names_the_closest_valid_one(tmp_path: Path, body, where, meant) -> None:
@@ -483,7 +479,7 @@ def test_an_unknown_method_key_names_the_closest_valid_one(tmp_path: Path, table
 
 
 def test_a_misspelt_profile_name_and_claim_name_the_closest(tmp_path: Path) -> None:
-    from pytest_ablation.claims import ClaimSpecError, parse_claims
+    from pytest_ablation.stats.claims import ClaimSpecError, parse_claims
 
     with pytest.raises(ProfileError, match="did you mean 'tiny'?"):
         load_profile("tinny")

@@ -13,14 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from pytest_ablation import sequential
-from pytest_ablation.sequential import (
-    SequentialDesign,
-    expected_units,
-    sequential_design,
-    simulate_studies,
+from pytest_ablation.stats import sequential
+from pytest_ablation.stats.sequential import (
+    SequentialDesign, expected_units, sequential_design, simulate_studies,
 )
-from pytest_ablation.stats import sign_flip_pvalue, t_sf
+from pytest_ablation.stats.paired import sign_flip_pvalue, t_sf
 
 ALPHA = 0.025
 REPS = 40_000
@@ -97,7 +94,7 @@ def test_power_at_the_design_effect_is_at_least_the_power_asked(which, request):
 
 
 def test_the_default_effect_is_the_fixed_designs_mde(design12):
-    from pytest_ablation.stats import mde_factor
+    from pytest_ablation.stats.paired import mde_factor
 
     assert design12.fixed_units == 12
     assert design12.effect == mde_factor(12, ALPHA, 0.8)

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_ablation.sharding import bounds, split
+from pytest_ablation.harness.sharding import bounds, split
 
 
 def test_one_study_is_spread_and_groups_are_cut_only_where_balance_requires():

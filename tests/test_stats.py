@@ -6,18 +6,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pytest_ablation.stats import (
-    benjamini_hochberg,
-    holm,
-    mde_factor,
-    paired_delta,
-    prompts_needed,
-    sign_flip_pvalue,
-    t_pvalue,
-    t_quantile,
-    t_sf,
-    unit_means,
-    units_needed,
+from pytest_ablation.stats.paired import (
+    benjamini_hochberg, holm, mde_factor, paired_delta, prompts_needed, sign_flip_pvalue,
+    t_pvalue, t_quantile, t_sf, unit_means, units_needed,
 )
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pytest_ablation import VideoFolder
-from pytest_ablation.generation import GenerationRequest, GeneratorError
+from pytest_ablation.run.generation import GenerationRequest, GeneratorError
 from pytest_ablation.profiles import load_profile
 
 MADE = '''
@@ -78,7 +78,7 @@ def test_a_missing_video_is_named(tmp_path):
 def test_a_video_of_the_wrong_size_is_named(tmp_path):
     from PIL import Image
 
-    from pytest_ablation.report.media import slug
+    from pytest_ablation.run.media import slug
 
     settings = load_profile("tiny").settings  # 4 frames of 64x64
     folder = tmp_path / f"{slug('a red ball')}-seed0"
@@ -100,7 +100,7 @@ def test_a_folder_that_is_not_there_is_refused(tmp_path):
 
 # -- frame order ----------------------------------------------------------------------------
 def sample_folder(root, prompt="a red ball", seed_index=0):
-    from pytest_ablation.report.media import slug
+    from pytest_ablation.run.media import slug
 
     folder = root / f"{slug(prompt)}-seed{seed_index}"
     folder.mkdir()
@@ -327,7 +327,7 @@ def test_an_animated_png_frame_is_refused(tmp_path):
 @pytest.mark.parametrize("beside", ["a_red_ball-{}-seed0.gif", "a_red_ball-{}-seed0.MP4",
                                     "a_red_ball-{}-seed0.webm"])
 def test_two_sources_for_one_sample_are_refused_naming_both(tmp_path, beside):
-    from pytest_ablation.report.media import slug
+    from pytest_ablation.run.media import slug
 
     folder = sample_folder(tmp_path)
     write_indexed_frames(folder, ["frame_0000.png"])
@@ -344,7 +344,7 @@ def test_two_sources_for_one_sample_are_refused_naming_both(tmp_path, beside):
 
 
 def test_a_video_in_a_format_not_read_is_named(tmp_path):
-    from pytest_ablation.report.media import slug
+    from pytest_ablation.run.media import slug
 
     (tmp_path / f"{slug('a red ball')}-seed0.webm").write_bytes(b"")
     with pytest.raises(GeneratorError, match=r"-seed0.webm' is a .webm file; VideoFolder reads a "
@@ -353,7 +353,7 @@ def test_a_video_in_a_format_not_read_is_named(tmp_path):
 
 
 def test_a_gif_frame_with_transparency_is_refused(tmp_path):
-    from pytest_ablation.report.media import slug
+    from pytest_ablation.run.media import slug
 
     path = tmp_path / f"{slug('a red ball')}-seed0.gif"
     palette_image(transparency=int(INDEX[0, 0])).save(path)

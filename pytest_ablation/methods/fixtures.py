@@ -9,7 +9,7 @@ budget). The plugin core imports none of this: the methods register themselves.
 
 import pytest
 
-from pytest_ablation.catalog import replicates
+from pytest_ablation.run.catalog import replicates
 
 
 # The profile roles each of the methods' generator fixtures loads.

@@ -1,6 +1,7 @@
 """Video metrics: pure functions of a video (F, 3, H, W) in [0, 1], plus a feature model.
 
-Every metric returns a float and has a per-frame (or per-pair) form; the registry
+Every metric returns a float and has a per-frame (or per-pair) form; each is one module of
+``dimensions`` declaring its ``SPEC``, and a run's ``MetricRegistry``
 (``pytest_ablation.metrics.registry``) names them for the plugin. Names are resolved on first
 access, so importing this package does not import torch, open_clip or OpenCV.
 """
@@ -14,7 +15,7 @@ from pytest_ablation.lazy import lazy_exports
 _EXPORTS = {
     "clip_model": ("ClipModel", "TINY_MODEL"),
     "inputs": ("MetricInput",),
-    "registry": ("MetricSpec", "Score", "register_metric", "get_metric", "metric_names"),
+    "registry": ("MetricRegistry", "MetricSpec", "Score", "get_metric", "metric_names"),
     "dimensions.clip_score": ("clip_score", "clip_score_per_frame"),
     "dimensions.temporal_consistency": ("temporal_consistency", "temporal_consistency_per_pair"),
     "dimensions.video_coherence": ("video_coherence", "video_coherence_per_frame"),
@@ -34,6 +35,7 @@ _EXPORTS = {
         "background_consistency", "background_consistency_per_frame",
     ),
     "dimensions.aesthetic_quality": ("aesthetic_quality", "aesthetic_quality_per_frame"),
+    "dimensions.fvd": ("fvd",),
     "interpolators": ("Interpolator", "FlowMidpointInterpolator", "LinearInterpolator"),
     "validation": ("check_video", "check_image"),
     "weights": ("WeightFile", "WeightsMissing", "register_weight_file", "weight_file", "weight_files"),
@@ -84,11 +86,11 @@ if TYPE_CHECKING:
         motion_smoothness_per_frame,
     )
     from pytest_ablation.metrics.registry import (
+        MetricRegistry,
         MetricSpec,
         Score,
         get_metric,
         metric_names,
-        register_metric,
     )
     from pytest_ablation.metrics.dimensions.temporal_consistency import (
         temporal_consistency,

@@ -1,15 +1,25 @@
-"""The metric registry: names, directions, gate tolerances and evaluators.
+"""The metrics a run knows: each built-in one declared by its own module, and a registry
+that one run owns.
 
-The plugin imports this module at configure time, so it must not import torch: the built-in
-evaluators are thin wrappers that import their module on first call.
+Each module of ``metrics/dimensions`` is one metric: its formula and, beside it, its
+``SPEC`` (name, direction, gate tolerance, definition, source, weights, level). Those
+modules import torch, OpenCV and their models inside their functions, so that reading
+every spec (as the plugin does at configure time) imports none of them.
+
+A ``MetricRegistry`` belongs to one run (the plugin's session, or a CLI command): it starts
+from the built-in specs and takes those of conftests, plugins (the
+``pytest_ablation_add_metrics`` hook) and installed packages (entry points). Nothing here
+is process-wide and mutable, so one run's metrics never leak into the next.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from ..suggest import did_you_mean
 
@@ -51,6 +61,10 @@ class MetricSpec:
     # "video": one score per video, compared by paired deltas; "set": one value per set of
     # videos (FVD), computed by the study from all the videos of a variant and a reference.
     level: str = "video"
+    # The options a profile may set in its [metrics.<name>] table, each with the function
+    # that checks a value: check(value, where) returns the value to use, or raises
+    # ValueError naming ``where`` and what is allowed.
+    options: Mapping[str, Callable[[Any, str], Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -86,6 +100,13 @@ class MetricSpec:
             raise ValueError(
                 f"metric {self.name!r}: level must be one of {sorted(LEVELS)}, got {self.level!r}"
             )
+        if not isinstance(self.options, Mapping) or not all(
+                isinstance(key, str) and callable(check) for key, check in self.options.items()):
+            raise ValueError(
+                f"metric {self.name!r}: options must map option names to checking functions, "
+                f"got {self.options!r}"
+            )
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
     def weights_problems(self) -> list[str]:
         """Why this metric cannot run here (missing weights or extra); empty when it can."""
@@ -96,35 +117,115 @@ class MetricSpec:
         return [p for p in (weight_file(name).problem() for name in self.weights) if p]
 
 
-_REGISTRY: dict[str, MetricSpec] = {}
-# The names of builtin.toml's metrics (set as they are registered, at import).
-BUILTIN_METRICS: frozenset[str] = frozenset()
+# The modules of metrics/dimensions, each declaring the metric of its own name (``SPEC``).
+BUILTIN_MODULES = (
+    "aesthetic_quality", "background_consistency", "clip_score", "condition_consistency",
+    "dynamic_degree", "dynamic_degree_vbench", "fvd", "imaging_quality", "motion_smoothness",
+    "subject_consistency", "temporal_consistency", "temporal_flickering", "video_coherence",
+    "video_quality",
+)
+BUILTIN_METRICS: frozenset[str] = frozenset(BUILTIN_MODULES)
 
 
-def register_metric(spec: MetricSpec, *, replace: bool = False) -> None:
-    """Add ``spec`` to the registry; a name already taken is refused unless ``replace``."""
-    if not isinstance(spec, MetricSpec):
-        raise TypeError(f"register_metric expects a MetricSpec, got {type(spec).__name__}")
-    if spec.name in _REGISTRY and not replace:
-        raise ValueError(
-            f"a metric named {spec.name!r} is already registered; "
-            "pass replace=True to override it"
-        )
-    _REGISTRY[spec.name] = spec
+@functools.cache
+def builtin_metrics() -> tuple[MetricSpec, ...]:
+    """The built-in metrics' specs, by name: read from their modules once (they are frozen)."""
+    specs = []
+    for name in BUILTIN_MODULES:
+        spec = importlib.import_module(f"{__package__}.dimensions.{name}").SPEC
+        if spec.name != name:
+            raise RuntimeError(f"metrics/dimensions/{name}.py declares {spec.name!r}")
+        specs.append(spec)
+    return tuple(specs)
 
 
 def get_metric(name: str) -> MetricSpec:
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown metric {name!r}; {did_you_mean(name, metric_names())}known metrics: "
-            f"{', '.join(metric_names())}"
-        ) from None
+    """A built-in metric's spec; ValueError naming the closest built-in for another name.
+    (A run's own metrics, a project's included, are its ``MetricRegistry``'s.)"""
+    return MetricRegistry.builtin().get(name)
 
 
 def metric_names() -> list[str]:
-    return sorted(_REGISTRY)
+    """The built-in metrics' names, sorted."""
+    return sorted(BUILTIN_METRICS)
+
+
+class MetricRegistry:
+    """The metrics one run knows, by name: the built-in ones, then those it registers."""
+
+    def __init__(self, specs: Iterable[MetricSpec] = ()) -> None:
+        self._specs: dict[str, MetricSpec] = {}
+        self._installed_added = False
+        for spec in specs:
+            self.register(spec)
+
+    @classmethod
+    def builtin(cls) -> "MetricRegistry":
+        return cls(builtin_metrics())
+
+    def register(self, spec: MetricSpec, *, replace: bool = False) -> None:
+        """Add ``spec``; a name already taken is refused unless ``replace``."""
+        if not isinstance(spec, MetricSpec):
+            raise TypeError(f"register expects a MetricSpec, got {type(spec).__name__}")
+        if spec.name in self._specs and not replace:
+            raise ValueError(
+                f"a metric named {spec.name!r} is already registered; "
+                "pass replace=True to override it"
+            )
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> MetricSpec:
+        try:
+            return self._specs[name]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown metric {name!r}; {did_you_mean(name, self.names())}known metrics: "
+                f"{', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[MetricSpec]:
+        return iter(self._specs[name] for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def add_installed(self) -> None:
+        """The metrics of installed packages (``installed_metrics()``) under the names not yet
+        taken (a project's conftest or a plugin keeps its own); once. InstalledMetricError as
+        there."""
+        if self._installed_added:
+            return
+        self._installed_added = True
+        for spec in installed_metrics():
+            if spec.name not in self._specs:
+                self.register(spec)
+
+    def check_options(self, tables: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A profile's [metrics.<name>] tables, each option checked by its metric: ValueError
+        naming the first unknown metric, unknown option or refused value."""
+        known = ", ".join(f"[metrics.{spec.name}] {', '.join(spec.options)}"
+                          for spec in self if spec.options) or "none"
+        checked: dict[str, dict[str, Any]] = {}
+        for metric, options in tables.items():
+            spec = self._specs.get(metric)
+            if spec is None or not spec.options:
+                with_options = [s.name for s in self if s.options]
+                raise ValueError(f"metrics.{metric}: no options for this metric; "
+                                 f"{did_you_mean(metric, with_options)}known: {known}")
+            checked[metric] = {}
+            for key, value in options.items():
+                check = spec.options.get(key)
+                if check is None:
+                    raise ValueError(f"metrics.{metric}.{key}: unknown option; "
+                                     f"{did_you_mean(key, spec.options)}known: {known}")
+                checked[metric][key] = check(value, f"metrics.{metric}.{key}")
+        return checked
 
 
 # Installed packages declare metrics here, as model kinds under pytest_ablation.model_kinds:
@@ -173,57 +274,3 @@ def installed_metrics() -> tuple[MetricSpec, ...]:
                 "project's conftest may replace a built-in metric, an installed package not)")
         specs[entry.name] = spec
     return tuple(specs.values())
-
-
-def register_installed_metrics() -> None:
-    """Register ``installed_metrics()`` under the names not yet taken (a project's conftest
-    or a plugin registered through the hook keeps its own); InstalledMetricError as there."""
-    taken = set(_REGISTRY)
-    for spec in installed_metrics():
-        if spec.name not in taken:
-            register_metric(spec)
-
-
-class _LazyEvaluate:
-    """``module.function`` imported on first call, so that registering costs no import."""
-
-    def __init__(self, module: str, function: str = "evaluate") -> None:
-        self._module = module
-        self._function = function
-        self._target: Callable[[MetricInput], Score] | None = None
-
-    def __call__(self, inp: MetricInput) -> Score:
-        if self._target is None:
-            self._target = getattr(importlib.import_module(self._module), self._function)
-        return self._target(inp)
-
-    def __repr__(self) -> str:
-        return f"<evaluate {self._module}.{self._function}>"
-
-
-def _register_builtins() -> None:
-    """The metrics declared in builtin.toml, each evaluated by its dimensions/<name>.py."""
-    import sys
-    from pathlib import Path
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib
-
-    global BUILTIN_METRICS
-    declared = tomllib.loads(Path(__file__).with_name("builtin.toml").read_text(encoding="utf-8"))
-    BUILTIN_METRICS = frozenset(declared)
-    for name, fields in declared.items():
-        register_metric(
-            MetricSpec(
-                name=name,
-                version="1",
-                evaluate=_LazyEvaluate(f"pytest_ablation.metrics.dimensions.{name}"),
-                **{**fields, "needs": frozenset(fields["needs"]),
-                   "weights": tuple(fields.get("weights", ()))},
-            )
-        )
-
-
-_register_builtins()

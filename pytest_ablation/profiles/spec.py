@@ -122,8 +122,8 @@ class Profile:
     # Each method's settings on this profile (``[methods.<name>]``: a tuning recipe, where its
     # conditioning images come from), read by the method; the profile only keeps them.
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # Options of the built-in metrics for runs on this profile (``[metrics.<name>]``), checked
-    # when the profile loads; see METRIC_OPTIONS.
+    # Options of metrics for runs on this profile (``[metrics.<name>]``), kept as plain
+    # values; each metric's spec says which it takes (``MetricRegistry.check_options``).
     metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -191,43 +191,16 @@ class Profile:
         }
 
 
-# The options each metric takes in a profile's [metrics.<name>] table, each with the
-# 'module:function' that checks its value. Named, not imported, so that profiles import
-# nothing of the package (as model kinds come through entry points); a check raises
-# ValueError naming the setting and what is allowed.
-METRIC_OPTIONS = {
-    "motion_smoothness": {"interpolator": "pytest_ablation.metrics.interpolator_choice:check"},
-}
-
-
-def _check_metric_option(checker: str, where: str, value: Any) -> Any:
-    import importlib
-
-    module, function = checker.split(":")
-    try:
-        return getattr(importlib.import_module(module), function)(value, where)
-    except ValueError as exc:
-        raise ProfileError(str(exc)) from None
-
-
 def _metric_options(tables: Any) -> dict[str, Any]:
+    """The [metrics.<name>] tables, as tables of plain values. Which metrics take which
+    options, and which values, their specs say: the run's metric registry checks them when
+    the profile is used (``MetricRegistry.check_options``), before any model loads."""
     if not isinstance(tables, Mapping):
         raise fail("metrics", tables, "a table of [metrics.<name>] tables")
-    known = ", ".join(f"[metrics.{m}] {', '.join(o)}" for m, o in METRIC_OPTIONS.items())
     checked = {}
     for metric, options in tables.items():
-        if metric not in METRIC_OPTIONS:
-            raise ProfileError(f"metrics.{metric}: no options for this metric; "
-                               f"{did_you_mean(metric, METRIC_OPTIONS)}known: {known}")
         if not isinstance(options, Mapping):
             raise fail(f"metrics.{metric}", options, "a table")
-        values = {}
-        for key, value in options.items():
-            checker = METRIC_OPTIONS[metric].get(key)
-            if checker is None:
-                raise ProfileError(f"metrics.{metric}.{key}: unknown option; "
-                                   f"{did_you_mean(key, METRIC_OPTIONS[metric])}known: {known}")
-            where = f"metrics.{metric}.{key}"
-            values[key] = _check_metric_option(checker, where, _plain(where, value))
-        checked[metric] = _freeze(values)
+        checked[metric] = _freeze({key: _plain(f"metrics.{metric}.{key}", value)
+                                   for key, value in options.items()})
     return checked

@@ -1,18 +1,17 @@
-"""Turning recorded results into report.json, report.md and the terminal table."""
+"""What a reader sees of a run: the terminal tables and summary, report.md, report.html and
+the JUnit properties. report.json itself, the results' serialisation, is
+``pytest_ablation.results.report_json``.
 
-from .build import REPORT_FORMAT, REPORT_VERSION, ReportError, build_report, load_report, results_of
-from .markdown import render_markdown
-from .terminal import render_results_table
-from .write import write_reports
+Importing this package imports none of its modules (the plugin's end-of-run summary lives
+here, and a run without studies must not pay for the rest).
+"""
 
-__all__ = [
-    "REPORT_FORMAT",
-    "REPORT_VERSION",
-    "ReportError",
-    "build_report",
-    "load_report",
-    "render_markdown",
-    "render_results_table",
-    "results_of",
-    "write_reports",
-]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "markdown": ("render_markdown",),
+    "terminal": ("render_results_table",),
+    "write": ("write_reports",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -31,8 +31,8 @@ from .format import (
     swept_value,
     value_text,
 )
-from .build import variant_order
-from .media import slug
+from ..results.report_json import variant_order
+from ..run.media import slug
 from .terminal import expected_by_variant, verdict_rows
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -265,7 +265,7 @@ def _finite(x: Any) -> bool:
 
 def best_variants(study: dict, metric: str, direction: str | None) -> set[str]:
     """Variants with the best value of ``metric`` in ``study``, ties included, where that is
-    significant after adjustment for multiple comparisons (report/inference.py).
+    significant after adjustment for multiple comparisons (stats/inference.py).
 
     A variant is best only when its difference from the reference is significant and in the
     better direction; the reference is best only when every other variant is significantly

@@ -6,7 +6,7 @@ plugin appends these to the test item before its report is made, on whichever wo
 
 from __future__ import annotations
 
-from ..claims import verdict_of
+from ..stats.claims import verdict_of
 
 
 def _number(value) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .build import variant_order
+from ..results.report_json import variant_order
 from .format import column_decimals, settings_text
 from .terminal import (
     claim_rows,

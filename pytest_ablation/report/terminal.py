@@ -13,7 +13,7 @@ import textwrap
 
 from tabulate import tabulate
 
-from ..claims import verdict_of
+from ..stats.claims import verdict_of
 from .format import (
     column_decimals, config_text, fixed, general, is_reference, p_text, resolution_decimals,
     settings_text, signed, swept_keys, swept_value, value_text,
@@ -215,7 +215,7 @@ def _terminal_claim_rows(study: dict, expected: dict,
 def verdict_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     """One row per claim of the run, declared claims first: verdict, study, variant, claim
     and the adjusted p-value behind the verdict."""
-    from ..outcomes import expected_failures
+    from ..results.outcomes import expected_failures
 
     expected = expected_failures(report)
     rows = []
@@ -262,7 +262,7 @@ def render_verdicts(report: dict, width: int = WIDTH, tablefmt: str = "simple") 
 
 
 def expected_by_variant(report: dict, study: str) -> dict[str, str]:
-    from ..outcomes import expected_failures
+    from ..results.outcomes import expected_failures
 
     return {variant: reason for (name, variant), reason in expected_failures(report).items()
             if name == study}
@@ -465,9 +465,9 @@ def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool 
                       order: dict | None = None, width: int = WIDTH) -> str:
     """The gate's rows (only the failing ones unless ``only_problems`` is false), each
     metric's numbers with the decimals its tolerance asks for. ``order`` (``(study,
-    variant) -> index``, e.g. ``report.build.variant_order`` of the current report) lists a
+    variant) -> index``, e.g. ``results.report_json.variant_order`` of the current report) lists a
     study's variants in that order rather than by name."""
-    from ..gate import FAILING
+    from ..results.gate import FAILING
 
     shown = [r for r in gate["rows"] if not only_problems or r["status"] in FAILING]
     if order:

@@ -2,10 +2,10 @@
 
 They are registered by the toy world itself (``pytest_ablation.toyworld.plugin``, a pytest11
 entry point implementing ``pytest_ablation_add_metrics``), not declared in the core's
-``builtin.toml``: their formulas need the toy world's parser, and the core imports nothing
-of the toy world (``tests/test_layout.py``). Importing this module costs no torch: each
-evaluator is imported on its first call. In Python, outside pytest:
-``register_toy_metrics()`` puts them in the registry.
+``metrics/dimensions``: their formulas need the toy world's parser, and the core imports
+nothing of the toy world (``tests/test_layout.py``). Importing this module costs no torch:
+each evaluator is imported on its first call. In Python, outside pytest:
+``register_toy_metrics(registry.register)`` adds them to a ``MetricRegistry``.
 
 Formulas: ``scene_metrics.py``; the parser: ``parser.py``. Units: positions over the
 frame's side, colours in RGB [0, 1] (Euclidean distances), pixel values in [0, 1].
@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from pytest_ablation.metrics.registry import MetricSpec, Score, register_metric
+from pytest_ablation.metrics.registry import MetricSpec, Score
 
 _MODULE = "pytest_ablation.toyworld.scene_metrics"
 _SOURCE = "pytest-ablation toy world"
@@ -95,14 +95,11 @@ TOY_METRICS: tuple[MetricSpec, ...] = (
 )
 
 
-def register_toy_metrics(register: Callable[[MetricSpec], None] | None = None) -> None:
-    """Register every toy metric: with ``register`` (the hook's callable), else into the
-    registry, replacing a metric of the same name."""
+def register_toy_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Register every toy metric with ``register``: the hook's callable, or a
+    ``MetricRegistry``'s ``register``."""
     for spec in TOY_METRICS:
-        if register is None:
-            register_metric(spec, replace=True)
-        else:
-            register(spec)
+        register(spec)
 
 
 __all__ = ["TOY_METRICS", "register_toy_metrics"]

@@ -80,7 +80,7 @@ def test_the_cuda_training_path_pads_as_reflect_padding_does(shape):
 
 
 def test_select_device_fixes_the_cublas_workspace(monkeypatch):
-    from pytest_ablation.devices import DeviceAssignment, select_device
+    from pytest_ablation.run.devices import DeviceAssignment, select_device
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)

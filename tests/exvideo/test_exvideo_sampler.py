@@ -9,7 +9,7 @@ import torch
 
 from numerics import assert_other_video, assert_same_video
 
-from pytest_ablation.generation import GenerationRequest, check_output
+from pytest_ablation.run.generation import GenerationRequest, check_output
 from pytest_ablation.methods.exvideo import ExVideoSampler, extend_unet, scene_image
 
 

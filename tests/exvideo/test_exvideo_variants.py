@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from pytest_ablation.cache import ResultCache
-from pytest_ablation.generation import GenerationRequest
+from pytest_ablation.run.cache import ResultCache
+from pytest_ablation.run.generation import GenerationRequest
 from pytest_ablation.methods.exvideo import ExVideoVariants, TuningRecipe, exvideo_settings
 from pytest_ablation.methods.exvideo import tuning as tuning_module
 from pytest_ablation.methods.exvideo import variants as variants_module

@@ -156,7 +156,7 @@ def test_a_full_disk_costs_the_cache_and_the_report_not_the_run(slow, monkeypatc
     def no_space(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    import pytest_ablation.cache as cache
+    import pytest_ablation.run.cache as cache
     import pytest_ablation.files as files
 
     monkeypatch.setattr(cache, "write_bytes_atomic", no_space)

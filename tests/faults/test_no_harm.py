@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ablation.report import ReportError
-from pytest_ablation.report.merge import merge_report_files
+from pytest_ablation.results.report_json import ReportError
+from pytest_ablation.results.merge import merge_report_files
 from pytest_ablation.report.write import prune_runs, write_reports
 
 
@@ -92,7 +92,7 @@ def test_merge_refuses_a_preview_that_links_outside_its_folder(tmp_path, toy_rep
 def test_merge_into_a_shards_own_folder_is_refused_and_changes_nothing(tmp_path, toy_report):
     shard = _shard(tmp_path, toy_report, "shard", {})
     before = shard.read_bytes()
-    done = subprocess.run([sys.executable, "-m", "pytest_ablation.cli", "merge", str(shard),
+    done = subprocess.run([sys.executable, "-m", "pytest_ablation.cli.main", "merge", str(shard),
                            "-o", str(shard.parent)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert done.returncode != 0

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pytest_ablation.metrics.backends.i3d import InceptionI3d, load_i3d
-from pytest_ablation.metrics.fvd import (
+from pytest_ablation.metrics.dimensions.fvd import (
     MIN_VIDEOS,
     bootstrap,
     feature_distance,
@@ -285,7 +285,7 @@ def test_features_match_an_independent_preprocessing(checkpoint):
 
 
 def test_fvd_end_to_end_equals_features_then_frechet(checkpoint, monkeypatch):
-    from pytest_ablation.metrics.fvd import features_of
+    from pytest_ablation.metrics.dimensions.fvd import features_of
 
     path, _ = checkpoint
     monkeypatch.setenv("PYTEST_ABLATION_WEIGHTS_I3D", str(path))

@@ -1,5 +1,6 @@
-"""A profile's [metrics.motion_smoothness] interpolator: checked when the profile loads,
-naming the setting; built once, on first use; the score follows the interpolator."""
+"""A profile's [metrics.motion_smoothness] interpolator: checked by the metric's spec when a
+run takes the profile, naming the setting; built once, on first use; the score follows the
+interpolator."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from pytest_ablation.metrics import MetricInput, interpolator_choice
 from pytest_ablation.metrics.dimensions import motion_smoothness as ms
 from pytest_ablation.metrics.interpolators import LinearInterpolator
-from pytest_ablation.profiles import ProfileError, load_profile
+from pytest_ablation.metrics.registry import MetricRegistry
+from pytest_ablation.profiles import load_profile
 
 from conftest import grating
 
@@ -70,7 +72,10 @@ def factories(tmp_path, monkeypatch):
 def _profile(tmp_path, table: str, name: str = "p.toml"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(BASE + table))
-    return load_profile(str(path))
+    profile = load_profile(str(path))
+    # What a run does with it at start-up, before any model loads.
+    MetricRegistry.builtin().check_options(profile.metrics)
+    return profile
 
 
 def test_no_table_means_the_default_and_an_unchanged_profile_dict(tmp_path):
@@ -107,7 +112,7 @@ def test_good_settings_load(tmp_path, factories, value):
     ],
 )
 def test_bad_settings_stop_the_profile_naming_the_setting(tmp_path, factories, table, message):
-    with pytest.raises(ProfileError, match=message):
+    with pytest.raises(ValueError, match=message):
         _profile(tmp_path, table)
     # The factory is looked up, never called, while the profile loads.
     module = sys.modules.get("my_interps")

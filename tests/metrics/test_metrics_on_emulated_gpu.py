@@ -12,7 +12,7 @@ profile, once with the device ``"cpu"`` and once with ``"cuda:0"`` inside ``emul
 ``DeviceMismatch``. Metrics that load their own model get random-weight checkpoints written
 here, as tests/metrics/test_vbench_*.py and test_fvd.py make them.
 
-The metrics are the registry's at collection time (builtin.toml's, and those the installed
+The metrics are the registry's at collection time (the built-in specs, and those the installed
 plugins register, such as the toy world's), so a metric added later is checked too: one
 this file cannot build inputs for fails, naming what is missing.
 """
@@ -33,14 +33,30 @@ import cuda_emulation
 from cuda_emulation import DeviceMismatch, emulated_cuda
 
 import pytest_ablation.metrics.weights as metric_weights
-from pytest_ablation.cache import ResultCache, StoredVideo
-from pytest_ablation.devices import DeviceAssignment
-from pytest_ablation.metrics.registry import MetricSpec, Score, get_metric, metric_names
-from pytest_ablation.pool import ModelPool
+from pytest_ablation.run.cache import ResultCache, StoredVideo
+from pytest_ablation.run.devices import DeviceAssignment
+from pytest_ablation.metrics.registry import MetricRegistry, MetricSpec, Score
+from pytest_ablation.run.pool import ModelPool
 from pytest_ablation.profiles import load_profile
-from pytest_ablation.scoring import Scorer
-from pytest_ablation.set_scoring import SetMetricError, SetScorer
+from pytest_ablation.run.scoring import Scorer
+from pytest_ablation.run.set_scoring import SetMetricError, SetScorer
 from pytest_ablation.toyworld.data import sample_videos
+from pytest_ablation.toyworld.metrics import register_toy_metrics
+
+
+def _run_metrics() -> MetricRegistry:
+    """The metrics a run of this suite knows: the built-in ones, the toy world's (its
+    plugin registers them) and those of installed packages."""
+    metrics = MetricRegistry.builtin()
+    register_toy_metrics(metrics.register)
+    metrics.add_installed()
+    return metrics
+
+
+RUN_METRICS = _run_metrics()
+get_metric = RUN_METRICS.get
+metric_names = RUN_METRICS.names
+
 
 GPU = "cuda:0"
 PROFILE = "tiny"
@@ -73,7 +89,7 @@ SCALE = {"clip_score": 100.0}
 # and the cosines (background_consistency takes them in float16 too, so near 1 they are
 # multiples of 2**-11 and may even exceed 1, as in VBench) and the LAION ratings / 10 built
 # from them move by ~1e-4 (measured here: 1.2e-4 and 1.8e-4). 2e-3, four float16 rounding
-# units at 1.0, bounds that with a margin, and stays under the gate tolerances builtin.toml
+# units at 1.0, bounds that with a margin, and stays under the gate tolerances the specs
 # gives these metrics for this very difference (0.005, 0.01).
 FLOAT16 = {"rel": 0.0, "abs": 2e-3}
 

@@ -7,13 +7,16 @@ import sys
 
 import pytest
 
+from pathlib import Path
+
 from pytest_ablation.metrics import registry
 from pytest_ablation.metrics.registry import (
+    BUILTIN_MODULES,
+    MetricRegistry,
     MetricSpec,
     Score,
     get_metric,
     metric_names,
-    register_metric,
 )
 
 BUILTINS = {
@@ -41,12 +44,6 @@ OWN_WEIGHTS = {
     "dynamic_degree_vbench": ("raft-large",),
     "fvd": ("i3d",),
 }
-
-
-@pytest.fixture
-def scratch_registry(monkeypatch):
-    """Registrations made by a test vanish after it."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
 def _spec(name="my_metric", **overrides):
@@ -108,19 +105,53 @@ def test_unknown_metric_lists_the_known_ones():
         assert name in str(info.value)
 
 
-def test_duplicate_registration_is_refused(scratch_registry):
-    register_metric(_spec())
+def test_duplicate_registration_is_refused():
+    metrics = MetricRegistry.builtin()
+    metrics.register(_spec())
     with pytest.raises(ValueError, match="'my_metric' is already registered"):
-        register_metric(_spec(definition="another"))
-    assert get_metric("my_metric").definition == "a test metric"
-    register_metric(_spec(definition="another"), replace=True)
-    assert get_metric("my_metric").definition == "another"
+        metrics.register(_spec(definition="another"))
+    assert metrics.get("my_metric").definition == "a test metric"
+    metrics.register(_spec(definition="another"), replace=True)
+    assert metrics.get("my_metric").definition == "another"
     with pytest.raises(ValueError, match="already registered"):
-        register_metric(_spec("clip_score"))
+        metrics.register(_spec("clip_score"))
 
 
-def test_registration_does_not_leak(scratch_registry):
+def test_a_registration_stays_in_its_own_registry():
+    one, other = MetricRegistry.builtin(), MetricRegistry.builtin()
+    one.register(_spec())
+    one.register(_spec("clip_score", definition="a project's own"), replace=True)
+    assert "my_metric" in one and "my_metric" not in other
     assert "my_metric" not in metric_names()
+    assert other.get("clip_score").definition == get_metric("clip_score").definition
+    assert get_metric("clip_score").definition != "a project's own"
+    assert len(one) == len(other) + 1 == len(BUILTIN_MODULES) + 1
+
+
+def test_each_builtin_metric_is_the_module_of_its_name():
+    dimensions = Path(registry.__file__).with_name("dimensions")
+    modules = {path.stem for path in dimensions.glob("*.py")} - {"__init__"}
+    assert set(BUILTIN_MODULES) == modules == set(metric_names())
+    for name in BUILTIN_MODULES:
+        module = __import__(f"pytest_ablation.metrics.dimensions.{name}", fromlist=["SPEC"])
+        assert module.SPEC is get_metric(name)
+        assert module.SPEC.evaluate is module.evaluate
+
+
+def test_a_metric_checks_the_options_a_profile_gives_it():
+    metrics = MetricRegistry.builtin()
+    tables = {"motion_smoothness": {"interpolator": "linear-blend"}}
+    assert metrics.check_options(tables) == tables
+    with pytest.raises(ValueError, match="metrics.motion_smoothness.interpolator: 'amt' is not "):
+        metrics.check_options({"motion_smoothness": {"interpolator": "amt"}})
+    with pytest.raises(ValueError, match="metrics.motion_smothness: no options for this "
+                                         "metric; did you mean 'motion_smoothness'"):
+        metrics.check_options({"motion_smothness": {"interpolator": "linear-blend"}})
+    with pytest.raises(ValueError, match="metrics.motion_smoothness.interpolater: unknown "
+                                         "option; did you mean 'interpolator'"):
+        metrics.check_options({"motion_smoothness": {"interpolater": "linear-blend"}})
+    with pytest.raises(ValueError, match="metrics.clip_score: no options for this metric"):
+        metrics.check_options({"clip_score": {"size": 3}})
 
 
 @pytest.mark.parametrize(
@@ -132,6 +163,7 @@ def test_registration_does_not_leak(scratch_registry):
         ({"needs": frozenset({"audio"})}, "unknown \\['audio'\\]"),
         ({"name": ""}, "non-empty"),
         ({"evaluate": None}, "callable"),
+        ({"options": {"size": 3}}, "options must map option names to checking functions"),
     ],
 )
 def test_malformed_spec_is_refused(overrides, reason):
@@ -139,7 +171,7 @@ def test_malformed_spec_is_refused(overrides, reason):
         _spec(**overrides)
 
 
-def test_a_custom_metric_runs_through_the_registry(scratch_registry):
+def test_a_custom_metric_runs_through_the_registry():
     import torch
 
     from pytest_ablation.metrics import MetricInput
@@ -148,8 +180,9 @@ def test_a_custom_metric_runs_through_the_registry(scratch_registry):
         per_frame = inp.video.mean(dim=(1, 2, 3))
         return Score(per_frame.mean().item(), tuple(per_frame.tolist()))
 
-    register_metric(_spec("brightness", evaluate=brightness))
-    score = get_metric("brightness").evaluate(MetricInput(torch.full((3, 3, 8, 8), 0.25)))
+    metrics = MetricRegistry.builtin()
+    metrics.register(_spec("brightness", evaluate=brightness))
+    score = metrics.get("brightness").evaluate(MetricInput(torch.full((3, 3, 8, 8), 0.25)))
     assert score.value == pytest.approx(0.25)
     assert score.per_frame == pytest.approx((0.25,) * 3)
 
@@ -178,6 +211,8 @@ def _imports_after(code: str) -> set[str]:
     [
         "import pytest_ablation.metrics.registry as r; r.get_metric('clip_score')",
         "import pytest_ablation.metrics as m; m.get_metric; m.Score",
+        # Every built-in spec, as the plugin reads them at configure time.
+        "import pytest_ablation.metrics.registry as r; r.MetricRegistry.builtin()",
     ],
 )
 def test_registry_and_package_import_without_heavy_libraries(code):

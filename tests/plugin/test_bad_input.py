@@ -183,7 +183,7 @@ def test_a_cache_dir_that_is_a_file(toy):
 
 
 def test_a_report_dir_without_free_space(toy, monkeypatch):
-    import pytest_ablation.collector as collector
+    import pytest_ablation.harness.collector as collector
 
     monkeypatch.setattr(collector, "free_bytes", lambda path: 4096)
     result = toy.runpytest()

@@ -83,7 +83,7 @@ def test_each_claim_gets_one_of_three_verdicts_everywhere(toy):
     for word in ("supported", "refuted", "inconclusive"):
         assert re.search(rf"\|\s*{word}\s*\|", markdown)
         assert f">{word}</td>" in html
-    shown = subprocess.run([sys.executable, "-m", "pytest_ablation.cli", "compare",
+    shown = subprocess.run([sys.executable, "-m", "pytest_ablation.cli.main", "compare",
                             str(toy.path / "reports" / "report.json"),
                             str(toy.path / "reports" / "report.json")],
                            capture_output=True, text=True)

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_ablation.gate import judge_reports, judge_set
+from pytest_ablation.results.gate import judge_reports, judge_set
 
 VARIABLE = "PYTEST_ABLATION_WEIGHTS_I3D"
 
 # I3D at 64x64 instead of FVD's 224x224 keeps these runs to seconds on a CPU; the plumbing
 # is the same (tests/metrics/test_fvd.py runs the standard size).
 CONFTEST = """
-import pytest_ablation.metrics.fvd as fvd
+import pytest_ablation.metrics.dimensions.fvd as fvd
 
 fvd.FEATURE_SIZE = 64
 """

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from pytest_ablation.cli import main
+from pytest_ablation.cli.main import main
 
 PROBE = '''
 import math
@@ -91,8 +91,8 @@ def compare_rows(toy, capsys, report_path, *extra):
 
 def agree(toy, report, report_path):
     """The in-run gate and `compare` judge the same two files the same way, row by row."""
-    from pytest_ablation.gate import judge_reports, summarize
-    from pytest_ablation.report import load_report
+    from pytest_ablation.results.gate import judge_reports, summarize
+    from pytest_ablation.results.report_json import load_report
 
     again = summarize(judge_reports(load_report(toy.path / "baseline.json", what="baseline"),
                                     load_report(report_path)), "baseline.json")

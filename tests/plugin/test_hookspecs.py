@@ -5,7 +5,7 @@ import inspect
 
 import pluggy
 
-from pytest_ablation import hookspecs, plugin
+from pytest_ablation.harness import hookspecs, plugin
 
 
 def _declared() -> list[str]:
@@ -35,7 +35,7 @@ def test_every_declared_hook_has_a_default_implementation():
 def test_the_default_registers_the_built_in_metrics_first_so_a_conftest_can_replace_one():
     import dataclasses
 
-    from pytest_ablation.session import builtin_metrics
+    from pytest_ablation.metrics.registry import builtin_metrics
 
     builtins = builtin_metrics()
     replacement = dataclasses.replace(builtins[0], definition="a conftest's own definition")

@@ -74,7 +74,7 @@ def test_an_installed_metric_is_scored_without_a_conftest(toy, site, monkeypatch
     assert [r["variant"] for r in rows] == ["s=0.0", "s=0.5"]
     assert report["metrics"]["first_frame_brightness"]["source"] == "frame-metrics test package"
 
-    from pytest_ablation.cli import main
+    from pytest_ablation.cli.main import main
 
     assert main(["metrics"]) == 0
     assert "first_frame_brightness  (higher is better" in capsys.readouterr().out

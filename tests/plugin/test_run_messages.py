@@ -94,8 +94,8 @@ def test_still(mu, zs2, ablation):
 
 
 def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
-    from pytest_ablation.cli import main
-    from pytest_ablation.report import load_report
+    from pytest_ablation.cli.main import main
+    from pytest_ablation.results.report_json import load_report
     from pytest_ablation.report.terminal import render_verdicts
 
     toy.runpytest("--ablation-save-baseline=baseline.json").assert_outcomes(passed=3)

@@ -20,7 +20,7 @@ class Replicates:
         return {"toy": "replicates"}
 
     def generate(self, request):
-        from pytest_ablation.generation import GeneratedVideo
+        from pytest_ablation.run.generation import GeneratedVideo
 
         g = request.generator
         base = torch.rand((request.frames, 3, request.height, request.width), generator=g) * 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ablation.cli import main
+from pytest_ablation.cli.main import main
 
 CALM_STUDY = '''
 import pytest

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("submitit")
 
-from pytest_ablation.cli import main  # noqa: E402
+from pytest_ablation.cli.main import main  # noqa: E402
 
 from .test_shards import CALM_STUDY  # noqa: E402
 
@@ -111,7 +111,7 @@ def test_submit_refuses_shard_options_in_the_pytest_arguments(tmp_path, capsys):
 def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
     import argparse
 
-    from pytest_ablation.submit import make_executor
+    from pytest_ablation.cli.submit import make_executor
 
     args = argparse.Namespace(executor="slurm", timeout=30, shards=4, gpus_per_task=2,
                               slurm_partition="gpu")
@@ -145,7 +145,7 @@ def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypat
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     [run] = client.search_runs([client.get_experiment_by_name(toy.path.name).experiment_id])
     merged = read(toy.path / "out" / "report.json")
-    from pytest_ablation.trackers.mlflow_tracker import metric_key
+    from pytest_ablation.harness.trackers.mlflow_tracker import metric_key
 
     deltas = {metric_key(r["study"], r["variant"], r["metric"], "delta"): r["delta"]
               for r in merged["results"] if isinstance(r["delta"], float)}
@@ -156,7 +156,7 @@ def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypat
 
 
 def test_submit_refuses_a_tolerance_for_a_misspelt_metric_before_any_shard(tmp_path, capsys):
-    from pytest_ablation.report import REPORT_FORMAT, REPORT_VERSION
+    from pytest_ablation.results.report_json import REPORT_FORMAT, REPORT_VERSION
 
     baseline = tmp_path / "base.json"
     baseline.write_text(json.dumps({

@@ -30,8 +30,8 @@ with warnings.catch_warnings():
 from mlflow.tracking import MlflowClient  # noqa: E402
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
-from pytest_ablation.trackers.mlflow_tracker import metric_key as mlflow_key  # noqa: E402
-from pytest_ablation.trackers.wandb_tracker import metric_key as wandb_key  # noqa: E402
+from pytest_ablation.harness.trackers.mlflow_tracker import metric_key as mlflow_key  # noqa: E402
+from pytest_ablation.harness.trackers.wandb_tracker import metric_key as wandb_key  # noqa: E402
 
 # MLflow's SQL store warns of its own use of SQLAlchemy when this test reads it back.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
@@ -225,7 +225,7 @@ def shard_reports(toy, count):
 @pytest.mark.slow
 @pytest.mark.slow
 def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
-    from pytest_ablation.cli import main
+    from pytest_ablation.cli.main import main
 
     paths = shard_reports(toy, 2)
     capsys.readouterr()
@@ -257,7 +257,7 @@ def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
 
 
 def test_merge_names_a_report_file_taken_as_the_trackers_value(toy, tracker_env, capsys):
-    from pytest_ablation.cli import main
+    from pytest_ablation.cli.main import main
 
     paths = shard_reports(toy, 2)
     assert main(["merge", "--mlflow", *paths, "-o", "merged"]) == 2
@@ -267,7 +267,7 @@ def test_merge_names_a_report_file_taken_as_the_trackers_value(toy, tracker_env,
 
 
 def test_a_tracker_merge_cannot_use_stops_it_before_merging(toy, tracker_env, capsys):
-    from pytest_ablation.cli import main
+    from pytest_ablation.cli.main import main
 
     paths = shard_reports(toy, 2)
     uri = (toy.path / "mlruns").as_uri()
@@ -277,7 +277,7 @@ def test_a_tracker_merge_cannot_use_stops_it_before_merging(toy, tracker_env, ca
 
 
 def test_submit_refuses_the_pytest_tracker_options_for_its_shards(tmp_path, capsys):
-    from pytest_ablation.cli import main
+    from pytest_ablation.cli.main import main
 
     for option in ("--ablation-mlflow", "--ablation-wandb=team/project"):
         assert main(["submit", "--shards", "2", "--executor", "local",
@@ -473,7 +473,7 @@ def test_options_and_ini_twins_are_in_help(pytester):
 
 
 def test_keys_cleaned_alike_stay_apart_and_fit_mlflows_limit():
-    from pytest_ablation.trackers.rows import MAX_KEY_LENGTH
+    from pytest_ablation.harness.trackers.rows import MAX_KEY_LENGTH
 
     keys = {mlflow_key("s", variant, "m", "value") for variant in ("a=1", "a<1", "a_1")}
     assert len(keys) == 3 and "s/a_1/m/value" in keys  # a name MLflow takes is kept as it is

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_ablation.report.media import slug, write_preview
+from pytest_ablation.run.media import slug, write_preview
 
 PROMPTS = ["a red ball bouncing on a wooden floor", "a sailboat drifting on a calm blue lake"]
 

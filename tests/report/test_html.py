@@ -283,7 +283,7 @@ def test_the_page_opens_with_every_claim_and_its_verdict():
     import json
     from pathlib import Path
 
-    from pytest_ablation.claims import verdict_of
+    from pytest_ablation.stats.claims import verdict_of
 
     # A report of a real run of this repository's studies (the CI baseline).
     report = json.loads((Path(__file__).resolve().parents[2] / "reports" / "baseline.json").read_text())

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from pytest_ablation.cli import main
+from pytest_ablation.cli.main import main
 from pytest_ablation.report.html import best_variants
-from pytest_ablation.report.inference import annotate
-from pytest_ablation.stats import paired_delta
+from pytest_ablation.stats.inference import annotate
+from pytest_ablation.stats.paired import paired_delta
 
 PROMPTS = [f"prompt {i}" for i in range(8)]
 

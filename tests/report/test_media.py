@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_ablation.report import media
-from pytest_ablation.report.media import STRIP_GAP, save_video, slug, write_preview
+from pytest_ablation.run import media
+from pytest_ablation.run.media import STRIP_GAP, save_video, slug, write_preview
 
 from .conftest import toy_video
 

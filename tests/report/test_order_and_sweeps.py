@@ -14,9 +14,10 @@ import sys
 
 import pytest
 
-from pytest_ablation.report import build_report, render_results_table
+from pytest_ablation.results.report_json import build_report
+from pytest_ablation.report.terminal import render_results_table
 from pytest_ablation.report.html import render_html, sweep_key
-from pytest_ablation.report.merge import merge_reports
+from pytest_ablation.results.merge import merge_reports
 
 from .conftest import parse_html
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_ablation.claims import VERDICTS
-from pytest_ablation.cli import main
+from pytest_ablation.stats.claims import VERDICTS
+from pytest_ablation.cli.main import main
 from pytest_ablation.metrics.registry import DIRECTIONS
-from pytest_ablation.report.build import CASE_OUTCOMES, READABLE_VERSIONS, ReportError, load_report
-from pytest_ablation.report.schema import MAX_DEPTH, report_schema, schema_problem
+from pytest_ablation.results.report_json import (
+    CASE_OUTCOMES, READABLE_VERSIONS, ReportError, load_report,
+)
+from pytest_ablation.results.schema import MAX_DEPTH, report_schema, schema_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 # Reports the plugin wrote (the committed baselines of both built-in CPU profiles).

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from pytest_ablation.report import build_report, render_results_table
+from pytest_ablation.results.report_json import build_report
+from pytest_ablation.report.terminal import render_results_table
 from pytest_ablation.report.html import _Plotter, render_html
 from pytest_ablation.report.markdown import render_markdown
 from pytest_ablation.report.terminal import column_decimals, render_gate_table
@@ -191,7 +192,7 @@ def test_without_cases_the_order_and_the_entries_are_as_before():
 
 
 def test_a_report_without_positions_merges_with_one_that_has_them():
-    from pytest_ablation.report.merge import merge_reports
+    from pytest_ablation.results.merge import merge_reports
 
     cases = [{"study": "s", "variant": v, "nodeid": f"t.py::test[{v}]", "outcome": "passed",
               "reason": None} for v in ["z", "b"]]

@@ -16,7 +16,7 @@ import pluggy
 import pytest
 import torch
 
-from pytest_ablation import hookspecs, plugin
+from pytest_ablation.harness import hookspecs, plugin
 from pytest_ablation.metrics.inputs import MetricInput
 from pytest_ablation.metrics.registry import get_metric
 from pytest_ablation.toyworld import controls
@@ -203,7 +203,7 @@ def test_the_metrics_are_declared_with_direction_tolerance_and_no_model():
         assert spec.definition and "parser" in spec.backend
 
 
-def test_the_toy_world_registers_them_through_its_own_pytest_plugin():
+def test_the_toy_world_registers_them_through_its_own_pytest_plugin(pytestconfig):
     entry = {e.name: e for e in metadata.entry_points(group="pytest11")}["ablation-toyworld"]
     assert entry.value == "pytest_ablation.toyworld.plugin"
     manager = pluggy.PluginManager("pytest")
@@ -213,5 +213,9 @@ def test_the_toy_world_registers_them_through_its_own_pytest_plugin():
     registered = {}
     manager.hook.pytest_ablation_add_metrics(register=lambda s: registered.__setitem__(s.name, s))
     assert set(NAMES) <= set(registered) and "temporal_flickering" in registered
-    # This very session loaded the plugin: the names resolve in the registry.
-    assert get_metric("warping_error").definition == get_toy("warping_error").definition
+    # This very session loaded the plugin: the names resolve in its own registry, and only
+    # there (the built-in metrics are not amended process-wide).
+    run_metrics = pytestconfig.stash[plugin._SESSION].metrics
+    assert run_metrics.get("warping_error") is get_toy("warping_error")
+    with pytest.raises(ValueError, match="unknown metric 'warping_error'"):
+        get_metric("warping_error")

@@ -10,8 +10,8 @@ import torch
 
 from numerics import assert_other_video, assert_same_video
 
-from pytest_ablation.generation import GenerationRequest, bind_generator, check_output
-from pytest_ablation.keys import canonical
+from pytest_ablation.run.generation import GenerationRequest, bind_generator, check_output
+from pytest_ablation.run.keys import canonical
 from pytest_ablation.methods.zs2 import NOISE_METHODS, TemporalMomentumAttnProcessor, ZS2Sampler
 
 SMALL = dict(frames=3, steps=2, height=64, width=64, progress=False)

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import torch
 
-from pytest_ablation.keys import source_digest
+from pytest_ablation.run.keys import source_digest
 from pytest_ablation.models.components import DeferredComponents
-from pytest_ablation.generation import GeneratedVideo
+from pytest_ablation.run.generation import GeneratedVideo
 
 from .conditioning import (
     added_time_ids,

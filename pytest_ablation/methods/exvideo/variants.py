@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
-from pytest_ablation.keys import source_digest
+from pytest_ablation.run.keys import source_digest
 from pytest_ablation.models.components import DeferredComponents
 
 from .positions import check_frames, check_position
@@ -345,7 +345,7 @@ class ExVideoVariants:
 
     # -- tuning -------------------------------------------------------------------------
     def tuning_key(self, position: str, identity_conv: bool, run: int = 0, tuned_from: str = "model") -> str:
-        from pytest_ablation.keys import digest
+        from pytest_ablation.run.keys import digest
 
         # By identity alone: a key never loads a model. Where the profile's model is plain
         # SVD the two starts are one model, and share their tuned weights.

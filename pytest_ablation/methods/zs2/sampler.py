@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from pytest_ablation.keys import source_digest
+from pytest_ablation.run.keys import source_digest
 from pytest_ablation.models.components import DeferredComponents
 from pytest_ablation.metrics.validation import check_frames
 
@@ -204,7 +204,7 @@ class ZS2Sampler:
         ``noise_std`` and ``noise_correlation`` (``noise.noise_statistics``), and
         ``noise_lam``, the lam it was drawn at (dependency noises).
         """
-        from pytest_ablation.generation import GeneratedVideo
+        from pytest_ablation.run.generation import GeneratedVideo
 
         first = requests[0]
         config = dict(getattr(first, "config", None) or {})

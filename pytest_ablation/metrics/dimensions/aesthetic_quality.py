@@ -9,13 +9,14 @@ of videos is the plain mean of the per-video values.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
-import pytest_ablation.metrics.vbench as vbench
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.registry import Score
+from pytest_ablation.metrics.registry import MetricSpec, Score
 from pytest_ablation.metrics.weights import load_once
+
+if TYPE_CHECKING:
+    import torch
+    from pytest_ablation.metrics.inputs import MetricInput
 
 NAME = "aesthetic_quality"
 CLIP_WEIGHTS = "clip-vitl14"
@@ -32,6 +33,11 @@ def _models(device):
 
 
 def evaluate(inp: MetricInput) -> Score:
+    import torch
+    import torch.nn.functional as F
+
+    import pytest_ablation.metrics.vbench as vbench
+
     inp.require(NAME, min_frames=1)
     tower, head = _models(inp.device)
     features = vbench.encode(inp.uint8_frames, vbench.clip_input, tower)
@@ -50,6 +56,8 @@ def aesthetic_quality_per_frame(
     video: torch.Tensor, device: str | torch.device | None = None
 ) -> list[float]:
     """One value per frame: the LAION rating / 10."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, device=device)).per_frame)
 
 
@@ -58,4 +66,28 @@ def aesthetic_quality(video: torch.Tensor, device: str | torch.device | None = N
     rating / 10 on OpenAI CLIP ViT-L/14 features (weights from
     ``PYTEST_ABLATION_WEIGHTS_CLIP_VITL14`` and ``PYTEST_ABLATION_WEIGHTS_LAION_AESTHETIC``,
     or the Hugging Face cache for the former)."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, device=device)).value
+
+
+SPEC = MetricSpec(
+    name="aesthetic_quality",
+    direction="higher",
+    # LAION rating / 10: VBench's models spread over 0.4-0.7 and differ by 0.01-0.05; one
+    # hundredth is a tenth of a rating point, far above float16/float32 differences.
+    tolerance=0.01,
+    definition=(
+        "mean over frames of LAION aesthetic head(normalised CLIP ViT-L/14 features) / 10 "
+        "(VBench preprocessing)"
+    ),
+    source="VBench aesthetic_quality",
+    backend=(
+        "OpenAI CLIP ViT-L/14 + LAION aesthetic linear head (weights: "
+        "PYTEST_ABLATION_WEIGHTS_CLIP_VITL14, PYTEST_ABLATION_WEIGHTS_LAION_AESTHETIC)"
+    ),
+    needs=(),
+    weights=("clip-vitl14", "laion-aesthetic-vitl14"),
+    version="1",
+    evaluate=evaluate,
+)

@@ -13,12 +13,14 @@ On a GPU the tower runs in float16 and the cosines are taken in float16, as in V
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-import pytest_ablation.metrics.vbench as vbench
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.registry import Score
+from pytest_ablation.metrics.registry import MetricSpec, Score
 from pytest_ablation.metrics.weights import load_once
+
+if TYPE_CHECKING:
+    import torch
+    from pytest_ablation.metrics.inputs import MetricInput
 
 NAME = "background_consistency"
 WEIGHTS = "clip-vitb32"
@@ -31,6 +33,8 @@ def _model(device):
 
 
 def evaluate(inp: MetricInput) -> Score:
+    import pytest_ablation.metrics.vbench as vbench
+
     inp.require(NAME, min_frames=2)
     model = _model(inp.device)
     features = vbench.encode(inp.uint8_frames, vbench.clip_input, model)
@@ -45,6 +49,8 @@ def background_consistency_per_frame(
     video: torch.Tensor, device: str | torch.device | None = None
 ) -> list[float]:
     """One value per frame t >= 1."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, device=device)).per_frame)
 
 
@@ -53,4 +59,23 @@ def background_consistency(
 ) -> float:
     """VBench's background consistency of one video, on OpenAI CLIP ViT-B/32 features
     (weights from ``PYTEST_ABLATION_WEIGHTS_CLIP_VITB32`` or the Hugging Face cache)."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, device=device)).value
+
+
+SPEC = MetricSpec(
+    name="background_consistency",
+    direction="higher",
+    tolerance=0.005,  # same units and spread as subject_consistency
+    definition=(
+        "mean over t>=1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2 on OpenAI CLIP "
+        "ViT-B/32 features (VBench preprocessing)"
+    ),
+    source="VBench background_consistency",
+    backend="OpenAI CLIP ViT-B/32 (weights: PYTEST_ABLATION_WEIGHTS_CLIP_VITB32)",
+    needs=(),
+    weights=("clip-vitb32",),
+    version="1",
+    evaluate=evaluate,
+)

@@ -21,14 +21,14 @@ model is the mean verdict over its videos, which a study's mean over prompts rep
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-import torch
+from pytest_ablation.metrics.registry import MetricSpec, Score
 
-from pytest_ablation.metrics.backends import raft
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.registry import Score
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from pytest_ablation.metrics.inputs import MetricInput
 
 NAME = "dynamic_degree_vbench"
 TOP_FRACTION = 0.05
@@ -39,6 +39,8 @@ PAIRS_PER_16_FRAMES = 4
 
 def sample_interval(fps: float | None) -> int:
     """Keep every n-th frame: ``max(1, round(fps / 8))``, 1 without a frame rate."""
+    import numpy as np
+
     if fps is None:
         return 1
     if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
@@ -52,6 +54,8 @@ def sampled_indices(num_frames: int, fps: float | None) -> list[int]:
 
 def top_mean(magnitude: np.ndarray) -> float:
     """Mean of the largest ``int(0.05 * size)`` values of a (H, W) magnitude map."""
+    import numpy as np
+
     flat = np.asarray(magnitude, dtype=np.float64).ravel()
     count = int(flat.size * TOP_FRACTION)
     if count < 1:
@@ -78,11 +82,18 @@ def is_moving(magnitudes: Sequence[float], height: int, width: int) -> bool:
 
 def pair_magnitudes(flows: torch.Tensor) -> list[float]:
     """The top-5% mean magnitude of each (2, H, W) flow in ``flows`` (N, 2, H, W)."""
+    import torch
+
     radius = torch.linalg.vector_norm(flows.double(), dim=1).numpy()
     return [top_mean(r) for r in radius]
 
 
 def evaluate(inp: MetricInput) -> Score:
+    import numpy as np
+    import torch
+
+    from pytest_ablation.metrics.backends import raft
+
     inp.require(NAME, min_frames=2)
     height, width = (int(s) for s in inp.video.shape[-2:])
     raft.check_size(height, width, NAME)
@@ -118,10 +129,35 @@ def evaluate(inp: MetricInput) -> Score:
 
 def dynamic_degree_vbench_per_pair(video: torch.Tensor, fps: float | None = None) -> list[float]:
     """The top-5% mean RAFT flow magnitude of each pair of kept frames, in pixels."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, fps=fps)).per_frame)
 
 
 def dynamic_degree_vbench(video: torch.Tensor, fps: float | None = None) -> float:
     """VBench's verdict: 1.0 if the video moves, 0.0 if it is static (frames subsampled to
     ~8 per second when ``fps`` is given). Needs ``PYTEST_ABLATION_WEIGHTS_RAFT_LARGE``."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, fps=fps)).value
+
+
+SPEC = MetricSpec(
+    name="dynamic_degree_vbench",
+    direction="info",
+    # A yes/no verdict (1 moving, 0 static), informational: a flip is 1.0, anything smaller
+    # is float noise.
+    tolerance=0.5,
+    definition=(
+        "1 if at least round(4 n / 16) of the pairs of n frames kept at ~8 fps have a top-5% "
+        "mean RAFT flow magnitude above 6 min(H, W) / 256, else 0"
+    ),
+    source="VBench dynamic_degree",
+    backend=(
+        "RAFT optical flow, torchvision raft_large (weights: PYTEST_ABLATION_WEIGHTS_RAFT_LARGE)"
+    ),
+    needs=(),
+    weights=("raft-large",),
+    version="1",
+    evaluate=evaluate,
+)

@@ -7,26 +7,32 @@ so the interpolator's name goes into the score's details.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.interpolators import (
-    FlowMidpointInterpolator,
-    Interpolator,
-    interpolator_name,
-)
-from pytest_ablation.metrics.registry import Score
-from pytest_ablation.metrics.validation import to_uint8
+import pytest_ablation.metrics.interpolator_choice as interpolator_choice
+from pytest_ablation.metrics.registry import MetricSpec, Score
+
+if TYPE_CHECKING:
+    import torch
+    from pytest_ablation.metrics.inputs import MetricInput
+    from pytest_ablation.metrics.interpolators import FlowMidpointInterpolator, Interpolator
 
 NAME = "motion_smoothness"
 
 
 def default_interpolator() -> FlowMidpointInterpolator:
+    from pytest_ablation.metrics.interpolators import FlowMidpointInterpolator
+
     return FlowMidpointInterpolator()
 
 
 def evaluate(inp: MetricInput) -> Score:
+    import numpy as np
+    import torch
+
+    from pytest_ablation.metrics.interpolators import interpolator_name
+    from pytest_ablation.metrics.validation import to_uint8
+
     inp.require(NAME, min_frames=3)
     interpolator = inp.interpolator if inp.interpolator is not None else default_interpolator()
     name = interpolator_name(interpolator)
@@ -58,6 +64,8 @@ def motion_smoothness_per_frame(
     video: torch.Tensor, interpolator: Interpolator | None = None
 ) -> list[float]:
     """One value per interpolated odd frame (1, 3, 5, ...)."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, interpolator=interpolator)).per_frame)
 
 
@@ -65,4 +73,28 @@ def motion_smoothness(video: torch.Tensor, interpolator: Interpolator | None = N
     """``(255 - mean |odd frame - interpolated|) / 255`` on uint8 frames, the odd frames
     interpolated from the even ones by ``interpolator`` (default: optical-flow midpoint
     warp). Needs at least 3 frames."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, interpolator=interpolator)).value
+
+
+SPEC = MetricSpec(
+    name="motion_smoothness",
+    direction="higher",
+    tolerance=0.002,  # same units as temporal_flickering
+    definition=(
+        "(255 - mean |odd frame - interpolation of its even neighbours|) / 255 on uint8 frames"
+    ),
+    source=(
+        "VBench motion_smoothness (AMT interpolator there; a still video is interpolated "
+        "perfectly, so read it beside dynamic_degree)"
+    ),
+    backend=(
+        "OpenCV DIS optical flow (midpoint warp interpolator; a profile's "
+        "[metrics.motion_smoothness] interpolator selects another)"
+    ),
+    needs=(),
+    version="1",
+    evaluate=evaluate,
+    options={"interpolator": interpolator_choice.check},
+)

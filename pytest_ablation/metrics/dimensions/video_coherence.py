@@ -6,16 +6,21 @@ Each frame is compared with its predecessor (local smoothness) and with the firs
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from pytest_ablation.metrics.clip_model import ClipModel, cosine
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.registry import Score
+from pytest_ablation.metrics.registry import MetricSpec, Score
+
+if TYPE_CHECKING:
+    import torch
+    from pytest_ablation.metrics.clip_model import ClipModel
+    from pytest_ablation.metrics.inputs import MetricInput
 
 NAME = "video_coherence"
 
 
 def evaluate(inp: MetricInput) -> Score:
+    from pytest_ablation.metrics.clip_model import cosine
+
     inp.require(NAME, {"clip"}, min_frames=2)
     feats = inp.frame_features
     to_previous = cosine(feats[:-1], feats[1:]).clamp(min=0)
@@ -28,9 +33,29 @@ def evaluate(inp: MetricInput) -> Score:
 
 def video_coherence_per_frame(video: torch.Tensor, model: ClipModel) -> list[float]:
     """One value per frame t >= 1."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, clip=model)).per_frame)
 
 
 def video_coherence(video: torch.Tensor, model: ClipModel) -> float:
     """Mean over t >= 1 of ``(max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2``."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, clip=model)).value
+
+
+SPEC = MetricSpec(
+    name="video_coherence",
+    direction="higher",
+    tolerance=0.005,  # same units and spread as temporal_consistency
+    definition=(
+        "mean over t>=1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2 on CLIP frame "
+        "features"
+    ),
+    source="VBench subject_consistency formula",
+    backend="the profile's CLIP judge (role clip): image tower",
+    needs=("clip",),
+    version="1",
+    evaluate=evaluate,
+)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from pytest_ablation.metrics.clip_model import ClipModel
-from pytest_ablation.metrics.inputs import MetricInput
-from pytest_ablation.metrics.registry import Score
+from pytest_ablation.metrics.registry import MetricSpec, Score
+
+if TYPE_CHECKING:
+    import torch
+    from pytest_ablation.metrics.clip_model import ClipModel
+    from pytest_ablation.metrics.inputs import MetricInput
 
 NAME = "video_quality"
 ANCHORS = ("Good photo.", "Bad photo.")
@@ -20,10 +23,31 @@ def evaluate(inp: MetricInput) -> Score:
 
 
 def video_quality_per_frame(video: torch.Tensor, model: ClipModel) -> list[float]:
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return list(evaluate(MetricInput(video, clip=model)).per_frame)
 
 
 def video_quality(video: torch.Tensor, model: ClipModel) -> float:
     """Mean over frames of P("Good photo." | frame) against "Bad photo.", with the model's
     logit scale: in [0, 1]."""
+    from pytest_ablation.metrics.inputs import MetricInput
+
     return evaluate(MetricInput(video, clip=model)).value
+
+
+SPEC = MetricSpec(
+    name="video_quality",
+    direction="higher",
+    # A probability; one percentage point is below what separates visibly different
+    # videos and far above float noise.
+    tolerance=0.01,
+    definition=(
+        "mean over frames of softmax(CLIP logits for \"Good photo.\" vs \"Bad photo.\")[good]"
+    ),
+    source="CLIP-IQA (Wang et al. 2023)",
+    backend="the profile's CLIP judge (role clip): image and text towers",
+    needs=("clip",),
+    version="1",
+    evaluate=evaluate,
+)

@@ -1,0 +1,1 @@
+"""The ``pytest-ablation`` command and its ``submit`` executor."""

@@ -1,0 +1,1 @@
+"""The pytest glue: the plugin's hooks, options, session, workers and xdist scheduling."""

@@ -1,0 +1,1 @@
+"""What a run produces, as typed records: case outcomes, comparisons, claims, the gate, merge."""

@@ -1,0 +1,284 @@
+"""The report as data: one JSON document, deterministically ordered."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..files import strict_json
+from .record import (
+    POSITION_FIELD, SET_METRICS_FIELD, call_number, case_variant, result_row, set_result_row,
+    variant_entry,
+)
+from ..stats.inference import annotate, result_fields
+from .schema import schema_problem
+
+REPORT_FORMAT = "pytest-ablation-report"
+REPORT_VERSION = 2
+# Version 1 reports did not record each case's outcome (``cases``, ``selection``); they are
+# still read as baselines, whose results and node ids are all the gate needs of them.
+READABLE_VERSIONS = (1, 2)
+CASE_OUTCOMES = ("passed", "failed", "error", "xfailed", "skipped", "deselected", "unfinished")
+
+_VERSIONED = (
+    "pytest-ablation",
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "torch",
+    "torchvision",
+    "diffusers",
+    "transformers",
+    "open_clip_torch",
+    "numpy",
+)
+
+
+
+class ReportError(ValueError):
+    pass
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(folder: Path) -> dict | None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def environment(rootdir: Path, workers: dict[str, dict]) -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git": git_commit(rootdir),
+        "workers": {name: workers[name] for name in sorted(workers)},
+    }
+
+
+def build_report(
+    records: Iterable[dict],
+    *,
+    profile: dict,
+    environment: dict,
+    metric_info: dict[str, dict],
+    cache: dict | None = None,
+    created: str | None = None,
+    shard: tuple[int, int] | None = None,
+    cases: Iterable[dict] | None = None,
+    selection: dict | None = None,
+) -> dict[str, Any]:
+    """Assemble the report from the variant records the tests produced.
+
+    Everything that depends on the run's scheduling (which worker, in which order) lives
+    under ``environment`` and ``cache``; ``studies`` and ``results`` are ordered by study,
+    then by the study's variants in collection (parametrize) order, then by metric, so that
+    the same run on 1 or N workers gives the same document there. ``cases`` is every
+    ablation case of the collected files with its outcome, in collection order (as the
+    catalogue lists them), and ``selection`` the paths this run collected: together they say
+    what ran and what happened. Each variant entry records its place in that order
+    (``position``), so that a merge of shards or a saved report keeps it; a record that
+    already has one (read back from a report) keeps its own. Variants whose place is unknown
+    (no cases given) follow, by name. Non-finite numbers become null, so that report.json is
+    strict JSON.
+    """
+    cases = list(cases) if cases is not None else None
+    collected = collection_positions(cases or ())
+    by_study: dict[str, dict[str, dict]] = {}
+    for record in records:
+        by_study.setdefault(record["study"], {})[record["variant"]] = record
+    studies = []
+    results = []
+    set_results = []
+    for study in sorted(by_study):
+        variants = by_study[study]
+        references = sorted({r["reference"] for r in variants.values()})
+        metrics = sorted({m for r in variants.values() for m in r["metrics"]})
+        study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
+        positions = {name: _position(record, collected.get((study, case_variant(name))))
+                     for name, record in variants.items()}
+        for variant in sorted(variants, key=lambda name: _order_key(name, positions[name])):
+            record = variants[variant]
+            study_entry["variants"].append(variant_entry(record, positions[variant]))
+            results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
+            set_results.extend(set_result_row(study, record, metric)
+                               for metric in sorted(record.get(SET_METRICS_FIELD) or {}))
+        studies.append(study_entry)
+    # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
+    annotate(studies)
+    entries = {(s["study"], v["variant"], name): m
+               for s in studies for v in s["variants"] for name, m in v["metrics"].items()}
+    for result in results:
+        result.update(result_fields(entries[result["study"], result["variant"], result["metric"]]))
+    report = {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "profile": profile,
+        "metrics": {name: metric_info[name] for name in sorted(metric_info)},
+        "studies": studies,
+        "results": results,
+    }
+    if set_results:
+        # Set-level metrics (FVD): one value per variant against a reference set, with its
+        # bootstrap interval; not paired deltas, so kept apart from ``results``.
+        report["set_results"] = set_results
+    if cases is not None:
+        report["cases"] = sorted(
+            ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")}
+             for case in cases),
+            key=lambda c: (c["study"], c["variant"], c["nodeid"] or ""),
+        )
+        report["selection"] = {
+            "paths": sorted(set((selection or {}).get("paths", ()))),
+            "files": sorted(set((selection or {}).get("files", ()))),
+            "ignored": sorted(set((selection or {}).get("ignored", ()))),
+        }
+    report["environment"] = environment
+    if cache is not None:
+        report["cache"] = cache
+    if shard is not None:
+        report["shard"] = {"index": shard[0], "count": shard[1]}
+    return strict_json(report)
+
+
+def collection_positions(cases: Iterable[dict]) -> dict[tuple[str, str], int]:
+    """``(study, variant) -> place`` of each case among its study's cases, in the order
+    given (the collection's, as the catalogue lists them), from 0."""
+    positions: dict[tuple[str, str], int] = {}
+    counts: dict[str, int] = {}
+    for case in cases:
+        key = (case.get("study"), case.get("variant"))
+        if key not in positions:
+            positions[key] = counts.get(key[0], 0)
+            counts[key[0]] = positions[key] + 1
+    return positions
+
+
+def _position(record: dict, collected: int | None) -> int | None:
+    own = record.get(POSITION_FIELD)
+    if isinstance(own, int) and not isinstance(own, bool) and own >= 0:
+        return own
+    return collected
+
+
+def _order_key(variant: str, position: int | None) -> tuple:
+    if position is None:
+        return (1, 0, variant, 0)
+    return (0, position, "", call_number(variant))
+
+
+def variant_order(report: dict) -> dict[tuple[str, str], int]:
+    """``(study, variant) -> index`` of each variant in its study's entry of ``report``: the
+    order its tables show them in (collection order in a report that records it)."""
+    return {(study.get("study"), entry.get("variant")): index
+            for study in report.get("studies") or ()
+            for index, entry in enumerate(study.get("variants") or ())}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def baseline_problem(report: dict) -> str | None:
+    """Why ``report`` cannot serve as a baseline, or None: a value that is not a number, or a
+    case that errored or did not finish (its numbers would be missing from the baseline, and
+    the gate would never check them)."""
+    broken = [c for c in report.get("cases") or () if c.get("outcome") in ("error", "unfinished")]
+    if broken:
+        first = broken[0]
+        return (f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
+                f"{first.get('variant')}: {first.get('reason')}")
+    for index, entry in enumerate([*(report.get("results") or ()),
+                                   *(report.get("set_results") or ())]):
+        if not _is_number(entry.get("value")):
+            return (f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
+                    f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "
+                    "a finite number for every value")
+    return None
+
+
+def merge_cache_stats(summaries) -> dict:
+    merged = {"hits": 0, "misses": 0, "memory_hits": 0, "corrupted": []}
+    for summary in summaries:
+        stats = summary.get("cache") or {}
+        for key in ("hits", "misses", "memory_hits"):
+            merged[key] += stats.get(key, 0)
+        merged["corrupted"].extend(stats.get("corrupted", []))
+        for name in ("unwritten", "unreadable"):
+            if stats.get(name):
+                merged.setdefault(name, []).extend(stats[name])
+    merged["corrupted"].sort()
+    for name in ("unwritten", "unreadable"):
+        if name in merged:
+            merged[name].sort()
+    return merged
+
+
+def results_of(report: dict) -> dict[tuple[str, str, str], dict]:
+    return {(r["study"], r["variant"], r["metric"]): r for r in report["results"]}
+
+
+def load_report(path: str | Path, *, what: str = "report") -> dict:
+    """Read and check a report (or baseline) file; every problem is a ReportError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ReportError(f"{what} {path} is a directory; expected a report.json file") from None
+    except UnicodeDecodeError as error:
+        raise ReportError(f"{what} {path} is not UTF-8 text (byte {error.start}); is it a "
+                          "report.json?") from None
+    except OSError as error:
+        raise ReportError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{what} {path} is not valid JSON ({error.msg} at line {error.lineno}); "
+                          "is it truncated?") from None
+    except RecursionError:
+        raise ReportError(f"{what} {path} is nested too deeply to be a report.json") from None
+    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
+        raise ReportError(f"{what} {path} is not a pytest-ablation report (no format "
+                          f"{REPORT_FORMAT!r})")
+    if data.get("version") not in READABLE_VERSIONS:
+        raise ReportError(f"{what} {path} has report version {data.get('version')!r}; this "
+                          f"pytest-ablation reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
+                          "--ablation-save-baseline")
+    problem = schema_problem(data)
+    if problem:
+        raise ReportError(f"{what} {path} does not match report.json's schema: {problem}")
+    if what == "baseline":
+        problem = baseline_problem(data)
+        if problem:
+            raise ReportError(f"{what} {path}: {problem}")
+    return data

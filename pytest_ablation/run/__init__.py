@@ -1,0 +1,1 @@
+"""Running a case: generating videos, caching them, scoring them, on the worker's devices."""

@@ -1,0 +1,115 @@
+"""Scoring stored videos with the registered metrics, each score cached on its own.
+
+A score's key is the video's key plus the metric's name and version and the feature model
+it uses, so adding a metric to a study scores the cached videos without regenerating them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from .keys import canonical, digest
+from ..version import __version__
+
+
+class Scorer:
+    def __init__(self, cache, pool, metric: Callable[[str], Any]):
+        self._cache = cache
+        self._pool = pool
+        self._metric = metric
+
+    def score_all(
+        self, stored, prompt: str, video_key: str, metrics, fps: float | None = None
+    ) -> dict[str, Mapping[str, Any]]:
+        # fps needs no place in the score key: it is one of the video key's settings.
+        inputs = _LazyInput(stored, prompt, self._pool, fps)
+        scores = {}
+        for name in metrics:
+            spec = self._metric(name)
+            needs = set(spec.needs)
+            identity = {
+                "what": "score",
+                "package": __version__,
+                "video": video_key,
+                "metric": name,
+                "metric_version": spec.version,
+                "text": prompt if "text" in needs else None,
+                "clip": self._pool.identity("clip") if "clip" in needs else None,
+            }
+            if getattr(spec, "weights", ()):
+                identity["weights"] = [_weights_identity(w, self._pool.device) for w in spec.weights]
+            if name == "motion_smoothness":
+                # The score is only as good as the interpolator: another one is another score.
+                identity["interpolator"] = inputs.interpolator_setting()
+            key = digest(identity)
+
+            def evaluate(spec=spec):
+                score = spec.evaluate(inputs.get(with_clip="clip" in spec.needs))
+                per_frame = getattr(score, "per_frame", None)
+                return {
+                    "value": float(score.value),
+                    "per_frame": None if per_frame is None else [float(v) for v in per_frame],
+                    "details": canonical(dict(getattr(score, "details", None) or {})),
+                }
+
+            scores[name] = self._cache.score(key, evaluate)
+        return scores
+
+
+def _weights_identity(name: str, device: str) -> dict:
+    from ..metrics.weights import weight_file
+
+    weights = weight_file(name)
+    identity = weights.identity()
+    if weights.half_on_gpu:
+        # The same file scores in float16 on a GPU and in float32 on the CPU: two scores.
+        identity["precision"] = weights.precision(device)
+    return identity
+
+
+class _LazyInput:
+    """Builds the metrics' input once per video, and only if some score is not cached.
+
+    One input object serves every metric of the video, so CLIP features are computed once;
+    the judge is loaded only for a metric that needs it.
+    """
+
+    def __init__(self, stored, prompt: str, pool, fps: float | None = None):
+        self._stored = stored
+        self._prompt = prompt
+        self._pool = pool
+        self._fps = fps
+        self._input = None
+        self._has_clip = False
+
+    def get(self, *, with_clip: bool):
+        wants_clip = with_clip and "clip" in self._pool.profile.models
+        if self._input is None or (wants_clip and not self._has_clip):
+            from ..metrics import MetricInput
+
+            self._input = MetricInput(
+                video=self._stored.as_float(),
+                text=self._prompt,
+                image=self._stored.condition_as_float(),
+                clip=self._pool.get("clip") if wants_clip else None,
+                device=self._pool.device,
+                fps=self._fps,
+                interpolator=self._interpolator(),
+            )
+            self._has_clip = wants_clip
+        return self._input
+
+    def interpolator_setting(self) -> str:
+        """The profile's ``[metrics.motion_smoothness] interpolator``, or the default."""
+        from ..metrics.interpolator_choice import DEFAULT
+
+        options = getattr(self._pool.profile, "metric_options", None)
+        chosen = options("motion_smoothness").get("interpolator") if options else None
+        return chosen or DEFAULT
+
+    def _interpolator(self):
+        from ..metrics.interpolator_choice import LazyInterpolator
+
+        # Built on first use, so that a video whose motion_smoothness is cached never runs
+        # the factory (which may load a model).
+        return LazyInterpolator(self.interpolator_setting())

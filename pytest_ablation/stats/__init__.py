@@ -1,0 +1,1 @@
+"""Statistics of paired deltas: intervals and tests, claims and their verdicts, sample sizes."""
