@@ -120,6 +120,54 @@ def test_concurrent_processes_compute_an_entry_once(tmp_path):
     assert results == [{"value": 3.0}, {"value": 3.0}]
 
 
+@pytest.fixture
+def no_locks(monkeypatch):
+    """A filesystem that gives no lock (some Lustre and NFS set-ups, object-store mounts):
+    acquiring fails as flock does there."""
+    import errno
+
+    import filelock
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+
+
+def test_without_locks_entries_are_still_written_and_read_back(tmp_path, no_locks):
+    compute, calls = counting(video())
+    first = ResultCache(tmp_path)
+    made = first.video("k1", compute)
+    assert first.stats.unwritten == [] and first.stats.misses == 1
+    again = ResultCache(tmp_path)
+    assert torch.equal(again.video("k1", compute).frames, made.frames)
+    assert len(calls) == 1 and again.stats.hits == 1
+    assert again.score("s", lambda: {"value": 2.0}) == {"value": 2.0}
+    assert ResultCache(tmp_path).score("s", lambda: pytest.fail("recomputed")) == {"value": 2.0}
+
+
+def test_without_locks_concurrent_writers_of_a_key_leave_one_whole_entry(tmp_path, no_locks):
+    calls = []
+    both_computing = threading.Barrier(2, timeout=5)
+
+    def slow():
+        calls.append(1)
+        both_computing.wait()  # neither can see the other's entry: both compute
+        return {"value": 3.0, "per_frame": list(range(2000))}
+
+    threads = [threading.Thread(target=lambda: ResultCache(tmp_path).score("x", slow))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 2
+    reader = ResultCache(tmp_path)
+    assert reader.score("x", lambda: pytest.fail("recomputed"))["value"] == 3.0
+    assert reader.stats.corrupted == []
+    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")] == []
+
+
 def test_writes_are_atomic(tmp_path):
     cache = ResultCache(tmp_path)
     cache.score("s", lambda: {"value": 1.0})

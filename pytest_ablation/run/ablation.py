@@ -20,6 +20,7 @@ from .generation import (
     GenerationRequest,
     bind_generator,
     check_output,
+    stored_as,
     to_uint8,
 )
 from .keys import canonical, derive_seed, digest
@@ -27,7 +28,6 @@ from ..results.record import (
     DETAILS_FIELD, generator_details, make_record, metric_entry, sample_entry,
 )
 from ..stats.paired import PairedDelta, paired_delta
-from ..version import __version__
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -416,7 +416,9 @@ class Ablation:
             seed = derive_seed("sample", prompt, seed_index)
             key = {
                 "what": "video",
-                "package": __version__,
+                # The code that decides the video, never the package's version: the generator's
+                # (in its identity) and the core's conversion to stored frames.
+                "stored_as": stored_as(),
                 "generator": bound.identity,
                 "config": config,
                 "prompt": prompt,

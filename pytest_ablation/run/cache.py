@@ -8,7 +8,8 @@ read permission, a folder where the file should be) is reported and recomputed t
 written over when it can be; when it cannot, the value is still returned and the run's
 summary warns that the entry could not be replaced. A file lock per key makes concurrent
 workers (or machines sharing a filesystem) compute each entry once: the second one waits
-and then reads it.
+and then reads it. Where the filesystem gives no lock, entries are still written, each by
+an atomic rename of a whole file.
 """
 
 from __future__ import annotations
@@ -127,23 +128,20 @@ class ResultCache:
         return value
 
     def _through_disk(self, kind, key, suffix, load, dump, compute):
-        from filelock import FileLock
-
         path = self.path(kind, key, suffix)
         found = self._read(path, key, load)
         if found is not None:
             self.stats.hits += 1
             return found
-        lock_path = self.root / "locks" / f"{key}.lock"
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(lock_path))
-            lock.acquire()
-        except OSError as error:
-            # The cache cannot take a lock (full disk, read-only folder): compute without it.
+        lock = self._lock(key)
+        if lock is None:
+            # No lock here (a full or read-only disk, or a filesystem without locks: some
+            # Lustre and NFS set-ups, object-store mounts). The entry is still written: its
+            # name is its content's key and the write is an atomic rename, so two writers of
+            # one key leave one whole, valid file; at worst both computed it.
             value = compute()
             self.stats.misses += 1
-            self._unwritten(path, error)
+            self._write(path, key, dump, value)
             return value
         try:
             # Another process may have written the entry while this one waited.
@@ -152,16 +150,32 @@ class ResultCache:
                 self.stats.hits += 1
                 return found
             value = compute()
-            try:
-                write_bytes_atomic(path, dump(key, value))
-            except OSError as error:
-                # A cache that cannot be written (e.g. a full disk) costs a recomputation
-                # next time, not this run: the value is good, only keeping it failed.
-                self._unwritten(path, error)
+            self._write(path, key, dump, value)
             self.stats.misses += 1
             return value
         finally:
             lock.release()
+
+    def _lock(self, key: str):
+        """The key's file lock, acquired; None where this filesystem cannot give one."""
+        from filelock import FileLock
+
+        lock_path = self.root / "locks" / f"{key}.lock"
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_path))
+            lock.acquire()
+        except OSError:
+            return None
+        return lock
+
+    def _write(self, path: Path, key: str, dump, value) -> None:
+        try:
+            write_bytes_atomic(path, dump(key, value))
+        except OSError as error:
+            # A cache that cannot be written (e.g. a full disk) costs a recomputation next
+            # time, not this run: the value is good, only keeping it failed.
+            self._unwritten(path, error)
 
     def _unwritten(self, path: Path, error: OSError) -> None:
         what = "the unreadable entry could not be replaced: " if path in self._unreadable else ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from .keys import canonical, digest
-from ..version import __version__
 
 
 class Scorer:
@@ -29,10 +28,12 @@ class Scorer:
             needs = set(spec.needs)
             identity = {
                 "what": "score",
-                "package": __version__,
                 "video": video_key,
                 "metric": name,
+                # The metric's declared version and its module's code (with the input
+                # preparation all metrics share), never the package's version.
                 "metric_version": spec.version,
+                "metric_code": metric_code(spec),
                 "text": prompt if "text" in needs else None,
                 "clip": self._pool.identity("clip") if "clip" in needs else None,
             }
@@ -113,3 +114,20 @@ class _LazyInput:
         # Built on first use, so that a video whose motion_smoothness is cached never runs
         # the factory (which may load a model).
         return LazyInterpolator(self.interpolator_setting())
+
+
+def metric_code(spec) -> str | None:
+    """A digest of the code that evaluates ``spec``, with the inputs module every metric reads
+    its frames through: a built-in metric's whole module (its formula and helpers); for
+    another metric, its evaluate function's own source, so that editing the conftest around
+    it rescores nothing. None where that code cannot be read."""
+    import sys
+
+    from .keys import source_digest
+
+    evaluate = spec.evaluate
+    name = getattr(evaluate, "__module__", None) or type(evaluate).__module__
+    code = sys.modules.get(name) if name.startswith("pytest_ablation.") else evaluate
+    if code is None:
+        return None
+    return source_digest(code, "pytest_ablation.metrics.inputs")

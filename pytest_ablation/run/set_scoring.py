@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .keys import digest
-from ..version import __version__
 
 if TYPE_CHECKING:
     from .catalog import Case
@@ -92,14 +91,17 @@ class SetScorer:
     def _feature_set(self, content: Any, load_videos: Callable[[], list], label: str) -> dict:
         """I3D features of a set of videos and their Gaussian fit (``features``, ``mean``,
         ``cov``, ``count``), cached by the videos' content and the I3D weights' identity."""
+        from ..metrics.backends import i3d
         from ..metrics.backends.i3d import FEATURE_VERSION
+        from .keys import source_digest
         from ..metrics.dimensions.fvd import feature_size
         from ..metrics.weights import weight_file
 
         size = feature_size()
         key = digest({
             "what": "fvd-features",
-            "package": __version__,
+            # The code that computes the features, never the package's version.
+            "code": source_digest(i3d.__name__),
             "videos": content,
             "weights": weight_file("i3d").identity(),
             "features": FEATURE_VERSION,
