@@ -16,6 +16,8 @@ class Scorer:
         self._cache = cache
         self._pool = pool
         self._metric = metric
+        # Each metric's code digest, read once per run rather than once per score.
+        self._codes: dict[str, str | None] = {}
 
     def score_all(
         self, stored, prompt: str, video_key: str, metrics, fps: float | None = None
@@ -33,7 +35,7 @@ class Scorer:
                 # The metric's declared version and its module's code (with the input
                 # preparation all metrics share), never the package's version.
                 "metric_version": spec.version,
-                "metric_code": metric_code(spec),
+                "metric_code": self._code(name, spec),
                 "text": prompt if "text" in needs else None,
                 "clip": self._pool.identity("clip") if "clip" in needs else None,
             }
@@ -55,6 +57,11 @@ class Scorer:
 
             scores[name] = self._cache.score(key, evaluate)
         return scores
+
+    def _code(self, name: str, spec) -> str | None:
+        if name not in self._codes:
+            self._codes[name] = metric_code(spec)
+        return self._codes[name]
 
 
 def _weights_identity(name: str, device: str) -> dict:
