@@ -56,9 +56,14 @@ ARM_CLAIMS = [
     f"dynamic_degree not_above_reference {MOTION_MARGIN}",
 ]
 
-STUDY = dict(metrics=METRICS, settings=SVD_SAMPLING, prompts=CONDITIONS, unit="seed",
-             # The toy world's scene parser: does the scene stay put and the shape itself?
-             metrics_on={"toy": ["background_drift", "identity_constancy", "warping_error"]})
+STUDY = dict(
+    metrics=METRICS,
+    settings=SVD_SAMPLING,
+    prompts=CONDITIONS,
+    unit="seed",
+    # The toy world's scene parser: does the scene stay put and the shape itself?
+    metrics_on={"toy": ["background_drift", "identity_constancy", "warping_error"]},
+)
 
 INFERENCE = {
     # Tuned with the convolution (from the profile's model: ExSVD on exsvd), sampled with it.
@@ -76,15 +81,15 @@ TRAINING = {
 }
 
 
-@pytest.mark.ablation("exvideo-identity-conv-inference-time", reference="conv",
-                      claims={"removed": ARM_CLAIMS}, **STUDY)
+@pytest.mark.ablation("exvideo-identity-conv-inference-time", reference="conv", claims={"removed": ARM_CLAIMS}, **STUDY)
 @pytest.mark.parametrize("variant", list(INFERENCE))
 def test_identity_conv_inference_time(variant, exvideo, ablation):
     ablation.run(exvideo, **INFERENCE[variant], **exvideo.long_video)
 
 
-@pytest.mark.ablation("exvideo-identity-conv-training-time", reference="tuned-with",
-                      claims={"tuned-without": ARM_CLAIMS}, **STUDY)
+@pytest.mark.ablation(
+    "exvideo-identity-conv-training-time", reference="tuned-with", claims={"tuned-without": ARM_CLAIMS}, **STUDY
+)
 @pytest.mark.parametrize("variant", list(TRAINING))
 def test_identity_conv_training_time(variant, exvideo, ablation):
     ablation.run(exvideo, **TRAINING[variant], **exvideo.long_video)

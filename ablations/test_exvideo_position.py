@@ -86,11 +86,18 @@ CLAIMS = {
 }
 
 
-@pytest.mark.ablation("exvideo-position", reference="trainable", metrics=METRICS,
-                      settings=SVD_SAMPLING, prompts=CONDITIONS, unit="seed", claims=CLAIMS,
-                      # Where the shape goes and whether it stays itself past the trained
-                      # length, as the toy world's scene parser reads it.
-                      metrics_on={"toy": ["trajectory_jerk", "drift_vs_gap", "identity_constancy"]})
+@pytest.mark.ablation(
+    "exvideo-position",
+    reference="trainable",
+    metrics=METRICS,
+    settings=SVD_SAMPLING,
+    prompts=CONDITIONS,
+    unit="seed",
+    claims=CLAIMS,
+    # Where the shape goes and whether it stays itself past the trained
+    # length, as the toy world's scene parser reads it.
+    metrics_on={"toy": ["trajectory_jerk", "drift_vs_gap", "identity_constancy"]},
+)
 @pytest.mark.parametrize("position", list(ARMS))
 def test_position(position, exvideo, ablation):
     config = {"identity_conv": True, "tuned_from": "svd", **ARMS[position]}

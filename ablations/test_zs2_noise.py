@@ -70,9 +70,14 @@ TOY_JUDGE = (
 )
 @pytest.mark.parametrize(
     "noise",
-    ["two_stage", "random", "analytic",
-     pytest.param("independent", marks=pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE)),
-     "mixed", "progressive"],
+    [
+        "two_stage",
+        "random",
+        "analytic",
+        pytest.param("independent", marks=pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE)),
+        "mixed",
+        "progressive",
+    ],
     ids=str,
 )
 def test_noise(noise, zs2, ablation):

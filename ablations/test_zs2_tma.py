@@ -61,8 +61,7 @@ TOY_JUDGE = (
 )
 @pytest.mark.parametrize(
     "mu",
-    [pytest.param(0.0, marks=pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE)),
-     0.6, 0.8, 0.98, 1.0],
+    [pytest.param(0.0, marks=pytest.mark.ablation_xfail("toy", reason=TOY_JUDGE)), 0.6, 0.8, 0.98, 1.0],
     ids=lambda mu: f"mu={mu}",
 )
 def test_tma(mu, zs2, ablation):

@@ -43,8 +43,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_ablation.stats.paired import (
-    MDE_BOUND_CONFIDENCE, SKEW_WARNING_RATE, claim_holds_rows, mde_bound, mde_factor,
-    sign_test_pvalue, skew_against_rows, skew_warning_threshold,
+    MDE_BOUND_CONFIDENCE,
+    SKEW_WARNING_RATE,
+    claim_holds_rows,
+    mde_bound,
+    mde_factor,
+    sign_test_pvalue,
+    skew_against_rows,
+    skew_warning_threshold,
 )
 
 ALPHA = 0.025
@@ -143,8 +149,9 @@ def median_of_tail_plus_noise(direction: int, noise_sd: float) -> float:
     return 0.5 * (low + high)
 
 
-def skewed_study_differences(direction: int, centre: str, rng: np.random.Generator, reps: int,
-                             n: int, seeds: int) -> np.ndarray:
+def skewed_study_differences(
+    direction: int, centre: str, rng: np.random.Generator, reps: int, n: int, seeds: int
+) -> np.ndarray:
     """Prompt-level differences of ``reps`` studies of ``n`` prompts x ``seeds`` seeds.
 
     A prompt's true difference is ``direction * (c - LogNormal(0, 1))``: direction +1 puts
@@ -176,14 +183,20 @@ def flagged(differences: np.ndarray) -> np.ndarray:
 
 
 def skew_experiment(reps: int) -> None:
-    print(f"\n4. skewed prompt differences, true mean difference 0 (every mean claim is false); "
-          f"{reps} studies per cell,\n   seed noise sd {SEED_NOISE} per sample; flag: skew_warning "
-          f"(at most {SKEW_WARNING_RATE:.0%} of studies with symmetric differences)")
-    print("   median claim: the same world shifted to median difference 0 (there every median "
-          "claim is false;\n   the sign test's exact level is P(Bin(n, 1/2) >= k), the largest "
-          "one <= 2.5%: 1.56% at n=6, 0.39% at 8, 1.54% at 18)")
-    print(f"   {'long tail':8s} {'n':>3s} {'seeds':>5s}  {'mean claim':>10s}  {'| flagged':>9s}  "
-          f"{'| unflagged':>11s}  {'flag rate':>9s}  {'median claim (median-0 world)':>29s}")
+    print(
+        f"\n4. skewed prompt differences, true mean difference 0 (every mean claim is false); "
+        f"{reps} studies per cell,\n   seed noise sd {SEED_NOISE} per sample; flag: skew_warning "
+        f"(at most {SKEW_WARNING_RATE:.0%} of studies with symmetric differences)"
+    )
+    print(
+        "   median claim: the same world shifted to median difference 0 (there every median "
+        "claim is false;\n   the sign test's exact level is P(Bin(n, 1/2) >= k), the largest "
+        "one <= 2.5%: 1.56% at n=6, 0.39% at 8, 1.54% at 18)"
+    )
+    print(
+        f"   {'long tail':8s} {'n':>3s} {'seeds':>5s}  {'mean claim':>10s}  {'| flagged':>9s}  "
+        f"{'| unflagged':>11s}  {'flag rate':>9s}  {'median claim (median-0 world)':>29s}"
+    )
     for d_index, (label, direction) in enumerate((("against", 1), ("toward", -1))):
         for n in SKEW_PROMPTS:
             for seeds in SKEW_SEEDS:
@@ -195,8 +208,10 @@ def skew_experiment(reps: int) -> None:
                 among_unflagged = holds[~flag].mean() if (~flag).any() else float("nan")
                 median_d = skewed_study_differences(direction, "median", rng, reps, n, seeds)
                 median_rate = median_claim_holds(median_d).mean()
-                print(f"   {label:8s} {n:3d} {seeds:5d}  {holds.mean():10.2%}  {among_flagged:9.2%}  "
-                      f"{among_unflagged:11.2%}  {flag.mean():9.2%}  {median_rate:29.2%}")
+                print(
+                    f"   {label:8s} {n:3d} {seeds:5d}  {holds.mean():10.2%}  {among_flagged:9.2%}  "
+                    f"{among_unflagged:11.2%}  {flag.mean():9.2%}  {median_rate:29.2%}"
+                )
     print(f"   flag rate with symmetric differences (nominal at most {SKEW_WARNING_RATE:.0%}):")
     print(f"   {'differences':12s}" + "".join(f"  n={n:<5d}" for n in SYMMETRIC_FLAG_PROMPTS))
     for s_index, shape_name in enumerate(("normal", "t3")):
@@ -226,11 +241,15 @@ def true_mde(n: int, reps: int, seed: int) -> float:
 
 
 def bound_experiment(reps: int) -> None:
-    print(f"\n5. power at the MDE a study prints (normal differences, sigma 1; {reps} studies per n; "
-          f"true power by one fresh study at each printed value);\n   mde_bound at confidence "
-          f"{MDE_BOUND_CONFIDENCE} on the spread, the plain MDE (observed spread) for comparison:")
-    print(f"   {'n':>3s}  {'true MDE':>8s}  {'bound: mean power':>17s}  {'share >= 80%':>12s}  "
-          f"{'bound / true MDE 10-90%':>23s}  {'plain: mean power':>17s}  {'share >= 80%':>12s}")
+    print(
+        f"\n5. power at the MDE a study prints (normal differences, sigma 1; {reps} studies per n; "
+        f"true power by one fresh study at each printed value);\n   mde_bound at confidence "
+        f"{MDE_BOUND_CONFIDENCE} on the spread, the plain MDE (observed spread) for comparison:"
+    )
+    print(
+        f"   {'n':>3s}  {'true MDE':>8s}  {'bound: mean power':>17s}  {'share >= 80%':>12s}  "
+        f"{'bound / true MDE 10-90%':>23s}  {'plain: mean power':>17s}  {'share >= 80%':>12s}"
+    )
     for n in BOUND_PROMPTS:
         rng = np.random.default_rng(60_000 + n)
         spreads = rng.standard_normal((reps, n)).std(axis=1, ddof=1)
@@ -240,22 +259,27 @@ def bound_experiment(reps: int) -> None:
         plain_power = claim_holds_rows(rng.standard_normal((reps, n)) + plain[:, None], ALPHA).mean()
         truth = true_mde(n, max(reps, 10_000), seed=61_000 + n)
         low, high = np.quantile(bounds / truth, [0.1, 0.9])
-        print(f"   {n:3d}  {truth:8.3f}  {bound_power:17.1%}  {(bounds >= truth).mean():12.1%}  "
-              f"{f'{low:.2f}-{high:.2f}':>23s}  {plain_power:17.1%}  {(plain >= truth).mean():12.1%}")
+        print(
+            f"   {n:3d}  {truth:8.3f}  {bound_power:17.1%}  {(bounds >= truth).mean():12.1%}  "
+            f"{f'{low:.2f}-{high:.2f}':>23s}  {plain_power:17.1%}  {(plain >= truth).mean():12.1%}"
+        )
 
 
 def print_header(argv) -> None:
     command = " ".join(["python benchmarks/bench_claims.py", *(sys.argv[1:] if argv is None else argv)])
-    print(f"# {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores; "
-          f"numpy {np.__version__}; {command}")
+    print(
+        f"# {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores; "
+        f"numpy {np.__version__}; {command}"
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10000, help="replicates per cell (default 10000)")
     parser.add_argument("--studies", type=int, default=200, help="null-world studies (default 200)")
-    parser.add_argument("--skew", action="store_true",
-                        help="only experiments 4 and 5 (skewed differences; the conservative MDE)")
+    parser.add_argument(
+        "--skew", action="store_true", help="only experiments 4 and 5 (skewed differences; the conservative MDE)"
+    )
     args = parser.parse_args(argv)
     print_header(argv)
     if args.skew:
@@ -271,12 +295,13 @@ def main(argv=None) -> int:
     former_big, _ = null_world(big, seed=13)
     print(f"   former rule over {big} studies: {former_big / big:.1%}")
     one_former, one_current = null_world(big, seed=14, prompts=1, seeds=1)
-    print(f"   one prompt, one seed, {big} studies: former {one_former / big:.1%}, "
-          f"claim test {one_current / big:.1%}")
+    print(f"   one prompt, one seed, {big} studies: former {one_former / big:.1%}, claim test {one_current / big:.1%}")
 
     bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / args.reps)
-    print(f"\n2. false-claim rate of above_reference() at a true difference of 0 "
-          f"(nominal {ALPHA:.1%}; {args.reps} replicates, binomial bound {bound:.2%}):")
+    print(
+        f"\n2. false-claim rate of above_reference() at a true difference of 0 "
+        f"(nominal {ALPHA:.1%}; {args.reps} replicates, binomial bound {bound:.2%}):"
+    )
     header = f"   {'differences':26s}" + "".join(f"  n={n:<5d}" for n in PROFILE_PROMPTS)
     print(header)
     for index, shape_name in enumerate(SYMMETRIC_NULLS + SKEWED_NULLS):

@@ -136,8 +136,10 @@ def main() -> None:
     times = compare(unet, options.frames, height, width, options.repeats, options.device)
     plain = times["plain"]
     what = f"{options.model}" + (f" width {options.width}" if options.model == "svd-xt" else "")
-    print(f"UNet step, {what}, {options.frames} frames x 2 branches at {height}x{width}, "
-          f"{options.device}, {torch.get_num_threads()} thread(s), median of {options.repeats}:")
+    print(
+        f"UNet step, {what}, {options.frames} frames x 2 branches at {height}x{width}, "
+        f"{options.device}, {torch.get_num_threads()} thread(s), median of {options.repeats}:"
+    )
     targets = {"static, no conv": " (target <= 1.02)", "static + conv": " (target <= 1.15)"}
     for name, seconds in times.items():
         ratio = "" if name == "plain" else f"   ratio {seconds / plain:.3f}{targets.get(name, '')}"
@@ -146,8 +148,10 @@ def main() -> None:
         r = tiny_recipe()
         for checkpointing in (False, True):
             fps = tuning_throughput(components, options.tuning_steps, checkpointing)
-            print(f"post-tuning, tiny recipe ({r.frames} frames, {r.height}x{r.width}, batch {r.batch_size}), "
-                  f"{'with' if checkpointing else 'no'} gradient checkpointing: {fps:7.1f} frames/s")
+            print(
+                f"post-tuning, tiny recipe ({r.frames} frames, {r.height}x{r.width}, batch {r.batch_size}), "
+                f"{'with' if checkpointing else 'no'} gradient checkpointing: {fps:7.1f} frames/s"
+            )
 
 
 if __name__ == "__main__":

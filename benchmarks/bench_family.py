@@ -39,8 +39,9 @@ from pytest_ablation.stats.paired import paired_delta  # noqa: E402
 METRIC = "score"
 
 
-def null_study(rng, variants: int, prompts: int, seeds: int, prompt_sd: float = 1.0,
-               noise_sd: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def null_study(
+    rng, variants: int, prompts: int, seeds: int, prompt_sd: float = 1.0, noise_sd: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(reference scores, variant scores [variants, samples], sample prompts)."""
     effect = np.repeat(rng.normal(0.0, prompt_sd, prompts), seeds)
     reference = effect + rng.normal(0.0, noise_sd, prompts * seeds)
@@ -51,8 +52,7 @@ def null_study(rng, variants: int, prompts: int, seeds: int, prompt_sd: float = 
 
 def comparison(variant: str, values, reference, labels) -> Comparison:
     delta = paired_delta(values, reference, units=labels)
-    metric = MetricComparison(METRIC, "higher", delta, tuple(values), tuple(reference),
-                              (None,) * len(values))
+    metric = MetricComparison(METRIC, "higher", delta, tuple(values), tuple(reference), (None,) * len(values))
     return Comparison("null-study", variant, "reference", {}, {}, {}, {METRIC: metric})
 
 
@@ -64,20 +64,19 @@ def supported_claims(reference, arms, labels, *, declared: bool) -> int:
     for name, values in zip(names, arms):
         claims = ClaimSet(family_size=len(family) if declared else 0)
         mine = tuple(c for c in family if c.variant == name) if declared else ()
-        expectation = Expectation(comparison(name, values, reference, labels), METRIC,
-                                  claims=claims, declared=mine)
+        expectation = Expectation(comparison(name, values, reference, labels), METRIC, claims=claims, declared=mine)
         expectation._check("above_reference", 0.0, family="declared" if declared else None)
         claims.decide()
         supported += sum(outcome["verdict"] == "supported" for *_, outcome in claims.checked)
     return supported
 
 
-def false_claim_rates(reps: int, seed: int, *, variants=4, prompts=8, seeds=2,
-                      declared: bool) -> tuple[float, float]:
+def false_claim_rates(reps: int, seed: int, *, variants=4, prompts=8, seeds=2, declared: bool) -> tuple[float, float]:
     """(share of studies with >= 1 supported claim, share with >= 2)."""
     rng = np.random.default_rng(seed)
-    counts = np.array([supported_claims(*null_study(rng, variants, prompts, seeds), declared=declared)
-                       for _ in range(reps)])
+    counts = np.array(
+        [supported_claims(*null_study(rng, variants, prompts, seeds), declared=declared) for _ in range(reps)]
+    )
     return float((counts >= 1).mean()), float((counts >= 2).mean())
 
 
@@ -85,10 +84,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000)
     args = parser.parse_args()
-    print(f"# {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores; "
-          f"python benchmarks/bench_family.py --reps {args.reps}")
-    print("4 null variants sharing one reference, 8 prompts x 2 seeds, above_reference() each; "
-          f"{args.reps} simulated studies")
+    print(
+        f"# {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores; "
+        f"python benchmarks/bench_family.py --reps {args.reps}"
+    )
+    print(
+        "4 null variants sharing one reference, 8 prompts x 2 seeds, above_reference() each; "
+        f"{args.reps} simulated studies"
+    )
     print(f"{'decision':<18} {'>= 1 false supported':>22} {'>= 2':>8}   (intended: <= 2.5%)")
     for label, declared in (("declared family", True), ("per test", False)):
         one, two = false_claim_rates(args.reps, 20261207, declared=declared)

@@ -29,6 +29,7 @@ method, so a run cut short keeps what it measured).
 from __future__ import annotations
 
 import argparse
+import functools
 import copy
 import json
 import os
@@ -123,7 +124,7 @@ def throughput(device: str, make_batch, videos: int, batch: int) -> float:
     seconds = 0.0
     for start in range(0, videos, batch):
         size = min(batch, videos - start)
-        seconds += timed(device, lambda: make_batch(size, start))
+        seconds += timed(device, functools.partial(make_batch, size, start))
     return videos / seconds
 
 
@@ -144,17 +145,26 @@ def bench_zs2(args, device: str) -> dict:
     sampler = ZS2Sampler(sd, frames=frames, steps=args.steps, height=height, width=width, progress=False)
 
     def make(size, offset):
-        return sampler.sample_batch([f"a prompt {offset + i}" for i in range(size)], generators=generators(size, offset))
+        return sampler.sample_batch(
+            [f"a prompt {offset + i}" for i in range(size)], generators=generators(size, offset)
+        )
 
     single = throughput(device, make, args.videos, 1)
     reset_peak(device)
     batched = throughput(device, make, args.videos, args.batch)
     figures = {
-        "method": "zs2", "size": f"{frames} frames {height}x{width}", "steps": args.steps,
-        "dtype": dtype_name(unet.dtype), "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
-        "batch": args.batch, "peak_memory": peak(device), "peak_memory_bytes": peak_bytes(device),
+        "method": "zs2",
+        "size": f"{frames} frames {height}x{width}",
+        "steps": args.steps,
+        "dtype": dtype_name(unet.dtype),
+        "unet_only_s": unet_only,
+        "videos_per_s_batch1": single,
+        "videos_per_s_batched": batched,
+        "batch": args.batch,
+        "peak_memory": peak(device),
+        "peak_memory_bytes": peak_bytes(device),
     }
-    del sampler, sd, unet
+    sampler = sd = unet = None  # frees the device memory that the harness below needs
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     if not args.no_harness:
@@ -190,9 +200,16 @@ def bench_exvideo(args, device: str) -> dict:
     reset_peak(device)
     batched = throughput(device, make, args.videos, args.batch)
     return {
-        "method": "exvideo", "size": f"{frames} frames {height}x{width}", "steps": args.steps,
-        "dtype": dtype_name(unet.dtype), "unet_only_s": unet_only, "videos_per_s_batch1": single, "videos_per_s_batched": batched,
-        "batch": args.batch, "peak_memory": peak(device), "peak_memory_bytes": peak_bytes(device),
+        "method": "exvideo",
+        "size": f"{frames} frames {height}x{width}",
+        "steps": args.steps,
+        "dtype": dtype_name(unet.dtype),
+        "unet_only_s": unet_only,
+        "videos_per_s_batch1": single,
+        "videos_per_s_batched": batched,
+        "batch": args.batch,
+        "peak_memory": peak(device),
+        "peak_memory_bytes": peak_bytes(device),
     }
 
 
@@ -230,9 +247,18 @@ def harness(args, device, frames, height, width, unet_only, floor_dtype) -> dict
         )
         junit = folder / "junit.xml"
         command = [
-            sys.executable, "-m", "pytest", str(ROOT / "ablations" / "test_zs2_tma.py") + "::test_tma[mu=0.98]",
-            "-q", "-p", "no:cacheprovider", f"--ablation-profile={profile}", f"--ablation-devices={device}",
-            "--ablation-no-cache", f"--ablation-report-dir={folder / 'reports'}", f"--junitxml={junit}",
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "ablations" / "test_zs2_tma.py") + "::test_tma[mu=0.98]",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--ablation-profile={profile}",
+            f"--ablation-devices={device}",
+            "--ablation-no-cache",
+            f"--ablation-report-dir={folder / 'reports'}",
+            f"--junitxml={junit}",
         ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         if done.returncode not in (0, 1):
@@ -244,12 +270,19 @@ def harness(args, device, frames, height, width, unet_only, floor_dtype) -> dict
     loading = sum(sum(w.get("load_seconds", {}).values()) for w in workers)
     # The dtype the run loaded its generator in, as it recorded it (the model kinds' default,
     # when the profile names none, is float32).
-    recorded = {(w.get("models", {}).get("sd", {}).get("options") or {}).get("dtype") or "float32"
-                for w in workers if "sd" in w.get("models", {})}
+    recorded = {
+        (w.get("models", {}).get("sd", {}).get("options") or {}).get("dtype") or "float32"
+        for w in workers
+        if "sd" in w.get("models", {})
+    }
     variant = call - loading
     floor = args.videos * unet_only
-    return {"harness_s": variant, "harness_overhead": (variant - floor) / floor, "harness_load_s": loading,
-            "harness_dtype": ",".join(sorted(recorded)) or "unknown"}
+    return {
+        "harness_s": variant,
+        "harness_overhead": (variant - floor) / floor,
+        "harness_load_s": loading,
+        "harness_dtype": ",".join(sorted(recorded)) or "unknown",
+    }
 
 
 def describe(figures: dict) -> str:
@@ -296,12 +329,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="videos per UNet call in the batched run")
     parser.add_argument("--repeats", type=int, default=5, help="timed UNet forwards (median)")
     parser.add_argument("--no-harness", action="store_true", help="skip the run through the plugin")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write the figures as JSON (rewritten after each method)")
+    parser.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the figures as JSON (rewritten after each method)"
+    )
     args = parser.parse_args()
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device}: torch sees no CUDA GPU here; use --device cpu --size tiny to try the script")
+        raise SystemExit(
+            f"--device {device}: torch sees no CUDA GPU here; use --device cpu --size tiny to try the script"
+        )
     args.dtype = args.dtype or ("float16" if device.startswith("cuda") else "float32")
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
@@ -309,11 +345,22 @@ def main() -> None:
     else:
         torch.set_num_threads(1)
         name = platform.processor() or platform.machine()
-    print(f"bench_gpu: {name}, torch {torch.__version__}, {args.dtype}, {args.size} size, "
-          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
-    header = {"device": device, "device_name": name, "torch": torch.__version__, "dtype": args.dtype,
-              "size": args.size, "steps": args.steps, "videos": args.videos, "batch": args.batch,
-              "repeats": args.repeats}
+    print(
+        f"bench_gpu: {name}, torch {torch.__version__}, {args.dtype}, {args.size} size, "
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}",
+        flush=True,
+    )
+    header = {
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "size": args.size,
+        "steps": args.steps,
+        "videos": args.videos,
+        "batch": args.batch,
+        "repeats": args.repeats,
+    }
     results: list[dict] = []
     errors: list[str] = []
     write_json(args.json, header, results, errors)
@@ -334,8 +381,9 @@ def main() -> None:
                 results.append(figures)
                 print(describe(figures), flush=True)
                 if figures.get("harness_dtype", figures["dtype"]) != figures["dtype"]:
-                    errors.append(f"{method}: the harness ran in {figures['harness_dtype']}, "
-                                  f"the floor in {figures['dtype']}")
+                    errors.append(
+                        f"{method}: the harness ran in {figures['harness_dtype']}, the floor in {figures['dtype']}"
+                    )
             write_json(args.json, header, results, errors)
     if errors:
         raise SystemExit("bench_gpu: " + "; ".join(errors))

@@ -137,6 +137,7 @@ def time_unet_forward(config: dict, batch: int, chunk: int, latent: int, samples
     x = torch.randn(min(chunk, batch), unet.config.in_channels, latent, latent)
     text = torch.randn(min(chunk, batch), 77, cross)
     t = torch.tensor(500)
+
     def forward() -> None:
         done = 0
         while done < samples:
@@ -190,16 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="median of this many runs")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps, large setting")
     parser.add_argument(
-        "--small-steps", type=int, default=3,
+        "--small-steps",
+        type=int,
+        default=3,
         help="denoising steps, small setting (default: the tiny profile's 3)",
     )
     parser.add_argument("--chunk", type=int, default=10, help="UNet batch chunk, to bound memory")
     parser.add_argument(
-        "--unet-samples", type=int, default=None,
+        "--unet-samples",
+        type=int,
+        default=None,
         help="time only this many samples of the UNet batch and scale up (default: all)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="torch threads (default: torch's); 1 gives steadier figures on a busy machine",
     )
     args = parser.parse_args(argv)
@@ -209,13 +216,24 @@ def main(argv: list[str] | None = None) -> int:
     tiny_config, tiny_label = tiny_unet_config()
     settings = {
         "small": Setting(
-            "small", 4, 64, "pytest-ablation-tiny", "pytest-ablation-tiny (random weights)",
-            tiny_config, tiny_label, args.small_steps,
+            "small",
+            4,
+            64,
+            "pytest-ablation-tiny",
+            "pytest-ablation-tiny (random weights)",
+            tiny_config,
+            tiny_label,
+            args.small_steps,
         ),
         "large": Setting(
-            "large", 25, 512, "ViT-B-32",
+            "large",
+            25,
+            512,
+            "ViT-B-32",
             "ViT-B-32 from open_clip's config, random weights (same compute as the released one)",
-            SD15_UNET, "Stable Diffusion 1.5 UNet architecture, random weights", args.steps,
+            SD15_UNET,
+            "Stable Diffusion 1.5 UNet architecture, random weights",
+            args.steps,
         ),
     }
     print(
@@ -231,4 +249,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -19,8 +19,17 @@ from pathlib import Path
 
 
 def run(args: list[str], cache: Path, reports: Path) -> tuple[float, dict, int]:
-    command = [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
-               f"--ablation-cache-dir={cache}", f"--ablation-report-dir={reports}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *args,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--ablation-cache-dir={cache}",
+        f"--ablation-report-dir={reports}",
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -39,8 +48,10 @@ def describe(report: dict) -> str:
         f"{name}: " + (", ".join(f"{role} x{n}" for role, n in sorted(w.get("loads", {}).items())) or "none")
         for name, w in sorted(workers.items())
     )
-    return (f"{len(report.get('results', []))} results, cache {cache.get('hits', 0)} loaded / "
-            f"{cache.get('misses', 0)} computed; model loads per worker: {loads}")
+    return (
+        f"{len(report.get('results', []))} results, cache {cache.get('hits', 0)} loaded / "
+        f"{cache.get('misses', 0)} computed; model loads per worker: {loads}"
+    )
 
 
 def main() -> None:

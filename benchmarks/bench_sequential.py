@@ -32,7 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_ablation.stats.sequential import (
-    SPENDING_EXPONENT, expected_units, sequential_design, simulate_studies,
+    SPENDING_EXPONENT,
+    expected_units,
+    sequential_design,
+    simulate_studies,
 )
 from pytest_ablation.stats.paired import claim_holds_rows, mde_factor  # noqa: E402
 
@@ -69,8 +72,10 @@ def main() -> None:
     reps = args.reps
 
     print("Sequential claim designs against fixed-n claim tests (normal prompt differences)")
-    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
-          f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}")
+    print(
+        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}"
+    )
     print(f"command: python {' '.join(sys.argv)}")
     print(f"studies per cell: {reps}; simulation seed {SIM_SEED}; power asked {POWER:.0%}")
     started = time.perf_counter()
@@ -81,23 +86,28 @@ def main() -> None:
     for index, (fixed_n, alpha, first, step, budget, exponent) in enumerate(SCENARIOS):
         mde_factor(fixed_n, alpha, POWER)  # the fixed design's MDE (cached): not timed below
         calibrating = time.perf_counter()
-        design = sequential_design(first, step, budget, alpha, POWER, fixed_units=fixed_n,
-                                   spending_exponent=exponent)
+        design = sequential_design(first, step, budget, alpha, POWER, fixed_units=fixed_n, spending_exponent=exponent)
         calibrated = time.perf_counter() - calibrating
         mde = design.effect
         family = "" if alpha == 0.025 else " (Bonferroni, 2 claims: alpha 0.025/2)"
         print()
         print(f"fixed n = {fixed_n}, alpha = {alpha:g}{family}; MDE {mde:.3f} SD")
-        print(f"  looks {design.looks}, alpha spent as (n / {budget}) ** {exponent:g}; "
-              f"design calibrated in {calibrated:.1f} s")
-        print("  efficacy t >= "
-              + ", ".join("-" if math.isinf(c) else f"{c:.2f}" for c in design.efficacy)
-              + "; futility t < "
-              + ", ".join("-" if math.isinf(f) else f"{f:.2f}" for f in design.futility)
-              + "; nominal levels "
-              + ", ".join("-" if level == 0 else f"{level:.4f}" for level in design.nominal_levels))
-        print(f"  {'true effect':>14} | {'fixed: units':>12} {'supported':>9} {'refuted':>8} | "
-              f"{'sequential: E[units]':>20} {'supported':>9} {'refuted':>8} | {'saving':>6}")
+        print(
+            f"  looks {design.looks}, alpha spent as (n / {budget}) ** {exponent:g}; "
+            f"design calibrated in {calibrated:.1f} s"
+        )
+        print(
+            "  efficacy t >= "
+            + ", ".join("-" if math.isinf(c) else f"{c:.2f}" for c in design.efficacy)
+            + "; futility t < "
+            + ", ".join("-" if math.isinf(f) else f"{f:.2f}" for f in design.futility)
+            + "; nominal levels "
+            + ", ".join("-" if level == 0 else f"{level:.4f}" for level in design.nominal_levels)
+        )
+        print(
+            f"  {'true effect':>14} | {'fixed: units':>12} {'supported':>9} {'refuted':>8} | "
+            f"{'sequential: E[units]':>20} {'supported':>9} {'refuted':>8} | {'saving':>6}"
+        )
         savings = []
         for which, multiple in enumerate(EFFECTS):
             rng = np.random.default_rng([SIM_SEED, index, which])
@@ -109,28 +119,35 @@ def main() -> None:
             saving = 1.0 - units / fixed_n
             savings.append(saving)
             label = f"{multiple:.1f} MDE={effect:.2f}"
-            print(f"  {label:>14} | {fixed_n:>12d} {fixed_supported:>9.2%} "
-                  f"{fixed_refuted:>8.2%} | {units:>20.2f} {supported:>9.2%} {refuted:>8.2%} | "
-                  f"{saving:>6.1%}")
+            print(
+                f"  {label:>14} | {fixed_n:>12d} {fixed_supported:>9.2%} "
+                f"{fixed_refuted:>8.2%} | {units:>20.2f} {supported:>9.2%} {refuted:>8.2%} | "
+                f"{saving:>6.1%}"
+            )
             if multiple == 0.0:
                 se = math.sqrt(alpha * (1 - alpha) / reps)
-                checks.append(f"n={fixed_n} alpha={alpha:g}: false supported {supported:.2%} "
-                              f"(fixed {fixed_supported:.2%}; alpha {alpha:.2%}, "
-                              f"+2 SE {alpha + 2 * se:.2%})")
+                checks.append(
+                    f"n={fixed_n} alpha={alpha:g}: false supported {supported:.2%} "
+                    f"(fixed {fixed_supported:.2%}; alpha {alpha:.2%}, "
+                    f"+2 SE {alpha + 2 * se:.2%})"
+                )
             if multiple == 1.0:
-                checks.append(f"n={fixed_n} alpha={alpha:g}: power at 1 MDE {supported:.2%} "
-                              f"(fixed {fixed_supported:.2%}; asked {POWER:.0%})")
+                checks.append(
+                    f"n={fixed_n} alpha={alpha:g}: power at 1 MDE {supported:.2%} "
+                    f"(fixed {fixed_supported:.2%}; asked {POWER:.0%})"
+                )
         average = float(np.mean(savings))
         all_savings.append(average)
         print(f"  average saving over the four effects: {average:.1%}")
 
         for shape in ("t3", "contaminated"):
             rng = np.random.default_rng([SIM_SEED, index, 100, len(shape)])
-            fixed_rate = float(claim_holds_rows(heavy_tailed(shape, rng, (reps, fixed_n)),
-                                                alpha).mean())
+            fixed_rate = float(claim_holds_rows(heavy_tailed(shape, rng, (reps, fixed_n)), alpha).mean())
             _, verdict = simulate_studies(design, heavy_tailed(shape, rng, (reps, budget)))
-            robustness.append(f"  n={fixed_n:>2} alpha={alpha:<7g} {shape:>13}: fixed "
-                              f"{fixed_rate:.2%}, sequential {(verdict == 1).mean():.2%}")
+            robustness.append(
+                f"  n={fixed_n:>2} alpha={alpha:<7g} {shape:>13}: fixed "
+                f"{fixed_rate:.2%}, sequential {(verdict == 1).mean():.2%}"
+            )
 
     print()
     print("Error and power (the sequential design against the fixed one, same effects):")
@@ -141,9 +158,10 @@ def main() -> None:
     for line in robustness:
         print(line)
     print()
-    print(f"Average saving over all scenarios and effects: {np.mean(all_savings):.1%} "
-          f"(target: 30%); per scenario "
-          + ", ".join(f"{s:.1%}" for s in all_savings))
+    print(
+        f"Average saving over all scenarios and effects: {np.mean(all_savings):.1%} "
+        f"(target: 30%); per scenario " + ", ".join(f"{s:.1%}" for s in all_savings)
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

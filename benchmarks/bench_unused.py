@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,14 +28,14 @@ PLUGINS_OFF = ["-p", "no:ablation", "-p", "no:ablation-methods", "-p", "no:ablat
 HEAVY = ("torch", "numpy", "diffusers", "open_clip")
 
 # Each process of the run (the controller and every xdist worker) appends what it imported.
-CONFTEST = f'''
+CONFTEST = f"""
 import json, os, sys
 
 def pytest_unconfigure(config):
     heavy = [name for name in {HEAVY!r} if name in sys.modules]
     with open(os.environ["BENCH_IMPORTS_LOG"], "a") as log:
         log.write(json.dumps(heavy) + "\\n")
-'''
+"""
 
 
 def run_once(project: Path, extra: list[str]) -> tuple[float, int]:
@@ -48,8 +47,7 @@ def run_once(project: Path, extra: list[str]) -> tuple[float, int]:
         "    sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:]); sys.exit(done.returncode)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
-    command = [sys.executable, "-c", wrapper, sys.executable, "-m", "pytest", "-q",
-               "-p", "no:cacheprovider", *extra]
+    command = [sys.executable, "-c", wrapper, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=project, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -83,8 +81,10 @@ def main() -> None:
                 for line in log.read_text().splitlines():
                     imported[way].update(json.loads(line))
     on, off = statistics.median(timings["on"]), statistics.median(timings["off"])
-    print(f"one plain test{' with -n ' + options.workers if options.workers else ''}, "
-          f"median of {options.runs} fresh processes each way")
+    print(
+        f"one plain test{' with -n ' + options.workers if options.workers else ''}, "
+        f"median of {options.runs} fresh processes each way"
+    )
     print(f"plugin on  : {on:5.2f} s, {memory['on'] / 1024:6.1f} MiB largest process")
     print(f"plugin off : {off:5.2f} s, {memory['off'] / 1024:6.1f} MiB largest process")
     print(f"difference : {on - off:+5.2f} s ({on / off:.2f}x)")

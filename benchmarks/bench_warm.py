@@ -21,9 +21,23 @@ import time
 from pathlib import Path
 
 # What pyproject.toml's dependencies are imported as.
-DEPENDENCIES = ("pytest", "xdist", "hypothesis", "torch", "torchvision", "diffusers", "transformers",
-                "open_clip", "numpy", "tabulate", "safetensors", "filelock", "cv2", "matplotlib",
-                "PIL")
+DEPENDENCIES = (
+    "pytest",
+    "xdist",
+    "hypothesis",
+    "torch",
+    "torchvision",
+    "diffusers",
+    "transformers",
+    "open_clip",
+    "numpy",
+    "tabulate",
+    "safetensors",
+    "filelock",
+    "cv2",
+    "matplotlib",
+    "PIL",
+)
 TARGET_RATIO = 1.5
 
 
@@ -45,9 +59,17 @@ def main() -> None:
     options = parser.parse_args()
     bare = [sys.executable, "-c", "import " + ", ".join(DEPENDENCIES)]
     with tempfile.TemporaryDirectory() as tmp:
-        run = [sys.executable, "-m", "pytest", options.target, "-q", "-p", "no:cacheprovider",
-               f"--ablation-cache-dir={Path(tmp) / 'cache'}",
-               f"--ablation-report-dir={Path(tmp) / 'reports'}"]
+        run = [
+            sys.executable,
+            "-m",
+            "pytest",
+            options.target,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--ablation-cache-dir={Path(tmp) / 'cache'}",
+            f"--ablation-report-dir={Path(tmp) / 'reports'}",
+        ]
         if options.keyword:
             run += ["-k", options.keyword]
         cold = seconds(run)

@@ -33,6 +33,7 @@ import torch
 STEP_TARGET = 1.10
 NOISE_TARGET = 0.01
 
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -113,8 +114,7 @@ def bench_noise(shape: tuple, repeats: int) -> dict[str, float]:
     for name, run in runs.items():
         run(torch.Generator().manual_seed(0))
         out[name] = statistics.median(
-            timed(lambda run=run, i=i: run(torch.Generator().manual_seed(i)), "cpu")
-            for i in range(repeats)
+            timed(lambda run=run, i=i: run(torch.Generator().manual_seed(i)), "cpu") for i in range(repeats)
         )
     return out
 
@@ -134,21 +134,15 @@ def tiny_video_seconds(sd, repeats: int) -> float:
         progress=False,
     )
     sampler(settings.prompts[0])
-    return statistics.median(
-        timed(lambda i=i: sampler(settings.prompts[0], seed=i), "cpu") for i in range(repeats)
-    )
+    return statistics.median(timed(lambda i=i: sampler(settings.prompts[0], seed=i), "cpu") for i in range(repeats))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", choices=["tiny", "sd15"], default="tiny")
     parser.add_argument("--frames", type=int, default=None, help="default: 4 (tiny), 8 (sd15)")
-    parser.add_argument(
-        "--size", type=int, default=None, help="pixels; default: 64 (tiny), 256 (sd15)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=None, help="sampling steps; default 3 (tiny), 50 (sd15)"
-    )
+    parser.add_argument("--size", type=int, default=None, help="pixels; default: 64 (tiny), 256 (sd15)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps; default 3 (tiny), 50 (sd15)")
     parser.add_argument("--repeats", type=int, default=None, help="timed UNet steps per variant")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -8,7 +8,8 @@ that import torch, open_clip or OpenCV.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 
 def lazy_exports(

@@ -32,7 +32,8 @@ import contextlib
 import os
 import threading
 import weakref
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -76,8 +77,13 @@ class EmulatedCudaTensor(torch.Tensor):
     @staticmethod
     def __new__(cls, elem: torch.Tensor, index: int):
         wrapper = torch.Tensor._make_wrapper_subclass(
-            cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(),
-            dtype=elem.dtype, layout=elem.layout, device=elem.device,
+            cls,
+            elem.size(),
+            strides=elem.stride(),
+            storage_offset=elem.storage_offset(),
+            dtype=elem.dtype,
+            layout=elem.layout,
+            device=elem.device,
             requires_grad=elem.requires_grad,
         )
         wrapper.elem = elem
@@ -112,7 +118,7 @@ class EmulatedCudaTensor(torch.Tensor):
 
 
 class _Active(threading.local):
-    emulator: "_Emulator | None" = None
+    emulator: _Emulator | None = None
 
 
 _ACTIVE = _Active()
@@ -183,9 +189,7 @@ class _Emulator:
 
     def check_index(self, index: int) -> int:
         if not 0 <= index < self.devices:
-            raise RuntimeError(
-                f"CUDA error: invalid device ordinal (emulated: cuda:{index} of {self.devices} devices)"
-            )
+            raise RuntimeError(f"CUDA error: invalid device ordinal (emulated: cuda:{index} of {self.devices} devices)")
         return index
 
     # -- every aten operation ----------------------------------------------------------
@@ -271,8 +275,13 @@ class _DispatchMode(TorchDispatchMode):
 
 _NUMPY = {torch.Tensor.numpy, torch.Tensor.__array__}
 _HOST_READS = {
-    torch.Tensor.tolist, torch.Tensor.item, torch.Tensor.__float__, torch.Tensor.__int__,
-    torch.Tensor.__index__, torch.Tensor.__bool__, torch.Tensor.__complex__,
+    torch.Tensor.tolist,
+    torch.Tensor.item,
+    torch.Tensor.__float__,
+    torch.Tensor.__int__,
+    torch.Tensor.__index__,
+    torch.Tensor.__bool__,
+    torch.Tensor.__complex__,
 }
 _FROM_DATA = {torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor}
 F = torch.nn.functional
@@ -280,15 +289,39 @@ F = torch.nn.functional
 # autocast dtype, and these in float32. (On a real GPU autocast acts on every aten
 # operation; here on the functions, before autograd records them.)
 _AUTOCAST_LOWER = {
-    F.linear, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.bmm,
-    torch.baddbmm, torch.addmm, torch.addbmm, torch.einsum, torch.conv1d, torch.conv2d,
-    torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d,
-    F.scaled_dot_product_attention, torch.prelu,
+    F.linear,
+    torch.matmul,
+    torch.Tensor.matmul,
+    torch.Tensor.__matmul__,
+    torch.mm,
+    torch.bmm,
+    torch.baddbmm,
+    torch.addmm,
+    torch.addbmm,
+    torch.einsum,
+    torch.conv1d,
+    torch.conv2d,
+    torch.conv3d,
+    torch.conv_transpose1d,
+    torch.conv_transpose2d,
+    torch.conv_transpose3d,
+    F.scaled_dot_product_attention,
+    torch.prelu,
 }
 _AUTOCAST_FLOAT32 = {
-    F.layer_norm, F.group_norm, torch.layer_norm, torch.group_norm, F.softmax, F.log_softmax,
-    torch.softmax, torch.log_softmax, F.mse_loss, F.l1_loss, F.cross_entropy,
-    F.cosine_similarity, torch.cosine_similarity,
+    F.layer_norm,
+    F.group_norm,
+    torch.layer_norm,
+    torch.group_norm,
+    F.softmax,
+    F.log_softmax,
+    torch.softmax,
+    torch.log_softmax,
+    F.mse_loss,
+    F.l1_loss,
+    F.cross_entropy,
+    F.cosine_similarity,
+    torch.cosine_similarity,
 }
 
 
@@ -315,7 +348,7 @@ class _FunctionMode(TorchFunctionMode):
             return torch.device("cuda", self.emulator.check_index(index))
         return value
 
-    def _to_host(self, tensor: "EmulatedCudaTensor", dtype: torch.dtype | None = None) -> torch.Tensor:
+    def _to_host(self, tensor: EmulatedCudaTensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         # C++ sees a CPU tensor, so .to("cpu") would be a no-op; the copy is explicit.
         return torch.ops.aten._to_copy.default(tensor, dtype=dtype or tensor.dtype, device=torch.device("cpu"))
 
@@ -338,8 +371,7 @@ class _FunctionMode(TorchFunctionMode):
             return self._to_host(first) if emulated else func(*args, **kwargs)
         if func in _FROM_DATA and args and isinstance(args[0], (list, tuple)):
             # Python data holding CUDA scalars: read on the host, as torch does for CUDA.
-            args = (tree_map(lambda v: v.elem if isinstance(v, EmulatedCudaTensor) else v,
-                             args[0]),) + tuple(args[1:])
+            args = (tree_map(lambda v: v.elem if isinstance(v, EmulatedCudaTensor) else v, args[0]),) + tuple(args[1:])
         if "device" in kwargs:
             kwargs = dict(kwargs, device=self._indexed(kwargs["device"]))
             device = kwargs["device"]

@@ -15,8 +15,22 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 @pytest.mark.slow
 def test_bench_gpu_prints_its_figures_on_the_tiny_size():
-    command = [sys.executable, "benchmarks/bench_gpu.py", "--size", "tiny", "--device", "cpu",
-               "--steps", "1", "--videos", "2", "--batch", "2", "--repeats", "1"]
+    command = [
+        sys.executable,
+        "benchmarks/bench_gpu.py",
+        "--size",
+        "tiny",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--videos",
+        "2",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -35,9 +49,28 @@ def test_bench_gpu_runs_the_harness_in_the_floors_dtype(tmp_path):
     # bfloat16, not the CPU's float32 default: the harness's models must follow the floor's
     # dtype rather than the model kind's (float32) default.
     out_json = tmp_path / "bench.json"
-    command = [sys.executable, "benchmarks/bench_gpu.py", "--size", "tiny", "--device", "cpu", "--only", "zs2",
-               "--dtype", "bfloat16", "--steps", "1", "--videos", "2", "--batch", "2", "--repeats", "1",
-               "--json", str(out_json)]
+    command = [
+        sys.executable,
+        "benchmarks/bench_gpu.py",
+        "--size",
+        "tiny",
+        "--device",
+        "cpu",
+        "--only",
+        "zs2",
+        "--dtype",
+        "bfloat16",
+        "--steps",
+        "1",
+        "--videos",
+        "2",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+        str(out_json),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     floor = re.search(r"unet-only .* \(the floor\), (\w+)", done.stdout)
@@ -54,6 +87,11 @@ def test_bench_gpu_refuses_a_gpu_it_cannot_see():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    done = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--device", "cuda:0"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_gpu.py", "--device", "cuda:0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "torch sees no CUDA GPU here" in done.stderr

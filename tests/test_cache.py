@@ -155,8 +155,7 @@ def test_without_locks_concurrent_writers_of_a_key_leave_one_whole_entry(tmp_pat
         both_computing.wait()  # neither can see the other's entry: both compute
         return {"value": 3.0, "per_frame": list(range(2000))}
 
-    threads = [threading.Thread(target=lambda: ResultCache(tmp_path).score("x", slow))
-               for _ in range(2)]
+    threads = [threading.Thread(target=lambda: ResultCache(tmp_path).score("x", slow)) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -205,7 +204,8 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_p
 
 needs_non_root = pytest.mark.skipif(
     not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-    reason="root reads files whatever their permissions")
+    reason="root reads files whatever their permissions",
+)
 
 
 @needs_non_root
@@ -213,8 +213,11 @@ needs_non_root = pytest.mark.skipif(
 def test_an_unreadable_entry_is_recomputed_and_replaced(tmp_path, kind):
     # A shared cache entry written by another user with umask 077: this user cannot read it.
     value = video() if kind == "video" else {"value": 0.25}
-    store = (lambda cache, compute: cache.video("k", compute)) if kind == "video" else \
-            (lambda cache, compute: cache.score("k", compute))
+    store = (
+        (lambda cache, compute: cache.video("k", compute))
+        if kind == "video"
+        else (lambda cache, compute: cache.score("k", compute))
+    )
     store(ResultCache(tmp_path), lambda: value)
     path = ResultCache(tmp_path).path(kind + "s", "k", ".safetensors" if kind == "video" else ".json")
     path.chmod(0o000)
@@ -224,7 +227,7 @@ def test_an_unreadable_entry_is_recomputed_and_replaced(tmp_path, kind):
     fresh = ResultCache(tmp_path)
     result = store(fresh, compute)
     assert len(calls) == 1 and fresh.stats.misses == 1
-    assert (torch.equal(result.frames, value.frames) if kind == "video" else result == value)
+    assert torch.equal(result.frames, value.frames) if kind == "video" else result == value
     assert len(fresh.stats.unreadable) == 1 and str(path) in fresh.stats.unreadable[0]
     assert "Permission denied" in fresh.stats.unreadable[0] and not fresh.stats.unwritten
     # Written over: the next run reads it.
@@ -259,7 +262,7 @@ def test_a_folder_in_an_entrys_place_is_recomputed_and_left_alone(tmp_path, kind
     compute, calls = counting(value)
     result = cache.video("k", compute) if kind == "video" else cache.score("k", compute)
     assert len(calls) == 1
-    assert (torch.equal(result.frames, value.frames) if kind == "video" else result == value)
+    assert torch.equal(result.frames, value.frames) if kind == "video" else result == value
     assert len(cache.stats.unreadable) == 1 and str(path) in cache.stats.unreadable[0]
     # It cannot be written over: the value is still returned, and the stats say why.
     assert len(cache.stats.unwritten) == 1
@@ -271,7 +274,12 @@ def test_a_folder_in_an_entrys_place_is_recomputed_and_left_alone(tmp_path, kind
 def test_unreadable_entries_reach_the_merged_stats():
     from pytest_ablation.results.report_json import merge_cache_stats
 
-    merged = merge_cache_stats([{"cache": {"unreadable": ["b: Is a directory"]}},
-                                {"cache": {"unreadable": ["a: Permission denied"]}}, {"cache": {}}])
+    merged = merge_cache_stats(
+        [
+            {"cache": {"unreadable": ["b: Is a directory"]}},
+            {"cache": {"unreadable": ["a: Permission denied"]}},
+            {"cache": {}},
+        ]
+    )
     assert merged["unreadable"] == ["a: Permission denied", "b: Is a directory"]
     assert "unreadable" not in merge_cache_stats([{"cache": {"hits": 1}}])

@@ -36,8 +36,7 @@ def _differences(shape, rng, n, seeds=2):
 
 
 @pytest.mark.parametrize("n", [2, 4, 6, 8, 18])
-@pytest.mark.parametrize("shape", ["normal", "t3", "exponential metric",
-                                   "exponential, skewed toward the claim"])
+@pytest.mark.parametrize("shape", ["normal", "t3", "exponential metric", "exponential, skewed toward the claim"])
 def test_false_claim_rate_stays_within_the_binomial_bound_of_nominal(shape, n):
     rng = np.random.default_rng(zlib.crc32(f"{shape} {n}".encode()))
     # above_reference() when the true difference is exactly 0: every claim that holds is false.

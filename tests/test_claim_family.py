@@ -42,8 +42,9 @@ def test_a_declared_claim_is_decided_at_alpha_over_the_family_whatever_else_ran(
 
     family = tuple(DeclaredClaim(f"v{k}", bench.METRIC, "above_reference") for k in range(4))
     claims = ClaimSet(family_size=4)
-    expectation = Expectation(bench.comparison("v0", arms[0], reference, labels), bench.METRIC,
-                              claims=claims, declared=family[:1])
+    expectation = Expectation(
+        bench.comparison("v0", arms[0], reference, labels), bench.METRIC, claims=claims, declared=family[:1]
+    )
     expectation._check("above_reference", 0.0)
     claims.decide()
     [(_, _, _, outcome)] = claims.checked

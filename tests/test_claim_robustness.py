@@ -18,9 +18,22 @@ import pytest
 from scipy import stats as scipy_stats
 
 from pytest_ablation.stats.paired import (
-    MDE_BOUND_CONFIDENCE, SKEW_WARNING_RATE, beyond_pvalue, chi2_cdf, chi2_quantile,
-    claim_holds_rows, mde_bound, mde_factor, paired_delta, sign_test_pvalue, skew_against,
-    skew_against_rows, skew_warning, skew_warning_threshold, smallest_pvalue, spread_upper_factor,
+    MDE_BOUND_CONFIDENCE,
+    SKEW_WARNING_RATE,
+    beyond_pvalue,
+    chi2_cdf,
+    chi2_quantile,
+    claim_holds_rows,
+    mde_bound,
+    mde_factor,
+    paired_delta,
+    sign_test_pvalue,
+    skew_against,
+    skew_against_rows,
+    skew_warning,
+    skew_warning_threshold,
+    smallest_pvalue,
+    spread_upper_factor,
     units_needed,
 )
 
@@ -72,7 +85,7 @@ def test_sign_test_ties_count_against_the_claim():
     assert sign_test_pvalue(d, 0.0, "above") == pytest.approx(176 / 1024)
     # Within the relative tolerance is a tie; just beyond it is not.
     assert sign_test_pvalue([1.0 + 1e-14] * 6, 1.0, "above") == 1.0
-    assert sign_test_pvalue([1.0 + 1e-9] * 6, 1.0, "above") == 2.0 ** -6
+    assert sign_test_pvalue([1.0 + 1e-9] * 6, 1.0, "above") == 2.0**-6
     assert sign_test_pvalue([], 0.0, "above") == 1.0
     assert sign_test_pvalue([2.0, 2.0], 2.0, "below") == 1.0
     with pytest.raises(ValueError, match="side"):
@@ -81,8 +94,8 @@ def test_sign_test_ties_count_against_the_claim():
 
 def test_the_median_claims_smallest_p_value_is_two_to_the_minus_n():
     for n in (1, 5, 6, 9):
-        assert smallest_pvalue(n, "median") == smallest_pvalue(n) == 2.0 ** -n
-        assert sign_test_pvalue([1.0] * n, 0.0, "above") == 2.0 ** -n
+        assert smallest_pvalue(n, "median") == smallest_pvalue(n) == 2.0**-n
+        assert sign_test_pvalue([1.0] * n, 0.0, "above") == 2.0**-n
     assert units_needed(0.025) == 6
     with pytest.raises(ValueError, match="statistic"):
         smallest_pvalue(6, "mode")

@@ -10,19 +10,53 @@ from pytest_ablation.results.report_json import REPORT_FORMAT, REPORT_VERSION
 
 def report(values, path):
     results = [
-        {"study": "s", "variant": v, "reference": "a", "metric": m, "direction": "higher",
-         "value": x, "reference_value": x, "delta": 0.0, "ci": [0.0, 0.0], "n": 1, "confidence": 0.95}
+        {
+            "study": "s",
+            "variant": v,
+            "reference": "a",
+            "metric": m,
+            "direction": "higher",
+            "value": x,
+            "reference_value": x,
+            "delta": 0.0,
+            "ci": [0.0, 0.0],
+            "n": 1,
+            "confidence": 0.95,
+        }
         for (v, m), x in values.items()
     ]
-    studies = [{"study": "s", "references": ["a"], "metrics": sorted({m for _, m in values}), "variants": [
-        {"variant": v, "reference": "a", "is_reference": v == "a",
-         "metrics": {m: next(r for r in results if r["variant"] == v and r["metric"] == m) for m in sorted({m for vv, m in values if vv == v})}}
-        for v in sorted({v for v, _ in values})]}]
-    cases = [{"study": "s", "variant": v, "nodeid": f"test_s.py::test_s[{v}]", "outcome": "passed",
-              "reason": None} for v in sorted({v for v, _ in values})]
-    data = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "results": results,
-            "studies": studies, "metrics": {}, "cases": cases,
-            "selection": {"paths": ["."], "files": ["test_s.py"], "ignored": []}}
+    studies = [
+        {
+            "study": "s",
+            "references": ["a"],
+            "metrics": sorted({m for _, m in values}),
+            "variants": [
+                {
+                    "variant": v,
+                    "reference": "a",
+                    "is_reference": v == "a",
+                    "metrics": {
+                        m: next(r for r in results if r["variant"] == v and r["metric"] == m)
+                        for m in sorted({m for vv, m in values if vv == v})
+                    },
+                }
+                for v in sorted({v for v, _ in values})
+            ],
+        }
+    ]
+    cases = [
+        {"study": "s", "variant": v, "nodeid": f"test_s.py::test_s[{v}]", "outcome": "passed", "reason": None}
+        for v in sorted({v for v, _ in values})
+    ]
+    data = {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "results": results,
+        "studies": studies,
+        "metrics": {},
+        "cases": cases,
+        "selection": {"paths": ["."], "files": ["test_s.py"], "ignored": []},
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -46,11 +80,14 @@ def test_show_and_baseline(tmp_path, capsys):
     assert json.loads((tmp_path / "base.json").read_text())["results"] == json.loads(src.read_text())["results"]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "does not exist"),
-    ('{"format": "pytest-ablation-report", "vers', "not valid JSON"),
-    ('[1, 2]', "not a pytest-ablation report"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        ('{"format": "pytest-ablation-report", "vers', "not valid JSON"),
+        ("[1, 2]", "not a pytest-ablation report"),
+    ],
+)
 def test_bad_reports(tmp_path, capsys, content, message):
     path = tmp_path / "x.json"
     if content is not None:
@@ -89,18 +126,29 @@ def test_compare_tolerance_without_a_value_names_the_flag(tmp_path, capsys):
     assert "ablation_tolerances" not in err
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.pop("studies"), "schema: top level: the field 'studies' is missing"),
-    (lambda d: d["results"][0].update(value="high"),
-     'schema: results[0].value (s a m): got "high"; expected a number or null'),
-    (lambda d: d.pop("cases"), "schema: top level: the field 'cases' is missing"),
-    (lambda d: d["studies"][0]["variants"][0].update(reference=3),
-     "schema: studies[0].variants[0].reference (s a): got 3; expected a string"),
-    (lambda d: d["studies"][0]["variants"][0].setdefault("expectations", []).append({"metric": "m", "claim": "x",
-                                                                       "margin": 0, "family": ["a"]}),
-     "schema: studies[0].variants[0].expectations[0].family (s a): got a list; "
-     "expected a string or null"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("studies"), "schema: top level: the field 'studies' is missing"),
+        (
+            lambda d: d["results"][0].update(value="high"),
+            'schema: results[0].value (s a m): got "high"; expected a number or null',
+        ),
+        (lambda d: d.pop("cases"), "schema: top level: the field 'cases' is missing"),
+        (
+            lambda d: d["studies"][0]["variants"][0].update(reference=3),
+            "schema: studies[0].variants[0].reference (s a): got 3; expected a string",
+        ),
+        (
+            lambda d: (
+                d["studies"][0]["variants"][0]
+                .setdefault("expectations", [])
+                .append({"metric": "m", "claim": "x", "margin": 0, "family": ["a"]})
+            ),
+            "schema: studies[0].variants[0].expectations[0].family (s a): got a list; expected a string or null",
+        ),
+    ],
+)
 def test_malformed_reports_are_errors_not_tracebacks(tmp_path, capsys, change, message):
     path = report({("a", "m"): 0.5}, tmp_path / "r.json")
     data = json.loads(path.read_text())
@@ -143,7 +191,10 @@ def test_show_into_a_closed_pipe_is_quiet(tmp_path):
     path = report(values, tmp_path / "big.json")
     shown = subprocess.run(
         f"{sys.executable} -m pytest_ablation.cli.main show {path} | head -n 2",
-        shell=True, capture_output=True, text=True, timeout=120,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert len(shown.stdout.splitlines()) == 2
     assert "Traceback" not in shown.stderr and "BrokenPipe" not in shown.stderr, shown.stderr
@@ -179,8 +230,14 @@ def test_metrics_lists_every_builtin_metric_with_its_backend_and_weights(capsys)
     rows = _metric_blocks(out)
     # The built-in metrics and those installed plugins register (the toy world's), sorted.
     assert list(rows) == sorted(rows) and set(metric_names()) < set(rows)
-    assert {"subject_consistency", "background_consistency", "aesthetic_quality",
-            "imaging_quality", "dynamic_degree_vbench", "fvd"} <= set(rows)
+    assert {
+        "subject_consistency",
+        "background_consistency",
+        "aesthetic_quality",
+        "imaging_quality",
+        "dynamic_degree_vbench",
+        "fvd",
+    } <= set(rows)
     for name in metric_names():
         spec, line = get_metric(name), rows[name]
         assert f"tolerance {spec.tolerance:g}" in line
@@ -210,8 +267,9 @@ def test_the_metric_catalogue_lists_the_metrics_of_installed_plugins():
     import subprocess
     import sys
 
-    listed = subprocess.run([sys.executable, "-m", "pytest_ablation.cli.main", "metrics"],
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest_ablation.cli.main", "metrics"], capture_output=True, text=True, check=True
+    ).stdout
     blocks = _metric_blocks(listed)
     # The toy world registers its parser metrics through its own pytest11 plugin.
     assert {"identity_constancy", "trajectory_jerk", "warping_error"} <= set(blocks)
@@ -222,8 +280,10 @@ def test_compare_refuses_a_tolerance_for_a_misspelt_metric(tmp_path, capsys):
     base = report({("a", "temporal_flickering"): 0.9, ("a", "my_metric"): 0.5}, tmp_path / "base.json")
     assert main(["compare", str(base), str(base), "--tolerance", "temporal_flickerng=0.2"]) == 2
     err = capsys.readouterr().err
-    assert ("--tolerance: no metric named 'temporal_flickerng', so its tolerance would never be "
-            "used; did you mean 'temporal_flickering'?") in err
+    assert (
+        "--tolerance: no metric named 'temporal_flickerng', so its tolerance would never be "
+        "used; did you mean 'temporal_flickering'?"
+    ) in err
     # A metric only the reports know (a project's own) is a known one.
     assert main(["compare", str(base), str(base), "--tolerance", "my_metric=0.2"]) == 0
     assert main(["compare", str(base), str(base), "--tolerance", "my_metrc=0.2"]) == 2
@@ -258,8 +318,16 @@ def test_show_json_carries_the_claims_and_results(tmp_path, capsys):
     src = report({("a", "m"): 0.5, ("b", "m"): 0.25}, tmp_path / "r.json")
     data = json.loads(src.read_text())
     # A claim of a report written before verdicts had three words: its verdict is derived.
-    claim = {"metric": "m", "claim": "above_reference", "margin": 0.0, "family": "declared",
-             "passed": False, "decided": True, "p_adjusted": 0.5, "reason": "not shown"}
+    claim = {
+        "metric": "m",
+        "claim": "above_reference",
+        "margin": 0.0,
+        "family": "declared",
+        "passed": False,
+        "decided": True,
+        "p_adjusted": 0.5,
+        "reason": "not shown",
+    }
     data["studies"][0]["variants"][1]["expectations"] = [claim]
     src.write_text(json.dumps(data))
     assert main(["show", str(src), "--json"]) == 0
@@ -308,8 +376,9 @@ def test_compare_refuses_a_baseline_of_another_profile(tmp_path, capsys):
 def test_a_failed_gate_names_what_the_two_reports_did_differently(tmp_path, capsys):
     values = {("a", "temporal_flickering"): 0.9, ("b", "temporal_flickering"): 0.9}
     base = _with_profile(report(values, tmp_path / "base.json"), "tiny")
-    worse = _with_profile(report({**values, ("b", "temporal_flickering"): 0.8}, tmp_path / "worse.json"),
-                          "tiny", steps=4)
+    worse = _with_profile(
+        report({**values, ("b", "temporal_flickering"): 0.8}, tmp_path / "worse.json"), "tiny", steps=4
+    )
     assert main(["compare", str(base), str(worse)]) == 1
     out = capsys.readouterr().out
     assert "the baseline and this report were made differently:" in out

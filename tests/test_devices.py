@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from pytest_ablation.run.devices import (
-    DeviceError, assign, auto_worker_count, gpus_from_environment, parse_devices, resolve_devices,
+    DeviceError,
+    assign,
+    auto_worker_count,
+    gpus_from_environment,
+    parse_devices,
+    resolve_devices,
 )
 
 
@@ -46,7 +51,10 @@ def test_workers_are_dealt_devices_round_robin():
     gpus = ["0", "1"]
     devices = resolve_devices(["cuda:0", "cuda:1"], gpus)
     assert [assign(devices, gpus, i).device for i in range(4)] == [
-        "cuda:0", "cuda:1", "cuda:0", "cuda:1",
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
     ]
 
 
@@ -86,11 +94,14 @@ def test_a_gpu_is_described_by_model_memory_and_software(monkeypatch, tmp_path):
     from pytest_ablation.run import devices
 
     version = tmp_path / "version"
-    version.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  "
-                       "Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:17:39 UTC 2024\n")
+    version.write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  "
+        "Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:17:39 UTC 2024\n"
+    )
     real_path = devices.Path
-    monkeypatch.setattr(devices, "Path", lambda p: real_path(version) if p == "/proc/driver/nvidia/version"
-                        else real_path(p))
+    monkeypatch.setattr(
+        devices, "Path", lambda p: real_path(version) if p == "/proc/driver/nvidia/version" else real_path(p)
+    )
     with emulated_cuda(devices=2):
         gpu = devices.describe_gpu("cuda:1")
     assert gpu["name"] == "Emulated CUDA device 1"

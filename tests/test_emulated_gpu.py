@@ -38,13 +38,16 @@ def test_a_cuda_tensor_reports_cuda_and_computes_as_on_the_cpu():
     assert not torch.cuda.is_available() or torch.version.cuda is not None
 
 
-@pytest.mark.parametrize("mix", [
-    lambda x: x + torch.ones(3),
-    lambda x: torch.cat([x, torch.ones(3)]),
-    lambda x: torch.ones(2, 3) @ x,
-    lambda x: torch.nn.functional.linear(x, torch.ones(2, 3)),
-    lambda x: torch.where(torch.ones(3, dtype=torch.bool), x, torch.zeros(3)),
-])
+@pytest.mark.parametrize(
+    "mix",
+    [
+        lambda x: x + torch.ones(3),
+        lambda x: torch.cat([x, torch.ones(3)]),
+        lambda x: torch.ones(2, 3) @ x,
+        lambda x: torch.nn.functional.linear(x, torch.ones(2, 3)),
+        lambda x: torch.where(torch.ones(3, dtype=torch.bool), x, torch.zeros(3)),
+    ],
+)
 def test_mixing_a_cpu_tensor_into_a_cuda_operation_fails_as_on_a_gpu(mix):
     with emulated_cuda():
         x = torch.ones(3, device="cuda")
@@ -104,7 +107,8 @@ def test_a_device_beyond_the_gpus_is_refused():
 def gpu_machine_environment(devices: int = 1) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(GPU_MACHINE), str(ROOT / "tests")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        [str(GPU_MACHINE), str(ROOT / "tests")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     env["EMULATED_CUDA_DEVICES"] = str(devices)
     return env
 
@@ -113,7 +117,11 @@ def gpu_machine_environment(devices: int = 1) -> dict:
 def test_a_process_on_the_gpu_machine_sees_its_gpus():
     done = subprocess.run(
         [sys.executable, "-c", "import torch; print(torch.cuda.device_count(), torch.ones(1, device='cuda').device)"],
-        env=gpu_machine_environment(devices=3), capture_output=True, text=True, timeout=120)
+        env=gpu_machine_environment(devices=3),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["3", "cuda:0"]
 
@@ -125,12 +133,24 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     # CPU's: the emulation computes on the CPU, so a difference is a different code path.
     def run(name, *options):
         reports = tmp_path / name
-        command = [sys.executable, "-m", "pytest", "ablations/", "-q", "-p", "no:randomly",
-                   "-p", "no:cacheprovider", f"--ablation-profile={GPU_MACHINE / 'emulated-gpu.toml'}",
-                   f"--ablation-report-dir={reports}", f"--ablation-cache-dir={reports / 'cache'}",
-                   *options]
-        done = subprocess.run(command, cwd=ROOT, env=gpu_machine_environment(), capture_output=True,
-                              text=True, timeout=1200)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "ablations/",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            f"--ablation-profile={GPU_MACHINE / 'emulated-gpu.toml'}",
+            f"--ablation-report-dir={reports}",
+            f"--ablation-cache-dir={reports / 'cache'}",
+            *options,
+        ]
+        done = subprocess.run(
+            command, cwd=ROOT, env=gpu_machine_environment(), capture_output=True, text=True, timeout=1200
+        )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
         return json.loads((reports / "report.json").read_text())
 
@@ -147,7 +167,8 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     gpu_values, cpu_values = values(gpu), values(cpu)
     assert gpu_values.keys() == cpu_values.keys() and len(gpu_values) > 20
     mismatches = [
-        (key, gpu_values[key], value) for key, value in cpu_values.items()
+        (key, gpu_values[key], value)
+        for key, value in cpu_values.items()
         if gpu_values[key] != pytest.approx(value, **SAME_NUMBERS.get(key[2], ROUNDING))
     ]
     assert not mismatches, mismatches
@@ -159,8 +180,14 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     assert len(gpu_videos) == len(cpu_videos) > 20
     unmatched = list(cpu_videos)
     for frames in gpu_videos:
-        twin = next((i for i, other in enumerate(unmatched) if other.shape == frames.shape
-                     and int((other - frames).abs().max()) <= 1), None)
+        twin = next(
+            (
+                i
+                for i, other in enumerate(unmatched)
+                if other.shape == frames.shape and int((other - frames).abs().max()) <= 1
+            ),
+            None,
+        )
         assert twin is not None, "a video made on cuda:0 differs from every CPU video by > 1 level"
         unmatched.pop(twin)
 

@@ -48,7 +48,9 @@ def test_your_first_study_runs_as_written(tmp_path):
     files, commands = files_and_commands(section("Your first study"))
     assert set(files) == {"test_guidance.py", "test_momentum.py"}
     assert [c[1:] for c in commands] == [
-        [], ["-k", "momentum"], ["--ablation-save-baseline", "baselines/mine.json"],
+        [],
+        ["-k", "momentum"],
+        ["--ablation-save-baseline", "baselines/mine.json"],
         ["--ablation-gate", "baselines/mine.json"],
     ]
     project = tmp_path / "my-ablations"
@@ -62,7 +64,11 @@ def test_your_first_study_runs_as_written(tmp_path):
     for command in commands:
         done = subprocess.run(
             [sys.executable, "-m", *command, "-p", "no:cacheprovider"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=600,
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         outputs.append(done.stdout)
         assert done.returncode == 0, f"{command}: exit {done.returncode}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
@@ -72,15 +78,18 @@ def test_your_first_study_runs_as_written(tmp_path):
     # tiny's two prompts cannot decide the declared claim: said at collection, the case is an
     # expected failure, and the summary opens with its verdict and then says why.
     said = " ".join(momentum.split())
-    assert ("ablation: undecidable (expected failures): momentum: 1 declared claim(s) cannot be "
-            "decided with 2 prompt(s) (smallest adjusted p 0.25 > 0.025); they need at least 6 "
-            "prompts") in said
+    assert (
+        "ablation: undecidable (expected failures): momentum: 1 declared claim(s) cannot be "
+        "decided with 2 prompt(s) (smallest adjusted p 0.25 > 0.025); they need at least 6 "
+        "prompts"
+    ) in said
     verdicts = momentum.split("= ablation verdicts =")[1].split("= ablation results =")[0]
     assert re.search(r"^momentum:$", verdicts, re.M)
-    assert re.search(r"^inconclusive \(expected\) +mu=0\.0 +temporal_consistency below_reference +\S+$",
-                     verdicts, re.M)
-    assert ("expected: momentum mu=0.0: undecidable on profile 'tiny': momentum: 1 declared "
-            "claim(s) cannot be decided with 2 prompt(s)") in said
+    assert re.search(r"^inconclusive \(expected\) +mu=0\.0 +temporal_consistency below_reference +\S+$", verdicts, re.M)
+    assert (
+        "expected: momentum mu=0.0: undecidable on profile 'tiny': momentum: 1 declared "
+        "claim(s) cannot be decided with 2 prompt(s)"
+    ) in said
     assert (project / "baselines" / "mine.json").is_file()
     assert re.search(r"baseline .*mine\.json: \d+ ok", gated)
 

@@ -17,8 +17,7 @@ def test_judge_respects_direction_and_tolerance():
 def test_compare_classifies_every_entry():
     baseline = [entry("a", "m", 1.0), entry("a", "gone", 1.0), entry("b", "m", 1.0), entry("c", "m", 1.0)]
     current = [entry("a", "m", 0.5), entry("b", "m", 1.0), entry("b", "extra", 2.0)]
-    rows = compare(baseline, current, ran={("s", "a"), ("s", "b")},
-                   default_tolerance=lambda metric, e: 0.01)
+    rows = compare(baseline, current, ran={("s", "a"), ("s", "b")}, default_tolerance=lambda metric, e: 0.01)
     status = {(r.variant, r.metric): r.status for r in rows}
     assert status == {
         ("a", "m"): "regressed",
@@ -38,6 +37,7 @@ def test_not_run_alone_passes():
 
 
 def test_tolerance_override_wins():
-    rows = compare([entry("a", "m", 1.0)], [entry("a", "m", 0.9)], tolerances={"m": 0.2},
-                   default_tolerance=lambda metric, e: 0.0)
+    rows = compare(
+        [entry("a", "m", 1.0)], [entry("a", "m", 0.9)], tolerances={"m": 0.2}, default_tolerance=lambda metric, e: 0.0
+    )
     assert rows[0].status == "ok" and rows[0].tolerance == 0.2

@@ -29,8 +29,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_HAS = ["torch", "transformers", "timm", "pytest", "pytest-xdist", "hypothesis", "safetensors",
-            "opencv-python-headless", "matplotlib"]
+NODE_HAS = [
+    "torch",
+    "transformers",
+    "timm",
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "safetensors",
+    "opencv-python-headless",
+    "matplotlib",
+]
 CUDA_STACK = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia[-_].*|cuda[-_].*)-")
 NO_GPU_LINE = re.compile(r"^gpu-check: no GPU: torch \S+ \(CUDA build \S+\) sees no CUDA GPU; .+$")
 
@@ -50,8 +59,9 @@ def wheel_name(path: Path) -> str:
 
 def index_unreachable() -> str | None:
     """Why the package index cannot be reached, or None when it can."""
-    configured = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
-                                capture_output=True, text=True)
+    configured = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.index-url"], capture_output=True, text=True
+    )
     index = os.environ.get("PIP_INDEX_URL") or configured.stdout.strip() or "https://pypi.org/simple"
     url = index.rstrip("/") + "/diffusers/"
     try:
@@ -94,9 +104,18 @@ def link_node_packages(site: Path) -> None:
 
 
 def python_paths(python: Path, cwd: Path) -> dict:
-    done = subprocess.run([str(python), "-c", "import json, sys, sysconfig; print(json.dumps("
-                           "{'purelib': sysconfig.get_paths()['purelib'], 'venv': sys.prefix != sys.base_prefix}))"],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    done = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import json, sys, sysconfig; print(json.dumps("
+            "{'purelib': sysconfig.get_paths()['purelib'], 'venv': sys.prefix != sys.base_prefix}))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -132,11 +151,21 @@ def node_python(request, tmp_path_factory) -> Path:
         subprocess.run([str(python), "-m", "venv", "--without-pip", str(node)], check=True, timeout=120, cwd=work)
         python = node / "bin" / "python"
         link_node_packages(Path(python_paths(python, work)["purelib"]))
-    probe = subprocess.run([str(python), "-c", (
-        "import importlib.util as u, torch, transformers, timm, pytest, xdist, cv2, matplotlib, pip; "
-        "print([m for m in ('diffusers', 'open_clip', 'pytest_ablation', 'tabulate', 'ftfy', 'requests') "
-        "if u.find_spec(m)])")],
-        capture_output=True, text=True, timeout=300, cwd=work)
+    probe = subprocess.run(
+        [
+            str(python),
+            "-c",
+            (
+                "import importlib.util as u, torch, transformers, timm, pytest, xdist, cv2, matplotlib, pip; "
+                "print([m for m in ('diffusers', 'open_clip', 'pytest_ablation', 'tabulate', 'ftfy', 'requests') "
+                "if u.find_spec(m)])"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.strip() == "[]", f"the stand-in node already has {probe.stdout.strip()}"
     return python
@@ -147,15 +176,19 @@ def folder(tmp_path_factory) -> Path:
     # Two minutes of downloads and installs, and a package index that a test run cannot count
     # on: asked for by name (README: The GPU check), not part of every run.
     if os.environ.get("PYTEST_ABLATION_INDEX_TESTS") != "1":
-        pytest.skip("builds the GPU node's folder from the package index: "
-                    "set PYTEST_ABLATION_INDEX_TESTS=1 to run it")
+        pytest.skip("builds the GPU node's folder from the package index: set PYTEST_ABLATION_INDEX_TESTS=1 to run it")
     reason = index_unreachable()
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("gpu-wheels")
     out = work / "gpu-node"
-    done = subprocess.run([sys.executable, "scripts/gpu-wheels", "--out", str(out), "--cache-dir", str(work / "pip-cache")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "scripts/gpu-wheels", "--out", str(out), "--cache-dir", str(work / "pip-cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"gpu-wheels: .*gpu-node: \d+ wheels and the check's files, [\d.]+ MiB", done.stdout), done.stdout
     return out
@@ -170,17 +203,40 @@ def test_the_folder_holds_the_project_and_what_the_node_lacks_and_no_cuda_stack(
     for name in ("diffusers", "open-clip-torch"):
         assert names[name].name.split("-")[1] == pins[name], (names[name].name, pins[name])
     assert not [p.name for p in wheels if CUDA_STACK.match(p.name)]
-    node = {canonicalize_name(n) for n in ("torch", "transformers", "timm", "pytest", "hypothesis", "numpy",
-                                            "huggingface-hub", "safetensors", "matplotlib", "pillow")}
+    node = {
+        canonicalize_name(n)
+        for n in (
+            "torch",
+            "transformers",
+            "timm",
+            "pytest",
+            "hypothesis",
+            "numpy",
+            "huggingface-hub",
+            "safetensors",
+            "matplotlib",
+            "pillow",
+        )
+    }
     assert not node & names.keys(), "the node's own packages must not be in the folder"
     # Small: the project's wheel (mostly the toy world's weights) and a few pure-Python wheels.
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total < 48 * 2**20, total
     with zipfile.ZipFile(names["pytest-ablation"]) as wheel:
         assert "pytest_ablation/harness/plugin.py" in wheel.namelist()
-    for relative in ("gpu-check", "repo/scripts/gpu-check", "repo/tests/gpu/test_gpu.py", "repo/tests/gpu/conftest.py",
-                     "repo/tests/conftest.py", "repo/benchmarks/bench_gpu.py", "repo/ablations/test_zs2_tma.py",
-                     "repo/ablations/conftest.py", "repo/pyproject.toml", "repo/conftest.py", "MANIFEST.txt"):
+    for relative in (
+        "gpu-check",
+        "repo/scripts/gpu-check",
+        "repo/tests/gpu/test_gpu.py",
+        "repo/tests/gpu/conftest.py",
+        "repo/tests/conftest.py",
+        "repo/benchmarks/bench_gpu.py",
+        "repo/ablations/test_zs2_tma.py",
+        "repo/ablations/conftest.py",
+        "repo/pyproject.toml",
+        "repo/conftest.py",
+        "MANIFEST.txt",
+    ):
         assert (folder / relative).is_file(), relative
     assert os.access(folder / "gpu-check", os.X_OK) and os.access(folder / "repo/scripts/gpu-check", os.X_OK)
     # The installed wheel is what the check tests: the copy holds no package source.
@@ -190,9 +246,23 @@ def test_the_folder_holds_the_project_and_what_the_node_lacks_and_no_cuda_stack(
 @pytest.mark.slow
 def test_the_folder_installs_offline_on_the_node_and_the_plugin_runs_a_study(folder, node_python, tmp_path, request):
     venv, results = tmp_path / "venv", tmp_path / "results"
-    done = subprocess.run([str(folder / "gpu-check"), "--python", str(node_python), "--venv", str(venv),
-                           "--results", str(results), "--budget", "300"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(folder / "gpu-check"),
+            "--python",
+            str(node_python),
+            "--venv",
+            str(venv),
+            "--results",
+            str(results),
+            "--budget",
+            "300",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     steps = {row["step"]: row for row in json.loads((results / "summary.json").read_text())["steps"]}
     install_log = (results / "install.log").read_text()
     assert steps["install"]["status"] == "ok", install_log[-3000:]
@@ -209,7 +279,11 @@ def test_the_folder_installs_offline_on_the_node_and_the_plugin_runs_a_study(fol
     # Everything the project needs resolves to the check's venv (from the folder) or the node's
     # packages: none comes from the base Python this machine's venvs are made of.
     python = venv / "bin" / "python"
-    where = subprocess.run([str(python), "-c", """
+    where = subprocess.run(
+        [
+            str(python),
+            "-c",
+            """
 import importlib.metadata as md, json, re
 from packaging.requirements import Requirement
 seen, todo = {}, ["pytest-ablation"]
@@ -224,7 +298,13 @@ while todo:
         if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
             todo.append(requirement.name)
 print(json.dumps(seen))
-"""], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+""",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert where.returncode == 0, where.stderr[-3000:]
     locations = json.loads(where.stdout)
     node_site = str(Path(metadata.distribution("torch").locate_file("")))  # linked into the node
@@ -240,10 +320,24 @@ print(json.dumps(seen))
         return
     # And the installed plugin runs a study (on the CPU), from the folder's copy of the tree.
     study = subprocess.run(
-        [str(python), "-m", "pytest", "ablations/test_zs2_tma.py::test_tma[mu=0.98]", "-q", "-p", "no:cacheprovider",
-         "--ablation-devices=cpu", f"--ablation-cache-dir={tmp_path / 'cache'}",
-         f"--ablation-report-dir={tmp_path / 'report'}"],
-        cwd=folder / "repo", capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "ablations/test_zs2_tma.py::test_tma[mu=0.98]",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--ablation-devices=cpu",
+            f"--ablation-cache-dir={tmp_path / 'cache'}",
+            f"--ablation-report-dir={tmp_path / 'report'}",
+        ],
+        cwd=folder / "repo",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert study.returncode == 0, study.stdout[-3000:] + study.stderr[-2000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["environment"]["packages"]["diffusers"] == constraint_pins()["diffusers"]
@@ -257,8 +351,13 @@ def test_gpu_check_without_a_gpu_fails_in_one_line_and_still_writes_its_summary(
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     results = tmp_path / "results"
-    done = subprocess.run([str(ROOT / "scripts" / "gpu-check"), "--results", str(results), "--python", sys.executable],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "gpu-check"), "--results", str(results), "--python", sys.executable],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     reasons = [line for line in done.stdout.splitlines() if line.startswith("gpu-check: no GPU")]
     assert len(reasons) == 1 and NO_GPU_LINE.match(reasons[0]), done.stdout
@@ -266,7 +365,10 @@ def test_gpu_check_without_a_gpu_fails_in_one_line_and_still_writes_its_summary(
     summary = json.loads((results / "summary.json").read_text())
     assert summary["passed"] is False and summary["gpu"] == reasons[0]
     assert [(s["step"], s["status"]) for s in summary["steps"]] == [
-        ("gpu", "failed"), ("tests", "not run"), ("benchmark", "not run")]
+        ("gpu", "failed"),
+        ("tests", "not run"),
+        ("benchmark", "not run"),
+    ]
     assert (results / "summary.txt").read_text().splitlines()[-1] == "gpu-check: FAILED (gpu, tests, benchmark)"
 
 
@@ -304,15 +406,23 @@ def test_gpu_check_runs_every_step_within_its_budget_and_reports_what_it_measure
     fake.chmod(0o755)
     results = tmp_path / "results"
     started = time.monotonic()
-    done = subprocess.run([str(ROOT / "scripts" / "gpu-check"), "--python", str(fake), "--results", str(results),
-                           "--budget", "30"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "gpu-check"), "--python", str(fake), "--results", str(results), "--budget", "30"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stdout + done.stderr
     # The benchmark ran although the tests failed, and was stopped at the budget's end.
     assert elapsed < 30 + 5, elapsed
     summary = json.loads((results / "summary.json").read_text())
     assert [(s["step"], s["status"]) for s in summary["steps"]] == [
-        ("gpu", "ok"), ("tests", "failed"), ("benchmark", "timeout")]
+        ("gpu", "ok"),
+        ("tests", "failed"),
+        ("benchmark", "timeout"),
+    ]
     assert summary["tests"]["counts"] == {"passed": 1, "failure": 1, "error": 0, "skipped": 0}
     text = (results / "summary.txt").read_text()
     assert "failure: tests.gpu.test_gpu::test_b" in text

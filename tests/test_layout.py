@@ -59,8 +59,7 @@ def import_graph(package_dir: Path) -> dict[str, set[str]]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 named = named_module(node.value, modules)
                 targets = [named] if named else []
-            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(
-                    node.values[0], ast.Constant):
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
                 named = named_module(str(node.values[0].value), modules, head=True)
                 targets = [named] if named else []
             elif isinstance(node, ast.Import):
@@ -150,8 +149,7 @@ def test_the_core_imports_no_method_and_no_toy_world():
 # below it. The plugins a run loads beside the core (the two methods, the toy world) sit on
 # top and are checked apart: the core never names them.
 LAYERS = (
-    ("pytest_ablation.version", "pytest_ablation.lazy", "pytest_ablation.suggest",
-     "pytest_ablation.files"),
+    ("pytest_ablation.version", "pytest_ablation.lazy", "pytest_ablation.suggest", "pytest_ablation.files"),
     ("pytest_ablation.profiles",),
     ("pytest_ablation.models",),
     ("pytest_ablation.metrics",),
@@ -176,7 +174,8 @@ def test_imports_point_down_the_layers():
         f"{module} -> {other}"
         for module, imported in import_graph(PACKAGE_DIR).items()
         for other in imported
-        if unit_of(module) in LAYER_OF and unit_of(other) in LAYER_OF
+        if unit_of(module) in LAYER_OF
+        and unit_of(other) in LAYER_OF
         and LAYER_OF[unit_of(other)] > LAYER_OF[unit_of(module)]
     )
     assert upward == []
@@ -195,17 +194,19 @@ def test_the_lowest_layers_stand_on_almost_nothing():
     "files, expected",
     [
         ({"a.py": "from . import b\n", "b.py": "def f():\n    from .a import g\n"}, [["pkg.a", "pkg.b"]]),
-        ({"a.py": "import pkg.sub.c\n", "sub/__init__.py": "", "sub/c.py": "from pkg import a\n"},
-         [["pkg.a", "pkg.sub.c"]]),
-        ({"a.py": "from .sub import c\n", "sub/__init__.py": "", "sub/c.py": "from ..a import x\n"},
-         [["pkg.a", "pkg.sub.c"]]),
+        (
+            {"a.py": "import pkg.sub.c\n", "sub/__init__.py": "", "sub/c.py": "from pkg import a\n"},
+            [["pkg.a", "pkg.sub.c"]],
+        ),
+        (
+            {"a.py": "from .sub import c\n", "sub/__init__.py": "", "sub/c.py": "from ..a import x\n"},
+            [["pkg.a", "pkg.sub.c"]],
+        ),
         ({"a.py": "from . import b\n", "b.py": "import os\n"}, []),
         # Imports made from strings, at run time.
         ({"a.py": "from . import b\n", "b.py": "CHECK = 'pkg.a:check'\n"}, [["pkg.a", "pkg.b"]]),
-        ({"a.py": "from . import b\n", "b.py": "def f(n):\n    return f'pkg.a.{n}'\n"},
-         [["pkg.a", "pkg.b"]]),
-        ({"a.py": "from . import b\n", "b.py": "WORDS = 'pkg a'\nDOC = 'see pkg.a for why'\n"},
-         []),
+        ({"a.py": "from . import b\n", "b.py": "def f(n):\n    return f'pkg.a.{n}'\n"}, [["pkg.a", "pkg.b"]]),
+        ({"a.py": "from . import b\n", "b.py": "WORDS = 'pkg a'\nDOC = 'see pkg.a for why'\n"}, []),
         # A package's dotted name is also an entry-point group's or a resource's.
         ({"a.py": "from . import sub\n", "sub/__init__.py": "GROUP = 'pkg'\n"}, []),
     ],
@@ -227,9 +228,7 @@ def test_every_entry_point_names_a_module_of_the_package():
 
     project = tomllib.loads((PACKAGE_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))
     modules = module_names(PACKAGE_DIR)
-    targets = [value.split(":")[0]
-               for group in project["project"]["entry-points"].values()
-               for value in group.values()]
+    targets = [value.split(":")[0] for group in project["project"]["entry-points"].values() for value in group.values()]
     targets += [value.split(":")[0] for value in project["project"]["scripts"].values()]
     assert len(targets) >= 12
     assert [target for target in targets if target not in modules] == []
@@ -259,9 +258,7 @@ def test_a_request_carries_settings_that_the_settings_schema_defines():
     assert set(VIDEO_SETTINGS) <= set(SETTING_NAMES)
     assert set(VIDEO_SETTINGS) <= {f.name for f in fields(GenerationRequest)}
     settings = load_profile("tiny").settings
-    request = GenerationRequest.from_settings(
-        settings, prompt="a cat", seed=3, device="cpu", config={"mu": 0.5}
-    )
+    request = GenerationRequest.from_settings(settings, prompt="a cat", seed=3, device="cpu", config={"mu": 0.5})
     assert {name: getattr(request, name) for name in VIDEO_SETTINGS} == {
         name: getattr(settings, name) for name in VIDEO_SETTINGS
     }

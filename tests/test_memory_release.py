@@ -22,9 +22,14 @@ from pytest_ablation.profiles import load_profile
 
 
 def request(settings, config=None, **overrides):
-    return GenerationRequest.from_settings(dataclasses.replace(settings, **overrides),
-                                           prompt="a red ball", seed=0, device="cuda:0",
-                                           config=config or {}, seed_index=0)
+    return GenerationRequest.from_settings(
+        dataclasses.replace(settings, **overrides),
+        prompt="a red ball",
+        seed=0,
+        device="cuda:0",
+        config=config or {},
+        seed_index=0,
+    )
 
 
 def models_of(pool) -> list[weakref.ref]:
@@ -78,9 +83,16 @@ def test_a_group_switch_frees_exvideos_model_unet_copy_and_tuning_data(tiny, tmp
         pool.enter_group("models:exvideo")
         before = torch.cuda.memory_allocated(0)
         variants = exvideo_variants(pool, ResultCache(tmp_path / "cache"), recipe, on_profile)
-        variants.generate(request(tiny.settings, {"position": "trainable", "identity_conv": True},
-                                  frames=recipe.max_frames, steps=1, height=recipe.height,
-                                  width=recipe.width))
+        variants.generate(
+            request(
+                tiny.settings,
+                {"position": "trainable", "identity_conv": True},
+                frames=recipe.max_frames,
+                steps=1,
+                height=recipe.height,
+                width=recipe.width,
+            )
+        )
         held = models_of(pool) + [weakref.ref(variants._unet)]
         held += [weakref.ref(p) for p in variants._unet.parameters()]
         assert torch.cuda.memory_allocated(0) > before
@@ -99,7 +111,7 @@ def test_after_an_out_of_memory_error_the_models_are_freed_and_the_next_test_run
         pool = ModelPool(tiny, DeviceAssignment(device="cuda:0"))
         pool.enter_group("models:zs2")
         sampler = zs2_sampler(pool)
-        sampler.components  # loads the model
+        assert sampler.components is not None  # loads the model
         loaded = torch.cuda.memory_allocated(0)
         held = models_of(pool)
         emulator.memory.limit = loaded + 1024

@@ -9,27 +9,57 @@ from pytest_ablation.results.merge import MergeError, merge_reports
 
 
 def record(study, variant, value, reference="a"):
-    metric = {"direction": "higher", "value": value, "reference_value": 0.5, "delta": value - 0.5,
-              "ci": [value - 0.6, value - 0.4], "n": 2, "confidence": 0.95,
-              "samples": [value, value], "reference_samples": [0.5, 0.5], "per_frame": [None, None],
-              "details": {}}
-    return {"study": study, "variant": variant, "reference": reference, "is_reference": variant == reference,
-            "nodeid": f"t.py::test[{variant}]", "generator": "g", "generator_identity": {}, "config": {},
-            "reference_config": {}, "settings": {}, "samples": [], "expectations": [],
-            "metrics": {"clip_score": metric}}
+    metric = {
+        "direction": "higher",
+        "value": value,
+        "reference_value": 0.5,
+        "delta": value - 0.5,
+        "ci": [value - 0.6, value - 0.4],
+        "n": 2,
+        "confidence": 0.95,
+        "samples": [value, value],
+        "reference_samples": [0.5, 0.5],
+        "per_frame": [None, None],
+        "details": {},
+    }
+    return {
+        "study": study,
+        "variant": variant,
+        "reference": reference,
+        "is_reference": variant == reference,
+        "nodeid": f"t.py::test[{variant}]",
+        "generator": "g",
+        "generator_identity": {},
+        "config": {},
+        "reference_config": {},
+        "settings": {},
+        "samples": [],
+        "expectations": [],
+        "metrics": {"clip_score": metric},
+    }
 
 
-ENVIRONMENT = {"python": "3.11.7", "platform": "Linux-a", "packages": {"torch": "2.15.0"},
-               "git": {"commit": "abc", "dirty": False}, "workers": {"main": {"device": "cpu"}}}
+ENVIRONMENT = {
+    "python": "3.11.7",
+    "platform": "Linux-a",
+    "packages": {"torch": "2.15.0"},
+    "git": {"commit": "abc", "dirty": False},
+    "workers": {"main": {"device": "cpu"}},
+}
 PROFILE = {"name": "tiny", "settings": {"seeds": 2}}
 METRICS = {"clip_score": {"direction": "higher", "tolerance": 0.5, "definition": "d", "source": "s"}}
 
 
 def make(records, shard=None, **changes):
-    report = build_report(records, profile=copy.deepcopy(PROFILE), environment=copy.deepcopy(ENVIRONMENT),
-                          metric_info=copy.deepcopy(METRICS), cache={"hits": 1, "misses": 2,
-                          "memory_hits": 0, "corrupted": []}, created="2026-01-01T00:00:00+00:00",
-                          shard=shard)
+    report = build_report(
+        records,
+        profile=copy.deepcopy(PROFILE),
+        environment=copy.deepcopy(ENVIRONMENT),
+        metric_info=copy.deepcopy(METRICS),
+        cache={"hits": 1, "misses": 2, "memory_hits": 0, "corrupted": []},
+        created="2026-01-01T00:00:00+00:00",
+        shard=shard,
+    )
     for dotted, value in changes.items():
         target = report
         *parents, last = dotted.split("__")
@@ -45,18 +75,23 @@ def test_merged_shards_equal_the_single_run():
     merged = merge_reports([("one", make(records[:2], (1, 2))), ("two", make(records[2:], (2, 2)))])
     assert merged["studies"] == single["studies"] and merged["results"] == single["results"]
     assert merged["cache"]["misses"] == 4
-    assert merged["merged_from"] == [{"index": 1, "count": 2, "report": "one"},
-                                     {"index": 2, "count": 2, "report": "two"}]
+    assert merged["merged_from"] == [
+        {"index": 1, "count": 2, "report": "one"},
+        {"index": 2, "count": 2, "report": "two"},
+    ]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("profile__settings__seeds", 3),
-    ("profile__name", "sd15"),
-    ("environment__packages__torch", "2.14.0"),
-    ("environment__python", "3.12.0"),
-    ("environment__git__commit", "def"),
-    ("metrics__clip_score__definition", "another"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("profile__settings__seeds", 3),
+        ("profile__name", "sd15"),
+        ("environment__packages__torch", "2.14.0"),
+        ("environment__python", "3.12.0"),
+        ("environment__git__commit", "def"),
+        ("metrics__clip_score__definition", "another"),
+    ],
+)
 def test_disagreeing_runs_are_refused_naming_the_field(field, value):
     one = make([record("s", "a", 0.5)], (1, 2))
     two = make([record("t", "a", 0.5)], (2, 2), **{field: value})

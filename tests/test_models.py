@@ -122,9 +122,7 @@ def test_tokenizer_works_offline() -> None:
     assert tok.pad_token_id == tok.eos_token_id
     assert not torch.equal(ids[0], ids[1])
     assert tok.decode(ids[0], skip_special_tokens=True) == PROMPTS[0]
-    long = tok(
-        ["x" * 500], padding="max_length", max_length=77, truncation=True, return_tensors="pt"
-    )
+    long = tok(["x" * 500], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
     assert long.input_ids.shape == (1, 77) and long.input_ids[0, -1] == tok.eos_token_id
 
 
@@ -144,9 +142,7 @@ def test_tiny_sd_is_deterministic_and_leaves_the_rng_alone(tiny_sd) -> None:
 
 def test_tiny_svd_is_deterministic(tiny_svd) -> None:
     torch.manual_seed(789)
-    assert components_digest(build_tiny_stable_video_diffusion(seed=0)) == components_digest(
-        tiny_svd
-    )
+    assert components_digest(build_tiny_stable_video_diffusion(seed=0)) == components_digest(tiny_svd)
 
 
 @pytest.mark.slow
@@ -170,9 +166,7 @@ def test_same_weights_in_another_process(tiny_sd, tiny_svd) -> None:
         print(json.dumps(out))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     other = json.loads(result.stdout.strip().splitlines()[-1])
     assert other["tiny-stable-diffusion"] == {
         "config": config_sha256("tiny-stable-diffusion"),
@@ -188,9 +182,7 @@ def test_config_hash_tracks_the_config() -> None:
     sd = config_sha256("tiny-stable-diffusion")
     assert sd == config_sha256("tiny-stable-diffusion") and len(sd) == 64
     assert sd != config_sha256("tiny-stable-video-diffusion")
-    assert config_sha256("tiny-stable-video-diffusion", 16) != config_sha256(
-        "tiny-stable-video-diffusion"
-    )
+    assert config_sha256("tiny-stable-video-diffusion", 16) != config_sha256("tiny-stable-video-diffusion")
 
 
 def test_tiny_sd_has_self_and_cross_attention(tiny_sd) -> None:
@@ -244,12 +236,8 @@ def test_tiny_sampling_loop_gives_a_video(tiny_sd) -> None:
     sd.scheduler.set_timesteps(settings.steps)
     with torch.no_grad():
         for t in sd.scheduler.timesteps:
-            uncond, text = sd.unet(
-                torch.cat([latents] * 2), t, encoder_hidden_states=embeddings
-            ).sample.chunk(2)
-            latents = sd.scheduler.step(
-                uncond + settings.guidance_scale * (text - uncond), t, latents
-            ).prev_sample
+            uncond, text = sd.unet(torch.cat([latents] * 2), t, encoder_hidden_states=embeddings).sample.chunk(2)
+            latents = sd.scheduler.step(uncond + settings.guidance_scale * (text - uncond), t, latents).prev_sample
         video = (sd.vae.decode(latents / sd.vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     assert video.shape == (frames, 3, settings.height, settings.width)
     # Not saturated: the random decoder still gives mid-range, varied pixels.
@@ -271,10 +259,7 @@ def test_round_trip_through_local_folders(tmp_path: Path, tiny_sd, tiny_svd) -> 
     tiny_sd.save_pretrained(tmp_path / "weights" / "sd")
     tiny_svd.save_pretrained(tmp_path / "weights" / "svd")
     index = json.loads((tmp_path / "weights" / "sd" / "model_index.json").read_text())
-    assert (
-        index["_class_name"] == "StableDiffusionPipeline"
-        and index["unet"][1] == "UNet2DConditionModel"
-    )
+    assert index["_class_name"] == "StableDiffusionPipeline" and index["unet"][1] == "UNet2DConditionModel"
     path = tmp_path / "local.toml"
     path.write_text(
         '[profile]\nname = "local"\nextends = "tiny"\n\n'
@@ -285,9 +270,7 @@ def test_round_trip_through_local_folders(tmp_path: Path, tiny_sd, tiny_svd) -> 
     profile = load_profile(str(path))
     sd = load_model(profile.model("sd"), "cpu")
     svd = load_model(profile.model("svd"), "cpu")
-    assert isinstance(sd, StableDiffusionComponents) and isinstance(
-        svd, StableVideoDiffusionComponents
-    )
+    assert isinstance(sd, StableDiffusionComponents) and isinstance(svd, StableVideoDiffusionComponents)
     assert components_digest(sd) == components_digest(tiny_sd)
     assert components_digest(svd) == components_digest(tiny_svd)
     assert public(sd.scheduler.config) == public(tiny_sd.scheduler.config)
@@ -406,11 +389,7 @@ def test_identity_of_tiny_kinds_is_stable_and_json() -> None:
     profile = load_profile("tiny")
     for role in profile.roles:
         first = model_identity(profile.model(role))
-        assert (
-            json.loads(json.dumps(first))
-            == first
-            == model_identity(load_profile("tiny").model(role))
-        )
+        assert json.loads(json.dumps(first)) == first == model_identity(load_profile("tiny").model(role))
         assert first["kind"] == profile.model(role).kind and first["seed"] == 0
         assert first["config_sha256"]
     seeded = model_identity(ModelSpec("sd", "tiny-stable-diffusion", options={"seed": 1}))
@@ -463,8 +442,9 @@ def test_identity_of_local_weights_does_not_depend_on_their_location(tmp_path: P
     tiny_sd.save_pretrained(here)
     tiny_sd.save_pretrained(there)
     cache = tmp_path / "cache"
-    assert model_identity(ModelSpec("sd", "stable-diffusion", str(here)), cache_dir=cache) == \
-        model_identity(ModelSpec("sd", "stable-diffusion", str(there)), cache_dir=cache)
+    assert model_identity(ModelSpec("sd", "stable-diffusion", str(here)), cache_dir=cache) == model_identity(
+        ModelSpec("sd", "stable-diffusion", str(there)), cache_dir=cache
+    )
 
 
 def test_file_hashes_are_memoised(tmp_path: Path) -> None:

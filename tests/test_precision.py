@@ -22,8 +22,9 @@ def test_exvideo_in_float16():
 def test_zs2_in_float16_batched():
     sd = build_tiny_stable_diffusion(seed=0, dtype="float16")
     sampler = ZS2Sampler(sd, frames=3, steps=2, height=64, width=64, progress=False)
-    videos = sampler.sample_batch(["a red ball", "a blue lake"], generators=[
-        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
+    videos = sampler.sample_batch(
+        ["a red ball", "a blue lake"], generators=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    )
     assert [v.shape for v in videos] == [(3, 3, 64, 64)] * 2
     assert all(torch.isfinite(v).all() for v in videos)
     assert not torch.equal(videos[0], videos[1])

@@ -80,8 +80,7 @@ def write(tmp_path: Path, text: str, name: str = "profile.toml") -> Path:
 
 def minimal(models: str, settings: str | None = None) -> str:
     body = settings or "\n".join(
-        f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
-        for k, v in GOOD_SETTINGS.items()
+        f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in GOOD_SETTINGS.items()
     )
     return f'[profile]\nname = "p"\n\n[settings]\n{body}\n\n{models}\n'
 
@@ -185,16 +184,12 @@ def test_full_example(tmp_path: Path) -> None:
     assert sd.options["dtype"] == "float16"
     assert profile.model("svd").source == "stabilityai/stable-video-diffusion-img2vid-xt"
     assert profile.model("extra").options == {"width": 3}
-    assert json.loads(json.dumps(profile.to_dict()))["models"]["sd"]["options"]["subfolders"] == {
-        "unet": "unet_ema"
-    }
+    assert json.loads(json.dumps(profile.to_dict()))["models"]["sd"]["options"]["subfolders"] == {"unet": "unet_ema"}
 
 
 def test_relative_paths_resolve_against_the_file(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "cfg" / "sd").mkdir(parents=True)
-    path = write(
-        tmp_path / "cfg", minimal('[models.sd]\nkind = "stable-diffusion"\nsource = "sd"\n')
-    )
+    path = write(tmp_path / "cfg", minimal('[models.sd]\nkind = "stable-diffusion"\nsource = "sd"\n'))
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     assert load_profile(str(path)).model("sd").source == str((tmp_path / "cfg" / "sd").resolve())
 
@@ -245,10 +240,7 @@ def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
             "models.sd.source",
         ),
         (
-            minimal(
-                '[models.sd]\nkind = "stable-diffusion"\nsource = "a/b"\n'
-                'subfolders = { text = "t" }\n'
-            ),
+            minimal('[models.sd]\nkind = "stable-diffusion"\nsource = "a/b"\nsubfolders = { text = "t" }\n'),
             "models.sd.subfolders.text",
         ),
         (minimal('[models.c]\nkind = "open-clip"\nsource = "openai"\n'), "models.c.name: missing"),
@@ -272,9 +264,7 @@ def test_invalid_fields_name_the_file_and_field(tmp_path: Path, text: str, field
 
 def test_source_of_a_folder_kind_must_be_a_folder(tmp_path: Path) -> None:
     (tmp_path / "file.bin").write_bytes(b"x")
-    path = write(
-        tmp_path, minimal('[models.sd]\nkind = "stable-diffusion"\nsource = "./file.bin"\n')
-    )
+    path = write(tmp_path, minimal('[models.sd]\nkind = "stable-diffusion"\nsource = "./file.bin"\n'))
     with pytest.raises(ProfileError, match="not a folder"):
         load_profile(str(path))
 
@@ -286,8 +276,7 @@ def test_extends_overrides_one_source(tmp_path: Path) -> None:
     (tmp_path / "sd").mkdir()
     path = write(
         tmp_path,
-        '[profile]\nname = "sd15-local"\nextends = "sd15"\n\n'
-        '[settings]\nsteps = 25\n\n[models.sd]\nsource = "./sd"\n',
+        '[profile]\nname = "sd15-local"\nextends = "sd15"\n\n[settings]\nsteps = 25\n\n[models.sd]\nsource = "./sd"\n',
     )
     profile = load_profile(str(path))
     base = load_profile("sd15")
@@ -448,13 +437,15 @@ def test_batch_size_is_optional_auto_or_a_positive_integer():
     assert resolve_batch_size(5, "cpu", 8) == 5
 
 
-@pytest.mark.parametrize("body, where, meant", [
-    ("[setings]\nprompts = ['a']\n", "setings: unknown table", "settings"),
-    ("[settings]\npromts = ['a']\n", "settings.promts: unknown setting", "prompts"),
-    ("[settings]\nguidance-scale = 2.0\n", "settings.guidance-scale: unknown setting",
-     "guidance_scale"),
-    ("[models.clip]\nkind = 'tiny-open-clip'\nseeed = 1\n", "models.clip.seeed", "seed"),
-])
+@pytest.mark.parametrize(
+    "body, where, meant",
+    [
+        ("[setings]\nprompts = ['a']\n", "setings: unknown table", "settings"),
+        ("[settings]\npromts = ['a']\n", "settings.promts: unknown setting", "prompts"),
+        ("[settings]\nguidance-scale = 2.0\n", "settings.guidance-scale: unknown setting", "guidance_scale"),
+        ("[models.clip]\nkind = 'tiny-open-clip'\nseeed = 1\n", "models.clip.seeed", "seed"),
+    ],
+)
 def test_an_unknown_key_names_the_closest_valid_one(tmp_path: Path, body, where, meant) -> None:
     path = write(tmp_path, '[profile]\nname = "mine"\nextends = "tiny"\n' + body)
     with pytest.raises(ProfileError) as info:
@@ -463,12 +454,13 @@ def test_an_unknown_key_names_the_closest_valid_one(tmp_path: Path, body, where,
     assert where in message and f"did you mean {meant!r}?" in message
 
 
-@pytest.mark.parametrize("table, where, meant", [
-    ("[methods.exvideo]\nrecipie = {steps = 3}\n", "methods.exvideo.recipie: unknown option",
-     "recipe"),
-    ("[methods.exvideo.recipe]\nstepz = 3\n", "methods.exvideo.recipe.stepz: unknown field",
-     "steps"),
-])
+@pytest.mark.parametrize(
+    "table, where, meant",
+    [
+        ("[methods.exvideo]\nrecipie = {steps = 3}\n", "methods.exvideo.recipie: unknown option", "recipe"),
+        ("[methods.exvideo.recipe]\nstepz = 3\n", "methods.exvideo.recipe.stepz: unknown field", "steps"),
+    ],
+)
 def test_an_unknown_method_key_names_the_closest_valid_one(tmp_path: Path, table, where, meant):
     from pytest_ablation.methods.exvideo.profile import exvideo_on_profile
 
@@ -483,9 +475,7 @@ def test_a_misspelt_profile_name_and_claim_name_the_closest(tmp_path: Path) -> N
 
     with pytest.raises(ProfileError, match="did you mean 'tiny'?"):
         load_profile("tinny")
-    with pytest.raises(ClaimSpecError, match="unknown claim 'above_refrence'; did you mean "
-                                             "'above_reference'?"):
+    with pytest.raises(ClaimSpecError, match="unknown claim 'above_refrence'; did you mean 'above_reference'?"):
         parse_claims({"v": ["clip_score above_refrence"]}, "test_x")
     with pytest.raises(ClaimSpecError, match="did you mean 'margin'?"):
-        parse_claims({"v": [{"metric": "clip_score", "claim": "above_reference", "margn": 1}]},
-                     "test_x")
+        parse_claims({"v": [{"metric": "clip_score", "claim": "above_reference", "margn": 1}]}, "test_x")

@@ -15,7 +15,10 @@ import pytest
 
 from pytest_ablation.stats import sequential
 from pytest_ablation.stats.sequential import (
-    SequentialDesign, expected_units, sequential_design, simulate_studies,
+    SequentialDesign,
+    expected_units,
+    sequential_design,
+    simulate_studies,
 )
 from pytest_ablation.stats.paired import sign_flip_pvalue, t_sf
 
@@ -48,8 +51,9 @@ def design18():
 @pytest.fixture(scope="module")
 def hand_design():
     """Boundaries written by hand, so that verdicts can be worked out by hand too."""
-    return SequentialDesign(looks=(6, 10, 14), alpha=ALPHA, efficacy=(3.0, 2.6, 2.3),
-                            futility=(0.5, 1.0, -math.inf), power=0.8, effect=1.0)
+    return SequentialDesign(
+        looks=(6, 10, 14), alpha=ALPHA, efficacy=(3.0, 2.6, 2.3), futility=(0.5, 1.0, -math.inf), power=0.8, effect=1.0
+    )
 
 
 # -- error rates and power ---------------------------------------------------------------
@@ -174,18 +178,21 @@ NULL = [0.3, -0.5, 0.2, -0.4, 0.1, -0.3, 0.5, 0.2, -0.1, 0.3, 0.2, -0.2, 0.4, 0.
 WRONG = [-x for x in STRONG]
 
 
-@pytest.mark.parametrize("diffs, verdicts", [
-    # t = 13.7 at 6 units is far beyond 3.0, but all 6 positive give a sign-flip p-value
-    # of 1/64 = 0.0156, above the look's level t_sf(3.0, 5) = 0.0150: not yet.
-    (STRONG, ["continue", "supported", "supported"]),
-    # t = 2.19 at 6 (between 0.5 and 3.0), 2.90 at 10 with sign-flip 14/1024 <= 0.0144.
-    (LATE, ["continue", "supported", "supported"]),
-    # t = -0.72 at 6: below the futility boundary 0.5, and at the last look no verdict.
-    (NULL, ["inconclusive", "inconclusive", "inconclusive"]),
-    # Mirrored STRONG: t = -13.7 cannot be refuted at 6 units (the same floor), and is
-    # below the futility boundary there; at 10 and 14 units it is refuted.
-    (WRONG, ["inconclusive", "refuted", "refuted"]),
-])
+@pytest.mark.parametrize(
+    "diffs, verdicts",
+    [
+        # t = 13.7 at 6 units is far beyond 3.0, but all 6 positive give a sign-flip p-value
+        # of 1/64 = 0.0156, above the look's level t_sf(3.0, 5) = 0.0150: not yet.
+        (STRONG, ["continue", "supported", "supported"]),
+        # t = 2.19 at 6 (between 0.5 and 3.0), 2.90 at 10 with sign-flip 14/1024 <= 0.0144.
+        (LATE, ["continue", "supported", "supported"]),
+        # t = -0.72 at 6: below the futility boundary 0.5, and at the last look no verdict.
+        (NULL, ["inconclusive", "inconclusive", "inconclusive"]),
+        # Mirrored STRONG: t = -13.7 cannot be refuted at 6 units (the same floor), and is
+        # below the futility boundary there; at 10 and 14 units it is refuted.
+        (WRONG, ["inconclusive", "refuted", "refuted"]),
+    ],
+)
 def test_the_verdict_of_a_hand_made_example_at_each_look(hand_design, diffs, verdicts):
     for k, (n, expected) in enumerate(zip(hand_design.looks, verdicts)):
         result = hand_design.decide(diffs[:n])
@@ -201,7 +208,7 @@ def test_the_verdict_of_a_hand_made_example_at_each_look(hand_design, diffs, ver
 
 def test_the_hand_made_examples_by_hand():
     # The numbers the expectations above rest on.
-    assert t_sf(3.0, 5) < 2.0 ** -6  # no claim at 6 units under the hand design
+    assert t_sf(3.0, 5) < 2.0**-6  # no claim at 6 units under the hand design
     assert sign_flip_pvalue(LATE[:10]) == 14 / 1024 <= t_sf(2.6, 9)
     assert sign_flip_pvalue(LATE[:6]) == 4 / 64
 
@@ -218,9 +225,10 @@ def test_run_stops_at_the_first_decision(hand_design):
 def test_simulated_studies_agree_with_run(design12):
     rng = np.random.default_rng(79)
     n = design12.max_units
-    rows = np.concatenate([
-        rng.standard_normal((120, n)) + shift * design12.effect for shift in (-1, 0, 0.5, 1, 2)
-    ] + [rng.standard_t(2, (120, n)), np.round(rng.standard_normal((120, n)) + 0.8)])
+    rows = np.concatenate(
+        [rng.standard_normal((120, n)) + shift * design12.effect for shift in (-1, 0, 0.5, 1, 2)]
+        + [rng.standard_t(2, (120, n)), np.round(rng.standard_normal((120, n)) + 0.8)]
+    )
     units, verdict = simulate_studies(design12, rows)
     for row, used, code in zip(rows, units, verdict):
         result = design12.run(row)
@@ -251,7 +259,7 @@ def test_the_boundaries_have_the_expected_form(design12):
     # 4 units cannot establish a claim at any level below 1/16: futility only.
     assert math.isinf(design12.efficacy[0])
     for n, level in zip(design12.looks, design12.nominal_levels):
-        assert level == 0.0 or 2.0 ** -n <= level <= ALPHA
+        assert level == 0.0 or 2.0**-n <= level <= ALPHA
     assert math.isinf(design12.futility[-1]) and design12.futility[-1] < 0
     assert all(f <= c for f, c in zip(design12.futility, design12.efficacy))
 
@@ -269,8 +277,7 @@ def test_a_budget_too_small_for_the_power_is_refused():
 def test_units_are_saved_at_no_effect_and_at_twice_the_mde(which, request):
     design = request.getfixturevalue(which)
     for multiple, seed in ((0.0, 81), (2.0, 82)):
-        units, _, _ = expected_units(design, multiple * design.effect, 20_000,
-                                     np.random.default_rng(seed))
+        units, _, _ = expected_units(design, multiple * design.effect, 20_000, np.random.default_rng(seed))
         saving = 1 - units / design.fixed_units
         # The benchmark measures 43-52% at no effect and 36-46% at 2 MDE for these.
         assert saving > 0.25, f"{multiple} MDE: {saving:.1%} saved"

@@ -51,4 +51,5 @@ def test_the_split_does_not_depend_on_the_order_tests_are_seen(sizes, random):
     random.shuffle(shuffled)
     for index in (1, 2, 3):
         assert sorted(split(items, lambda item: item, index, 3)[0]) == sorted(
-            split(shuffled, lambda item: item, index, 3)[0])
+            split(shuffled, lambda item: item, index, 3)[0]
+        )

@@ -7,8 +7,17 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pytest_ablation.stats.paired import (
-    benjamini_hochberg, holm, mde_factor, paired_delta, prompts_needed, sign_flip_pvalue,
-    t_pvalue, t_quantile, t_sf, unit_means, units_needed,
+    benjamini_hochberg,
+    holm,
+    mde_factor,
+    paired_delta,
+    prompts_needed,
+    sign_flip_pvalue,
+    t_pvalue,
+    t_quantile,
+    t_sf,
+    unit_means,
+    units_needed,
 )
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
@@ -55,9 +64,9 @@ def test_sign_flip_is_exact_by_enumeration():
     for n in (1, 3, 5, 7):
         d = rng.normal(0.3, 1.0, size=n)
         sums = [sum(s * abs(x) for s, x in zip(signs, d)) for signs in itertools.product((1, -1), repeat=n)]
-        expected = sum(total >= d.sum() - 1e-12 for total in sums) / 2 ** n
+        expected = sum(total >= d.sum() - 1e-12 for total in sums) / 2**n
         assert sign_flip_pvalue(d, "greater") == pytest.approx(expected)
-        expected_less = sum(total <= d.sum() + 1e-12 for total in sums) / 2 ** n
+        expected_less = sum(total <= d.sum() + 1e-12 for total in sums) / 2**n
         assert sign_flip_pvalue(d, "less") == pytest.approx(expected_less)
 
 
@@ -72,7 +81,7 @@ def test_sign_flip_beyond_the_exact_range_is_a_valid_estimate():
     d = rng.normal(0.0, 1.0, size=30)
     p = sign_flip_pvalue(d, "greater")
     # Large n: the randomization distribution is close to normal with variance sum(d^2).
-    z = d.sum() / math.sqrt((d ** 2).sum())
+    z = d.sum() / math.sqrt((d**2).sum())
     assert p == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)), abs=0.02)
 
 
@@ -85,7 +94,7 @@ def test_t_pvalue_of_a_constant_difference():
 def test_too_few_prompts_never_reject_even_with_a_huge_effect():
     for n in range(1, 6):
         result = paired_delta([100.0 + i * 1e-3 for i in range(n)], [0.0] * n)
-        assert result.beyond(0.0, "above") >= 2.0 ** -n > 0.025
+        assert result.beyond(0.0, "above") >= 2.0**-n > 0.025
         assert result.mde is None
 
 

@@ -14,7 +14,7 @@ from pytest_ablation import VideoFolder
 from pytest_ablation.run.generation import GenerationRequest, GeneratorError
 from pytest_ablation.profiles import load_profile
 
-MADE = '''
+MADE = """
 import pytest
 
 
@@ -22,9 +22,9 @@ import pytest
 @pytest.mark.parametrize("mu", [0.6, 0.98], ids=lambda m: f"mu={m}")
 def test_made(mu, zs2, ablation):
     ablation.run(zs2, momentum=mu)
-'''
+"""
 
-READ_BACK = '''
+READ_BACK = """
 import pytest
 
 from pytest_ablation import VideoFolder
@@ -34,7 +34,7 @@ from pytest_ablation import VideoFolder
 @pytest.mark.parametrize("mu", [0.6, 0.98], ids=lambda m: f"mu={m}")
 def test_read(mu, ablation):
     ablation.run(VideoFolder(f"saved/videos/made/mu={mu}"))
-'''
+"""
 
 
 def values(report, study):
@@ -46,14 +46,16 @@ def values(report, study):
 def test_saved_png_videos_read_back_give_the_same_scores(pytester):
     # Fresh processes: the two runs import different model code, which torch allows once.
     pytester.makepyfile(test_made=MADE)
-    result = pytester.runpytest_subprocess("--ablation-profile=tiny", "--ablation-save-videos=png",
-                                "--ablation-report-dir=saved", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "--ablation-profile=tiny", "--ablation-save-videos=png", "--ablation-report-dir=saved", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     made = values(json.loads((pytester.path / "saved" / "report.json").read_text()), "made")
 
     pytester.makepyfile(test_read=READ_BACK)
-    result = pytester.runpytest_subprocess("test_read.py", "--ablation-profile=tiny",
-                                "--ablation-report-dir=read", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "test_read.py", "--ablation-profile=tiny", "--ablation-report-dir=read", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     read = values(json.loads((pytester.path / "read" / "report.json").read_text()), "read")
     assert set(read) == set(made) and len(made) == 4
@@ -64,14 +66,18 @@ def test_saved_png_videos_read_back_give_the_same_scores(pytester):
 
 
 def request(settings, prompt="a red ball", seed_index=0):
-    return GenerationRequest.from_settings(settings, prompt=prompt, seed=1, seed_index=seed_index,
-                                           device="cpu", config={})
+    return GenerationRequest.from_settings(
+        settings, prompt=prompt, seed=1, seed_index=seed_index, device="cpu", config={}
+    )
 
 
 def test_a_missing_video_is_named(tmp_path):
     settings = load_profile("tiny").settings
-    with pytest.raises(GeneratorError, match=r"no video for prompt 'a red ball', seed index 1: "
-                                             r"looked for '.*a_red_ball-\w+-seed1'"):
+    with pytest.raises(
+        GeneratorError,
+        match=r"no video for prompt 'a red ball', seed index 1: "
+        r"looked for '.*a_red_ball-\w+-seed1'",
+    ):
         VideoFolder(tmp_path).generate(request(settings, seed_index=1))
 
 
@@ -134,15 +140,24 @@ def test_padded_and_unpadded_numbers_mix_by_value(tmp_path):
     assert (video[:, 0, 0, 0] * 255).round().tolist() == [0, 20, 40]
 
 
-@pytest.mark.parametrize("names, message", [
-    (["frame_0.png", "frame_1.png", "img_2.png"],
-     r"frames named in 2 ways \('frame_0.png', 'img_2.png'\); the frames of one video share one name"),
-    (["frame_0.png", "frame_1.png", "frame_01.png"],
-     r"frames 'frame_01.png' and 'frame_1.png' both have number 1; which comes first is not known"),
-    (["frame_0.png", "frame_1.png", "cover.png"], r"frame 'cover.png' has no number in its name"),
-    (["frame_0.png", "frame_1.png", "frame_3.png"],
-     r"frame numbers skip from 1 to 3 \('frame_1.png', 'frame_3.png'\)"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (
+            ["frame_0.png", "frame_1.png", "img_2.png"],
+            r"frames named in 2 ways \('frame_0.png', 'img_2.png'\); the frames of one video share one name",
+        ),
+        (
+            ["frame_0.png", "frame_1.png", "frame_01.png"],
+            r"frames 'frame_01.png' and 'frame_1.png' both have number 1; which comes first is not known",
+        ),
+        (["frame_0.png", "frame_1.png", "cover.png"], r"frame 'cover.png' has no number in its name"),
+        (
+            ["frame_0.png", "frame_1.png", "frame_3.png"],
+            r"frame numbers skip from 1 to 3 \('frame_1.png', 'frame_3.png'\)",
+        ),
+    ],
+)
 def test_frame_names_that_give_no_single_order_are_refused(tmp_path, names, message):
     folder = sample_folder(tmp_path)
     write_indexed_frames(folder, names)
@@ -163,17 +178,22 @@ def raw_png(path, array, colour_type, bit_depth, trns=None):
         elif bit_depth == 8:
             data = row.astype(np.uint8).tobytes()
         else:
-            data = np.packbits(np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, -bit_depth:]
-                               .reshape(-1)).tobytes()
+            data = np.packbits(
+                np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, -bit_depth:].reshape(-1)
+            ).tobytes()
         rows.append(b"\0" + data)
 
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + (chunk(b"tRNS", trns) if trns is not None else b"")
-                     + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + (chunk(b"tRNS", trns) if trns is not None else b"")
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
 
 
 def opencv_reading(path):
@@ -222,6 +242,7 @@ def palette_image(transparency=None):
 def pil(image, **options):
     def write(path):
         image.save(path, **options)
+
     return write
 
 
@@ -230,6 +251,7 @@ def opencv(array):
         import cv2
 
         assert cv2.imwrite(str(path), array[..., [2, 1, 0, 3][: array.shape[2]]])
+
     return write
 
 
@@ -261,8 +283,7 @@ def pil_modes():
         "I": (pil_i32, grey(GREY16, 65535)),
         "RGB 16-bit": (opencv(RGB16), RGB16 / 65535),
         "RGBA 16-bit opaque": (opencv(with_alpha(RGB16, 65535)), RGB16 / 65535),
-        "LA 16-bit opaque": (lambda p: raw_png(p, with_alpha(GREY16[..., None], 65535), 4, 16),
-                             grey(GREY16, 65535)),
+        "LA 16-bit opaque": (lambda p: raw_png(p, with_alpha(GREY16[..., None], 65535), 4, 16), grey(GREY16, 65535)),
     }
 
 
@@ -287,19 +308,25 @@ def refused_modes():
     from PIL import Image
 
     return {
-        "LA": (pil(Image.fromarray(transparent(with_alpha(GREY8[..., None], 255), 255))),
-               "8-bit grey\\+alpha"),
+        "LA": (pil(Image.fromarray(transparent(with_alpha(GREY8[..., None], 255), 255))), "8-bit grey\\+alpha"),
         "RGBA": (pil(Image.fromarray(transparent(with_alpha(RGB8, 255), 255))), "8-bit RGBA"),
-        "P, tRNS index used": (pil(palette_image(transparency=int(INDEX[0, 0]))),
-                               "\\d-bit palette with a transparent colour"),
-        "L, tRNS grey used": (lambda p: raw_png(p, GREY8, 0, 8, trns=struct.pack(">H", int(GREY8[1, 1]))),
-                              "8-bit grey with a transparent colour"),
+        "P, tRNS index used": (
+            pil(palette_image(transparency=int(INDEX[0, 0]))),
+            "\\d-bit palette with a transparent colour",
+        ),
+        "L, tRNS grey used": (
+            lambda p: raw_png(p, GREY8, 0, 8, trns=struct.pack(">H", int(GREY8[1, 1]))),
+            "8-bit grey with a transparent colour",
+        ),
         "I;16, tRNS grey used": (
             lambda p: raw_png(p, GREY16, 0, 16, trns=struct.pack(">H", int(GREY16[1, 1]))),
-            "16-bit grey with a transparent colour"),
+            "16-bit grey with a transparent colour",
+        ),
         "RGBA 16-bit": (opencv(transparent(with_alpha(RGB16, 65535), 65535)), "16-bit RGBA"),
-        "LA 16-bit": (lambda p: raw_png(p, transparent(with_alpha(GREY16[..., None], 65535), 65535), 4, 16),
-                      "16-bit grey\\+alpha"),
+        "LA 16-bit": (
+            lambda p: raw_png(p, transparent(with_alpha(GREY16[..., None], 65535), 65535), 4, 16),
+            "16-bit grey\\+alpha",
+        ),
     }
 
 
@@ -308,8 +335,11 @@ def test_frames_with_transparency_are_refused_naming_file_and_mode(tmp_path, mod
     write, shown_mode = refused_modes()[mode]
     path = sample_folder(tmp_path) / "frame_0000.png"
     write(path)
-    with pytest.raises(GeneratorError, match=rf"'{re.escape(str(path))}' \({shown_mode}.*\): "
-                                             r"\d+ of 64 pixels are not opaque; VideoFolder refuses"):
+    with pytest.raises(
+        GeneratorError,
+        match=rf"'{re.escape(str(path))}' \({shown_mode}.*\): "
+        r"\d+ of 64 pixels are not opaque; VideoFolder refuses",
+    ):
         VideoFolder(tmp_path).generate(request(small(1)))
 
 
@@ -324,8 +354,7 @@ def test_an_animated_png_frame_is_refused(tmp_path):
 
 
 # -- one source per sample ------------------------------------------------------------------
-@pytest.mark.parametrize("beside", ["a_red_ball-{}-seed0.gif", "a_red_ball-{}-seed0.MP4",
-                                    "a_red_ball-{}-seed0.webm"])
+@pytest.mark.parametrize("beside", ["a_red_ball-{}-seed0.gif", "a_red_ball-{}-seed0.MP4", "a_red_ball-{}-seed0.webm"])
 def test_two_sources_for_one_sample_are_refused_naming_both(tmp_path, beside):
     from pytest_ablation.run.media import slug
 
@@ -333,9 +362,13 @@ def test_two_sources_for_one_sample_are_refused_naming_both(tmp_path, beside):
     write_indexed_frames(folder, ["frame_0000.png"])
     other = tmp_path / beside.format(slug("a red ball").rsplit("-", 1)[1])
     other.write_bytes(b"GIF89a")
-    with pytest.raises(GeneratorError, match=(
+    with pytest.raises(
+        GeneratorError,
+        match=(
             r"2 sources for prompt 'a red ball', seed index 0: "
-            + re.escape(", ".join(repr(str(p)) for p in sorted([folder, other]))))):
+            + re.escape(", ".join(repr(str(p)) for p in sorted([folder, other])))
+        ),
+    ):
         VideoFolder(tmp_path).generate(request(small(1)))
     # Another seed index's video is not a second source of this one.
     other.unlink()
@@ -347,8 +380,11 @@ def test_a_video_in_a_format_not_read_is_named(tmp_path):
     from pytest_ablation.run.media import slug
 
     (tmp_path / f"{slug('a red ball')}-seed0.webm").write_bytes(b"")
-    with pytest.raises(GeneratorError, match=r"-seed0.webm' is a .webm file; VideoFolder reads a "
-                                             r"folder of PNG frames, a .gif or an .mp4 file"):
+    with pytest.raises(
+        GeneratorError,
+        match=r"-seed0.webm' is a .webm file; VideoFolder reads a "
+        r"folder of PNG frames, a .gif or an .mp4 file",
+    ):
         VideoFolder(tmp_path).generate(request(small(1)))
 
 
@@ -357,12 +393,20 @@ def test_a_gif_frame_with_transparency_is_refused(tmp_path):
 
     path = tmp_path / f"{slug('a red ball')}-seed0.gif"
     palette_image(transparency=int(INDEX[0, 0])).save(path)
-    with pytest.raises(GeneratorError, match=rf"'{re.escape(str(path))}' \(GIF frame 0\): \d+ of 64 "
-                                             r"pixels are not opaque"):
+    with pytest.raises(
+        GeneratorError,
+        match=rf"'{re.escape(str(path))}' \(GIF frame 0\): \d+ of 64 "
+        r"pixels are not opaque",
+    ):
         VideoFolder(tmp_path).generate(request(small(1)))
     palette_image().save(path)  # the same frame without a transparent colour reads
-    assert np.abs(VideoFolder(tmp_path).generate(request(small(1)))[0].permute(1, 2, 0).double().numpy()
-                  - PALETTE[INDEX] / 255).max() < 1e-6
+    assert (
+        np.abs(
+            VideoFolder(tmp_path).generate(request(small(1)))[0].permute(1, 2, 0).double().numpy()
+            - PALETTE[INDEX] / 255
+        ).max()
+        < 1e-6
+    )
 
 
 def test_a_loop_of_links_in_the_folder_is_named_not_followed(tmp_path):

@@ -62,22 +62,37 @@ def test_a_paper_scale_run_without_its_weights_stops_at_start_up_in_a_few_lines(
     env = {**__import__("os").environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "ablations/test_zs2_tma.py", "-q", "-p", "no:cacheprovider",
-         "--ablation-profile=sd15", f"--ablation-report-dir={tmp_path / 'reports'}",
-         f"--ablation-cache-dir={tmp_path / 'cache'}", f"--rootdir={REPO}"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "ablations/test_zs2_tma.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--ablation-profile=sd15",
+            f"--ablation-report-dir={tmp_path / 'reports'}",
+            f"--ablation-cache-dir={tmp_path / 'cache'}",
+            f"--rootdir={REPO}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 4, output
     assert "needs weights that are not on this machine, and HF_HUB_OFFLINE is set" in done.stderr
-    missing = [line.strip().split(":", 1)[0] for line in done.stderr.splitlines()
-               if line.startswith("  models.")]
+    missing = [line.strip().split(":", 1)[0] for line in done.stderr.splitlines() if line.startswith("  models.")]
     assert missing == ["models.clip", "models.sd"]  # the TMA study loads no SVD
     assert "Traceback" not in output
     import torch
 
     if not torch.cuda.is_available():
         assert "ablation: warning: this run has no GPU, and profile 'sd15' loads 'sd', 'svd' in half" in " ".join(
-            done.stdout.split())
+            done.stdout.split()
+        )
     assert len(output.splitlines()) < 20
     assert time.monotonic() - started < 120
     assert not (tmp_path / "cache").exists()

@@ -185,8 +185,7 @@ def build_temporal_vae(spatial: Any) -> Any:
     config = spatial.config
     if config.norm_num_groups != 32:
         raise ValueError(
-            f"t2i/vae: norm_num_groups is {config.norm_num_groups}; SVD's temporal decoder "
-            "hard-codes 32 groups"
+            f"t2i/vae: norm_num_groups is {config.norm_num_groups}; SVD's temporal decoder hard-codes 32 groups"
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -216,8 +215,12 @@ def build_temporal_vae(spatial: Any) -> Any:
         conv_in = source["decoder.conv_in.weight"]
         copied["decoder.conv_in.weight"] = torch.einsum("oikl,ij->ojkl", conv_in, weight)
         copied["decoder.conv_in.bias"] = source["decoder.conv_in.bias"] + torch.einsum("oikl,i->o", conv_in, bias)
-    unexpected = sorted(n for n in source if not n.startswith("post_quant_conv.") and
-                        (_resnet_target(n) if n.startswith("decoder.") and "resnets." in n else n) not in target)
+    unexpected = sorted(
+        n
+        for n in source
+        if not n.startswith("post_quant_conv.")
+        and (_resnet_target(n) if n.startswith("decoder.") and "resnets." in n else n) not in target
+    )
     if unexpected:
         raise ValueError(f"t2i/vae: parameters with no place in SVD's autoencoder: {unexpected[:10]}")
     vae.load_state_dict({**target, **copied})
@@ -329,9 +332,7 @@ def encode_pool(
         parts["means"].append(posterior.mean.reshape(shape))
         parts["stds"].append(posterior.std.reshape(shape))
         parts["conditions"].append(condition_latents(vae, first, noise_aug_strength, generator))
-        parts["embeddings"].append(
-            image_embeddings(components.image_encoder, components.feature_extractor, first)
-        )
+        parts["embeddings"].append(image_embeddings(components.image_encoder, components.feature_extractor, first))
         parts["speeds"].append(torch.tensor([video[0].speed for video in scenes], dtype=torch.float32))
     return Pool(
         **{k: torch.cat(v) for k, v in parts.items()},
@@ -345,10 +346,15 @@ def draw_batch(pool: Pool, index: torch.Tensor, fps: list[int], generator: torch
     noise = torch.randn(pool.means[index].shape, generator=generator)
     latents = (pool.means[index] + pool.stds[index] * noise) * pool.scaling_factor
     time_ids = torch.tensor(
-        [[f - 1, motion_bucket(float(s)), pool.noise_aug_strength] for f, s in zip(fps, pool.speeds[index], strict=True)],
+        [
+            [f - 1, motion_bucket(float(s)), pool.noise_aug_strength]
+            for f, s in zip(fps, pool.speeds[index], strict=True)
+        ],
         dtype=torch.float32,
     )
-    return Batch(latents=latents, conditions=pool.conditions[index], embeddings=pool.embeddings[index], time_ids=time_ids)
+    return Batch(
+        latents=latents, conditions=pool.conditions[index], embeddings=pool.embeddings[index], time_ids=time_ids
+    )
 
 
 # -- the objective --------------------------------------------------------------------------
@@ -431,7 +437,10 @@ def train_unet(
     # A short run needs no more clips than it can visit.
     clips = min(recipe.pool_clips, steps * recipe.batch_size)
     pool = encode_pool(
-        components, clips, seed=seed, noise_aug_strength=recipe.noise_aug_strength,
+        components,
+        clips,
+        seed=seed,
+        noise_aug_strength=recipe.noise_aug_strength,
         generator=generator,
     )
     progress(f"i2v: encoded {len(pool)} training clips in {time.perf_counter() - started:.0f} s")
@@ -535,7 +544,7 @@ def train(
     result = train_unet(unet, parts, steps=steps, seed=seed, recipe=recipe, progress=progress)
     folder = out / SUBFOLDER
     save_pipeline(folder, unet, vae)
-    tail = result.losses[-min(100, len(result.losses)):]
+    tail = result.losses[-min(100, len(result.losses)) :]
     figures = {
         "i2v_steps": float(steps),
         "i2v_train_seconds": result.seconds,
@@ -580,8 +589,15 @@ def kept_identity(judge: Any, frames: torch.Tensor, scenes: list) -> tuple[float
     return sum(colour_kept) / len(scenes), sum(shape_kept) / len(scenes)
 
 
-def sample_videos_from(sampler: Any, images: torch.Tensor, frames: int, *, seed: int = 0,
-                       steps: int = QUALITY_STEPS, guidance: float = QUALITY_GUIDANCE) -> list[torch.Tensor]:
+def sample_videos_from(
+    sampler: Any,
+    images: torch.Tensor,
+    frames: int,
+    *,
+    seed: int = 0,
+    steps: int = QUALITY_STEPS,
+    guidance: float = QUALITY_GUIDANCE,
+) -> list[torch.Tensor]:
     return [
         sampler(image, frames=frames, steps=steps, guidance_scale=guidance, seed=seed + i).video
         for i, image in enumerate(images)
@@ -674,9 +690,7 @@ def quality(
         figures[f"long_{name}"] = value
 
     progress(
-        "i2v quality ({} held-out condition images, {} steps, guidance {}):\n".format(
-            len(images), steps, guidance
-        )
+        f"i2v quality ({len(images)} held-out condition images, {steps} steps, guidance {guidance}):\n"
         + "\n".join(f"  {name}: {value:.4f}" for name, value in figures.items())
     )
     return figures

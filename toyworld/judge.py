@@ -30,8 +30,16 @@ import numpy as np
 import torch
 
 from toyworld.training import (
-    Progress, caption_variants, check_steps, class_index, contrastive_figures, contrastive_loss,
-    evaluation_images, fit_contrastive, training_seed, zero_shot_accuracy,
+    Progress,
+    caption_variants,
+    check_steps,
+    class_index,
+    contrastive_figures,
+    contrastive_loss,
+    evaluation_images,
+    fit_contrastive,
+    training_seed,
+    zero_shot_accuracy,
 )
 
 JUDGE_MODEL = "pytest-ablation-toy-judge"
@@ -86,9 +94,15 @@ def normalise(images: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
     return (images - mean) / std
 
 
-def fit(model: torch.nn.Module, *, steps: int, seed: int = 0, batch_size: int = BATCH_SIZE,
-        peak_learning_rate: float = PEAK_LEARNING_RATE, progress: Progress | None = None,
-        ) -> list[float]:
+def fit(
+    model: torch.nn.Module,
+    *,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = BATCH_SIZE,
+    peak_learning_rate: float = PEAK_LEARNING_RATE,
+    progress: Progress | None = None,
+) -> list[float]:
     """Train ``model`` in place for ``steps`` steps of fresh images; returns each step's loss
     (``training.fit_contrastive``)."""
     from pytest_ablation.toyworld.data import SHAPES, sample_images
@@ -102,23 +116,25 @@ def fit(model: torch.nn.Module, *, steps: int, seed: int = 0, batch_size: int = 
         image_features = model.encode_image(normalise(images, model))
         text_features = model.encode_text(tokenize(caption_variants(rng) + shape_texts))
         scale = model.logit_scale.exp()
-        loss = contrastive_loss(
-            image_features, text_features[:-len(SHAPES)], class_index(texts), scale
-        )
+        loss = contrastive_loss(image_features, text_features[: -len(SHAPES)], class_index(texts), scale)
         # Shape alone, whatever the colour: without it a run can settle on telling shapes
         # apart in some colours only (green shapes all alike was seen), a local optimum of
         # the full-caption loss that it does not leave.
         shape_loss = contrastive_loss(
             image_features,
-            text_features[-len(SHAPES):],
+            text_features[-len(SHAPES) :],
             torch.tensor([SHAPES.index(scene.shape) for scene in scenes]),
             scale,
         )
         return loss + SHAPE_LOSS_WEIGHT * shape_loss
 
     return fit_contrastive(
-        model, step_loss, stage="judge", steps=steps,
-        peak_learning_rate=peak_learning_rate, progress=progress,
+        model,
+        step_loss,
+        stage="judge",
+        steps=steps,
+        peak_learning_rate=peak_learning_rate,
+        progress=progress,
     )
 
 
@@ -162,9 +178,7 @@ def load(out: Path, device: str = "cpu"):
 
     path = Path(out) / FOLDER / WEIGHTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no judge weights at {path}; run: python -m toyworld.train judge"
-        )
+        raise FileNotFoundError(f"no judge weights at {path}; run: python -m toyworld.train judge")
     return ClipModel.from_open_clip(JUDGE_MODEL, pretrained=str(path.resolve()), device=device)
 
 
@@ -196,8 +210,7 @@ def quality(out: Path, *, progress: Progress = print) -> dict[str, float]:
     return figures
 
 
-def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print
-          ) -> dict[str, float]:
+def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print) -> dict[str, float]:
     steps = check_steps(steps, DEFAULT_STEPS)
     start = time.perf_counter()
     model = build(seed)

@@ -42,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.expanduser().resolve()
     try:
         checked = verify_if_listed(out)
-        say(f"weights: {len(checked)} file(s) match {out / 'manifest.json'}" if checked else
-            f"weights: no manifest under {out}")
+        say(
+            f"weights: {len(checked)} file(s) match {out / 'manifest.json'}"
+            if checked
+            else f"weights: no manifest under {out}"
+        )
     except WeightsError as exc:
         say(f"weights: the manifest does not match the files ({exc})")
     results = {}

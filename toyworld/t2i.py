@@ -182,9 +182,7 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """Min-SNR-weighted epsilon-prediction loss at uniformly drawn timesteps."""
     size = latents.shape[0]
-    timesteps = torch.randint(
-        scheduler.config.num_train_timesteps, (size,), generator=generator
-    )
+    timesteps = torch.randint(scheduler.config.num_train_timesteps, (size,), generator=generator)
     noise = torch.randn(latents.shape, generator=generator)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     prediction = unet(noisy, timesteps, encoder_hidden_states=context).sample
@@ -272,11 +270,8 @@ def save_pipeline_parts(unet: Any, folder: Path) -> None:
     # moved sampled pixels by 0.0001 on average (99% under 0.0013, at most 0.04) and
     # changed the judge's verdict on one image in a hundred.
     stored = copy.deepcopy(unet).half()
-    save_folder_atomic(
-        lambda staging: stored.save_pretrained(staging, safe_serialization=True), folder / "unet"
-    )
-    save_folder_atomic(lambda staging: ddim_scheduler().save_pretrained(staging),
-                       folder / "scheduler")
+    save_folder_atomic(lambda staging: stored.save_pretrained(staging, safe_serialization=True), folder / "unet")
+    save_folder_atomic(lambda staging: ddim_scheduler().save_pretrained(staging), folder / "scheduler")
     write_json_atomic(folder / "model_index.json", model_index())
 
 
@@ -286,17 +281,15 @@ def load_text_parts(folder: Path) -> tuple[Any, Any]:
 
     for part in ("tokenizer", "text_encoder"):
         if not (Path(folder) / part).is_dir():
-            raise FileNotFoundError(
-                f"no {part} at {Path(folder) / part}; run: "
-                "python -m toyworld.train text"
-            )
+            raise FileNotFoundError(f"no {part} at {Path(folder) / part}; run: python -m toyworld.train text")
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
     return tokenizer, text_encoder.eval().requires_grad_(False)
 
 
-def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0,
-          progress: Progress = print) -> dict[str, float]:
+def train(
+    out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0, progress: Progress = print
+) -> dict[str, float]:
     """The ``t2i`` stage: train the UNet on the VAE's latents, write the SD folder."""
     steps = check_steps(steps, DEFAULT_STEPS)
     folder = Path(out) / FOLDER
@@ -311,7 +304,7 @@ def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int 
     ema, losses = train_unet(unet, pool, steps=steps, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
     save_pipeline_parts(ema, folder)
-    tail = losses[-min(100, len(losses)):]
+    tail = losses[-min(100, len(losses)) :]
     figures = {
         "t2i_train_seconds": seconds,
         "t2i_steps": float(steps),
@@ -361,14 +354,18 @@ def sample_images_per_caption(
         width=IMAGE_SIZE,
         progress=False,
     )
-    return torch.stack(
-        [sampler(text, seed=EVALUATION_SEED + seed + index) for index, text in enumerate(texts)]
-    )
+    return torch.stack([sampler(text, seed=EVALUATION_SEED + seed + index) for index, text in enumerate(texts)])
 
 
-def video_figures(components: Any, judge: Any, *, frames: int = 8,
-                  seeds: int = 1, steps: int = QUALITY_STEPS,
-                  guidance_scale: float = QUALITY_GUIDANCE) -> dict[str, float]:
+def video_figures(
+    components: Any,
+    judge: Any,
+    *,
+    frames: int = 8,
+    seeds: int = 1,
+    steps: int = QUALITY_STEPS,
+    guidance_scale: float = QUALITY_GUIDANCE,
+) -> dict[str, float]:
     """How ZS² videos from the model hold together, at momentum 0.98 and 0.
 
     Per setting, over every caption and ``seeds`` seeds: the share of frames the judge
@@ -380,8 +377,15 @@ def video_figures(components: Any, judge: Any, *, frames: int = 8,
     texts = captions()
     figures: dict[str, float] = {}
     for momentum in (0.98, 0.0):
-        sampler = ZS2Sampler(components, momentum=momentum, noise="two_stage", frames=frames,
-                             steps=steps, guidance_scale=guidance_scale, progress=False)
+        sampler = ZS2Sampler(
+            components,
+            momentum=momentum,
+            noise="two_stage",
+            frames=frames,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            progress=False,
+        )
         correct = same = change = 0.0
         count = 0
         for index, text in enumerate(texts):
@@ -399,8 +403,7 @@ def video_figures(components: Any, judge: Any, *, frames: int = 8,
     return figures
 
 
-def quality(out: Path | str = WEIGHTS_DIR, *, progress: Progress = print,
-            videos: bool = True) -> dict[str, float]:
+def quality(out: Path | str = WEIGHTS_DIR, *, progress: Progress = print, videos: bool = True) -> dict[str, float]:
     """Share of sampled images the judge classifies as their prompt (zero-shot over all
     twenty captions), per caption seeds ``QUALITY_SEEDS``; and the video figures."""
     components = load_components(out)

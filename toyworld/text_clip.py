@@ -28,8 +28,16 @@ import numpy as np
 import torch
 
 from toyworld.training import (
-    Progress, caption_variants, check_steps, class_index, contrastive_figures, contrastive_loss,
-    evaluation_images, fit_contrastive, training_seed, zero_shot_accuracy,
+    Progress,
+    caption_variants,
+    check_steps,
+    class_index,
+    contrastive_figures,
+    contrastive_loss,
+    evaluation_images,
+    fit_contrastive,
+    training_seed,
+    zero_shot_accuracy,
 )
 
 TOKENIZER = "t2i/tokenizer"
@@ -67,11 +75,7 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
     pieces = {word: list(word[:-1]) + [word[-1] + END_OF_WORD] for word in dict.fromkeys(words)}
     merges: list[tuple[str, str]] = []
     while True:
-        pairs = Counter(
-            (left, right)
-            for symbols in pieces.values()
-            for left, right in zip(symbols, symbols[1:])
-        )
+        pairs = Counter((left, right) for symbols in pieces.values() for left, right in zip(symbols, symbols[1:]))
         if not pairs:
             return merges
         best = min(pairs, key=lambda pair: (-pairs[pair], pair))
@@ -212,9 +216,16 @@ def build(tokenizer: Any, seed: int = 0) -> GeneratorClip:
     return GeneratorClip(text_encoder, image_encoder)
 
 
-def fit(model: GeneratorClip, tokenizer: Any, *, steps: int, seed: int = 0,
-        batch_size: int = BATCH_SIZE, peak_learning_rate: float = PEAK_LEARNING_RATE,
-        progress: Progress | None = None) -> list[float]:
+def fit(
+    model: GeneratorClip,
+    tokenizer: Any,
+    *,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = BATCH_SIZE,
+    peak_learning_rate: float = PEAK_LEARNING_RATE,
+    progress: Progress | None = None,
+) -> list[float]:
     """Train both towers in place on fresh images each step; returns each step's loss
     (``training.fit_contrastive``)."""
     from pytest_ablation.toyworld.data import sample_images
@@ -231,8 +242,12 @@ def fit(model: GeneratorClip, tokenizer: Any, *, steps: int, seed: int = 0,
         )
 
     return fit_contrastive(
-        model, step_loss, stage="text", steps=steps,
-        peak_learning_rate=peak_learning_rate, progress=progress,
+        model,
+        step_loss,
+        stage="text",
+        steps=steps,
+        peak_learning_rate=peak_learning_rate,
+        progress=progress,
     )
 
 
@@ -273,14 +288,10 @@ def load(out: Path) -> tuple[Any, Any, Any, Any]:
 
     out = Path(out)
     missing = [
-        part
-        for part in (TOKENIZER, TEXT_ENCODER, IMAGE_ENCODER, FEATURE_EXTRACTOR)
-        if not (out / part).is_dir()
+        part for part in (TOKENIZER, TEXT_ENCODER, IMAGE_ENCODER, FEATURE_EXTRACTOR) if not (out / part).is_dir()
     ]
     if missing:
-        raise FileNotFoundError(
-            f"no {', '.join(missing)} under {out}; run: python -m toyworld.train text"
-        )
+        raise FileNotFoundError(f"no {', '.join(missing)} under {out}; run: python -m toyworld.train text")
     tokenizer = CLIPTokenizer.from_pretrained(str(out / TOKENIZER), local_files_only=True)
     text_encoder = CLIPTextModel.from_pretrained(out / TEXT_ENCODER).eval()
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(out / IMAGE_ENCODER).eval()
@@ -309,8 +320,7 @@ def quality(out: Path, *, progress: Progress = print) -> dict[str, float]:
     return {"zero_shot_accuracy": accuracy}
 
 
-def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print
-          ) -> dict[str, float]:
+def train(out: Path, *, steps: int | None = None, seed: int = 0, progress: Progress = print) -> dict[str, float]:
     from transformers.utils import logging as transformers_logging
 
     steps = check_steps(steps, DEFAULT_STEPS)

@@ -139,19 +139,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help=f"stages to train, run in dependency order (default: all). {stage_help}",
     )
-    parser.add_argument(
-        "--out", type=Path, default=WEIGHTS_DIR, help=f"weights folder (default: {WEIGHTS_DIR})"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=None, help="training steps of each stage (default: its own)"
-    )
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help=f"weights folder (default: {WEIGHTS_DIR})")
+    parser.add_argument("--steps", type=int, default=None, help="training steps of each stage (default: its own)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
     parser.add_argument(
         "--threads",
         type=int,
         default=DEFAULT_THREADS,
-        help=f"torch CPU threads (default: {DEFAULT_THREADS}; the same seed and threads give "
-        "the same weights)",
+        help=f"torch CPU threads (default: {DEFAULT_THREADS}; the same seed and threads give the same weights)",
     )
     return parser
 
@@ -159,9 +154,7 @@ def parser() -> argparse.ArgumentParser:
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     unknown = [name for name in args.stages if name not in STAGES]
     if unknown:
-        parser.error(
-            f"unknown stage {', '.join(map(repr, unknown))}; allowed: {', '.join(STAGES)}"
-        )
+        parser.error(f"unknown stage {', '.join(map(repr, unknown))}; allowed: {', '.join(STAGES)}")
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
     if args.seed < 0:
@@ -201,8 +194,7 @@ def readable_by_all(out: Path) -> None:
 
 def format_figures(figures: dict[str, float]) -> str:
     return ", ".join(
-        f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}"
-        for name, value in figures.items()
+        f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in figures.items()
     )
 
 
@@ -227,10 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)
-    say(
-        f"training {', '.join(s.name for s in stages)} into {out} "
-        f"(seed {args.seed}, {args.threads} thread(s))"
-    )
+    say(f"training {', '.join(s.name for s in stages)} into {out} (seed {args.seed}, {args.threads} thread(s))")
     start = time.perf_counter()
     results: dict[str, dict[str, float]] = {}
     for stage in stages:

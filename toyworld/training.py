@@ -129,8 +129,7 @@ class StepProgress:
         elapsed = now - self.start
         remaining = elapsed / done * (self.steps - done)
         self.progress(
-            f"{self.stage}: step {done}/{self.steps}  loss {loss:.4f}  "
-            f"elapsed {elapsed:.0f}s  ETA {remaining:.0f}s"
+            f"{self.stage}: step {done}/{self.steps}  loss {loss:.4f}  elapsed {elapsed:.0f}s  ETA {remaining:.0f}s"
         )
 
 
@@ -169,9 +168,7 @@ def fit_contrastive(
     return losses
 
 
-def contrastive_figures(
-    losses: list[float], start: float, quality: Callable[[], dict[str, float]]
-) -> dict[str, float]:
+def contrastive_figures(losses: list[float], start: float, quality: Callable[[], dict[str, float]]) -> dict[str, float]:
     """A contrastive stage's figures: its final loss (mean of the last ten steps), the
     seconds since ``start`` (``time.perf_counter()``; measuring quality not counted) and
     the figures of ``quality()``."""

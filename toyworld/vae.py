@@ -179,8 +179,9 @@ def train_vae(
 
 
 @torch.no_grad()
-def encode_latents(vae: Any, images: torch.Tensor, *, sample: bool, seed: int = 0,
-                   batch_size: int = 256) -> torch.Tensor:
+def encode_latents(
+    vae: Any, images: torch.Tensor, *, sample: bool, seed: int = 0, batch_size: int = 256
+) -> torch.Tensor:
     """Unscaled latents of [0, 1] images: posterior samples (``sample``) or means."""
     generator = torch.Generator().manual_seed(seed)
     pieces = []
@@ -221,9 +222,7 @@ def held_out_images() -> torch.Tensor:
 
 def save_vae(vae: Any, folder: Path) -> Path:
     """Write ``vae`` as a diffusers folder (config.json + safetensors), atomically."""
-    return save_folder_atomic(
-        lambda staging: vae.save_pretrained(staging, safe_serialization=True), Path(folder)
-    )
+    return save_folder_atomic(lambda staging: vae.save_pretrained(staging, safe_serialization=True), Path(folder))
 
 
 def load_vae(out: Path | str = WEIGHTS_DIR) -> Any:
@@ -237,8 +236,9 @@ def load_vae(out: Path | str = WEIGHTS_DIR) -> Any:
     return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
 
 
-def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0,
-          progress: Progress = print) -> dict[str, float]:
+def train(
+    out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int = 0, progress: Progress = print
+) -> dict[str, float]:
     """The ``vae`` stage: train, measure the latent scale, write ``out/t2i/vae/``."""
     steps = check_steps(steps, DEFAULT_STEPS)
     vae = build_vae(seed)
@@ -251,7 +251,7 @@ def train(out: Path | str = WEIGHTS_DIR, *, steps: int | None = None, seed: int 
     vae.register_to_config(scaling_factor=scaling_factor)
     psnr = reconstruction_psnr(vae, held_out_images())
     folder = save_vae(vae, Path(out) / SUBFOLDER)
-    tail = losses[-min(50, len(losses)):]
+    tail = losses[-min(50, len(losses)) :]
     figures = {
         "vae_train_seconds": seconds,
         "vae_steps": float(steps),

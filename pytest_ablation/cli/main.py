@@ -21,7 +21,11 @@ from ..results.report_json import ReportError, load_report
 from ..report.terminal import render_results_table
 from ..report.write import write_reports
 from ..report.terminal import (
-    WIDTH as LINE_WIDTH, render_differences, render_gate_table, render_verdicts, verdict_changes,
+    WIDTH as LINE_WIDTH,
+    render_differences,
+    render_gate_table,
+    render_verdicts,
+    verdict_changes,
 )
 from ..version import __version__
 
@@ -39,17 +43,26 @@ def _claims(report: dict) -> list[dict]:
     """Every claim of the report with its study and variant, as report.json records it."""
     from ..stats.claims import verdict_of
 
-    return [{"study": study["study"], "variant": variant["variant"], "verdict": verdict_of(e), **e}
-            for study in report.get("studies") or () for variant in study.get("variants") or ()
-            for e in variant.get("expectations") or ()]
+    return [
+        {"study": study["study"], "variant": variant["variant"], "verdict": verdict_of(e), **e}
+        for study in report.get("studies") or ()
+        for variant in study.get("variants") or ()
+        for e in variant.get("expectations") or ()
+    ]
 
 
 def cmd_show(args) -> int:
     report = load_report(args.report)
     if args.json:
-        _print_json({"report": str(args.report), "profile": report.get("profile"),
-                     "claims": _claims(report), "results": report["results"],
-                     "gate": report.get("gate")})
+        _print_json(
+            {
+                "report": str(args.report),
+                "profile": report.get("profile"),
+                "claims": _claims(report),
+                "results": report["results"],
+                "gate": report.get("gate"),
+            }
+        )
         return 0
     sys.stdout.write(render_verdicts(report))
     sys.stdout.write(render_results_table(report))
@@ -65,8 +78,7 @@ def cmd_compare(args) -> int:
     from ..metrics.registry import metric_names
 
     # The built-in metrics, and those the two reports name (a project's own among them).
-    problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline, current),
-                                "--tolerance")
+    problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline, current), "--tolerance")
     if problem:
         raise ReportError(problem)
     try:
@@ -75,12 +87,19 @@ def cmd_compare(args) -> int:
     except GateInputError as error:
         raise ReportError(f"report {args.current}: {error}") from None
     if args.json:
-        _print_json({"baseline": str(args.baseline), "current": str(args.current),
-                     "failed": gate["failed"], "summary": gate["summary"], "counts": gate["counts"],
-                     "differences": gate["differences"],
-                     "claims": _claims(current), "verdict_changes": verdict_changes(baseline, current),
-                     "rows": gate["rows"] if args.all else
-                     [row for row in gate["rows"] if row["status"] in FAILING]})
+        _print_json(
+            {
+                "baseline": str(args.baseline),
+                "current": str(args.current),
+                "failed": gate["failed"],
+                "summary": gate["summary"],
+                "counts": gate["counts"],
+                "differences": gate["differences"],
+                "claims": _claims(current),
+                "verdict_changes": verdict_changes(baseline, current),
+                "rows": gate["rows"] if args.all else [row for row in gate["rows"] if row["status"] in FAILING],
+            }
+        )
         return 1 if gate["failed"] else 0
     verdicts = render_verdicts(current)
     if verdicts:
@@ -126,8 +145,7 @@ def cmd_merge(args) -> int:
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
-        raise ReportError(f"--output: {output} is a file; expected a folder for report.json, "
-                          "report.md and report.html")
+        raise ReportError(f"--output: {output} is a file; expected a folder for report.json, report.md and report.html")
     problem = check_writable_dir(output)
     if problem:
         raise ReportError(f"--output: cannot write to {output}: {problem}")
@@ -135,15 +153,12 @@ def cmd_merge(args) -> int:
     merged = merge_report_files(args.reports, output, partial=args.partial)
     paths = write_reports(merged, output)
     sys.stdout.write(render_results_table(merged))
-    shards = ", ".join(
-        f"{s['index']}/{s['count']}" if "index" in s else s["report"] for s in merged["merged_from"]
-    )
+    shards = ", ".join(f"{s['index']}/{s['count']}" if "index" in s else s["report"] for s in merged["merged_from"])
     sys.stdout.write(
         f"merged {len(args.reports)} report(s) ({shards}): {len(merged['results'])} results\n"
         f"written: {paths['html']}, {paths['json']}, {paths['markdown']}\n"
     )
-    logged = log_merged(targets, merged, output, exitstatus=0, gate=None, tolerances={},
-                        out=sys.stdout)
+    logged = log_merged(targets, merged, output, exitstatus=0, gate=None, tolerances={}, out=sys.stdout)
     return 0 if logged else 1
 
 
@@ -164,13 +179,15 @@ def cmd_plan(args) -> int:
 
     report = load_report(args.report)
     try:
-        rows = plan_rows(report, args.metric, args.effect, power=args.power, claims=args.claims,
-                         max_seeds=args.max_seeds)
+        rows = plan_rows(
+            report, args.metric, args.effect, power=args.power, claims=args.claims, max_seeds=args.max_seeds
+        )
     except ValueError as error:
         raise ReportError(f"{args.report}: {error}") from None
     if args.json:
-        _print_json({"metric": args.metric, "effect": args.effect, "power": args.power,
-                     "claims": args.claims, "variants": rows})
+        _print_json(
+            {"metric": args.metric, "effect": args.effect, "power": args.power, "claims": args.claims, "variants": rows}
+        )
         return 0
     sys.stdout.write(render_plan(rows, args.metric, args.effect, power=args.power, claims=args.claims))
     return 0
@@ -192,24 +209,43 @@ def cmd_metrics(args) -> int:
         raise ReportError(f"--profile: {profile.name}: {error}") from None
     judge = _judge_weights(profile)
     if args.json:
-        _print_json([
-            {"name": spec.name, "direction": spec.direction, "tolerance": spec.tolerance,
-             "level": getattr(spec, "level", "video"), "definition": spec.definition,
-             "backend": spec.backend, "source": spec.source,
-             "weights": _metric_weights(spec, judge), "profile": profile.name}
-            for spec in registry
-        ])
+        _print_json(
+            [
+                {
+                    "name": spec.name,
+                    "direction": spec.direction,
+                    "tolerance": spec.tolerance,
+                    "level": getattr(spec, "level", "video"),
+                    "definition": spec.definition,
+                    "backend": spec.backend,
+                    "source": spec.source,
+                    "weights": _metric_weights(spec, judge),
+                    "profile": profile.name,
+                }
+                for spec in registry
+            ]
+        )
         return 0
     blocks = []
     for spec in registry:
         better = "informational" if spec.direction == "info" else f"{spec.direction} is better"
         level = ", one value per set of videos" if getattr(spec, "level", "video") == "set" else ""
         lines = [f"{spec.name}  ({better}, tolerance {spec.tolerance:g}{level})"]
-        for label, text in (("backend", spec.backend or "—"), ("source", spec.source),
-                            (f"weights ({profile.name})", _metric_weights(spec, judge))):
-            lines.extend(textwrap.wrap(f"{label}: {text}", LINE_WIDTH, initial_indent="  ",
-                                       subsequent_indent="    ", break_on_hyphens=False,
-                                       break_long_words=False))
+        for label, text in (
+            ("backend", spec.backend or "—"),
+            ("source", spec.source),
+            (f"weights ({profile.name})", _metric_weights(spec, judge)),
+        ):
+            lines.extend(
+                textwrap.wrap(
+                    f"{label}: {text}",
+                    LINE_WIDTH,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+            )
         blocks.append("\n".join(lines))
     sys.stdout.write("\n\n".join(blocks) + "\n")
     return 0
@@ -283,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compare", help="gate CURRENT against BASELINE; exit 1 on a regression")
     comp.add_argument("baseline", help="the baseline report")
     comp.add_argument("current", help="the report to judge")
-    comp.add_argument("--tolerance", action="append", metavar="METRIC=TOL",
-                      help="override a metric's tolerance (repeatable)")
+    comp.add_argument(
+        "--tolerance", action="append", metavar="METRIC=TOL", help="override a metric's tolerance (repeatable)"
+    )
     comp.add_argument("--all", action="store_true", help="list every entry, not only failures")
     _add_json(comp, "the verdict, the counts, the claims and the gate's rows (failing ones, or --all)")
     comp.set_defaults(run=cmd_compare)
@@ -292,14 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("report", help="a report.json")
     base.add_argument("output", help="where to write the baseline (e.g. reports/baseline.json)")
     base.set_defaults(run=cmd_baseline)
-    merge = sub.add_parser(
-        "merge", help="combine the report.json files of shards into the report of one run"
-    )
+    merge = sub.add_parser("merge", help="combine the report.json files of shards into the report of one run")
     merge.add_argument("reports", nargs="+", help="the shards' report.json files")
-    merge.add_argument("-o", "--output", required=True, metavar="DIR",
-                       help="where to write the merged report.json, report.md and report.html")
-    merge.add_argument("--partial", action="store_true",
-                       help="merge even though some shards of the run are missing")
+    merge.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="where to write the merged report.json, report.md and report.html",
+    )
+    merge.add_argument("--partial", action="store_true", help="merge even though some shards of the run are missing")
     from ..harness.trackers.merged import add_arguments as add_tracker_arguments
 
     add_tracker_arguments(merge)
@@ -308,31 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     html.add_argument("report", help="a report.json; previews are read from its folder")
     html.add_argument("-o", "--output", help="the page to write (default: beside the report)")
     html.set_defaults(run=cmd_html)
-    plan = sub.add_parser(
-        "plan", help="how many prompts and seeds a study needs to detect an effect of a given size"
-    )
+    plan = sub.add_parser("plan", help="how many prompts and seeds a study needs to detect an effect of a given size")
     plan.add_argument("report", help="a report.json whose spread between prompts and seeds is used")
     plan.add_argument("--metric", required=True, help="the metric the claim is about")
-    plan.add_argument("--effect", required=True, type=_positive_float,
-                      help="the true mean difference (variant - reference) to detect")
-    plan.add_argument("--power", type=_probability, default=0.8,
-                      help="the chance of detecting it (default 0.8)")
-    plan.add_argument("--claims", type=_positive_int, default=1,
-                      help="claims the study declares (Bonferroni shares the level; default 1)")
-    plan.add_argument("--max-seeds", type=_positive_int, default=4,
-                      help="show plans of 1 to this many seeds per prompt (default 4)")
+    plan.add_argument(
+        "--effect", required=True, type=_positive_float, help="the true mean difference (variant - reference) to detect"
+    )
+    plan.add_argument("--power", type=_probability, default=0.8, help="the chance of detecting it (default 0.8)")
+    plan.add_argument(
+        "--claims",
+        type=_positive_int,
+        default=1,
+        help="claims the study declares (Bonferroni shares the level; default 1)",
+    )
+    plan.add_argument(
+        "--max-seeds", type=_positive_int, default=4, help="show plans of 1 to this many seeds per prompt (default 4)"
+    )
     _add_json(plan, "each variant's variance parts and prompts needed per number of seeds")
     plan.set_defaults(run=cmd_plan)
     metrics = sub.add_parser(
         "metrics", help="list the built-in metrics: direction, tolerance, backend, source, weights"
     )
-    metrics.add_argument("--profile", default=None,
-                         help="the profile whose judge weights to look for (default: tiny)")
+    metrics.add_argument("--profile", default=None, help="the profile whose judge weights to look for (default: tiny)")
     _add_json(metrics, "one object per metric")
     metrics.set_defaults(run=cmd_metrics)
-    schema = sub.add_parser(
-        "schema", help="print report.json's JSON Schema (the one every reader checks reports by)"
-    )
+    schema = sub.add_parser("schema", help="print report.json's JSON Schema (the one every reader checks reports by)")
     schema.set_defaults(run=cmd_schema)
     from .submit import add_parser as add_submit
 

@@ -41,9 +41,14 @@ class ShardJob:
     count: int
 
     def command(self, index: int) -> list[str]:
-        command = [sys.executable, "-m", "pytest", *self.pytest_args,
-                   f"--ablation-shard={index}/{self.count}",
-                   f"--ablation-report-dir={shard_dir(Path(self.report_dir), index)}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *self.pytest_args,
+            f"--ablation-shard={index}/{self.count}",
+            f"--ablation-report-dir={shard_dir(Path(self.report_dir), index)}",
+        ]
         if self.cache_dir is not None:
             command.append(f"--ablation-cache-dir={self.cache_dir}")
         return command
@@ -52,8 +57,10 @@ class ShardJob:
         done = subprocess.run(self.command(index), cwd=self.cwd)
         report = shard_dir(Path(self.report_dir), index) / "report.json"
         if done.returncode not in COMPLETE or not report.exists():
-            raise ShardFailed(f"shard {index}/{self.count}: pytest exited with status "
-                              f"{done.returncode}" + ("" if report.exists() else ", no report written"))
+            raise ShardFailed(
+                f"shard {index}/{self.count}: pytest exited with status "
+                f"{done.returncode}" + ("" if report.exists() else ", no report written")
+            )
         return done.returncode
 
 
@@ -68,8 +75,7 @@ def make_executor(args, folder: Path):
     except ImportError:
         from ..results.report_json import ReportError
 
-        raise ReportError("`pytest-ablation submit` needs submitit: "
-                          "pip install 'pytest-ablation[submit]'") from None
+        raise ReportError("`pytest-ablation submit` needs submitit: pip install 'pytest-ablation[submit]'") from None
     if args.executor == "local":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=args.timeout)
@@ -79,10 +85,16 @@ def make_executor(args, folder: Path):
     except RuntimeError as error:  # no srun on this machine
         from ..results.report_json import ReportError
 
-        raise ReportError(f"--executor slurm: {error} (--executor local runs the shards as "
-                          "processes on this machine)") from None
-    parameters = {"name": "ablations", "timeout_min": args.timeout, "tasks_per_node": 1,
-                  "nodes": 1, "slurm_array_parallelism": args.shards}
+        raise ReportError(
+            f"--executor slurm: {error} (--executor local runs the shards as processes on this machine)"
+        ) from None
+    parameters = {
+        "name": "ablations",
+        "timeout_min": args.timeout,
+        "tasks_per_node": 1,
+        "nodes": 1,
+        "slurm_array_parallelism": args.shards,
+    }
     if args.gpus_per_task:
         parameters["gpus_per_node"] = args.gpus_per_task
     if args.slurm_partition:
@@ -124,14 +136,21 @@ def run_shards(args, out=None) -> dict[int, _Shard]:
     out = sys.stdout if out is None else out
     report_dir = Path(args.report_dir).resolve()
     cache_dir = str(Path(args.cache_dir).resolve()) if args.cache_dir else None
-    job = ShardJob(cwd=os.getcwd(), pytest_args=list(args.pytest_args), report_dir=str(report_dir),
-                   cache_dir=cache_dir, count=args.shards)
+    job = ShardJob(
+        cwd=os.getcwd(),
+        pytest_args=list(args.pytest_args),
+        report_dir=str(report_dir),
+        cache_dir=cache_dir,
+        count=args.shards,
+    )
     executor = make_executor(args, report_dir / "submitit")
     indices = list(range(1, args.shards + 1))
     jobs = executor.map_array(job, indices)
     shards = {i: _Shard(i, j) for i, j in zip(indices, jobs)}
-    out.write(f"submitted {args.shards} shard(s) ({args.executor}): job {jobs[0].job_id}"
-              f"{'' if len(jobs) == 1 else ' ...'}; logs in {report_dir / 'submitit'}\n")
+    out.write(
+        f"submitted {args.shards} shard(s) ({args.executor}): job {jobs[0].job_id}"
+        f"{'' if len(jobs) == 1 else ' ...'}; logs in {report_dir / 'submitit'}\n"
+    )
     last = None
     while True:
         for shard in shards.values():
@@ -142,8 +161,7 @@ def run_shards(args, out=None) -> dict[int, _Shard]:
             except Exception as error:  # the job's own exception, or the scheduler's
                 reason = _reason(error)
                 if shard.tries < 2:
-                    out.write(f"shard {shard.index}/{args.shards} failed ({reason}); "
-                              "submitting it again\n")
+                    out.write(f"shard {shard.index}/{args.shards} failed ({reason}); submitting it again\n")
                     shard.job = executor.submit(job, shard.index)
                     shard.tries += 1
                 else:
@@ -151,8 +169,7 @@ def run_shards(args, out=None) -> dict[int, _Shard]:
         states = [_state(s) for s in shards.values()]
         progress = (states.count("done"), states.count("running"), states.count("failed"))
         if progress != last:
-            out.write(f"shards: {progress[0]} done, {progress[1]} running, {progress[2]} failed "
-                      f"(of {args.shards})\n")
+            out.write(f"shards: {progress[0]} done, {progress[1]} running, {progress[2]} failed (of {args.shards})\n")
             out.flush()
             last = progress
         if not progress[1]:
@@ -176,8 +193,10 @@ def cmd_submit(args) -> int:
 
     for arg in pytest_args:
         if arg.split("=", 1)[0] in ("--ablation-shard", "--ablation-report-dir", "--ablation-cache-dir"):
-            raise ReportError(f"{arg.split('=', 1)[0]}: set by submit for each shard; use "
-                              "--shards, --report-dir and --cache-dir instead")
+            raise ReportError(
+                f"{arg.split('=', 1)[0]}: set by submit for each shard; use "
+                "--shards, --report-dir and --cache-dir instead"
+            )
         refusal = refused_in_shards(arg)
         if refusal:
             raise ReportError(refusal)
@@ -194,8 +213,7 @@ def cmd_submit(args) -> int:
         from ..metrics.registry import metric_names
 
         # Checked before any shard runs: a tolerance matters only for the baseline's metrics.
-        problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline),
-                                    "--tolerance")
+        problem = unknown_tolerance(tolerances, set(metric_names()) | report_metrics(baseline), "--tolerance")
         if problem:
             raise ReportError(problem)
 
@@ -218,8 +236,10 @@ def cmd_submit(args) -> int:
     written = write_reports(merged, report_dir)
     sys.stdout.write(render_results_table(merged))
     note = f"; shard(s) {', '.join(f'{i}/{args.shards}' for i in failed)} missing" if failed else ""
-    sys.stdout.write(f"merged {len(paths)} shard report(s): {len(merged['results'])} results{note}\n"
-                     f"written: {written['html']}, {written['json']}, {written['markdown']}\n")
+    sys.stdout.write(
+        f"merged {len(paths)} shard report(s): {len(merged['results'])} results{note}\n"
+        f"written: {written['html']}, {written['json']}, {written['markdown']}\n"
+    )
     if gate is not None:
         if gate["failed"]:
             from ..results.report_json import variant_order
@@ -232,9 +252,15 @@ def cmd_submit(args) -> int:
         sys.stdout.write(f"gate against {args.gate}: {gate['summary']}\n")
         if gate["failed"]:
             status = 1
-    logged = log_merged(targets, merged, report_dir, exitstatus=status,
-                        gate=str(args.gate) if args.gate else None, tolerances=tolerances,
-                        out=sys.stdout)
+    logged = log_merged(
+        targets,
+        merged,
+        report_dir,
+        exitstatus=status,
+        gate=str(args.gate) if args.gate else None,
+        tolerances=tolerances,
+        out=sys.stdout,
+    )
     return status if logged else max(status, 1)
 
 
@@ -243,34 +269,60 @@ def add_parser(sub, positive_int, positive_float) -> None:
         "submit",
         help="run the shards of a pytest run as jobs (Slurm or local), then merge and gate",
         description="Submit one job per shard, wait, retry a failed shard once, merge the "
-                    "shards' reports into --report-dir and, with --gate, gate the merged report. "
-                    "Arguments after -- go to every shard's pytest.",
+        "shards' reports into --report-dir and, with --gate, gate the merged report. "
+        "Arguments after -- go to every shard's pytest.",
     )
-    submit.add_argument("--shards", type=positive_int, required=True, metavar="N",
-                        help="the number of shards (jobs)")
-    submit.add_argument("--executor", choices=("slurm", "local"), default="slurm",
-                        help="slurm: a Slurm job array; local: processes on this machine "
-                             "(default slurm)")
+    submit.add_argument("--shards", type=positive_int, required=True, metavar="N", help="the number of shards (jobs)")
+    submit.add_argument(
+        "--executor",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="slurm: a Slurm job array; local: processes on this machine (default slurm)",
+    )
     submit.add_argument("--slurm-partition", metavar="P", help="the Slurm partition")
-    submit.add_argument("--gpus-per-task", type=positive_int, metavar="G",
-                        help="GPUs per shard (each shard may spread over them with -n)")
-    submit.add_argument("--timeout", type=positive_int, default=24 * 60, metavar="MIN",
-                        help="a shard's time limit in minutes (default 1440)")
-    submit.add_argument("--gate", metavar="BASELINE",
-                        help="gate the merged report against this baseline; exit 1 on a regression")
-    submit.add_argument("--tolerance", action="append", metavar="METRIC=TOL",
-                        help="override a metric's tolerance for --gate (repeatable)")
-    submit.add_argument("--cache-dir", metavar="DIR",
-                        help="the cache folder every shard shares (default: the project's "
-                             "--ablation-cache-dir); on a cluster, a shared filesystem")
-    submit.add_argument("--report-dir", default="reports", metavar="DIR",
-                        help="the merged report's folder; shard I writes to DIR/shard-I "
-                             "(default reports)")
-    submit.add_argument("--poll", type=positive_float, default=10.0, metavar="SECONDS",
-                        help="how often to look at the jobs (default 10)")
+    submit.add_argument(
+        "--gpus-per-task",
+        type=positive_int,
+        metavar="G",
+        help="GPUs per shard (each shard may spread over them with -n)",
+    )
+    submit.add_argument(
+        "--timeout",
+        type=positive_int,
+        default=24 * 60,
+        metavar="MIN",
+        help="a shard's time limit in minutes (default 1440)",
+    )
+    submit.add_argument(
+        "--gate", metavar="BASELINE", help="gate the merged report against this baseline; exit 1 on a regression"
+    )
+    submit.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="METRIC=TOL",
+        help="override a metric's tolerance for --gate (repeatable)",
+    )
+    submit.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the cache folder every shard shares (default: the project's "
+        "--ablation-cache-dir); on a cluster, a shared filesystem",
+    )
+    submit.add_argument(
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="the merged report's folder; shard I writes to DIR/shard-I (default reports)",
+    )
+    submit.add_argument(
+        "--poll",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often to look at the jobs (default 10)",
+    )
     from ..harness.trackers.merged import add_arguments as add_tracker_arguments
 
     add_tracker_arguments(submit)
-    submit.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="-- then the arguments of every shard's pytest")
+    submit.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the arguments of every shard's pytest")
     submit.set_defaults(run=cmd_submit)

@@ -32,9 +32,7 @@ def check_outputs(options) -> None:
     """The report folder, the cache folder and the baseline to save must be writable."""
     problem = check_writable_dir(options.report_dir)
     if problem:
-        raise pytest.UsageError(
-            f"--ablation-report-dir: cannot write reports to {options.report_dir}: {problem}"
-        )
+        raise pytest.UsageError(f"--ablation-report-dir: cannot write reports to {options.report_dir}: {problem}")
     free = free_bytes(options.report_dir)
     if free is not None and free < MIN_FREE_BYTES:
         raise pytest.UsageError(
@@ -53,14 +51,11 @@ def check_outputs(options) -> None:
     if target is not None:
         if target.is_dir():
             raise pytest.UsageError(
-                f"--ablation-save-baseline: {target} is a directory; expected a file path "
-                "such as reports/baseline.json"
+                f"--ablation-save-baseline: {target} is a directory; expected a file path such as reports/baseline.json"
             )
         problem = check_writable_dir(target.parent)
         if problem:
-            raise pytest.UsageError(
-                f"--ablation-save-baseline: cannot write {target}: {problem}"
-            )
+            raise pytest.UsageError(f"--ablation-save-baseline: cannot write {target}: {problem}")
 
 
 def load_baseline(options, profile_name: str):
@@ -90,7 +85,7 @@ class ResultCollector:
     summary.
     """
 
-    def __init__(self, session: "AblationSession", catalog: "Catalog") -> None:
+    def __init__(self, session: AblationSession, catalog: Catalog) -> None:
         self.options = session.options
         check_outputs(self.options)
         self._baseline = load_baseline(self.options, session.profile.name)
@@ -123,7 +118,7 @@ class ResultCollector:
         if catalog:
             self._catalogs.append(catalog)
 
-    def finish(self, session, worker: "WorkerContext | None" = None) -> None:
+    def finish(self, session, worker: WorkerContext | None = None) -> None:
         """Assemble, gate and write the report, and set ``session.exitstatus``; ``worker``
         is this process's own, in a run without workers."""
         if worker is not None and worker.used:
@@ -173,8 +168,7 @@ class ResultCollector:
                 outcome, reason = "deselected", f"on another shard than {shard[0]}/{shard[1]}"
             else:
                 outcome, reason = "deselected", "not selected (-k, -m or node ids)"
-            cases.append({"study": study, "variant": variant, "nodeid": nodeid,
-                          "outcome": outcome, "reason": reason})
+            cases.append({"study": study, "variant": variant, "nodeid": nodeid, "outcome": outcome, "reason": reason})
         return cases
 
     def _build(self, cases: list[dict]) -> dict:
@@ -196,8 +190,9 @@ class ResultCollector:
             selection={**selection_paths(config), "files": files},
         )
         if self._baseline is not None:
-            self.gate = report["gate"] = gate_verdict(self._baseline, report, str(self.options.gate),
-                                                      tolerances=self.options.tolerances)
+            self.gate = report["gate"] = gate_verdict(
+                self._baseline, report, str(self.options.gate), tolerances=self.options.tolerances
+            )
         return report
 
     def _write(self, report: dict) -> bool:
@@ -226,16 +221,16 @@ class ResultCollector:
         try:
             write_json_atomic(options.save_baseline, report)
         except OSError as error:
-            self.write_error = (f"--ablation-save-baseline: could not write "
-                                f"{options.save_baseline}: {error.strerror or error}")
+            self.write_error = (
+                f"--ablation-save-baseline: could not write {options.save_baseline}: {error.strerror or error}"
+            )
             return False
         return True
 
     def _metric_info(self) -> dict[str, dict]:
         names = {m for r in self._records for m in (*r["metrics"], *(r.get("set_metrics") or ()))}
         if self._baseline is not None:
-            names |= {r["metric"] for r in (*self._baseline["results"],
-                                            *(self._baseline.get("set_results") or ()))}
+            names |= {r["metric"] for r in (*self._baseline["results"], *(self._baseline.get("set_results") or ()))}
         info = {}
         for name in sorted(names):
             try:

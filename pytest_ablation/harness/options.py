@@ -117,7 +117,7 @@ OPTIONS = (
     Option(
         "--ablation-mlflow",
         "log the run to MLflow: a tracking URI, or a folder for a local store (default "
-        '<report dir>/mlflow/: an SQLite database and the artifacts); needs pip install '
+        "<report dir>/mlflow/: an SQLite database and the artifacts); needs pip install "
         '"pytest-ablation[mlflow]"',
         type="optional",
         metavar="URI|DIR",
@@ -131,20 +131,28 @@ def add_options(parser) -> None:
     group = parser.getgroup("ablation", "ablation studies (pytest-ablation)")
     for option in OPTIONS:
         if option.type == "bool":
-            group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
-                            help=option.help)
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=option.help)
         elif option.type == "optional":
             # Alone it is True (the option's default value); a value is given with "=", as
             # a following test path would be taken for it (parse_tracker says so).
-            group.addoption(option.flag, nargs="?", const=True, default=None, dest=option.dest,
-                            metavar=option.metavar, help=option.help)
+            group.addoption(
+                option.flag,
+                nargs="?",
+                const=True,
+                default=None,
+                dest=option.dest,
+                metavar=option.metavar,
+                help=option.help,
+            )
         else:
-            group.addoption(option.flag, default=None, dest=option.dest,
-                            metavar=option.metavar, help=option.help)
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=option.help)
         # No ini default: an ini key set to an empty value must be told from one not set.
-        parser.addini(option.ini, f"{option.help} (ini twin of {option.flag})",
-                      type=option.type if option.type == "bool" else "string",
-                      default=None)
+        parser.addini(
+            option.ini,
+            f"{option.help} (ini twin of {option.flag})",
+            type=option.type if option.type == "bool" else "string",
+            default=None,
+        )
     parser.addini(
         TOLERANCES_INI,
         "gate tolerances per metric, one 'metric = tolerance' a line (overrides the defaults)",
@@ -161,9 +169,7 @@ def names_the_plugin(config) -> bool:
     project without studies the plugin then stays out of the way (README, "-n")."""
     if any(getattr(config.option, option.dest, None) is not None for option in OPTIONS):
         return True
-    return any(config.getini(option.ini) is not None for option in OPTIONS) or bool(
-        config.getini(TOLERANCES_INI)
-    )
+    return any(config.getini(option.ini) is not None for option in OPTIONS) or bool(config.getini(TOLERANCES_INI))
 
 
 @dataclass(frozen=True)
@@ -252,9 +258,7 @@ def parse_tolerances(lines: list[str], source: str = TOLERANCES_INI) -> dict[str
         except ValueError:
             value = float("nan")
         if not sep or not name.strip() or not value >= 0 or not math.isfinite(value):
-            raise OptionError(
-                f"{source}: {line!r} is not 'metric = tolerance' with a tolerance >= 0"
-            )
+            raise OptionError(f"{source}: {line!r} is not 'metric = tolerance' with a tolerance >= 0")
         tolerances[name.strip()] = value
     return tolerances
 
@@ -281,9 +285,7 @@ def parse_video_format(value: Any) -> str | None:
         return None
     fmt = str(value).strip().lower()
     if fmt not in VIDEO_FORMATS:
-        raise OptionError(
-            f"--ablation-save-videos: got {value!r}; expected one of {', '.join(VIDEO_FORMATS)}"
-        )
+        raise OptionError(f"--ablation-save-videos: got {value!r}; expected one of {', '.join(VIDEO_FORMATS)}")
     return fmt
 
 
@@ -299,7 +301,7 @@ def parse_keep_runs(value: Any, where: str = "--ablation-keep-runs") -> int:
 # A URI scheme of two characters or more: "C:\\..." is a Windows path, not a URI.
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
 # Characters W&B refuses in a project name, and its longest name.
-WANDB_FORBIDDEN = '\\#?%:'
+WANDB_FORBIDDEN = "\\#?%:"
 WANDB_MAX_PROJECT = 128
 _ON = ("true", "yes", "on", "1")
 _OFF = ("false", "no", "off", "0")
@@ -315,8 +317,7 @@ def _swallowed_path(text: str, base: Path) -> bool:
     return path.is_dir() and any(path.glob("*.py"))
 
 
-def parse_tracker(name: str, value: Any, base: Path, where: str,
-                  explicit: bool = True) -> tuple[bool, str | None]:
+def parse_tracker(name: str, value: Any, base: Path, where: str, explicit: bool = True) -> tuple[bool, str | None]:
     """``(on, value)`` of ``--ablation-wandb`` or ``--ablation-mlflow`` (``name``): the flag
     alone, or an ini value of true/yes/on/1, is on with the tracker's default (None); an ini
     false/no/off/0 is off. An MLflow folder comes back absolute. ``explicit``: the value was
@@ -341,8 +342,12 @@ def parse_tracker(name: str, value: Any, base: Path, where: str,
         )
     if name == "wandb":
         parts = text.split("/")
-        if (len(parts) > 2 or not all(p.strip() for p in parts) or len(parts[-1]) > WANDB_MAX_PROJECT
-                or any(c in WANDB_FORBIDDEN for c in text)):
+        if (
+            len(parts) > 2
+            or not all(p.strip() for p in parts)
+            or len(parts[-1]) > WANDB_MAX_PROJECT
+            or any(c in WANDB_FORBIDDEN for c in text)
+        ):
             raise OptionError(
                 f"{where}: got {text!r}; expected PROJECT or ENTITY/PROJECT: a W&B project name "
                 f"of at most {WANDB_MAX_PROJECT} characters, none of {' '.join(WANDB_FORBIDDEN)} "
@@ -364,9 +369,9 @@ def read_trackers(config) -> dict[str, str | None]:
         on_command_line = config.getoption(option.dest) is not None
         where = option.flag if on_command_line else f"{option.ini} (ini)"
         explicit = not on_command_line or any(
-            str(arg).startswith(f"{option.flag}=") for arg in config.invocation_params.args)
-        on, target = parse_tracker(option.dest.removeprefix("ablation_"), value, base, where,
-                                   explicit)
+            str(arg).startswith(f"{option.flag}=") for arg in config.invocation_params.args
+        )
+        on, target = parse_tracker(option.dest.removeprefix("ablation_"), value, base, where, explicit)
         if on:
             trackers[option.dest.removeprefix("ablation_")] = target
     return trackers
@@ -399,8 +404,7 @@ def read_options(config) -> AblationOptions:
         save_baseline=_path(*values["ablation_save_baseline"]),
         shard=parse_shard(values["ablation_shard"][0]),
         save_videos=parse_video_format(values["ablation_save_videos"][0]),
-        keep_runs=parse_keep_runs(values["ablation_keep_runs"][0],
-                                  _where(config, by_dest["ablation_keep_runs"])),
+        keep_runs=parse_keep_runs(values["ablation_keep_runs"][0], _where(config, by_dest["ablation_keep_runs"])),
         tolerances=parse_tolerances(config.getini(TOLERANCES_INI) or []),
         trackers=read_trackers(config),
     )

@@ -30,7 +30,7 @@ _GROUPS_DIR = "ablation_groups_dir"
 _CATALOG_DIR = "ablation_catalog_dir"
 
 
-def _session(config) -> "AblationSession":
+def _session(config) -> AblationSession:
     return config.stash[_SESSION]
 
 
@@ -38,11 +38,11 @@ def _catalog(config) -> Catalog:
     return config.stash[_CATALOG]
 
 
-def _worker(config) -> "WorkerContext":
+def _worker(config) -> WorkerContext:
     return config.stash[_WORKER]
 
 
-def _collector(config) -> "ResultCollector | None":
+def _collector(config) -> ResultCollector | None:
     return config.stash.get(_COLLECTOR, None)
 
 
@@ -168,9 +168,7 @@ def pytest_collection_modifyitems_shard(config, items):
     from .sharding import split
 
     catalog = _catalog(config)
-    kept, dropped = split(
-        items, lambda item: (catalog.model_group(item.nodeid) or "", item.nodeid), *shard
-    )
+    kept, dropped = split(items, lambda item: (catalog.model_group(item.nodeid) or "", item.nodeid), *shard)
     if dropped:
         catalog.select(dropped=[item.nodeid for item in dropped])
         config.hook.pytest_deselected(items=dropped)
@@ -283,8 +281,7 @@ def pytest_runtest_makereport(item, call):
     if call.when == "call":
         payload["records"] = list(runner.records) if runner is not None else []
         # A failed claim (or assertion) is a failed case; any other exception an error.
-        payload["assertion"] = bool(call.excinfo is not None
-                                    and call.excinfo.errisinstance(AssertionError))
+        payload["assertion"] = bool(call.excinfo is not None and call.excinfo.errisinstance(AssertionError))
     # An attribute of the report travels with it from an xdist worker to the controller.
     report.ablation = payload
 

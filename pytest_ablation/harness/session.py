@@ -22,7 +22,13 @@ import functools
 import pytest
 
 from ..run.devices import (
-    AUTO, DeviceAssignment, DeviceError, assign, auto_worker_count, cpu_count, resolve_devices,
+    AUTO,
+    DeviceAssignment,
+    DeviceError,
+    assign,
+    auto_worker_count,
+    cpu_count,
+    resolve_devices,
 )
 from .options import AblationOptions, OptionError, names_the_plugin, read_options
 
@@ -132,9 +138,7 @@ class AblationSession:
         from ..metrics.registry import MetricRegistry
 
         registry = MetricRegistry()
-        self.config.hook.pytest_ablation_add_metrics(
-            register=functools.partial(registry.register, replace=True)
-        )
+        self.config.hook.pytest_ablation_add_metrics(register=functools.partial(registry.register, replace=True))
         return registry
 
     def _check_metric_options(self) -> None:
@@ -178,8 +182,7 @@ class AblationSession:
         if errors:
             raise pytest.UsageError("invalid ablation study:\n  " + "\n  ".join(errors))
         try:
-            self.undecidable = catalog.prepare(
-                items, self.profile, require_decidable=self.options.require_decidable)
+            self.undecidable = catalog.prepare(items, self.profile, require_decidable=self.options.require_decidable)
         except StudyError as error:
             raise pytest.UsageError(str(error)) from None
 
@@ -205,14 +208,11 @@ class AblationSession:
                 if metric not in unusable:
                     unusable[metric] = spec.weights_problems()
         self._check_prompts(catalog, nodeids)
-        self._check_weights(catalog, nodeids, judged=any("clip" in self.metric(m).needs
-                                                          for m in unusable))
-        problems = [f"{metric}: {problem}" for metric, found in sorted(unusable.items())
-                    for problem in found]
+        self._check_weights(catalog, nodeids, judged=any("clip" in self.metric(m).needs for m in unusable))
+        problems = [f"{metric}: {problem}" for metric, found in sorted(unusable.items()) for problem in found]
         if problems:
             raise pytest.UsageError(
-                "metrics the selected studies name cannot run on this machine:\n  "
-                + "\n  ".join(problems)
+                "metrics the selected studies name cannot run on this machine:\n  " + "\n  ".join(problems)
             )
         for role, users in sorted(missing.items()):
             raise pytest.UsageError(
@@ -247,13 +247,13 @@ class AblationSession:
             return  # they are downloaded when first loaded
         raise pytest.UsageError(
             f"--ablation-profile: profile {self.profile.name!r} needs weights that are not on "
-            f"this machine, and {why}:\n  " + "\n  ".join(missing))
+            f"this machine, and {why}:\n  " + "\n  ".join(missing)
+        )
 
     def _check_prompts(self, catalog, nodeids) -> None:
         """The profile's prompts, when a selected study renders them, must be ones its models
         can draw (``pytest_ablation_check_prompts``)."""
-        if not any(case.marker.prompts is None
-                   for case in map(catalog.case, nodeids) if case is not None):
+        if not any(case.marker.prompts is None for case in map(catalog.case, nodeids) if case is not None):
             return
         prompts = list(self.profile.settings.prompts)
         answers = self.config.hook.pytest_ablation_check_prompts(profile=self.profile, prompts=prompts)
@@ -261,7 +261,8 @@ class AblationSession:
         if problems:
             raise pytest.UsageError(
                 f"--ablation-profile: profile {self.profile.name!r} cannot render its prompts:\n  "
-                + "\n  ".join(problems))
+                + "\n  ".join(problems)
+            )
 
     def collection_line(self, catalog) -> str | None:
         """The line under pytest's collection summary: the profile and the studies."""
@@ -270,14 +271,19 @@ class AblationSession:
             return None
         about = f" ({self.profile.description})" if self.profile.description else ""
         line = f"ablation: profile {self.profile.name!r}{about}, studies: {', '.join(studies)}"
-        lines = [line] + [f"ablation: undecidable (expected failures): {d.line()}"
-                          for d in self.undecidable]
-        half = sorted(role for role, spec in self.profile.models.items()
-                      if (spec.options or {}).get("dtype") in ("float16", "bfloat16"))
+        lines = [line] + [f"ablation: undecidable (expected failures): {d.line()}" for d in self.undecidable]
+        half = sorted(
+            role
+            for role, spec in self.profile.models.items()
+            if (spec.options or {}).get("dtype") in ("float16", "bfloat16")
+        )
         if half and self.devices_decided and all(d == "cpu" for d in self.devices.resolve()):
             lines.append(
                 f"ablation: warning: this run has no GPU, and profile {self.profile.name!r} loads "
                 f"{', '.join(map(repr, half))} in half precision, meant for a GPU: on the CPU "
-                "expect it to be very slow (a profile extending it can set dtype = \"float32\")")
-        return [textwrap.fill(text, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
-                              break_long_words=False) for text in lines]
+                'expect it to be very slow (a profile extending it can set dtype = "float32")'
+            )
+        return [
+            textwrap.fill(text, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+            for text in lines
+        ]

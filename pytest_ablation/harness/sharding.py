@@ -13,7 +13,8 @@ order of collection.
 
 from __future__ import annotations
 
-from typing import Callable, Hashable, Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Hashable, Sequence
 
 T = TypeVar("T")
 

@@ -10,7 +10,8 @@ nothing. The ``ablation`` fixture's object sees this through the ``Workbench`` i
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from ..run.devices import DeviceAssignment, describe_gpu
 from .session import WORKER_DEVICE, WORKER_INDEX, AblationSession
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..run.scoring import Scorer
 
 
-def start_worker(session: AblationSession) -> "WorkerContext | None":
+def start_worker(session: AblationSession) -> WorkerContext | None:
     """At session start: the ``WorkerContext`` of this process if it runs cases (an xdist
     worker, or a run without workers), else None.
 
@@ -70,14 +71,10 @@ class Progress:
 class WorkerContext:
     """The device, cache, models and scorer of one process that runs cases."""
 
-    def __init__(
-        self, session: AblationSession, assign: Callable[[], DeviceAssignment], *, decided: bool
-    ) -> None:
+    def __init__(self, session: AblationSession, assign: Callable[[], DeviceAssignment], *, decided: bool) -> None:
         self.profile = session.profile
         self.metric = session.metric
-        self.progress = Progress(
-            session.config, enabled=not session.is_worker and session.config.option.verbose >= 1
-        )
+        self.progress = Progress(session.config, enabled=not session.is_worker and session.config.option.verbose >= 1)
         self._options = session.options
         self._assign = assign
         self._decided = decided
@@ -95,7 +92,7 @@ class WorkerContext:
         return self._assignment.device
 
     @property
-    def cache(self) -> "ResultCache":
+    def cache(self) -> ResultCache:
         if self._cache is None:
             from ..run.cache import ResultCache
 
@@ -103,7 +100,7 @@ class WorkerContext:
         return self._cache
 
     @property
-    def pool(self) -> "ModelPool":
+    def pool(self) -> ModelPool:
         if self._pool is None:
             from ..run.pool import ModelPool
 
@@ -111,12 +108,9 @@ class WorkerContext:
             self._pool = ModelPool(
                 self.profile,
                 self._assignment,
-                on_load=lambda role, seconds: self.progress(
-                    f"loaded model {role!r} on {device} in {seconds:.1f}s"
-                ),
+                on_load=lambda role, seconds: self.progress(f"loaded model {role!r} on {device} in {seconds:.1f}s"),
                 on_release=lambda roles: self.progress(
-                    f"released {', '.join(map(repr, roles))} on {device}: "
-                    "the next tests use other models"
+                    f"released {', '.join(map(repr, roles))} on {device}: the next tests use other models"
                 ),
             )
             if self._model_group is not None:
@@ -124,7 +118,7 @@ class WorkerContext:
         return self._pool
 
     @property
-    def scorer(self) -> "Scorer":
+    def scorer(self) -> Scorer:
         if self._scorer is None:
             from ..run.scoring import Scorer
 
@@ -176,9 +170,12 @@ class WorkerContext:
 
 
 def _gpu_text(gpu: dict | None) -> str:
-    """", NVIDIA H100 80GB HBM3 (driver 550.54.15, CUDA 12.4, cuDNN 90100)" or ""."""
+    """ ", NVIDIA H100 80GB HBM3 (driver 550.54.15, CUDA 12.4, cuDNN 90100)" or ""."""
     if not gpu or not gpu.get("name"):
         return ""
-    software = [f"{label} {gpu[key]}" for label, key in (("driver", "driver"), ("CUDA", "cuda"),
-                                                         ("cuDNN", "cudnn")) if gpu.get(key)]
+    software = [
+        f"{label} {gpu[key]}"
+        for label, key in (("driver", "driver"), ("CUDA", "cuda"), ("cuDNN", "cudnn"))
+        if gpu.get(key)
+    ]
     return f", {gpu['name']}" + (f" ({', '.join(software)})" if software else "")

@@ -7,7 +7,8 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import open_clip
 import torch
@@ -131,11 +132,7 @@ class ClipModel:
                 device="cpu",
                 force_quick_gelu=_tag_uses_quick_gelu(name, pretrained_arg),
             )
-            label = (
-                os.path.basename(pretrained_arg)
-                if os.path.isfile(pretrained_arg)
-                else pretrained_arg
-            )
+            label = os.path.basename(pretrained_arg) if os.path.isfile(pretrained_arg) else pretrained_arg
         model = model.to(device)
         return cls(
             model,
@@ -188,18 +185,14 @@ class ClipModel:
             size = (min(th, round(h * scale)), min(tw, round(w * scale)))
         if size != (h, w):
             # antialias=True is what makes a tensor resize agree with PIL's on downscaling.
-            x = F.interpolate(
-                x, size=size, mode=self.interpolation, align_corners=False, antialias=True
-            ).clamp_(0, 1)
+            x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False, antialias=True).clamp_(0, 1)
         h, w = size
         if self.resize_mode == "shortest":
             top, left = (h - th) // 2, (w - tw) // 2
             x = x[..., top : top + th, left : left + tw]
         elif self.resize_mode == "longest" and (h, w) != (th, tw):
             top, left = (th - h) // 2, (tw - w) // 2
-            x = F.pad(
-                x, (left, tw - w - left, top, th - h - top), value=self.fill_color / 255.0
-            )
+            x = F.pad(x, (left, tw - w - left, top, th - h - top), value=self.fill_color / 255.0)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std

@@ -14,8 +14,7 @@ MIN_SIZE = 16
 def check_flow_size(height: int, width: int, what: str) -> None:
     if min(height, width) < MIN_SIZE:
         raise ValueError(
-            f"{what} needs frames of at least {MIN_SIZE}x{MIN_SIZE} px for optical flow, "
-            f"got {height}x{width}"
+            f"{what} needs frames of at least {MIN_SIZE}x{MIN_SIZE} px for optical flow, got {height}x{width}"
         )
 
 
@@ -32,11 +31,7 @@ class FlowEstimator:
         self.method = method
         # One DIS object per estimator: it keeps buffers between calls, and estimators are
         # cheap enough to make one per video, which keeps threads from sharing it.
-        self._dis = (
-            cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-            if method == "dis"
-            else None
-        )
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         check_flow_size(a.shape[0], a.shape[1], "optical flow")

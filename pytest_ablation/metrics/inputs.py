@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -60,8 +61,7 @@ class MetricInput:
         self._interpolator = interpolator
         self._device = torch.device(device) if device is not None else self._video.device
         if fps is not None and not (
-            isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps)
-            and fps > 0
+            isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0
         ):
             raise ValueError(f"fps must be a positive number or None, got {fps!r}")
         self._fps = fps
@@ -89,8 +89,7 @@ class MetricInput:
         missing = [need for need in sorted(needs) if getattr(self, need) is None]
         if missing:
             raise ValueError(
-                f"{metric} needs {' and '.join(_WHAT[m] for m in missing)}, "
-                "which this MetricInput does not have"
+                f"{metric} needs {' and '.join(_WHAT[m] for m in missing)}, which this MetricInput does not have"
             )
         check_frames(self._video, min_frames, metric)
 

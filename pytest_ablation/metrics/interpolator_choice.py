@@ -50,16 +50,16 @@ def _factory(value: str, where: str) -> Any:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any failure to import is the setting's fault
         raise ValueError(
-            f"{where}: cannot import module {module_name!r} of {value!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{where}: cannot import module {module_name!r} of {value!r}: {type(exc).__name__}: {exc}"
         ) from None
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ValueError(f"{where}: module {module_name!r} has no {attribute!r} ({value!r})")
         target = getattr(target, part)
     if not callable(target):
-        raise ValueError(f"{where}: {value!r} is not callable; it must be a factory taking no "
-                         "argument and returning an interpolator")
+        raise ValueError(
+            f"{where}: {value!r} is not callable; it must be a factory taking no argument and returning an interpolator"
+        )
     return target
 
 

@@ -29,27 +29,18 @@ class Interpolator(Protocol):
 
 def interpolator_name(interpolator: object) -> str:
     return str(
-        getattr(interpolator, "name", None)
-        or getattr(interpolator, "__name__", None)
-        or type(interpolator).__name__
+        getattr(interpolator, "name", None) or getattr(interpolator, "__name__", None) or type(interpolator).__name__
     )
 
 
-def _batched(
-    frames_a: torch.Tensor, frames_b: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _batched(frames_a: torch.Tensor, frames_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
     if frames_a.shape != frames_b.shape:
-        raise ValueError(
-            f"frames to interpolate differ in shape: {tuple(frames_a.shape)} and "
-            f"{tuple(frames_b.shape)}"
-        )
+        raise ValueError(f"frames to interpolate differ in shape: {tuple(frames_a.shape)} and {tuple(frames_b.shape)}")
     single = frames_a.ndim == 3
     if single:
         frames_a, frames_b = frames_a.unsqueeze(0), frames_b.unsqueeze(0)
     if frames_a.ndim != 4 or frames_a.shape[1] != 3:
-        raise ValueError(
-            f"frames to interpolate must be (N, 3, H, W) or (3, H, W), got {tuple(frames_a.shape)}"
-        )
+        raise ValueError(f"frames to interpolate must be (N, 3, H, W) or (3, H, W), got {tuple(frames_a.shape)}")
     return frames_a, frames_b, single
 
 

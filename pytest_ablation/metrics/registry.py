@@ -19,7 +19,8 @@ import importlib
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ..suggest import did_you_mean
 
@@ -71,40 +72,28 @@ class MetricSpec:
             raise ValueError(f"metric name must be a non-empty string, got {self.name!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(
-                f"metric {self.name!r}: direction must be one of {sorted(DIRECTIONS)}, "
-                f"got {self.direction!r}"
+                f"metric {self.name!r}: direction must be one of {sorted(DIRECTIONS)}, got {self.direction!r}"
             )
-        if not isinstance(self.tolerance, (int, float)) or not (
-            math.isfinite(self.tolerance) and self.tolerance >= 0
-        ):
-            raise ValueError(
-                f"metric {self.name!r}: tolerance must be a finite number >= 0, "
-                f"got {self.tolerance!r}"
-            )
+        if not isinstance(self.tolerance, (int, float)) or not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise ValueError(f"metric {self.name!r}: tolerance must be a finite number >= 0, got {self.tolerance!r}")
         needs = frozenset(self.needs)
         if not needs <= NEEDS:
             raise ValueError(
-                f"metric {self.name!r}: needs must be a subset of {sorted(NEEDS)}, "
-                f"got unknown {sorted(needs - NEEDS)}"
+                f"metric {self.name!r}: needs must be a subset of {sorted(NEEDS)}, got unknown {sorted(needs - NEEDS)}"
             )
         object.__setattr__(self, "needs", needs)
         if not callable(self.evaluate):
             raise ValueError(f"metric {self.name!r}: evaluate must be callable")
         if isinstance(self.weights, str) or not all(isinstance(w, str) for w in self.weights):
-            raise ValueError(
-                f"metric {self.name!r}: weights must be a list of weight-file names, "
-                f"got {self.weights!r}"
-            )
+            raise ValueError(f"metric {self.name!r}: weights must be a list of weight-file names, got {self.weights!r}")
         object.__setattr__(self, "weights", tuple(self.weights))
         if self.level not in LEVELS:
-            raise ValueError(
-                f"metric {self.name!r}: level must be one of {sorted(LEVELS)}, got {self.level!r}"
-            )
+            raise ValueError(f"metric {self.name!r}: level must be one of {sorted(LEVELS)}, got {self.level!r}")
         if not isinstance(self.options, Mapping) or not all(
-                isinstance(key, str) and callable(check) for key, check in self.options.items()):
+            isinstance(key, str) and callable(check) for key, check in self.options.items()
+        ):
             raise ValueError(
-                f"metric {self.name!r}: options must map option names to checking functions, "
-                f"got {self.options!r}"
+                f"metric {self.name!r}: options must map option names to checking functions, got {self.options!r}"
             )
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
@@ -119,9 +108,19 @@ class MetricSpec:
 
 # The modules of metrics/dimensions, each declaring the metric of its own name (``SPEC``).
 BUILTIN_MODULES = (
-    "aesthetic_quality", "background_consistency", "clip_score", "condition_consistency",
-    "dynamic_degree", "dynamic_degree_vbench", "fvd", "imaging_quality", "motion_smoothness",
-    "subject_consistency", "temporal_consistency", "temporal_flickering", "video_coherence",
+    "aesthetic_quality",
+    "background_consistency",
+    "clip_score",
+    "condition_consistency",
+    "dynamic_degree",
+    "dynamic_degree_vbench",
+    "fvd",
+    "imaging_quality",
+    "motion_smoothness",
+    "subject_consistency",
+    "temporal_consistency",
+    "temporal_flickering",
+    "video_coherence",
     "video_quality",
 )
 BUILTIN_METRICS: frozenset[str] = frozenset(BUILTIN_MODULES)
@@ -160,7 +159,7 @@ class MetricRegistry:
             self.register(spec)
 
     @classmethod
-    def builtin(cls) -> "MetricRegistry":
+    def builtin(cls) -> MetricRegistry:
         return cls(builtin_metrics())
 
     def register(self, spec: MetricSpec, *, replace: bool = False) -> None:
@@ -168,10 +167,7 @@ class MetricRegistry:
         if not isinstance(spec, MetricSpec):
             raise TypeError(f"register expects a MetricSpec, got {type(spec).__name__}")
         if spec.name in self._specs and not replace:
-            raise ValueError(
-                f"a metric named {spec.name!r} is already registered; "
-                "pass replace=True to override it"
-            )
+            raise ValueError(f"a metric named {spec.name!r} is already registered; pass replace=True to override it")
         self._specs[spec.name] = spec
 
     def get(self, name: str) -> MetricSpec:
@@ -179,8 +175,7 @@ class MetricRegistry:
             return self._specs[name]
         except (KeyError, TypeError):
             raise ValueError(
-                f"unknown metric {name!r}; {did_you_mean(name, self.names())}known metrics: "
-                f"{', '.join(self.names())}"
+                f"unknown metric {name!r}; {did_you_mean(name, self.names())}known metrics: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:
@@ -209,21 +204,22 @@ class MetricRegistry:
     def check_options(self, tables: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         """A profile's [metrics.<name>] tables, each option checked by its metric: ValueError
         naming the first unknown metric, unknown option or refused value."""
-        known = ", ".join(f"[metrics.{spec.name}] {', '.join(spec.options)}"
-                          for spec in self if spec.options) or "none"
+        known = ", ".join(f"[metrics.{spec.name}] {', '.join(spec.options)}" for spec in self if spec.options) or "none"
         checked: dict[str, dict[str, Any]] = {}
         for metric, options in tables.items():
             spec = self._specs.get(metric)
             if spec is None or not spec.options:
                 with_options = [s.name for s in self if s.options]
-                raise ValueError(f"metrics.{metric}: no options for this metric; "
-                                 f"{did_you_mean(metric, with_options)}known: {known}")
+                raise ValueError(
+                    f"metrics.{metric}: no options for this metric; {did_you_mean(metric, with_options)}known: {known}"
+                )
             checked[metric] = {}
             for key, value in options.items():
                 check = spec.options.get(key)
                 if check is None:
-                    raise ValueError(f"metrics.{metric}.{key}: unknown option; "
-                                     f"{did_you_mean(key, spec.options)}known: {known}")
+                    raise ValueError(
+                        f"metrics.{metric}.{key}: unknown option; {did_you_mean(key, spec.options)}known: {known}"
+                    )
                 checked[metric][key] = check(value, f"metrics.{metric}.{key}")
         return checked
 
@@ -254,23 +250,23 @@ def installed_metrics() -> tuple[MetricSpec, ...]:
         if entry.name in specs:
             continue
         package = getattr(getattr(entry, "dist", None), "name", None)
-        where = (f"entry point {ENTRY_POINT_GROUP}:{entry.name} = {entry.value!r}"
-                 + (f" (package {package})" if package else ""))
+        where = f"entry point {ENTRY_POINT_GROUP}:{entry.name} = {entry.value!r}" + (
+            f" (package {package})" if package else ""
+        )
         try:
             spec = entry.load()
         except Exception as error:  # noqa: BLE001 - any failure of a third party's import
-            raise InstalledMetricError(
-                f"{where} could not be loaded: {type(error).__name__}: {error}") from None
+            raise InstalledMetricError(f"{where} could not be loaded: {type(error).__name__}: {error}") from None
         if not isinstance(spec, MetricSpec):
-            raise InstalledMetricError(
-                f"{where}: expected a MetricSpec, got {type(spec).__name__}")
+            raise InstalledMetricError(f"{where}: expected a MetricSpec, got {type(spec).__name__}")
         if spec.name != entry.name:
             raise InstalledMetricError(
-                f"{where}: names a MetricSpec called {spec.name!r}; the entry point's name is "
-                "the metric's")
+                f"{where}: names a MetricSpec called {spec.name!r}; the entry point's name is the metric's"
+            )
         if spec.name in BUILTIN_METRICS:
             raise InstalledMetricError(
                 f"{where}: {spec.name!r} is a built-in metric; choose another name (a "
-                "project's conftest may replace a built-in metric, an installed package not)")
+                "project's conftest may replace a built-in metric, an installed package not)"
+            )
         specs[entry.name] = spec
     return tuple(specs.values())

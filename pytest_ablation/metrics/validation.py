@@ -10,28 +10,20 @@ def _check_pixels(x: object, name: str, layout: str, ndim: int) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
     if x.ndim != ndim:
-        raise ValueError(
-            f"{name} must have {ndim} dimensions {layout}, got {x.ndim} (shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"{name} must have {ndim} dimensions {layout}, got {x.ndim} (shape {tuple(x.shape)})")
     if x.shape[-3] != 3:
-        raise ValueError(
-            f"{name} must have 3 channels {layout}, got {x.shape[-3]} (shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"{name} must have 3 channels {layout}, got {x.shape[-3]} (shape {tuple(x.shape)})")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
     if not x.is_floating_point():
-        raise ValueError(
-            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}"
-        )
+        raise ValueError(f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
         raise ValueError(f"{name} contains {bad}; values must lie in [0, 1]")
     lo, hi = torch.aminmax(x)
     if lo < 0 or hi > 1:
-        raise ValueError(
-            f"{name} values must lie in [0, 1], got min {lo.item():.4g} and max {hi.item():.4g}"
-        )
+        raise ValueError(f"{name} values must lie in [0, 1], got min {lo.item():.4g} and max {hi.item():.4g}")
     return x
 
 

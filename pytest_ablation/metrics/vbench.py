@@ -15,7 +15,7 @@ size); every step is per frame, so chunking changes nothing but memory.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def clip_input(frames: np.ndarray) -> torch.Tensor:
 
 def chunks(frames: np.ndarray) -> Iterator[np.ndarray]:
     for start in range(0, len(frames), CHUNK):
-        yield frames[start:start + CHUNK]
+        yield frames[start : start + CHUNK]
 
 
 def encode(

@@ -17,7 +17,8 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,13 @@ class WeightFile:
         missing = self.missing_modules()
         if missing:
             extra = f'pip install "pytest-ablation[{self.extra}]"' if self.extra else "install them"
-            return (
-                f"{self.description} needs the module(s) {', '.join(missing)}, which are not "
-                f"installed: {extra}"
-            )
+            return f"{self.description} needs the module(s) {', '.join(missing)}, which are not installed: {extra}"
         if self.path() is not None:
             return None
         configured = os.environ.get(self.variable, "").strip()
         if configured:
             return f"{self.variable}={configured!r} is not a file ({self.description})"
-        where = (
-            f" or put {self.hub[1]!r} of {self.hub[0]!r} in the Hugging Face cache"
-            if self.hub else ""
-        )
+        where = f" or put {self.hub[1]!r} of {self.hub[0]!r} in the Hugging Face cache" if self.hub else ""
         return (
             f"{self.description}: weights not found; set {self.variable} to the checkpoint's "
             f"path{where} (nothing is downloaded)"
@@ -93,9 +88,7 @@ class WeightFile:
         if missing:
             return f"{self.name}: needs module(s) {', '.join(missing)}"
         path = self.path()
-        return f"{self.name}: present ({path})" if path is not None else (
-            f"{self.name}: missing (set {self.variable})"
-        )
+        return f"{self.name}: present ({path})" if path is not None else (f"{self.name}: missing (set {self.variable})")
 
     def require(self) -> Path:
         problem = self.problem()
@@ -140,9 +133,7 @@ def weight_file(name: str) -> WeightFile:
     try:
         return _FILES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown weight file {name!r}; known: {', '.join(sorted(_FILES)) or 'none'}"
-        ) from None
+        raise ValueError(f"unknown weight file {name!r}; known: {', '.join(sorted(_FILES)) or 'none'}") from None
 
 
 def weight_files() -> list[WeightFile]:

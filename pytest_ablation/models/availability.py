@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 REACH_SECONDS = 3.0
 
 
-def missing_weights(models: Iterable["ModelSpec"]) -> list[str]:
+def missing_weights(models: Iterable[ModelSpec]) -> list[str]:
     """A line per role whose weights are not on this machine (empty when all are)."""
     lines = []
     for spec in models:
@@ -34,7 +35,7 @@ def missing_weights(models: Iterable["ModelSpec"]) -> list[str]:
     return lines
 
 
-def _missing(spec: "ModelSpec") -> str | None:
+def _missing(spec: ModelSpec) -> str | None:
     from pytest_ablation.models.pretrained import local_path
 
     if spec.source is None:
@@ -46,9 +47,11 @@ def _missing(spec: "ModelSpec") -> str | None:
         revision = (spec.options or {}).get("revision")
         if _in_hub_cache(spec.source, ("model_index.json",), revision):
             return None
-        return (f"{where}: {spec.source!r} is not in the Hugging Face cache ({_hub_cache()}); "
-                f"download it (`huggingface-cli download {spec.source}`) or set {where}.source to "
-                "a local folder")
+        return (
+            f"{where}: {spec.source!r} is not in the Hugging Face cache ({_hub_cache()}); "
+            f"download it (`huggingface-cli download {spec.source}`) or set {where}.source to "
+            "a local folder"
+        )
     if spec.kind == OPEN_CLIP_KIND:
         if local_path(spec.source, "file") is not None:
             return None
@@ -64,18 +67,21 @@ def _missing_open_clip(where: str, name: str, tag: str) -> str | None:
 
     config = get_pretrained_cfg(name, tag) or {}
     if not config:
-        return (f"{where}: open_clip has no pretrained {tag!r} weights for {name!r}; set "
-                f"{where}.source to a checkpoint file")
+        return (
+            f"{where}: open_clip has no pretrained {tag!r} weights for {name!r}; set "
+            f"{where}.source to a checkpoint file"
+        )
     repo = (config.get("hf_hub") or "").strip("/")
     if repo and _in_hub_cache(repo, OPEN_CLIP_FILES, None):
         return None
     url = config.get("url")
-    if url and os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"),
-                                           os.path.basename(urlparse(url).path))):
+    if url and os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(urlparse(url).path))):
         return None
     origin = f"the Hugging Face cache ({_hub_cache()}, {repo})" if repo else "open_clip's cache"
-    return (f"{where}: open_clip {name} {tag!r} weights are not in {origin}; download them once "
-            f"with network, or set {where}.source to a checkpoint file")
+    return (
+        f"{where}: open_clip {name} {tag!r} weights are not in {origin}; download them once "
+        f"with network, or set {where}.source to a checkpoint file"
+    )
 
 
 def _in_hub_cache(repo: str, filenames: Iterable[str], revision: Any) -> bool:

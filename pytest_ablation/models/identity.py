@@ -114,7 +114,8 @@ def _files_under(root: Path) -> Iterable[Path]:
         if key in ancestors:
             raise LinkLoopError(
                 f"{folder} is a link back to {ancestors[key]}: a loop of links, whose files "
-                "have no end; remove the link")
+                "have no end; remove the link"
+            )
         above[folder] = {**ancestors, key: folder}
         # Hidden entries are tool state (.git, .cache/huggingface), not weights.
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

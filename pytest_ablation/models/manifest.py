@@ -59,9 +59,7 @@ def tensor_layout(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 def weight_files(root: str | os.PathLike[str]) -> list[Path]:
     """Every safetensors file under ``root``, sorted, as paths relative to it."""
     base = Path(root)
-    return sorted(
-        path.relative_to(base) for path in base.rglob(f"*{WEIGHT_SUFFIX}") if path.is_file()
-    )
+    return sorted(path.relative_to(base) for path in base.rglob(f"*{WEIGHT_SUFFIX}") if path.is_file())
 
 
 def write_manifest(root: str | os.PathLike[str]) -> Path:
@@ -151,28 +149,21 @@ def verify_weights(folder: str | os.PathLike[str]) -> list[Path]:
         actual = sha256(path)
         if actual != entry["sha256"]:
             raise WeightsError(
-                f"{path}: contents differ from {root / MANIFEST}: "
-                f"expected sha256 {entry['sha256']}, got {actual}"
+                f"{path}: contents differ from {root / MANIFEST}: expected sha256 {entry['sha256']}, got {actual}"
             )
         checked.append(path)
     return checked
 
 
-def _compare_layout(
-    path: Path, expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]
-) -> None:
+def _compare_layout(path: Path, expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]) -> None:
     for name, want in expected.items():
         have = actual.get(name)
         if have is None:
             raise WeightsError(f"{path}: tensor {name!r} is missing (expected shape {want['shape']})")
         if have["shape"] != want["shape"]:
-            raise WeightsError(
-                f"{path}: tensor {name!r} has shape {have['shape']}, expected {want['shape']}"
-            )
+            raise WeightsError(f"{path}: tensor {name!r} has shape {have['shape']}, expected {want['shape']}")
         if have["dtype"] != want["dtype"]:
-            raise WeightsError(
-                f"{path}: tensor {name!r} has dtype {have['dtype']}, expected {want['dtype']}"
-            )
+            raise WeightsError(f"{path}: tensor {name!r} has dtype {have['dtype']}, expected {want['dtype']}")
     extra = sorted(set(actual) - set(expected))
     if extra:
         raise WeightsError(f"{path}: unexpected tensor {extra[0]!r} (not in the manifest)")

@@ -59,7 +59,9 @@ def build_sd15_architecture(device: str = "cpu", dtype: str | None = None, seed:
     )
 
 
-def build_svd_xt_architecture(device: str = "cpu", dtype: str | None = None, seed: int = 0) -> StableVideoDiffusionComponents:
+def build_svd_xt_architecture(
+    device: str = "cpu", dtype: str | None = None, seed: int = 0
+) -> StableVideoDiffusionComponents:
     """SVD-XT's UNet, temporal-decoder VAE (upcast to float32 as diffusers' pipeline does)
     and ViT-H image encoder, random weights."""
     import torch

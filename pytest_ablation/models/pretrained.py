@@ -92,9 +92,7 @@ def video_vae_dtype(vae: Any, dtype: Any) -> Any:
 
 
 def _pretrained_kwargs(options: Mapping[str, Any], how: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        key: options[key] for key in ("revision", "local_files_only") if key in options
-    }
+    kwargs: dict[str, Any] = {key: options[key] for key in ("revision", "local_files_only") if key in options}
     if how in ("weights", "diffusers") and "variant" in options:
         kwargs["variant"] = options["variant"]
     if how == "diffusers":
@@ -128,8 +126,9 @@ def _on_device(model: Any, device: str, options: Mapping[str, Any], how: str) ->
     return model
 
 
-def _load_part(part: str, spec: tuple[str, str, str], source: str, folder: str,
-               options: Mapping[str, Any], device: str, where: str) -> Any:
+def _load_part(
+    part: str, spec: tuple[str, str, str], source: str, folder: str, options: Mapping[str, Any], device: str, where: str
+) -> Any:
     library, class_name, how = spec
     if how == "scheduler":
         return _scheduler(source, folder, options, class_name, where)
@@ -143,14 +142,19 @@ def _load_part(part: str, spec: tuple[str, str, str], source: str, folder: str,
     return model
 
 
-def _load_bundle(bundle: Callable[..., Any], parts: Mapping[str, tuple[str, str, str]],
-                 source: str, options: Mapping[str, Any], device: str, where: str) -> Any:
+def _load_bundle(
+    bundle: Callable[..., Any],
+    parts: Mapping[str, tuple[str, str, str]],
+    source: str,
+    options: Mapping[str, Any],
+    device: str,
+    where: str,
+) -> Any:
     folders = {name: name for name in parts}
     folders.update(options.get("subfolders", {}))
-    return bundle(**{
-        name: _load_part(name, spec, source, folders[name], options, device, where)
-        for name, spec in parts.items()
-    })
+    return bundle(
+        **{name: _load_part(name, spec, source, folders[name], options, device, where) for name, spec in parts.items()}
+    )
 
 
 def load_stable_diffusion(
@@ -175,20 +179,14 @@ def resolve_callable(source: str, where: str = "source") -> Callable[..., Any]:
     except ModuleNotFoundError as exc:
         # Only a missing named module is the profile's fault; a missing import inside it
         # is the module's, and keeps its own traceback.
-        if exc.name is not None and (
-            exc.name == module_name or module_name.startswith(exc.name + ".")
-        ):
-            raise ProfileError(
-                f"{where}: {source!r} names module {module_name!r}, which cannot be found"
-            ) from exc
+        if exc.name is not None and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+            raise ProfileError(f"{where}: {source!r} names module {module_name!r}, which cannot be found") from exc
         raise
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ProfileError(
-                f"{where}: {source!r}: module {module_name!r} has no attribute {attribute!r}"
-            ) from None
+            raise ProfileError(f"{where}: {source!r}: module {module_name!r} has no attribute {attribute!r}") from None
     if not callable(target):
         raise ProfileError(f"{where}: {source!r} is not callable")
     return target

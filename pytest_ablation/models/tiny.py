@@ -253,10 +253,7 @@ def build_tiny_stable_diffusion(
     config = tiny_config("tiny-stable-diffusion")
     tokenizer = build_clip_tokenizer(config["tokenizer"]["model_max_length"])
     text = config["text_encoder"]
-    if (
-        tokenizer.bos_token_id != text["bos_token_id"]
-        or tokenizer.eos_token_id != text["eos_token_id"]
-    ):
+    if tokenizer.bos_token_id != text["bos_token_id"] or tokenizer.eos_token_id != text["eos_token_id"]:
         raise RuntimeError(
             "the tiny tokenizer's special tokens moved; the text encoder expects "
             f"bos={text['bos_token_id']} eos={text['eos_token_id']}"

@@ -19,9 +19,7 @@ EOS = "<|endoftext|>"
 def _bytes_to_unicode() -> list[str]:
     """The printable stand-in of each byte, in GPT-2/CLIP order (the ByteLevel alphabet)."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     codes = printable[:]
     shift = 0

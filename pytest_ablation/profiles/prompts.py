@@ -60,32 +60,36 @@ def _suite_entry(path: Path, index: int, entry: Any) -> tuple[str, tuple[str, ..
     """(prompt, dimensions) of entry ``index`` of a VBench suite, or ProfileError naming it."""
     where = f"{_where(path)} entry [{index}]"
     if not isinstance(entry, dict):
-        raise ProfileError(f"{where}: got {shown(entry)}; expected VBench's prompt suite "
-                           "entry, an object with 'prompt_en' and 'dimension'")
+        raise ProfileError(
+            f"{where}: got {shown(entry)}; expected VBench's prompt suite "
+            "entry, an object with 'prompt_en' and 'dimension'"
+        )
     prompt = entry.get("prompt_en")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ProfileError(f"{where}: 'prompt_en' is {shown(prompt)}; expected the prompt, a "
-                           "non-empty string")
+        raise ProfileError(f"{where}: 'prompt_en' is {shown(prompt)}; expected the prompt, a non-empty string")
     dimensions = entry.get("dimension")
     dimensions = [] if dimensions is None else dimensions
     if not isinstance(dimensions, list) or not all(isinstance(d, str) for d in dimensions):
-        raise ProfileError(f"{where}: 'dimension' is {shown(dimensions)}; expected a list of "
-                           "dimension names, e.g. [\"subject_consistency\"]")
+        raise ProfileError(
+            f"{where}: 'dimension' is {shown(dimensions)}; expected a list of "
+            'dimension names, e.g. ["subject_consistency"]'
+        )
     return prompt, tuple(dimensions)
 
 
 def _suite_prompts(path: Path, suite: Any, dimension: str | None) -> list[str]:
     if not isinstance(suite, list):
-        raise ProfileError(f"{_where(path)}: got {shown(suite)}; expected VBench's prompt suite, "
-                           "a list of entries with 'prompt_en' and 'dimension'")
+        raise ProfileError(
+            f"{_where(path)}: got {shown(suite)}; expected VBench's prompt suite, "
+            "a list of entries with 'prompt_en' and 'dimension'"
+        )
     entries = [_suite_entry(path, index, entry) for index, entry in enumerate(suite)]
     if dimension is not None:
         chosen = [(i, p, d) for i, (p, d) in enumerate(entries) if dimension in d]
         if not chosen:
             known = sorted({d for _, dims in entries for d in dims})
             raise ProfileError(
-                f"settings.prompts_dimension: got {dimension!r}; the suite's dimensions are: "
-                f"{', '.join(known)}"
+                f"settings.prompts_dimension: got {dimension!r}; the suite's dimensions are: {', '.join(known)}"
             )
     else:
         chosen = [(i, p, d) for i, (p, d) in enumerate(entries)]
@@ -98,7 +102,7 @@ def _suite_prompts(path: Path, suite: Any, dimension: str | None) -> list[str]:
             # Entries of one prompt for other dimensions are VBench's way of listing a prompt
             # that serves two groups; anything else lists one sample twice.
             if dimension is not None or shared or not served or not dimensions:
-                what = (f" for dimension {', '.join(sorted(shared))}" if shared else "")
+                what = f" for dimension {', '.join(sorted(shared))}" if shared else ""
                 raise ProfileError(
                     f"{_where(path)} entry [{index}]: prompt {shown(prompt)} repeats entry "
                     f"[{earlier}]{what}; each prompt is one sample, list it once"
@@ -158,13 +162,12 @@ def read_prompts(settings: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         raise ProfileError(f"settings.prompts_file: {str(path)!r} holds no prompts")
     if sample is not None:
         if not 1 <= sample <= len(prompts):
-            raise ProfileError(
-                f"settings.prompts_sample: got {sample}; the file holds {len(prompts)} prompts"
-            )
+            raise ProfileError(f"settings.prompts_sample: got {sample}; the file holds {len(prompts)} prompts")
         # Ranked by a hash of (seed, prompt): no dependence on Python's random module, and a
         # prompt's chance of being kept does not depend on where the file lists it.
-        rank = sorted(range(len(prompts)), key=lambda i: (hashlib.sha256(
-            f"{seed}\0{prompts[i]}".encode("utf-8")).hexdigest(), i))
+        rank = sorted(
+            range(len(prompts)), key=lambda i: (hashlib.sha256(f"{seed}\0{prompts[i]}".encode()).hexdigest(), i)
+        )
         kept = sorted(rank[:sample])
         prompts = [prompts[i] for i in kept]
     out["prompts"] = prompts

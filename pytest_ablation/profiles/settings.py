@@ -119,9 +119,7 @@ class StudySettings:
     width: int = _setting(_size, "a positive integer multiple of 8")
     guidance_scale: float = _setting(_guidance, "a finite number >= 0")
     fps: int = _setting(*_int_at_least(1))
-    batch_size: int | str = _setting(
-        _batch_size, "an integer >= 1 or \"auto\"", default=OPTIONAL_SETTINGS["batch_size"]
-    )
+    batch_size: int | str = _setting(_batch_size, 'an integer >= 1 or "auto"', default=OPTIONAL_SETTINGS["batch_size"])
 
     def __post_init__(self) -> None:
         for name in SETTING_NAMES:

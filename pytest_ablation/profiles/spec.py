@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_ablation.profiles.settings import ProfileError, StudySettings
-from pytest_ablation.profiles.checks import DTYPES, fail
+from pytest_ablation.profiles.checks import fail
 from pytest_ablation.profiles.kinds import model_kind
 from pytest_ablation.suggest import did_you_mean
 
@@ -73,8 +73,7 @@ class ModelSpec:
             raise fail(f"{where}.source", self.source, "a non-empty string")
         if rule.source == "none" and self.source is not None:
             raise ProfileError(
-                f"{where}.source: kind {self.kind!r} is built in-process and takes no source "
-                f"(got {self.source!r})"
+                f"{where}.source: kind {self.kind!r} is built in-process and takes no source (got {self.source!r})"
             )
         if rule.source == "required" and self.source is None:
             raise ProfileError(f"{where}.source: missing; kind {self.kind!r} needs one")
@@ -165,8 +164,7 @@ class Profile:
             return self.models[role]
         except KeyError:
             raise ProfileError(
-                f"profile {self.name!r} has no model role {role!r}; "
-                f"its roles are: {', '.join(self.models)}"
+                f"profile {self.name!r} has no model role {role!r}; its roles are: {', '.join(self.models)}"
             ) from None
 
     def method_options(self, method: str) -> dict[str, Any]:
@@ -201,6 +199,5 @@ def _metric_options(tables: Any) -> dict[str, Any]:
     for metric, options in tables.items():
         if not isinstance(options, Mapping):
             raise fail(f"metrics.{metric}", options, "a table")
-        checked[metric] = _freeze({key: _plain(f"metrics.{metric}.{key}", value)
-                                   for key, value in options.items()})
+        checked[metric] = _freeze({key: _plain(f"metrics.{metric}.{key}", value) for key, value in options.items()})
     return checked

@@ -91,24 +91,18 @@ def _merge_models(
         if "source" in fields:
             source = fields["source"]
             if not isinstance(source, str) or not source.strip():
-                raise ProfileError(
-                    f"models.{role}.source: expected a non-empty string, got {source!r}"
-                )
+                raise ProfileError(f"models.{role}.source: expected a non-empty string, got {source!r}")
         parent = merged.get(role)
         if parent is not None and fields.get("kind", parent["kind"]) == parent["kind"]:
             # Overriding one field of an inherited role (say its source) keeps the rest.
             fields = {**parent, **fields}
         kind = model_kind(fields.get("kind"), f"models.{role}.kind")
         if "source" in table:
-            fields["source"] = resolve_source(
-                kind.local, table["source"], base_dir, f"models.{role}.source"
-            )
+            fields["source"] = resolve_source(kind.local, table["source"], base_dir, f"models.{role}.source")
         for option in kind.path_options:
             if isinstance(table.get(option), str):
                 # Weights named by an option are found like the source: next to the file.
-                fields[option] = resolve_source(
-                    "any", table[option], base_dir, f"models.{role}.{option}"
-                )
+                fields[option] = resolve_source("any", table[option], base_dir, f"models.{role}.{option}")
         merged[role] = fields
     specs = {}
     for role, fields in merged.items():
@@ -134,8 +128,7 @@ def read_profile(
     except OSError as exc:
         raise LocatedError(f"{path}: cannot read the profile: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise LocatedError(f"{path}: not UTF-8 text (byte {exc.start}); a profile is a TOML "
-                           "file in UTF-8") from None
+        raise LocatedError(f"{path}: not UTF-8 text (byte {exc.start}); a profile is a TOML file in UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

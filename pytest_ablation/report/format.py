@@ -32,6 +32,7 @@ def finite(x: Any) -> bool:
 
 # --- numbers ------------------------------------------------------------------------------
 
+
 def _clamp(decimals: int) -> int:
     return max(0, min(MAX_DECIMALS, decimals))
 
@@ -47,8 +48,7 @@ def column_decimals(study: dict, metric: str, info: dict | None = None) -> int:
     """The decimals of ``metric``'s column in ``study``: from the narrowest interval of the
     paired differences and the metric's tolerance (``info``: the report's ``metrics``),
     else four significant digits of the largest value."""
-    entries = [v["metrics"][metric] for v in study.get("variants", ())
-               if metric in (v.get("metrics") or {})]
+    entries = [v["metrics"][metric] for v in study.get("variants", ()) if metric in (v.get("metrics") or {})]
     scales = []
     for m in entries:
         low, high = m.get("ci") or (None, None)
@@ -127,12 +127,15 @@ def swept_keys(variants: list[dict]) -> list[str]:
     variant (by name), then the settings that differ (a setting passed through
     ``ablation.run``, e.g. ``guidance_scale``), in the settings' order."""
     config_keys = sorted({k for v in variants for k in (v.get("config") or {})})
-    varying = [k for k in config_keys
-               if len({repr((v.get("config") or {}).get(k, _MISSING)) for v in variants}) > 1]
+    varying = [k for k in config_keys if len({repr((v.get("config") or {}).get(k, _MISSING)) for v in variants}) > 1]
     setting_keys = list(dict.fromkeys(k for v in variants for k in (v.get("settings") or {})))
-    varying += [k for k in setting_keys
-                if k not in _NOT_SWEPT and k not in config_keys
-                and len({repr((v.get("settings") or {}).get(k, _MISSING)) for v in variants}) > 1]
+    varying += [
+        k
+        for k in setting_keys
+        if k not in _NOT_SWEPT
+        and k not in config_keys
+        and len({repr((v.get("settings") or {}).get(k, _MISSING)) for v in variants}) > 1
+    ]
     return varying
 
 
@@ -164,5 +167,4 @@ def settings_text(study: dict, times: str = "x") -> str | None:
             parts.append(f"{text(base, times)} at the reference (varies: see config)")
         else:
             parts.append(f"{label} varies (see config)")
-    return (", ".join(parts)
-            + f"; {len(base.get('prompts') or [])} prompt(s) {times} {base.get('seeds')} seed(s)")
+    return ", ".join(parts) + f"; {len(base.get('prompts') or [])} prompt(s) {times} {base.get('seeds')} seed(s)"

@@ -14,7 +14,8 @@ import math
 import os
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ..files import write_text_atomic
 from .format import (
@@ -93,8 +94,7 @@ dl.metrics dt { font-weight: 600; margin-top: .4rem; } dl.metrics dd { margin-le
 """
 
 
-def write_html(report: dict, path: str | os.PathLike, *,
-               media_root: str | os.PathLike | None = None) -> Path:
+def write_html(report: dict, path: str | os.PathLike, *, media_root: str | os.PathLike | None = None) -> Path:
     """Render ``report`` and write it to ``path`` atomically."""
     return write_text_atomic(path, render_html(report, media_root=media_root))
 
@@ -108,8 +108,7 @@ def render_html(report: dict, *, media_root: str | os.PathLike | None = None) ->
     """
     root = Path(media_root).resolve() if media_root is not None else None
     gate = report.get("gate")
-    gate_index = {(r.get("study"), r.get("variant"), r.get("metric")): r
-                  for r in (gate or {}).get("rows", [])}
+    gate_index = {(r.get("study"), r.get("variant"), r.get("metric")): r for r in (gate or {}).get("rows", [])}
     profile = report.get("profile") or {}
     title = f"Ablation report: {profile.get('name', '?')}"
     parts = [
@@ -140,18 +139,28 @@ def render_html(report: dict, *, media_root: str | os.PathLike | None = None) ->
 
 # --- header -------------------------------------------------------------------------------
 
+
 def _header(report: dict) -> str:
     profile = report.get("profile") or {}
     env = report.get("environment") or {}
     git = env.get("git") or {}
-    items = [("profile", f"<code>{escape(str(profile.get('name', '?')))}</code>"
-              + (f" — {escape(str(profile['description']))}" if profile.get("description") else ""))]
+    items = [
+        (
+            "profile",
+            f"<code>{escape(str(profile.get('name', '?')))}</code>"
+            + (f" — {escape(str(profile['description']))}" if profile.get("description") else ""),
+        )
+    ]
     items.append(("created", escape(str(report.get("created", "?")))))
     commit = git.get("commit")
-    items.append(("commit", (f"<code>{escape(str(commit))}</code>" if commit else "unknown")
-                  + (" (uncommitted changes)" if git.get("dirty") else "")))
-    versions = [f"{name} {version}" for name, version in (env.get("packages") or {}).items()
-                if version]
+    items.append(
+        (
+            "commit",
+            (f"<code>{escape(str(commit))}</code>" if commit else "unknown")
+            + (" (uncommitted changes)" if git.get("dirty") else ""),
+        )
+    )
+    versions = [f"{name} {version}" for name, version in (env.get("packages") or {}).items() if version]
     if env.get("python"):
         versions.insert(0, f"python {env['python']}")
     items.append(("versions", escape(", ".join(versions)) or "unknown"))
@@ -160,10 +169,15 @@ def _header(report: dict) -> str:
     gate = report.get("gate")
     if gate is not None:
         state = ("failed", "failed") if gate.get("failed") else ("passed", "passed")
-        items.append(("gate", f'<span class="badge {state[0]}">{state[1]}</span> '
-                      f"{escape(str(gate.get('summary', '')))} against "
-                      f"<code>{escape(str(gate.get('baseline', '?')))}</code> "
-                      '(<a href="#gate">details</a>)'))
+        items.append(
+            (
+                "gate",
+                f'<span class="badge {state[0]}">{state[1]}</span> '
+                f"{escape(str(gate.get('summary', '')))} against "
+                f"<code>{escape(str(gate.get('baseline', '?')))}</code> "
+                '(<a href="#gate">details</a>)',
+            )
+        )
     else:
         items.append(("gate", "not run (no baseline given)"))
     rows = "\n".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
@@ -183,19 +197,24 @@ def _claims_summary(report: dict) -> str:
     tally = ", ".join(f"{counts[w]} {w}" for w in ("supported", "refuted", "inconclusive") if w in counts)
     body = "\n".join(
         f'<tr data-verdict="{escape(row[0].split()[0])}">'
-        + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows)
-    return ('<section id="claims"><h2>Claims</h2>\n'
-            f"<p>{len(rows)} claim(s): {escape(tally)}.</p>\n"
-            '<table class="claims"><thead><tr>'
-            + "".join(f"<th>{escape(h)}</th>" for h in headers)
-            + "</tr></thead><tbody>\n" + body + "\n</tbody></table></section>")
+        + "".join(f"<td>{escape(str(cell))}</td>" for cell in row)
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        '<section id="claims"><h2>Claims</h2>\n'
+        f"<p>{len(rows)} claim(s): {escape(tally)}.</p>\n"
+        '<table class="claims"><thead><tr>'
+        + "".join(f"<th>{escape(h)}</th>" for h in headers)
+        + "</tr></thead><tbody>\n"
+        + body
+        + "\n</tbody></table></section>"
+    )
 
 
 def _contents(report: dict) -> str:
     links = ['<li><a href="#claims">claims</a></li>'] if verdict_rows(report)[1] else []
-    links += [f'<li><a href="#{_anchor(s["study"])}">{escape(s["study"])}</a></li>'
-              for s in report.get("studies", [])]
+    links += [f'<li><a href="#{_anchor(s["study"])}">{escape(s["study"])}</a></li>' for s in report.get("studies", [])]
     if report.get("gate") is not None:
         links.append('<li><a href="#gate">gate</a></li>')
     links.append('<li><a href="#metrics">metric definitions</a></li>')
@@ -208,14 +227,13 @@ def _anchor(study: str) -> str:
 
 # --- one study ----------------------------------------------------------------------------
 
-def _study_section(report: dict, study: dict, gate_index: dict, media_root: Path | None,
-                   plots: "_Plotter") -> str:
+
+def _study_section(report: dict, study: dict, gate_index: dict, media_root: Path | None, plots: _Plotter) -> str:
     name = study["study"]
     variants = study.get("variants", [])
     metrics = study.get("metrics", [])
     info = report.get("metrics") or {}
-    parts = [f'<section class="study" id="{escape(_anchor(name))}">',
-             f"<h2>{escape(name)}</h2>", _study_intro(study)]
+    parts = [f'<section class="study" id="{escape(_anchor(name))}">', f"<h2>{escape(name)}</h2>", _study_intro(study)]
     parts.append(_results_table(study, info, gate_index))
     parts.append(_details(study))
     parts.append(_set_metrics(report, name))
@@ -234,15 +252,19 @@ def _study_intro(study: dict) -> str:
     confidence = first_metric.get("confidence")
     confidence = confidence if _finite(confidence) else 0.95
     references = ", ".join(study.get("references", [])) or "?"
-    text = (f"Reference: <strong>{escape(references)}</strong>. Each cell: the variant's mean; "
-            f"Δ = variant − reference with its {confidence:.0%} t-interval over "
-            + (f"{escape(str(n))} seeds (each seed index an independent replicate, prompts "
-               "averaged within it)" if first_metric.get("unit") == "seed" else
-               f"{escape(str(n))} prompts (seeds averaged within a prompt)")
-            + "; p: the t and sign-flip "
-            "tests; adj.: Bonferroni over the study's declared claims (confirmatory) or Benjamini-Hochberg "
-            "over the report's other cells (exploratory); bold and ★ only when significant "
-            "after adjustment; MDE: the smallest difference detected with 80% power.")
+    text = (
+        f"Reference: <strong>{escape(references)}</strong>. Each cell: the variant's mean; "
+        f"Δ = variant − reference with its {confidence:.0%} t-interval over "
+        + (
+            f"{escape(str(n))} seeds (each seed index an independent replicate, prompts averaged within it)"
+            if first_metric.get("unit") == "seed"
+            else f"{escape(str(n))} prompts (seeds averaged within a prompt)"
+        )
+        + "; p: the t and sign-flip "
+        "tests; adj.: Bonferroni over the study's declared claims (confirmatory) or Benjamini-Hochberg "
+        "over the report's other cells (exploratory); bold and ★ only when significant "
+        "after adjustment; MDE: the smallest difference detected with 80% power."
+    )
     settings = settings_text(study, times="×")
     if settings:
         text += f" {escape(settings)}."
@@ -255,8 +277,7 @@ def _direction(metric: str, info: dict, variants: list[dict]) -> str | None:
     direction = (info.get(metric) or {}).get("direction")
     if direction:
         return direction
-    return next((v["metrics"][metric].get("direction") for v in variants
-                 if metric in v.get("metrics", {})), None)
+    return next((v["metrics"][metric].get("direction") for v in variants if metric in v.get("metrics", {})), None)
 
 
 def _finite(x: Any) -> bool:
@@ -274,8 +295,11 @@ def best_variants(study: dict, metric: str, direction: str | None) -> set[str]:
     """
     if direction not in ("higher", "lower"):
         return set()
-    variants = [v for v in study.get("variants", [])
-                if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))]
+    variants = [
+        v
+        for v in study.get("variants", [])
+        if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))
+    ]
     values = {v["variant"]: v["metrics"][metric]["value"] for v in variants}
     if len(set(values.values())) < 2:
         return set()
@@ -316,28 +340,32 @@ def _results_table(study: dict, info: dict, gate_index: dict) -> str:
         direction = directions[m]
         tip = (info.get(m) or {}).get("definition", "")
         arrow = _ARROWS.get(direction, "")
-        head.append(f'<th data-metric="{escape(m)}" title="{escape(tip)}">{escape(m)}'
-                    + (f" {arrow}" if arrow else "")
-                    + f'<br><span class="note">{escape(_DIRECTION_TEXT.get(direction, "?"))}</span></th>')
+        head.append(
+            f'<th data-metric="{escape(m)}" title="{escape(tip)}">{escape(m)}'
+            + (f" {arrow}" if arrow else "")
+            + f'<br><span class="note">{escape(_DIRECTION_TEXT.get(direction, "?"))}</span></th>'
+        )
     rows = []
     for variant in variants:
         vname = variant["variant"]
-        label = escape(vname) + (' <span class="note">(reference)</span>'
-                                 if variant.get("is_reference") else "")
+        label = escape(vname) + (' <span class="note">(reference)</span>' if variant.get("is_reference") else "")
         cells = [f'<th scope="row">{label}</th>']
         if config_keys:
             cells.append("<td><code>" + escape(config_text(variant, config_keys)) + "</code></td>")
         for m in metrics:
-            cells.append(_cell(variant, m, vname in best[m], directions[m],
-                               gate_index.get((name, vname, m)), decimals[m]))
+            cells.append(
+                _cell(variant, m, vname in best[m], directions[m], gate_index.get((name, vname, m)), decimals[m])
+            )
         rows.append(f'<tr data-variant="{escape(vname)}">' + "".join(cells) + "</tr>")
-    return (f'<table class="results" data-study="{escape(name)}">\n'
-            f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n"
-            + "\n".join(rows) + "\n</tbody>\n</table>")
+    return (
+        f'<table class="results" data-study="{escape(name)}">\n'
+        f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
+    )
 
 
-def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
-          gate_row: dict | None, decimals: int) -> str:
+def _cell(
+    variant: dict, metric: str, is_best: bool, direction: str | None, gate_row: dict | None, decimals: int
+) -> str:
     classes = ["cell"]
     attrs = [f'data-metric="{escape(metric)}"']
     body = []
@@ -352,30 +380,37 @@ def _cell(variant: dict, metric: str, is_best: bool, direction: str | None,
         else:
             low, high = ci
             significant = bool(m.get("significant"))
-            body.append(f'<span class="delta{" significant" if significant else ""}">'
-                        f"Δ {signed(m.get('delta'), decimals)} [{signed(low, decimals)}, "
-                        f"{signed(high, decimals)}]</span>")
+            body.append(
+                f'<span class="delta{" significant" if significant else ""}">'
+                f"Δ {signed(m.get('delta'), decimals)} [{signed(low, decimals)}, "
+                f"{signed(high, decimals)}]</span>"
+            )
             family = m.get("family") or "exploratory"
-            body.append(f'<span class="test" data-family="{escape(family)}">p {p_text(m.get("p_value"))}'
-                        f' · adj. {p_text(m.get("p_adjusted"))} ({escape(family)})'
-                        f' · MDE {fixed(m.get("mde"), decimals)}</span>')
+            body.append(
+                f'<span class="test" data-family="{escape(family)}">p {p_text(m.get("p_value"))}'
+                f" · adj. {p_text(m.get('p_adjusted'))} ({escape(family)})"
+                f" · MDE {fixed(m.get('mde'), decimals)}</span>"
+            )
     if is_best:
         classes.append("best")
         attrs.append('data-best="true"')
-        body.append(f'<span class="mark best" title="best {escape(metric)} in this study '
-                    f'({escape(_DIRECTION_TEXT[direction])})">★ best</span>')
+        body.append(
+            f'<span class="mark best" title="best {escape(metric)} in this study '
+            f'({escape(_DIRECTION_TEXT[direction])})">★ best</span>'
+        )
     status = (gate_row or {}).get("status")
     if status:
         attrs.append(f'data-gate="{escape(status)}"')
     if status in _GATE_MARKS:
         text, why = _GATE_MARKS[status]
         classes.append(f"gate-{status}")
-        detail = (f"{why}: baseline {fixed(gate_row.get('baseline'), decimals)}, current "
-                  f"{fixed(gate_row.get('current'), decimals)}, change "
-                  f"{signed(gate_row.get('change'), decimals)}, "
-                  f"tolerance {general(gate_row.get('tolerance'))}")
-        body.append(f'<span class="mark gate-{escape(status)}" title="{escape(detail)}">'
-                    f"{escape(text)}</span>")
+        detail = (
+            f"{why}: baseline {fixed(gate_row.get('baseline'), decimals)}, current "
+            f"{fixed(gate_row.get('current'), decimals)}, change "
+            f"{signed(gate_row.get('change'), decimals)}, "
+            f"tolerance {general(gate_row.get('tolerance'))}"
+        )
+        body.append(f'<span class="mark gate-{escape(status)}" title="{escape(detail)}">{escape(text)}</span>')
     return f'<td class="{" ".join(classes)}" {" ".join(attrs)}>' + "".join(body) + "</td>"
 
 
@@ -387,8 +422,7 @@ def _details(study: dict) -> str:
     if not rows:
         return ""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
-                     for row in rows)
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f'<table class="details"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
 
 
@@ -400,12 +434,9 @@ def _set_metrics(report: dict, study: str) -> str:
     if not rows:
         return ""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
-                     for row in rows)
-    notes = "".join(f'<p class="set-warning"><strong>Warning:</strong> {escape(w)}</p>'
-                    for w in warnings)
-    return (f'<table class="set-metrics"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
-            f"</tbody></table>{notes}")
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    notes = "".join(f'<p class="set-warning"><strong>Warning:</strong> {escape(w)}</p>' for w in warnings)
+    return f'<table class="set-metrics"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>{notes}'
 
 
 def _claims(variants: list[dict], expected: dict[str, str]) -> str:
@@ -417,14 +448,17 @@ def _claims(variants: list[dict], expected: dict[str, str]) -> str:
     body = []
     for row in rows:
         verdict = row[7]
-        css = ("claim-expected" if verdict.endswith("(expected)")
-               else "claim-supported" if verdict == "supported" else "claim-failed")
+        css = (
+            "claim-expected"
+            if verdict.endswith("(expected)")
+            else "claim-supported"
+            if verdict == "supported"
+            else "claim-failed"
+        )
         cells = "".join(f"<td>{escape(str(cell))}</td>" for cell in row[:7])
-        body.append(f'<tr>{cells}<td class="{css}">{escape(verdict)}</td>'
-                    f"<td>{escape(row[8])}</td></tr>")
+        body.append(f'<tr>{cells}<td class="{css}">{escape(verdict)}</td><td>{escape(row[8])}</td></tr>')
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    return (f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>\n'
-            + "\n".join(body) + "\n</tbody></table>")
+    return f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
 
 
 def _definitions(metrics: Iterable[str], info: dict) -> str:
@@ -436,11 +470,13 @@ def _definitions(metrics: Iterable[str], info: dict) -> str:
             f'<dt data-metric="{escape(m)}">{escape(m)} {_ARROWS.get(direction, "")} '
             f'<span class="note">({escape(_DIRECTION_TEXT.get(direction, "direction unknown"))})</span></dt>'
             f"<dd>{escape(str(entry.get('definition', 'no definition recorded')))}"
-            f' <span class="source">— {escape(str(entry.get("source", "source unknown")))}</span></dd>')
+            f' <span class="source">— {escape(str(entry.get("source", "source unknown")))}</span></dd>'
+        )
     return '<dl class="metrics">\n' + "\n".join(items) + "\n</dl>"
 
 
 # --- previews -----------------------------------------------------------------------------
+
 
 def _sniff(data: bytes) -> str | None:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -500,17 +536,22 @@ def _previews(study: dict, media_root: Path | None) -> str:
         for kind, label in (("strip", "frames"), ("animation", "animation")):
             uri = _media_uri(media_root, media.get(kind))
             if uri is None:
-                cells.append(f'<div class="note no-preview" data-variant="{name}" '
-                             f'data-kind="{kind}">no preview ({label})</div>')
+                cells.append(
+                    f'<div class="note no-preview" data-variant="{name}" data-kind="{kind}">no preview ({label})</div>'
+                )
             else:
-                cells.append(f'<img class="preview-{kind}" data-variant="{name}" src="{uri}" '
-                             f'alt="{escape(label)} of {name}">')
-    return (f"<h3>Videos</h3>\n<p class=\"note\">{caption}. Left: frames evenly sampled over "
-            "the video; right: the whole video, looping.</p>\n"
-            f'<div class="previews">\n' + "\n".join(cells) + "\n</div>")
+                cells.append(
+                    f'<img class="preview-{kind}" data-variant="{name}" src="{uri}" alt="{escape(label)} of {name}">'
+                )
+    return (
+        f'<h3>Videos</h3>\n<p class="note">{caption}. Left: frames evenly sampled over '
+        "the video; right: the whole video, looping.</p>\n"
+        f'<div class="previews">\n' + "\n".join(cells) + "\n</div>"
+    )
 
 
 # --- plots --------------------------------------------------------------------------------
+
 
 def sweep_key(variants: list[dict]) -> str | None:
     """The key a study sweeps, when the variants differ in exactly one configuration key or
@@ -545,33 +586,37 @@ class _Plotter:
         if not variants or not metrics:
             return ""
         if importlib.util.find_spec("matplotlib") is None:
-            return ('<h3>Plots</h3><p class="note">Plots need matplotlib, which is not '
-                    "installed.</p>")
+            return '<h3>Plots</h3><p class="note">Plots need matplotlib, which is not installed.</p>'
         key = sweep_key(variants)
         # A variant keeps its colour across the plots of its study.
         colors = {v["variant"]: i for i, v in enumerate(variants)}
         figures = []
         for metric in metrics:
             entry = info.get(metric) or {}
-            png = (self._sweep(variants, metric, key) if key
-                   else self._bars(variants, metric, colors))
+            png = self._sweep(variants, metric, key) if key else self._bars(variants, metric, colors)
             if png is not None:
-                what = (f"{metric} over {key}; error bars: the {_confidence(variants, metric)} "
-                        "interval of the paired difference to the reference, around the value"
-                        if key else
-                        f"Δ {metric} (variant − reference) with its "
-                        f"{_confidence(variants, metric)} interval")
+                what = (
+                    f"{metric} over {key}; error bars: the {_confidence(variants, metric)} "
+                    "interval of the paired difference to the reference, around the value"
+                    if key
+                    else f"Δ {metric} (variant − reference) with its {_confidence(variants, metric)} interval"
+                )
                 figures.append(_figure(png, metric, what, entry, kind="metric"))
-        frames = max((int((v.get("settings") or {}).get("frames") or 0) for v in variants),
-                     default=0)
+        frames = max((int((v.get("settings") or {}).get("frames") or 0) for v in variants), default=0)
         if frames >= DRIFT_MIN_FRAMES:
             for metric in metrics:
                 png = self._drift(variants, metric, colors)
                 if png is not None:
                     per = _per_of(variants, metric)
-                    figures.append(_figure(
-                        png, metric, f"{metric} per {per} over the video, mean over samples: "
-                        "drift over time", info.get(metric) or {}, kind="drift"))
+                    figures.append(
+                        _figure(
+                            png,
+                            metric,
+                            f"{metric} per {per} over the video, mean over samples: drift over time",
+                            info.get(metric) or {},
+                            kind="drift",
+                        )
+                    )
         if not figures:
             return ""
         return '<h3>Plots</h3>\n<div class="plots">\n' + "\n".join(figures) + "\n</div>"
@@ -605,9 +650,13 @@ class _Plotter:
 
     def _sweep(self, variants: list[dict], metric: str, key: str) -> bytes | None:
         points = sorted(
-            ((swept_value(v, key), v["metrics"][metric], v) for v in variants
-             if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))),
-            key=lambda p: p[0])
+            (
+                (swept_value(v, key), v["metrics"][metric], v)
+                for v in variants
+                if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("value"))
+            ),
+            key=lambda p: p[0],
+        )
         if not points:
             return None
 
@@ -616,13 +665,17 @@ class _Plotter:
             xs = [p[0] for p in points]
             ys = [p[1]["value"] for p in points]
             low, high = zip(*(_value_interval(p[1]) for p in points))
-            ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, low)],
-                                      [hi - y for y, hi in zip(ys, high)]],
-                        marker="o", capsize=3, color="C0")
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[[y - lo for y, lo in zip(ys, low)], [hi - y for y, hi in zip(ys, high)]],
+                marker="o",
+                capsize=3,
+                color="C0",
+            )
             references = [p for p in points if p[2].get("is_reference")]
             for x, m, _ in references:
-                ax.plot([x], [m["value"]], marker="*", markersize=13, color="C3", linestyle="none",
-                        label="reference")
+                ax.plot([x], [m["value"]], marker="*", markersize=13, color="C3", linestyle="none", label="reference")
                 ax.axhline(m["value"], color="C3", linestyle="--", linewidth=0.8)
             if references:
                 ax.legend(loc="best", fontsize="small")
@@ -634,8 +687,11 @@ class _Plotter:
         return self._draw(draw)
 
     def _bars(self, variants: list[dict], metric: str, colors: dict) -> bytes | None:
-        bars = [(v["variant"], v["metrics"][metric], bool(v.get("is_reference"))) for v in variants
-                if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("delta"))]
+        bars = [
+            (v["variant"], v["metrics"][metric], bool(v.get("is_reference")))
+            for v in variants
+            if metric in v.get("metrics", {}) and _finite(v["metrics"][metric].get("delta"))
+        ]
         if not bars:
             return None
 
@@ -653,9 +709,13 @@ class _Plotter:
             fill = ["0.6" if is_ref else f"C{colors[name] % 10}" for name, _, is_ref in bars]
             ax.bar(positions, deltas, yerr=errors, capsize=4, color=fill)
             ax.axhline(0.0, color="black", linewidth=0.8)
-            ax.set_xticks(list(positions), [name for name, _, _ in bars],
-                          rotation=30 if tilted else 0, ha="right" if tilted else "center",
-                          fontsize="small")
+            ax.set_xticks(
+                list(positions),
+                [name for name, _, _ in bars],
+                rotation=30 if tilted else 0,
+                ha="right" if tilted else "center",
+                fontsize="small",
+            )
             ax.set_ylabel(f"Δ {metric}")
             ax.set_title(f"Δ {metric} vs reference", fontsize="medium")
             ax.grid(True, axis="y", alpha=0.3)
@@ -665,8 +725,9 @@ class _Plotter:
         return self._draw(draw, bottom=0.3 if tilted else 0.15)
 
     def _drift(self, variants: list[dict], metric: str, colors: dict) -> bytes | None:
-        curves = [(v["variant"], _per_frame_means(v["metrics"][metric])) for v in variants
-                  if metric in v.get("metrics", {})]
+        curves = [
+            (v["variant"], _per_frame_means(v["metrics"][metric])) for v in variants if metric in v.get("metrics", {})
+        ]
         curves = [(name, c) for name, c in curves if c]
         if not curves:
             return None
@@ -675,8 +736,7 @@ class _Plotter:
         def draw(figure):
             ax = figure.add_subplot()
             for name, curve in curves:
-                ax.plot(range(len(curve)), curve, label=name, color=f"C{colors[name] % 10}",
-                        linewidth=1.2)
+                ax.plot(range(len(curve)), curve, label=name, color=f"C{colors[name] % 10}", linewidth=1.2)
             ax.set_xlabel(f"{per} index")
             ax.set_ylabel(metric)
             ax.set_title(f"{metric} per {per} (mean over samples)", fontsize="medium")
@@ -740,31 +800,47 @@ def _per_of(variants: list[dict], metric: str) -> str:
 
 
 def _figure(png: bytes, metric: str, what: str, entry: dict, *, kind: str) -> str:
-    return (f'<figure class="plot" data-metric="{escape(metric)}" data-kind="{kind}">'
-            f'<img src="{_data_uri(png, "image/png")}" alt="{escape(what)}">'
-            f"<figcaption><strong>{escape(what)}</strong>. {escape(metric)}: "
-            f"{escape(str(entry.get('definition', 'no definition recorded')))}"
-            f' <span class="source">— {escape(str(entry.get("source", "source unknown")))}</span>'
-            "</figcaption></figure>")
+    return (
+        f'<figure class="plot" data-metric="{escape(metric)}" data-kind="{kind}">'
+        f'<img src="{_data_uri(png, "image/png")}" alt="{escape(what)}">'
+        f"<figcaption><strong>{escape(what)}</strong>. {escape(metric)}: "
+        f"{escape(str(entry.get('definition', 'no definition recorded')))}"
+        f' <span class="source">— {escape(str(entry.get("source", "source unknown")))}</span>'
+        "</figcaption></figure>"
+    )
 
 
 # --- gate and glossary --------------------------------------------------------------------
 
+
 def _gate_section(gate: dict, order: dict) -> str:
     rows = gate.get("rows", [])
-    shown = sorted((r for r in rows if r.get("status") not in ("ok", "info")),
-                   key=lambda r: (str(r.get("study")),
-                                  order.get((r.get("study"), r.get("variant")), len(order)),
-                                  str(r.get("metric"))))
+    shown = sorted(
+        (r for r in rows if r.get("status") not in ("ok", "info")),
+        key=lambda r: (
+            str(r.get("study")),
+            order.get((r.get("study"), r.get("variant")), len(order)),
+            str(r.get("metric")),
+        ),
+    )
     counts = gate.get("counts") or {}
-    head = (f'<section id="gate"><h2>Gate</h2>\n<p>Baseline <code>{escape(str(gate.get("baseline", "?")))}</code>: '
-            f'{escape(str(gate.get("summary", "")))}. '
-            + ('<span class="badge failed">failed</span>' if gate.get("failed")
-               else '<span class="badge passed">passed</span>') + "</p>")
+    head = (
+        f'<section id="gate"><h2>Gate</h2>\n<p>Baseline <code>{escape(str(gate.get("baseline", "?")))}</code>: '
+        f"{escape(str(gate.get('summary', '')))}. "
+        + (
+            '<span class="badge failed">failed</span>'
+            if gate.get("failed")
+            else '<span class="badge passed">passed</span>'
+        )
+        + "</p>"
+    )
     differences = gate.get("differences") or []
     if differences:
-        head += ("\n<p>The baseline and this report were made differently:</p>\n<ul>"
-                 + "".join(f"<li><code>{escape(line)}</code></li>" for line in differences) + "</ul>")
+        head += (
+            "\n<p>The baseline and this report were made differently:</p>\n<ul>"
+            + "".join(f"<li><code>{escape(line)}</code></li>" for line in differences)
+            + "</ul>"
+        )
     if not shown:
         return head + f'\n<p class="note">All {len(rows)} results are ok or informative.</p></section>'
     lines = []
@@ -783,15 +859,19 @@ def _gate_section(gate: dict, order: dict) -> str:
             f'<td><span class="badge status-{escape(status)}">{escape(status)}</span></td>'
             f"<td>{number(r.get('baseline'))}</td><td>{number(r.get('current'))}</td>"
             f"<td>{number(r.get('change'), sign=True)}</td><td>{general(r.get('tolerance'))}</td>"
-            f"<td>{escape(str(r.get('direction', '')))}</td></tr>")
+            f"<td>{escape(str(r.get('direction', '')))}</td></tr>"
+        )
     hidden = sum(counts.get(s, 0) for s in ("ok", "info"))
-    return (head + '\n<table class="gate"><thead><tr><th>study</th><th>variant</th><th>metric</th>'
-            "<th>status</th><th>baseline</th><th>current</th><th>change</th><th>tolerance</th>"
-            "<th>direction</th></tr></thead><tbody>\n" + "\n".join(lines) + "\n</tbody></table>\n"
-            + (f'<p class="note">{hidden} ok or informative results not listed.</p>' if hidden else "")
-            + "</section>")
+    return (
+        head + '\n<table class="gate"><thead><tr><th>study</th><th>variant</th><th>metric</th>'
+        "<th>status</th><th>baseline</th><th>current</th><th>change</th><th>tolerance</th>"
+        "<th>direction</th></tr></thead><tbody>\n"
+        + "\n".join(lines)
+        + "\n</tbody></table>\n"
+        + (f'<p class="note">{hidden} ok or informative results not listed.</p>' if hidden else "")
+        + "</section>"
+    )
 
 
 def _metrics_section(info: dict) -> str:
-    return ('<section id="metrics"><h2>Metric definitions</h2>\n'
-            + _definitions(list(info), info) + "\n</section>")
+    return '<section id="metrics"><h2>Metric definitions</h2>\n' + _definitions(list(info), info) + "\n</section>"

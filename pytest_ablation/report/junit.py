@@ -33,8 +33,10 @@ def junit_properties(record: dict) -> list[tuple[str, str]]:
         ]
     for claim in record["expectations"]:
         margin = f" by {claim['margin']:g}" if claim["margin"] else ""
-        properties.append((
-            f"{prefix}.{claim['metric']}.claim",
-            f"{claim['claim']}{margin}: {verdict_of(claim)}",
-        ))
+        properties.append(
+            (
+                f"{prefix}.{claim['metric']}.claim",
+                f"{claim['claim']}{margin}: {verdict_of(claim)}",
+            )
+        )
     return properties

@@ -53,16 +53,14 @@ def render_markdown(report: dict) -> str:
         if set_rows:
             lines += ["", _github_table(set_headers, set_rows)]
             lines += [f"\n> **Warning:** {w}" for w in warnings]
-        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]),
-                                           decimals)
+        claim_headers, claims = claim_rows(study, expected_by_variant(report, study["study"]), decimals)
         if claims:
             lines += ["", _github_table(claim_headers, claims)]
         lines.append("")
     if report.get("metrics"):
         lines += ["## Metrics", ""]
         for name, info in report["metrics"].items():
-            lines.append(f"- **{name}** ({info.get('direction')}): {info.get('definition')} "
-                         f"— {info.get('source')}")
+            lines.append(f"- **{name}** ({info.get('direction')}): {info.get('definition')} — {info.get('source')}")
         lines.append("")
     gate = report.get("gate")
     if gate is not None:

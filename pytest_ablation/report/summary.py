@@ -9,8 +9,7 @@ WIDTH = 100  # the terminal tables' width too
 
 def _wrapped(text: str, indent: str = "    ") -> str:
     # Paths and ids stay whole: a line may outgrow the width rather than split a path.
-    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
-                         break_long_words=False)
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
 
 
 def write_summary(terminal, collector) -> None:
@@ -22,7 +21,10 @@ def write_summary(terminal, collector) -> None:
     from ..results.gate import FAILING
     from ..results.report_json import variant_order
     from .terminal import (
-        render_differences, render_gate_table, render_results_table, render_verdicts,
+        render_differences,
+        render_gate_table,
+        render_results_table,
+        render_verdicts,
     )
 
     verdicts = render_verdicts(report)
@@ -36,8 +38,9 @@ def write_summary(terminal, collector) -> None:
     write_expected_reasons(terminal, report)
     cache = report.get("cache") or {}
     if cache:
-        line = (f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed"
-                + (" (cache disabled)" if collector.options.no_cache else ""))
+        line = f"cache: {cache.get('hits', 0)} loaded, {cache.get('misses', 0)} computed" + (
+            " (cache disabled)" if collector.options.no_cache else ""
+        )
         terminal.write_line(line)
         for entry in cache.get("corrupted", []):
             terminal.write_line(f"cache: corrupted entry recomputed: {entry}", yellow=True)
@@ -47,7 +50,9 @@ def write_summary(terminal, collector) -> None:
         if unwritten:
             terminal.write_line(
                 f"cache: {len(unwritten)} entr{'y' if len(unwritten) == 1 else 'ies'} computed but "
-                f"not kept (first: {unwritten[0]})", yellow=True)
+                f"not kept (first: {unwritten[0]})",
+                yellow=True,
+            )
     for name, info in sorted(report["environment"].get("workers", {}).items()):
         loads = ", ".join(f"{role} x{n}" for role, n in sorted(info.get("loads", {}).items()))
         terminal.write_line(f"worker {name}: {info.get('device_text')}; model loads: {loads or 'none'}")
@@ -61,14 +66,17 @@ def write_summary(terminal, collector) -> None:
         not_run = [r for r in gate["rows"] if r["status"] == "not run"]
         if not_run:
             order = variant_order(report)
-            cases = sorted({(r["study"], r["variant"]) for r in not_run},
-                           key=lambda case: (case[0], order.get(case, len(order)), case[1]))
-            terminal.write_line(_wrapped(
-                "not run (not selected, not failed): " + ", ".join(f"{s} {v}" for s, v in cases)
-            ))
+            cases = sorted(
+                {(r["study"], r["variant"]) for r in not_run},
+                key=lambda case: (case[0], order.get(case, len(order)), case[1]),
+            )
+            terminal.write_line(
+                _wrapped("not run (not selected, not failed): " + ", ".join(f"{s} {v}" for s, v in cases))
+            )
         reasons = dict.fromkeys(
             f"{row['status']}: {row['study']} {row['variant']}: {row['reason']}"
-            for row in gate["rows"] if row["status"] in FAILING and row.get("reason")
+            for row in gate["rows"]
+            if row["status"] in FAILING and row.get("reason")
         )
         for line in reasons:
             terminal.write_line(_wrapped(line), red=True)
@@ -94,10 +102,14 @@ def write_summary(terminal, collector) -> None:
         terminal.write_line(f"baseline saved: {collector.options.save_baseline}")
     if gate is not None and gate["failed"]:
         # Last, just above pytest's own count: "4 passed" alone would hide why the run fails.
-        terminal.write_line(_wrapped(
-            f"ablation gate FAILED against {gate['baseline']} ({gate['summary']}): the run exits "
-            "with status 1 whatever the tests' own outcomes"
-        ), red=True, bold=True)
+        terminal.write_line(
+            _wrapped(
+                f"ablation gate FAILED against {gate['baseline']} ({gate['summary']}): the run exits "
+                "with status 1 whatever the tests' own outcomes"
+            ),
+            red=True,
+            bold=True,
+        )
 
 
 def write_expected_reasons(terminal, report: dict) -> None:
@@ -110,8 +122,6 @@ def write_expected_reasons(terminal, report: dict) -> None:
     for study in report["studies"]:
         for variant in study["variants"]:
             reason = expected.get((study["study"], variant["variant"]))
-            if reason is None or all(verdict_of(c) == "supported"
-                                     for c in variant.get("expectations") or []):
+            if reason is None or all(verdict_of(c) == "supported" for c in variant.get("expectations") or []):
                 continue
-            terminal.write_line(_wrapped(
-                f"expected: {study['study']} {variant['variant']}: {reason}"), yellow=True)
+            terminal.write_line(_wrapped(f"expected: {study['study']} {variant['variant']}: {reason}"), yellow=True)

@@ -15,13 +15,35 @@ from tabulate import tabulate
 
 from ..stats.claims import verdict_of
 from .format import (
-    column_decimals, config_text, fixed, general, is_reference, p_text, resolution_decimals,
-    settings_text, signed, swept_keys, swept_value, value_text,
+    column_decimals,
+    config_text,
+    fixed,
+    general,
+    is_reference,
+    p_text,
+    resolution_decimals,
+    settings_text,
+    signed,
+    swept_keys,
+    swept_value,
+    value_text,
 )
 
 __all__ = [
-    "WIDTH", "claim_rows", "claim_text", "render_verdicts", "verdict_changes", "verdict_rows", "column_decimals", "detail_rows", "expected_by_variant", "render_gate_table",
-    "render_results_table", "set_metric_rows", "study_table", "test_rows",
+    "WIDTH",
+    "claim_rows",
+    "claim_text",
+    "render_verdicts",
+    "verdict_changes",
+    "verdict_rows",
+    "column_decimals",
+    "detail_rows",
+    "expected_by_variant",
+    "render_gate_table",
+    "render_results_table",
+    "set_metric_rows",
+    "study_table",
+    "test_rows",
 ]
 
 WIDTH = 100
@@ -32,6 +54,7 @@ CONFIG_WIDTH = 28
 
 
 # --- the variant x metric table -------------------------------------------------------------
+
 
 def _decimals(report: dict, study: dict) -> dict[str, int]:
     info = report.get("metrics") or {}
@@ -61,8 +84,9 @@ def _config_needed(variants: list[dict], keys: list[str]) -> bool:
     return bool(keys) and not all(str(swept_value(v, k)) in v["variant"] for v in variants for k in keys)
 
 
-def study_table(report: dict, study: dict, *, metrics: list[str] | None = None,
-                intervals: bool = True, config: bool = True) -> tuple[list[str], list[list[str]]]:
+def study_table(
+    report: dict, study: dict, *, metrics: list[str] | None = None, intervals: bool = True, config: bool = True
+) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of a study's variant x metric table: per cell the value, the delta
     to the reference and (``intervals``) its interval; the swept configuration (``config``)
     beside the variant."""
@@ -71,14 +95,18 @@ def study_table(report: dict, study: dict, *, metrics: list[str] | None = None,
     decimals = _decimals(report, study)
     keys = swept_keys(variants) if config else []
     info = report.get("metrics") or {}
-    headers = ["variant"] + (["config"] if keys else []) + [
-        m + ARROWS.get((info.get(m) or {}).get("direction"), "") for m in metrics]
+    headers = (
+        ["variant"]
+        + (["config"] if keys else [])
+        + [m + ARROWS.get((info.get(m) or {}).get("direction"), "") for m in metrics]
+    )
     rows = []
     for variant in variants:
         row = [_variant_label(variant)] + ([config_text(variant, keys)] if keys else [])
         for metric in metrics:
-            row.append(_cell((variant.get("metrics") or {}).get(metric), is_reference(variant),
-                             decimals[metric], intervals))
+            row.append(
+                _cell((variant.get("metrics") or {}).get(metric), is_reference(variant), decimals[metric], intervals)
+            )
         rows.append(row)
     return headers, rows
 
@@ -92,21 +120,34 @@ def _units(study: dict) -> str:
 
 
 def study_title(study: dict) -> str:
-    return (f"{study['study']}: reference {', '.join(study['references'])}; "
-            f"Δ = variant − reference, 95% t-interval over {_units(study)}; "
-            "* significant after adjustment")
+    return (
+        f"{study['study']}: reference {', '.join(study['references'])}; "
+        f"Δ = variant − reference, 95% t-interval over {_units(study)}; "
+        "* significant after adjustment"
+    )
 
 
 # --- tests and claims -----------------------------------------------------------------------
 
-def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: bool = True,
-              interval: bool = True, short: bool = False) -> tuple[list[str], list[list[str]]]:
+
+def test_rows(
+    study: dict,
+    decimals: dict[str, int] | None = None,
+    *,
+    delta: bool = True,
+    interval: bool = True,
+    short: bool = False,
+) -> tuple[list[str], list[list[str]]]:
     """Per non-reference cell of a study: its test, p-values and minimum detectable effect
     (``delta``/``interval``: with the delta and its interval; ``short``: the short headers
     of the terminal)."""
     decimals = decimals or {m: column_decimals(study, m) for m in study["metrics"]}
-    headers = (["variant", "metric"] + (["Δ"] if delta else []) + (["95% CI"] if interval else [])
-               + ["p 2-sided", "p adj. 2-sided", "family", "MDE" if short else "MDE (80%)"])
+    headers = (
+        ["variant", "metric"]
+        + (["Δ"] if delta else [])
+        + (["95% CI"] if interval else [])
+        + ["p 2-sided", "p adj. 2-sided", "family", "MDE" if short else "MDE (80%)"]
+    )
     rows = []
     for variant in study["variants"]:
         if is_reference(variant):
@@ -121,10 +162,13 @@ def test_rows(study: dict, decimals: dict[str, int] | None = None, *, delta: boo
                 [variant["variant"], metric]
                 + ([signed(m.get("delta"), d)] if delta else [])
                 + ([f"[{signed(low, d)}, {signed(high, d)}]"] if interval else [])
-                + [p_text(m.get("p_value")),
-                   p_text(m.get("p_adjusted")) + (" *" if m.get("significant") else ""),
-                   FAMILY_TEXT.get(m.get("family"), m.get("family") or "—"),
-                   fixed(m.get("mde"), d) if m.get("n", 0) >= 2 and m.get("mde") is not None else "—"])
+                + [
+                    p_text(m.get("p_value")),
+                    p_text(m.get("p_adjusted")) + (" *" if m.get("significant") else ""),
+                    FAMILY_TEXT.get(m.get("family"), m.get("family") or "—"),
+                    fixed(m.get("mde"), d) if m.get("n", 0) >= 2 and m.get("mde") is not None else "—",
+                ]
+            )
     return headers, rows
 
 
@@ -166,16 +210,16 @@ def _family(e: dict) -> str:
     return f"exploratory ({size})" if size else "exploratory"
 
 
-def claim_rows(study: dict, expected: dict | None = None,
-               decimals: dict[str, int] | None = None) -> tuple[list[str], list[list[str]]]:
+def claim_rows(
+    study: dict, expected: dict | None = None, decimals: dict[str, int] | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Every claim of a study with its family, tests and verdict.
 
     ``expected`` maps a variant to the reason its claims are expected to fail (a strict
     expected failure on this profile): such a claim's verdict says "(expected)" and the note
     gives the reason. ``decimals``: of each metric's column, for the MDE.
     """
-    headers = ["variant", "claim", "metric", "margin", "family", "p 1-sided", "p adj. 1-sided",
-               "verdict", "note"]
+    headers = ["variant", "claim", "metric", "margin", "family", "p 1-sided", "p adj. 1-sided", "verdict", "note"]
     rows = []
     expected = expected or {}
     for variant in study["variants"]:
@@ -185,9 +229,19 @@ def claim_rows(study: dict, expected: dict | None = None,
             verdict = _verdict(e, reason)
             if verdict.endswith("(expected)"):
                 notes.append(f"expected failure: {reason}")
-            rows.append([variant["variant"], e["claim"], e["metric"], general(e["margin"]),
-                         _family(e), p_text(e.get("p_value")), p_text(_p_decisive(e)), verdict,
-                         "; ".join(notes)])
+            rows.append(
+                [
+                    variant["variant"],
+                    e["claim"],
+                    e["metric"],
+                    general(e["margin"]),
+                    _family(e),
+                    p_text(e.get("p_value")),
+                    p_text(_p_decisive(e)),
+                    verdict,
+                    "; ".join(notes),
+                ]
+            )
     return headers, rows
 
 
@@ -198,8 +252,7 @@ def _p_decisive(e: dict):
     return e.get("p_adjusted")
 
 
-def _terminal_claim_rows(study: dict, expected: dict,
-                         decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
+def _terminal_claim_rows(study: dict, expected: dict, decimals: dict[str, int]) -> tuple[list[str], list[list[str]]]:
     """The claims as the terminal shows them: the metric, claim and margin in one column,
     and an expected failure's reason left to report.md."""
     headers = ["variant", "claim", "family", "p adj.\n1-sided", "verdict", "note"]
@@ -207,8 +260,16 @@ def _terminal_claim_rows(study: dict, expected: dict,
     for variant in study["variants"]:
         reason = expected.get(variant["variant"])
         for e in variant.get("expectations") or []:
-            rows.append([variant["variant"], claim_text(e), _family(e), p_text(_p_decisive(e)),
-                         _verdict(e, reason), "; ".join(_claim_notes(e, decimals))])
+            rows.append(
+                [
+                    variant["variant"],
+                    claim_text(e),
+                    _family(e),
+                    p_text(_p_decisive(e)),
+                    _verdict(e, reason),
+                    "; ".join(_claim_notes(e, decimals)),
+                ]
+            )
     return headers, rows
 
 
@@ -226,24 +287,36 @@ def verdict_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                 for e in variant.get("expectations") or []:
                     if (e.get("family") == "declared") != declared:
                         continue
-                    rows.append([_verdict(e, reason), study["study"], variant["variant"],
-                                 claim_text(e) + ("" if declared else " (exploratory)"),
-                                 p_text(_p_decisive(e))])
+                    rows.append(
+                        [
+                            _verdict(e, reason),
+                            study["study"],
+                            variant["variant"],
+                            claim_text(e) + ("" if declared else " (exploratory)"),
+                            p_text(_p_decisive(e)),
+                        ]
+                    )
     return ["verdict", "study", "variant", "claim", "p adj. 1-sided"], rows
 
 
 def _claim_verdicts(report: dict) -> dict[tuple[str, str, str], str]:
-    return {(study["study"], variant["variant"], claim_text(e)): verdict_of(e)
-            for study in report.get("studies") or () for variant in study.get("variants") or ()
-            for e in variant.get("expectations") or ()}
+    return {
+        (study["study"], variant["variant"], claim_text(e)): verdict_of(e)
+        for study in report.get("studies") or ()
+        for variant in study.get("variants") or ()
+        for e in variant.get("expectations") or ()
+    }
 
 
 def verdict_changes(baseline: dict, current: dict) -> list[str]:
     """A line per claim whose verdict differs between two reports."""
     before, after = _claim_verdicts(baseline), _claim_verdicts(current)
-    return [f"verdict changed: {study} {variant} {claim}: {before[key]} -> {after[key]}"
-            for key in after if key in before and before[key] != after[key]
-            for study, variant, claim in [key]]
+    return [
+        f"verdict changed: {study} {variant} {claim}: {before[key]} -> {after[key]}"
+        for key in after
+        if key in before and before[key] != after[key]
+        for study, variant, claim in [key]
+    ]
 
 
 def render_verdicts(report: dict, width: int = WIDTH, tablefmt: str = "simple") -> str:
@@ -256,19 +329,27 @@ def render_verdicts(report: dict, width: int = WIDTH, tablefmt: str = "simple") 
     parts = []
     for study in studies:
         mine = [[row[0], row[2], row[3], row[4]] for row in rows if row[1] == study]
-        parts += [f"{study}:", fit_table(["verdict", "variant", "claim", "p adj. 1-sided"], mine,
-                                         wrap={1: 10, 2: 24}, width=width, tablefmt=tablefmt)]
+        parts += [
+            f"{study}:",
+            fit_table(
+                ["verdict", "variant", "claim", "p adj. 1-sided"],
+                mine,
+                wrap={1: 10, 2: 24},
+                width=width,
+                tablefmt=tablefmt,
+            ),
+        ]
     return "\n".join(parts) + "\n"
 
 
 def expected_by_variant(report: dict, study: str) -> dict[str, str]:
     from ..results.outcomes import expected_failures
 
-    return {variant: reason for (name, variant), reason in expected_failures(report).items()
-            if name == study}
+    return {variant: reason for (name, variant), reason in expected_failures(report).items() if name == study}
 
 
 # --- fitting a table to the terminal --------------------------------------------------------
+
 
 def _wrap(text: str, width: int) -> str:
     # Words stay whole (a value such as "True" is never split), even past the width.
@@ -290,8 +371,9 @@ def simple_table(headers: list[str], rows: list[list[str]]) -> str:
 
     def emit(row):
         for k in range(max(len(cell) for cell in row)):
-            lines.append("  ".join((cell[k] if k < len(cell) else "").ljust(width)
-                                   for cell, width in zip(row, widths)).rstrip())
+            lines.append(
+                "  ".join((cell[k] if k < len(cell) else "").ljust(width) for cell, width in zip(row, widths)).rstrip()
+            )
 
     emit(table[0])
     lines.append("  ".join("-" * width for width in widths))
@@ -304,17 +386,23 @@ def _widest(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
 
 
-def fit_table(headers: list[str], rows: list[list[str]], *, wrap: dict[int, int] | None = None,
-              width: int = WIDTH, tablefmt: str = "simple") -> str:
+def fit_table(
+    headers: list[str],
+    rows: list[list[str]],
+    *,
+    wrap: dict[int, int] | None = None,
+    width: int = WIDTH,
+    tablefmt: str = "simple",
+) -> str:
     """The table, its ``wrap`` columns (index -> narrowest width) wrapped as much as it
     takes to fit ``width`` columns, when they can: the widest of them is narrowed first."""
     wrap = {c: w for c, w in (wrap or {}).items() if c < len(headers)}
-    limits = {c: max(len(line) for cell in [headers[c]] + [row[c] for row in rows]
-                     for line in str(cell).split("\n"))
-              for c in wrap}
+    limits = {
+        c: max(len(line) for cell in [headers[c]] + [row[c] for row in rows] for line in str(cell).split("\n"))
+        for c in wrap
+    }
     while True:
-        shaped = [[_wrap(str(cell), limits[c]) if c in limits else cell for c, cell in enumerate(row)]
-                  for row in rows]
+        shaped = [[_wrap(str(cell), limits[c]) if c in limits else cell for c, cell in enumerate(row)] for row in rows]
         text = _render(headers, shaped, tablefmt)
         over = _widest(text) - width
         shrinkable = [c for c in wrap if limits[c] > wrap[c]]
@@ -350,8 +438,7 @@ def _study_tables(report: dict, study: dict, width: int, tablefmt: str) -> tuple
         first = config and not tables  # the configuration goes with the first table only
         headers, rows = study_table(report, study, metrics=trial, intervals=False, config=first)
         trial_wrap = wrap if first else {}
-        if group and not _fits(fit_table(headers, rows, wrap=trial_wrap, width=width,
-                                         tablefmt=tablefmt), width):
+        if group and not _fits(fit_table(headers, rows, wrap=trial_wrap, width=width, tablefmt=tablefmt), width):
             tables.append(group)
             group = [metric]
         else:
@@ -359,10 +446,8 @@ def _study_tables(report: dict, study: dict, width: int, tablefmt: str) -> tuple
     tables.append(group)
     texts = []
     for index, metrics in enumerate(tables):
-        headers, rows = study_table(report, study, metrics=metrics, intervals=False,
-                                    config=config and index == 0)
-        texts.append(fit_table(headers, rows, wrap=wrap if index == 0 else {}, width=width,
-                               tablefmt=tablefmt))
+        headers, rows = study_table(report, study, metrics=metrics, intervals=False, config=config and index == 0)
+        texts.append(fit_table(headers, rows, wrap=wrap if index == 0 else {}, width=width, tablefmt=tablefmt))
     return texts, False
 
 
@@ -383,35 +468,35 @@ def render_results_table(report: dict, tablefmt: str = "simple", width: int = WI
         for table in tables:
             parts += [table, ""]
         decimals = _decimals(report, study)
-        test_headers, tests = test_rows(study, decimals, delta=False, interval=not intervals,
-                                        short=True)
+        test_headers, tests = test_rows(study, decimals, delta=False, interval=not intervals, short=True)
         if tests:
-            wrap = {test_headers.index(name): narrowest for name, narrowest in
-                    (("variant", 10), ("metric", 16), ("95% CI", 11), ("family", 11))
-                    if name in test_headers}
+            wrap = {
+                test_headers.index(name): narrowest
+                for name, narrowest in (("variant", 10), ("metric", 16), ("95% CI", 11), ("family", 11))
+                if name in test_headers
+            }
             parts += [fit_table(test_headers, tests, wrap=wrap, width=width, tablefmt=tablefmt), ""]
         detail_headers, details = detail_rows(study)
         if details:
             parts += [fit_table(detail_headers, details, width=width, tablefmt=tablefmt), ""]
         set_headers, set_rows, warnings = set_metric_rows(report, study["study"])
         if set_rows:
-            parts += [fit_table(set_headers, set_rows, wrap={0: 10, 5: 24}, width=width,
-                                tablefmt=tablefmt)]
+            parts += [fit_table(set_headers, set_rows, wrap={0: 10, 5: 24}, width=width, tablefmt=tablefmt)]
             parts += [_lines(f"warning: {w}", width) for w in warnings]
             parts.append("")
-        claim_headers, claims = _terminal_claim_rows(
-            study, expected_by_variant(report, study["study"]), decimals)
+        claim_headers, claims = _terminal_claim_rows(study, expected_by_variant(report, study["study"]), decimals)
         if claims:
-            parts.append(fit_table(claim_headers, claims, wrap={0: 10, 1: 21, 5: 16}, width=width,
-                                   tablefmt=tablefmt))
+            parts.append(fit_table(claim_headers, claims, wrap={0: 10, 1: 21, 5: 16}, width=width, tablefmt=tablefmt))
             if any(row[4].endswith("(expected)") for row in claims):
-                parts.append(_lines("(expected): a strict expected failure on this profile; "
-                                    "its reason is in report.md", width))
+                parts.append(
+                    _lines("(expected): a strict expected failure on this profile; its reason is in report.md", width)
+                )
             parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 
 
 # --- what the generator reported (variant details) ----------------------------------------
+
 
 def detail_rows(study: dict) -> tuple[list[str], list[list[str]]]:
     """What the generator reported about each variant's samples (its ``details``, e.g. the
@@ -424,23 +509,28 @@ def detail_rows(study: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for variant in study["variants"]:
         details = variant.get("details") or {}
-        rows.append([_variant_label(variant)] + [
-            f"{details[name]['value']:.4g}" if name in details else "—" for name in names])
+        rows.append(
+            [_variant_label(variant)] + [f"{details[name]['value']:.4g}" if name in details else "—" for name in names]
+        )
     return ["variant (generator details, mean)"] + names, rows
 
 
 # --- set-level metrics (FVD) ---------------------------------------------------------------
+
 
 def set_metric_rows(report: dict, study: str) -> tuple[list[str], list[list[str]], list[str]]:
     """The set-level metrics (FVD) of a study, one row per variant and metric: its value
     against the reference set, the bootstrap interval, the set sizes and the reference set;
     and the distinct warnings of its rows (a row with one says "yes" in its column)."""
     entries = [r for r in report.get("set_results") or () if r.get("study") == study]
-    order = {v.get("variant"): i for s in report.get("studies") or () if s.get("study") == study
-             for i, v in enumerate(s.get("variants") or ())}
+    order = {
+        v.get("variant"): i
+        for s in report.get("studies") or ()
+        if s.get("study") == study
+        for i, v in enumerate(s.get("variants") or ())
+    }
     entries.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["metric"]))
-    headers = ["variant", "metric", "value", "95% CI", "n (variant / ref)", "reference set",
-               "warning"]
+    headers = ["variant", "metric", "value", "95% CI", "n (variant / ref)", "reference set", "warning"]
     rows, warnings = [], []
     for r in entries:
         low, high = r.get("low"), r.get("high")
@@ -451,9 +541,17 @@ def set_metric_rows(report: dict, study: str) -> tuple[list[str], list[list[str]
         else:
             interval = f"[{fixed(low, 2)}, {fixed(high, 2)}]"
         arrow = ARROWS.get(r.get("direction"), "")
-        rows.append([str(r["variant"]), f"{r['metric']}{arrow}", fixed(r.get("value"), 2),
-                     interval, f"{r.get('n_variant')} / {r.get('n_reference')}",
-                     str(r.get("reference")), "yes" if r.get("warning") else ""])
+        rows.append(
+            [
+                str(r["variant"]),
+                f"{r['metric']}{arrow}",
+                fixed(r.get("value"), 2),
+                interval,
+                f"{r.get('n_variant')} / {r.get('n_reference')}",
+                str(r.get("reference")),
+                "yes" if r.get("warning") else "",
+            ]
+        )
         if r.get("warning") and r["warning"] not in warnings:
             warnings.append(r["warning"])
     return headers, rows, warnings
@@ -461,8 +559,10 @@ def set_metric_rows(report: dict, study: str) -> tuple[list[str], list[list[str]
 
 # --- the gate -------------------------------------------------------------------------------
 
-def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool = True,
-                      order: dict | None = None, width: int = WIDTH) -> str:
+
+def render_gate_table(
+    gate: dict, tablefmt: str = "simple", only_problems: bool = True, order: dict | None = None, width: int = WIDTH
+) -> str:
     """The gate's rows (only the failing ones unless ``only_problems`` is false), each
     metric's numbers with the decimals its tolerance asks for. ``order`` (``(study,
     variant) -> index``, e.g. ``results.report_json.variant_order`` of the current report) lists a
@@ -471,22 +571,30 @@ def render_gate_table(gate: dict, tablefmt: str = "simple", only_problems: bool 
 
     shown = [r for r in gate["rows"] if not only_problems or r["status"] in FAILING]
     if order:
-        shown.sort(key=lambda r: (r["study"], order.get((r["study"], r["variant"]), len(order)),
-                                  r["metric"]))
+        shown.sort(key=lambda r: (r["study"], order.get((r["study"], r["variant"]), len(order)), r["metric"]))
     rows = []
     for r in shown:
         decimals = resolution_decimals(r.get("tolerance"))
 
-        def number(x, sign=False):
+        def number(x, sign=False, decimals=decimals):
             if x is None:
                 return "—"
             if decimals is None:
                 return ("+" if sign and x >= 0 else "") + general(x)
             return signed(x, decimals) if sign else fixed(x, decimals)
 
-        rows.append([r["study"], r["variant"], r["metric"], r["status"], number(r.get("baseline")),
-                     number(r.get("current")), number(r.get("change"), sign=True),
-                     "—" if r.get("tolerance") is None else general(r["tolerance"])])
+        rows.append(
+            [
+                r["study"],
+                r["variant"],
+                r["metric"],
+                r["status"],
+                number(r.get("baseline")),
+                number(r.get("current")),
+                number(r.get("change"), sign=True),
+                "—" if r.get("tolerance") is None else general(r["tolerance"]),
+            ]
+        )
     headers = ["study", "variant", "metric", "status", "baseline", "current", "change", "tol."]
     return fit_table(headers, rows, wrap={0: 17, 1: 10, 2: 14}, width=width, tablefmt=tablefmt) + "\n"
 

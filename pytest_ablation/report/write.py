@@ -32,8 +32,7 @@ def write_reports(report: dict, report_dir: Path, *, keep_runs: int = 0) -> dict
     for folder in folders:
         if folder != report_dir:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / RUN_MARK).write_text("a run copy of pytest-ablation's report; pruned by "
-                                           "--ablation-keep-runs\n")
+            (folder / RUN_MARK).write_text("a run copy of pytest-ablation's report; pruned by --ablation-keep-runs\n")
         write_json_atomic(folder / "report.json", report)
         write_text_atomic(folder / "report.md", markdown)
         write_text_atomic(folder / "report.html", page)
@@ -64,8 +63,7 @@ def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
     ``run_name``, holding ``RUN_MARK``, not links); nothing else under ``runs_dir``."""
     import shutil
 
-    runs = sorted((p for p in runs_dir.iterdir() if _is_run_copy(p)), key=lambda p: p.name,
-                  reverse=True)
+    runs = sorted((p for p in runs_dir.iterdir() if _is_run_copy(p)), key=lambda p: p.name, reverse=True)
     removed = runs[keep:]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
@@ -73,5 +71,9 @@ def prune_runs(runs_dir: Path, keep: int) -> list[Path]:
 
 
 def _is_run_copy(path: Path) -> bool:
-    return (not path.is_symlink() and path.is_dir() and _RUN_NAME.fullmatch(path.name) is not None
-            and (path / RUN_MARK).is_file())
+    return (
+        not path.is_symlink()
+        and path.is_dir()
+        and _RUN_NAME.fullmatch(path.name) is not None
+        and (path / RUN_MARK).is_file()
+    )

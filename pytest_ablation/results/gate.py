@@ -26,7 +26,8 @@ import json
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 FAILING = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted")
 # Case outcomes recorded in report.json, and the gate status each one gives.
@@ -99,8 +100,7 @@ def unknown_tolerance(tolerances: Iterable[str], known: Iterable[str], source: s
         if name in known:
             continue
         close = closest(name, known)
-        hint = (f"did you mean {close!r}?" if close
-                else f"the known metrics are: {', '.join(known) or 'none'}")
+        hint = f"did you mean {close!r}?" if close else f"the known metrics are: {', '.join(known) or 'none'}"
         return f"{source}: no metric named {name!r}, so its tolerance would never be used; {hint}"
     return None
 
@@ -138,8 +138,9 @@ def judge_set(direction: str, baseline: float, current: Mapping, tolerance: floa
     if value is None:
         return "nan"
     low, high = number(current.get("low")), number(current.get("high"))
-    return _judge_interval(direction, baseline, value if low is None else low,
-                           value if high is None else high, tolerance)
+    return _judge_interval(
+        direction, baseline, value if low is None else low, value if high is None else high, tolerance
+    )
 
 
 def _judge_interval(direction: str, baseline: float, low: float, high: float, tolerance: float) -> str:
@@ -200,14 +201,22 @@ def compare(
         else:
             value = number(now["value"])
             status = judge(direction, float(entry["value"]), value, tolerance)
-        rows.append(GateRow(*key, status, float(entry["value"]), value, tolerance, direction,
-                            NAN_REASON if status == "nan" else None))
+        rows.append(
+            GateRow(
+                *key,
+                status,
+                float(entry["value"]),
+                value,
+                tolerance,
+                direction,
+                NAN_REASON if status == "nan" else None,
+            )
+        )
     for key, now in current.items():
         if key not in seen:
             value, direction = number(now["value"]), now.get("direction", "info")
             status = "nan" if value is None else "new"
-            rows.append(GateRow(*key, status, None, value, None, direction,
-                                NAN_REASON if status == "nan" else None))
+            rows.append(GateRow(*key, status, None, value, None, direction, NAN_REASON if status == "nan" else None))
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
 
 
@@ -257,9 +266,11 @@ def profile_mismatch(baseline: dict, current: dict) -> str | None:
     then, now = _profile_name(baseline), _profile_name(current)
     if then is None or now is None or then == now:
         return None
-    return (f"the baseline was made on profile {then!r} and this report on profile {now!r}; "
-            f"their numbers do not compare: gate against a baseline saved from profile {now!r} "
-            f"(pytest --ablation-profile {now} --ablation-save-baseline FILE)")
+    return (
+        f"the baseline was made on profile {then!r} and this report on profile {now!r}; "
+        f"their numbers do not compare: gate against a baseline saved from profile {now!r} "
+        f"(pytest --ablation-profile {now} --ablation-save-baseline FILE)"
+    )
 
 
 def _shown(value: Any, width: int = 60) -> str:
@@ -280,12 +291,15 @@ def configuration_differences(baseline: dict, current: dict) -> list[str]:
         elif then != now:
             lines.append(f"{where}: {_shown(then)} -> {_shown(now)}")
 
-    profiles = [report.get("profile") if isinstance(report.get("profile"), dict) else {}
-                for report in (baseline, current)]
+    profiles = [
+        report.get("profile") if isinstance(report.get("profile"), dict) else {} for report in (baseline, current)
+    ]
     for part in ("settings", "methods", "models"):
         walk(f"profile.{part}", profiles[0].get(part), profiles[1].get(part))
-    packages = [(report.get("environment") or {}).get("packages") if isinstance(
-        report.get("environment"), dict) else None for report in (baseline, current)]
+    packages = [
+        (report.get("environment") or {}).get("packages") if isinstance(report.get("environment"), dict) else None
+        for report in (baseline, current)
+    ]
     walk("packages", packages[0], packages[1])
     return lines
 
@@ -315,8 +329,11 @@ def judge_reports(
     info_then = baseline.get("metrics") or {}
 
     def tolerance_of(metric: str) -> float:
-        for source in (tolerances, {m: i.get("tolerance") for m, i in info_now.items()},
-                       {m: i.get("tolerance") for m, i in info_then.items()}):
+        for source in (
+            tolerances,
+            {m: i.get("tolerance") for m, i in info_now.items()},
+            {m: i.get("tolerance") for m, i in info_then.items()},
+        ):
             value = number(source.get(metric))
             if value is not None:
                 return value
@@ -329,8 +346,7 @@ def judge_reports(
     selection = current.get("selection") or {}
     baseline_nodeids = _nodeids(baseline)
     baseline_results = [*baseline["results"], *_set_rows(baseline)]
-    results = {(r["study"], r["variant"], r["metric"]): r
-               for r in [*current["results"], *_set_rows(current)]}
+    results = {(r["study"], r["variant"], r["metric"]): r for r in [*current["results"], *_set_rows(current)]}
     rows: list[GateRow] = []
     seen_results = set()
     judged_cases = set()
@@ -348,12 +364,14 @@ def judge_reports(
             nodeid = baseline_nodeids.get(case_key) or baseline_nodeids.get(key[:2])
             if _in_scope(nodeid, selection):
                 status = "deleted"
-                reason = (f"{nodeid} is no longer in the code (the baseline has it; this run "
-                          "collected its file)" if nodeid else "no longer in the code")
+                reason = (
+                    f"{nodeid} is no longer in the code (the baseline has it; this run collected its file)"
+                    if nodeid
+                    else "no longer in the code"
+                )
             else:
                 status = "not run"
-                reason = (f"{nodeid.split('::', 1)[0]} was not collected" if nodeid
-                          else "not collected")
+                reason = f"{nodeid.split('::', 1)[0]} was not collected" if nodeid else "not collected"
         elif case["outcome"] not in SCORED_OUTCOMES:
             status, reason = CASE_STATUS.get(case["outcome"], "error"), case.get("reason")
             judged_cases.add(case_key)
@@ -378,8 +396,7 @@ def judge_reports(
             continue  # reported once per case below
         value, direction = number(now["value"]), direction_of(key[2], now)
         status = "nan" if value is None else "new"
-        rows.append(GateRow(*key, status, None, value, None, direction,
-                            NAN_REASON if status == "nan" else None))
+        rows.append(GateRow(*key, status, None, value, None, direction, NAN_REASON if status == "nan" else None))
     for case_key, case in cases.items():
         status = CASE_STATUS.get(case["outcome"])
         if status in FAILING and case_key not in judged_cases:
@@ -387,8 +404,9 @@ def judge_reports(
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
 
 
-def gate_verdict(baseline: dict, current: dict, baseline_name: str, *,
-                 tolerances: Mapping[str, float] | None = None) -> dict:
+def gate_verdict(
+    baseline: dict, current: dict, baseline_name: str, *, tolerances: Mapping[str, float] | None = None
+) -> dict:
     """The gate's verdict on ``current`` against ``baseline`` (``summarize``'s dict), with the
     configuration differences of the two reports when it fails."""
     gate = summarize(judge_reports(baseline, current, tolerances=tolerances), baseline_name)
@@ -401,8 +419,21 @@ def summarize(rows: list[GateRow], baseline: str) -> dict:
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     failed = any(row.status in FAILING for row in rows)
-    order = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted", "ok",
-             "improved", "info", "new", "skipped", "not run")
+    order = (
+        "regressed",
+        "missing",
+        "error",
+        "failed",
+        "unfinished",
+        "nan",
+        "deleted",
+        "ok",
+        "improved",
+        "info",
+        "new",
+        "skipped",
+        "not run",
+    )
     summary = ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))
     return {
         "baseline": str(baseline),

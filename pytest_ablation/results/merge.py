@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from .record import POSITION_FIELD, missing_fields, record_of
 from .report_json import ReportError, build_report, load_report, merge_cache_stats
@@ -88,8 +89,7 @@ def _check_shards(named: list[tuple[str, dict]], partial: bool) -> list[dict]:
         return []
     if len(sharded) != len(shards):
         unsharded = next(name for name, shard in shards if shard is None)
-        raise MergeError(f"cannot merge {unsharded}: it is not a shard, but the others are "
-                         "(shard differs)")
+        raise MergeError(f"cannot merge {unsharded}: it is not a shard, but the others are (shard differs)")
     counts = {shard["count"] for _, shard in sharded}
     if len(counts) > 1:
         listed = ", ".join(f"{name}: {shard['index']}/{shard['count']}" for name, shard in sharded)
@@ -98,8 +98,7 @@ def _check_shards(named: list[tuple[str, dict]], partial: bool) -> list[dict]:
     seen: dict[int, str] = {}
     for name, shard in sharded:
         if shard["index"] in seen:
-            raise MergeError(f"cannot merge: {name} and {seen[shard['index']]} are both shard "
-                             f"{shard['index']}/{count}")
+            raise MergeError(f"cannot merge: {name} and {seen[shard['index']]} are both shard {shard['index']}/{count}")
         seen[shard["index"]] = name
     missing = sorted(set(range(1, count + 1)) - set(seen))
     if missing and not partial:
@@ -117,8 +116,10 @@ def _variant_records(named: list[tuple[str, dict]]) -> list[dict]:
             for entry in study["variants"]:
                 missing = missing_fields(entry)
                 if missing:
-                    raise MergeError(f"cannot merge {name}: a variant of {study['study']} has no "
-                                     f"{', '.join(missing)} (is it a full report.json?)")
+                    raise MergeError(
+                        f"cannot merge {name}: a variant of {study['study']} has no "
+                        f"{', '.join(missing)} (is it a full report.json?)"
+                    )
                 key = (study["study"], entry["variant"])
                 record = record_of(study["study"], entry)
                 if key in records and _results(records[key][1]) != _results(record):
@@ -241,18 +242,18 @@ def _inside(folder: Path, relative, report: Path) -> Path:
     """``folder / relative``, refused (``MergeError``) unless it stays inside ``folder``,
     links resolved, and every file beneath it does too."""
     if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
-        raise MergeError(f"report {report}: media path {relative!r} is not a relative path "
-                         "inside its folder; refused")
+        raise MergeError(f"report {report}: media path {relative!r} is not a relative path inside its folder; refused")
     path = folder / relative
     resolved = path.resolve()
     if not resolved.is_relative_to(folder):
-        raise MergeError(f"report {report}: media path {relative!r} leads outside its folder "
-                         f"{folder}; refused")
+        raise MergeError(f"report {report}: media path {relative!r} leads outside its folder {folder}; refused")
     if path.is_dir():
         for inner in path.rglob("*"):
             if not inner.resolve().is_relative_to(folder):
-                raise MergeError(f"report {report}: {inner} (under media path {relative!r}) "
-                                 f"leads outside its folder {folder}; refused")
+                raise MergeError(
+                    f"report {report}: {inner} (under media path {relative!r}) "
+                    f"leads outside its folder {folder}; refused"
+                )
     return path
 
 

@@ -56,8 +56,11 @@ class Outcomes:
         payload = getattr(report, "ablation", None) or {}
         if report.failed:
             if when == "call" and str(report.longrepr).startswith("[XPASS(strict)]"):
-                outcome = ("failed", "passed, but was expected to fail (strict): "
-                           + _short(str(report.longrepr)[len("[XPASS(strict)]"):].strip() or "xfail"))
+                outcome = (
+                    "failed",
+                    "passed, but was expected to fail (strict): "
+                    + _short(str(report.longrepr)[len("[XPASS(strict)]") :].strip() or "xfail"),
+                )
             elif when == "call" and payload.get("assertion"):
                 outcome = ("failed", failure_text(report))
             else:

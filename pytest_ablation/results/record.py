@@ -10,17 +10,39 @@ of reports back into records.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 # Every record has these fields, in this order.
 RECORD_FIELDS = (
-    "study", "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
-    "config", "reference_config", "settings", "samples", "metrics", "expectations",
+    "study",
+    "variant",
+    "reference",
+    "is_reference",
+    "nodeid",
+    "generator",
+    "generator_identity",
+    "config",
+    "reference_config",
+    "settings",
+    "samples",
+    "metrics",
+    "expectations",
 )
 # What a study's variant entry in report.json holds: a record without its study, in this order.
 VARIANT_FIELDS = (
-    "variant", "reference", "is_reference", "nodeid", "generator", "generator_identity",
-    "config", "reference_config", "settings", "samples", "expectations", "metrics",
+    "variant",
+    "reference",
+    "is_reference",
+    "nodeid",
+    "generator",
+    "generator_identity",
+    "config",
+    "reference_config",
+    "settings",
+    "samples",
+    "expectations",
+    "metrics",
 )
 # Added where the pictures of the variant were saved (paths relative to the report folder).
 MEDIA_FIELDS = ("media", "videos")
@@ -28,8 +50,20 @@ MEDIA_FIELDS = ("media", "videos")
 SET_METRICS_FIELD = "set_metrics"
 # The fields of a set-level metric of a record that each row of the report's
 # ``set_results`` repeats.
-SET_RESULT_FIELDS = ("direction", "value", "low", "high", "confidence", "n_variant",
-                     "n_reference", "reference", "is_reference", "resamples", "seed", "warning")
+SET_RESULT_FIELDS = (
+    "direction",
+    "value",
+    "low",
+    "high",
+    "confidence",
+    "n_variant",
+    "n_reference",
+    "reference",
+    "is_reference",
+    "resamples",
+    "seed",
+    "warning",
+)
 # Added where the generator describes its samples (``info["details"]`` of its videos, e.g.
 # the noise a sampler achieved): name -> {"value": mean over the samples, "samples": [...]}.
 DETAILS_FIELD = "details"
@@ -143,8 +177,7 @@ def record_of(study: str, entry: Mapping[str, Any]) -> dict:
 def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
     """The row of the report's ``results`` for one metric of a record."""
     m = record["metrics"][metric]
-    row = {"study": study, "variant": record["variant"], "reference": record["reference"],
-           "metric": metric}
+    row = {"study": study, "variant": record["variant"], "reference": record["reference"], "metric": metric}
     row.update((field, m[field]) for field in RESULT_FIELDS)
     return row
 
@@ -162,8 +195,14 @@ def generator_details(videos: Iterable[Any]) -> dict:
     ``info["details"]`` of its stored videos), by name: their mean over the samples that
     report it, and each sample's value in sample order (None where a sample lacks it)."""
     per_sample = [dict((getattr(v, "info", None) or {}).get("details") or {}) for v in videos]
-    names = sorted({name for d in per_sample for name, value in d.items()
-                    if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    names = sorted(
+        {
+            name
+            for d in per_sample
+            for name, value in d.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+    )
     details = {}
     for name in names:
         values = [d.get(name) if isinstance(d.get(name), (int, float)) else None for d in per_sample]

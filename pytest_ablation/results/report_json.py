@@ -10,11 +10,17 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ..files import strict_json
 from .record import (
-    POSITION_FIELD, SET_METRICS_FIELD, call_number, case_variant, result_row, set_result_row,
+    POSITION_FIELD,
+    SET_METRICS_FIELD,
+    call_number,
+    case_variant,
+    result_row,
+    set_result_row,
     variant_entry,
 )
 from ..stats.inference import annotate, result_fields
@@ -41,7 +47,6 @@ _VERSIONED = (
 )
 
 
-
 class ReportError(ValueError):
     pass
 
@@ -58,14 +63,15 @@ def package_versions() -> dict[str, str | None]:
 
 def git_commit(folder: Path) -> dict | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
-        )
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder, capture_output=True, text=True, timeout=10,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -121,19 +127,22 @@ def build_report(
         references = sorted({r["reference"] for r in variants.values()})
         metrics = sorted({m for r in variants.values() for m in r["metrics"]})
         study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
-        positions = {name: _position(record, collected.get((study, case_variant(name))))
-                     for name, record in variants.items()}
+        positions = {
+            name: _position(record, collected.get((study, case_variant(name)))) for name, record in variants.items()
+        }
         for variant in sorted(variants, key=lambda name: _order_key(name, positions[name])):
             record = variants[variant]
             study_entry["variants"].append(variant_entry(record, positions[variant]))
             results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
-            set_results.extend(set_result_row(study, record, metric)
-                               for metric in sorted(record.get(SET_METRICS_FIELD) or {}))
+            set_results.extend(
+                set_result_row(study, record, metric) for metric in sorted(record.get(SET_METRICS_FIELD) or {})
+            )
         studies.append(study_entry)
     # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
     annotate(studies)
-    entries = {(s["study"], v["variant"], name): m
-               for s in studies for v in s["variants"] for name, m in v["metrics"].items()}
+    entries = {
+        (s["study"], v["variant"], name): m for s in studies for v in s["variants"] for name, m in v["metrics"].items()
+    }
     for result in results:
         result.update(result_fields(entries[result["study"], result["variant"], result["metric"]]))
     report = {
@@ -151,8 +160,7 @@ def build_report(
         report["set_results"] = set_results
     if cases is not None:
         report["cases"] = sorted(
-            ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")}
-             for case in cases),
+            ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")} for case in cases),
             key=lambda c: (c["study"], c["variant"], c["nodeid"] or ""),
         )
         report["selection"] = {
@@ -197,9 +205,11 @@ def _order_key(variant: str, position: int | None) -> tuple:
 def variant_order(report: dict) -> dict[tuple[str, str], int]:
     """``(study, variant) -> index`` of each variant in its study's entry of ``report``: the
     order its tables show them in (collection order in a report that records it)."""
-    return {(study.get("study"), entry.get("variant")): index
-            for study in report.get("studies") or ()
-            for index, entry in enumerate(study.get("variants") or ())}
+    return {
+        (study.get("study"), entry.get("variant")): index
+        for study in report.get("studies") or ()
+        for index, entry in enumerate(study.get("variants") or ())
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -213,14 +223,17 @@ def baseline_problem(report: dict) -> str | None:
     broken = [c for c in report.get("cases") or () if c.get("outcome") in ("error", "unfinished")]
     if broken:
         first = broken[0]
-        return (f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
-                f"{first.get('variant')}: {first.get('reason')}")
-    for index, entry in enumerate([*(report.get("results") or ()),
-                                   *(report.get("set_results") or ())]):
+        return (
+            f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
+            f"{first.get('variant')}: {first.get('reason')}"
+        )
+    for index, entry in enumerate([*(report.get("results") or ()), *(report.get("set_results") or ())]):
         if not _is_number(entry.get("value")):
-            return (f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
-                    f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "
-                    "a finite number for every value")
+            return (
+                f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
+                f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "
+                "a finite number for every value"
+            )
     return None
 
 
@@ -255,25 +268,26 @@ def load_report(path: str | Path, *, what: str = "report") -> dict:
     except IsADirectoryError:
         raise ReportError(f"{what} {path} is a directory; expected a report.json file") from None
     except UnicodeDecodeError as error:
-        raise ReportError(f"{what} {path} is not UTF-8 text (byte {error.start}); is it a "
-                          "report.json?") from None
+        raise ReportError(f"{what} {path} is not UTF-8 text (byte {error.start}); is it a report.json?") from None
     except OSError as error:
         raise ReportError(f"{what} {path} cannot be read: {error.strerror or error}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ReportError(f"{what} {path} is not valid JSON ({error.msg} at line {error.lineno}); "
-                          "is it truncated?") from None
+        raise ReportError(
+            f"{what} {path} is not valid JSON ({error.msg} at line {error.lineno}); is it truncated?"
+        ) from None
     except RecursionError:
         raise ReportError(f"{what} {path} is nested too deeply to be a report.json") from None
     if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
-        raise ReportError(f"{what} {path} is not a pytest-ablation report (no format "
-                          f"{REPORT_FORMAT!r})")
+        raise ReportError(f"{what} {path} is not a pytest-ablation report (no format {REPORT_FORMAT!r})")
     if data.get("version") not in READABLE_VERSIONS:
-        raise ReportError(f"{what} {path} has report version {data.get('version')!r}; this "
-                          f"pytest-ablation reads versions "
-                          f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
-                          "--ablation-save-baseline")
+        raise ReportError(
+            f"{what} {path} has report version {data.get('version')!r}; this "
+            f"pytest-ablation reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
+            "--ablation-save-baseline"
+        )
     problem = schema_problem(data)
     if problem:
         raise ReportError(f"{what} {path} does not match report.json's schema: {problem}")

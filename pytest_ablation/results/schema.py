@@ -90,8 +90,13 @@ def _key_path(path: str, key: str) -> str:
 
 
 _TYPE_NAMES = {
-    "object": "an object", "array": "a list", "string": "a string", "integer": "an integer",
-    "number": "a number", "boolean": "true or false", "null": "null",
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
 }
 
 
@@ -203,6 +208,5 @@ def _equal(value: Any, expected: Any) -> bool:
     """JSON equality: true is not 1, and 1 equals 1.0."""
     if isinstance(value, bool) or isinstance(expected, bool):
         return isinstance(value, bool) and isinstance(expected, bool) and value == expected
-    same_kind = type(value) is type(expected) or (
-        _is_type(value, "number") and _is_type(expected, "number"))
+    same_kind = type(value) is type(expected) or (_is_type(value, "number") and _is_type(expected, "number"))
     return same_kind and value == expected

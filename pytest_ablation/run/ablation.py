@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
 
 from ..stats.expectations import ClaimSet, Expectation, IgnoredExpectation
 from .generation import (
@@ -25,7 +26,11 @@ from .generation import (
 )
 from .keys import canonical, derive_seed, digest
 from ..results.record import (
-    DETAILS_FIELD, generator_details, make_record, metric_entry, sample_entry,
+    DETAILS_FIELD,
+    generator_details,
+    make_record,
+    metric_entry,
+    sample_entry,
 )
 from ..stats.paired import PairedDelta, paired_delta
 
@@ -48,9 +53,9 @@ class Workbench(Protocol):
 
     profile: Any
     device: str
-    pool: "ModelPool"
-    cache: "ResultCache"
-    scorer: "Scorer"
+    pool: ModelPool
+    cache: ResultCache
+    scorer: Scorer
     # ``progress(message)`` writes a progress line; ``progress.enabled`` says if it shows.
     progress: Callable[[str], None]
 
@@ -152,11 +157,11 @@ class Ablation:
     def __init__(
         self,
         item,
-        case: "Case",
+        case: Case,
         *,
         bench: Workbench,
-        catalog: "Catalog",
-        media: "MediaWriter",
+        catalog: Catalog,
+        media: MediaWriter,
         replay_until: int | None = None,
     ):
         self.case = case
@@ -202,8 +207,7 @@ class Ablation:
     # -- the API ------------------------------------------------------------------------
     def run(self, generator: Any, **config: Any) -> Comparison:
         """Generate and score this variant and its reference over every (prompt, seed)."""
-        return self._on_device(lambda: self._run(generator, config), "running the variant",
-                               self.case.variant)
+        return self._on_device(lambda: self._run(generator, config), "running the variant", self.case.variant)
 
     def _run(self, generator: Any, config: dict) -> Comparison:
         self._calls += 1
@@ -218,7 +222,8 @@ class Ablation:
         for round_number, units in enumerate(design.looks if design else [None], start=1):
             at = settings if units is None else self._at_units(settings, units)
             samples, videos, reference_config, reference_samples, reference_videos = self._paired(
-                bound, variant_config, at, call, units)
+                bound, variant_config, at, call, units
+            )
             comparison = self._compare(variant_config, reference_config, at, samples, reference_samples)
             if design is None or self._decide_round(design, comparison, decisions):
                 break
@@ -302,13 +307,20 @@ class Ablation:
         sequential decisions, in a study of rounds)."""
         for claim in self._declared:
             decision = decisions.get(claim)
-            sequential = None if decision is None else {
-                "verdict": decision.verdict, "look": decision.look + 1, "n": decision.n,
-                "looks": list(design.looks), "p_value": decision.p_value,
-            }
+            sequential = (
+                None
+                if decision is None
+                else {
+                    "verdict": decision.verdict,
+                    "look": decision.look + 1,
+                    "n": decision.n,
+                    "looks": list(design.looks),
+                    "p_value": decision.p_value,
+                }
+            )
             self.expect(comparison, claim.metric)._check(
-                claim.claim, claim.margin, claim.statistic, family="declared",
-                sequential=sequential)
+                claim.claim, claim.margin, claim.statistic, family="declared", sequential=sequential
+            )
 
     def expect(self, comparison: Comparison, metric: str):
         if metric in self.case.marker.metrics and self._level(metric) == "set":
@@ -325,8 +337,7 @@ class Ablation:
             if record is not None:
                 record["expectations"].append(outcome)
 
-        return Expectation(comparison, metric, on_checked=remember, claims=self._claims,
-                           declared=self._declared)
+        return Expectation(comparison, metric, on_checked=remember, claims=self._claims, declared=self._declared)
 
     def finish_claims(self, *, raise_failures: bool = True) -> None:
         """Decide every claim the test made (Holm over them), giving each its verdict, and
@@ -367,7 +378,8 @@ class Ablation:
     def _reference_call(self, call: int):
         reference = self._catalog.reference_of(self.case)
         differing = {
-            name for name in set(reference.params) | set(self.case.params)
+            name
+            for name in set(reference.params) | set(self.case.params)
             if reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
         }
         indirect = sorted(differing - self.case.direct_params)
@@ -381,8 +393,9 @@ class Ablation:
         kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames if name in item.funcargs}
         for name in differing:
             kwargs[name] = reference.params[name]
-        replay = Ablation(item, reference, bench=self._bench, catalog=self._catalog,
-                          media=self._media, replay_until=call)
+        replay = Ablation(
+            item, reference, bench=self._bench, catalog=self._catalog, media=self._media, replay_until=call
+        )
         for name, value in list(kwargs.items()):
             if isinstance(value, Ablation):
                 kwargs[name] = replay
@@ -438,8 +451,7 @@ class Ablation:
         made: dict[int, tuple[Sample, Any]] = {}
         for index, prompt, seed_index, seed, video_key in sorted(planned, key=lambda p: (p[2], p[0])):
 
-            def generate(prompt=prompt, seed=seed, seed_index=seed_index, index=index,
-                         video_key=video_key):
+            def generate(prompt=prompt, seed=seed, seed_index=seed_index, index=index, video_key=video_key):
                 if batch_size > 1 and video_key not in batched:
                     # A cached entry of this chunk turned out corrupted: remake its batch.
                     start = (index - 1) // batch_size * batch_size
@@ -447,12 +459,10 @@ class Ablation:
                     batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs), label))
                 if video_key in batched:
                     return batched.pop(video_key)
-                return self._generate(bound, config, settings, prompt, seed, seed_index,
-                                      f"{index}/{len(pairs)}", label)
+                return self._generate(bound, config, settings, prompt, seed, seed_index, f"{index}/{len(pairs)}", label)
 
             stored = bench.cache.video(video_key, generate)
-            scores = bench.scorer.score_all(stored, prompt, video_key, metrics,
-                                            fps=settings.fps)
+            scores = bench.scorer.score_all(stored, prompt, video_key, metrics, fps=settings.fps)
             made[index] = (Sample(prompt, seed_index, seed, video_key, scores), stored)
         samples = [made[entry[0]][0] for entry in planned]
         videos = [made[entry[0]][1] for entry in planned]
@@ -460,7 +470,11 @@ class Ablation:
 
     def _request(self, config, settings, prompt, seed, seed_index) -> GenerationRequest:
         return GenerationRequest.from_settings(
-            settings, prompt=prompt, seed=seed, seed_index=seed_index, device=self._bench.device,
+            settings,
+            prompt=prompt,
+            seed=seed,
+            seed_index=seed_index,
+            device=self._bench.device,
             config=config,
             progress=self._bench.progress.enabled,
         )
@@ -470,10 +484,7 @@ class Ablation:
         started = time.perf_counter()
         output = self._on_device(lambda: bound.call(request), f"generating {prompt!r}", label)
         seconds = time.perf_counter() - started
-        self._bench.progress(
-            f"{self.case.study} {label}: generated {progress} {prompt!r} "
-            f"({seconds:.2f}s)"
-        )
+        self._bench.progress(f"{self.case.study} {label}: generated {progress} {prompt!r} ({seconds:.2f}s)")
         return _stored(check_output(output, generator=bound.name), seconds)
 
     def _batch_size(self, bound, settings) -> int:
@@ -503,8 +514,9 @@ class Ablation:
         return videos
 
     def _generate_chunk(self, bound, config, settings, chunk, total, label) -> dict:
-        requests = [self._request(config, settings, prompt, seed, seed_index)
-                    for _, prompt, seed_index, seed, _ in chunk]
+        requests = [
+            self._request(config, settings, prompt, seed, seed_index) for _, prompt, seed_index, seed, _ in chunk
+        ]
         started = time.perf_counter()
         outputs = self._on_device(
             lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos", label
@@ -516,8 +528,7 @@ class Ablation:
                 f"{len(requests)} requests; expected a list of {len(requests)} videos"
             )
         self._bench.progress(
-            f"{self.case.study} {label}: generated {chunk[0][0]}-{chunk[-1][0]}/"
-            f"{total} in one batch ({seconds:.2f}s)"
+            f"{self.case.study} {label}: generated {chunk[0][0]}-{chunk[-1][0]}/{total} in one batch ({seconds:.2f}s)"
         )
         return {
             entry[4]: _stored(check_output(output, generator=bound.name), seconds / len(requests))
@@ -605,8 +616,7 @@ class Ablation:
             config=comparison.config,
             reference_config=comparison.reference_config,
             settings=comparison.settings,
-            samples=[sample_entry(s.prompt, s.seed_index, s.seed, s.video_key)
-                     for s in comparison.samples],
+            samples=[sample_entry(s.prompt, s.seed_index, s.seed, s.video_key) for s in comparison.samples],
             metrics={
                 name: metric_entry(
                     direction=m.direction,
@@ -618,8 +628,10 @@ class Ablation:
                 )
                 for name, m in comparison.metrics.items()
             },
-            set_metrics={name: {**r.to_dict(), "direction": self._bench.metric(name).direction}
-                         for name, r in comparison.set_metrics.items()},
+            set_metrics={
+                name: {**r.to_dict(), "direction": self._bench.metric(name).direction}
+                for name, r in comparison.set_metrics.items()
+            },
         )
 
 

@@ -20,7 +20,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
 
 from ..files import write_bytes_atomic
 
@@ -39,14 +40,14 @@ class CorruptEntry(Exception):
 class StoredVideo:
     """A generated video as it is scored: uint8 frames (F, 3, H, W), as a player shows them."""
 
-    frames: "torch.Tensor"
-    condition: "torch.Tensor | None" = None
+    frames: torch.Tensor
+    condition: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
 
-    def as_float(self) -> "torch.Tensor":
+    def as_float(self) -> torch.Tensor:
         return self.frames.float() / 255.0
 
-    def condition_as_float(self) -> "torch.Tensor | None":
+    def condition_as_float(self) -> torch.Tensor | None:
         return None if self.condition is None else self.condition.float() / 255.0
 
 
@@ -81,9 +82,7 @@ class ResultCache:
 
     # -- public API -------------------------------------------------------------------
     def video(self, key: str, compute: Callable[[], StoredVideo]) -> StoredVideo:
-        return self._get_or_compute(
-            "videos", key, ".safetensors", _load_video, _dump_video, compute
-        )
+        return self._get_or_compute("videos", key, ".safetensors", _load_video, _dump_video, compute)
 
     def has_video(self, key: str) -> bool:
         """Whether ``video(key, ...)`` would find an entry (unverified: a corrupted one is
@@ -102,7 +101,12 @@ class ResultCache:
         are read back from disk when asked for again rather than held in memory.
         """
         return self._get_or_compute(
-            "tensors", key, ".safetensors", _load_tensors, _dump_tensors, compute,
+            "tensors",
+            key,
+            ".safetensors",
+            _load_tensors,
+            _dump_tensors,
+            compute,
             remember=not self.enabled,
         )
 
@@ -111,9 +115,7 @@ class ResultCache:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     # -- machinery ----------------------------------------------------------------------
-    def _get_or_compute(
-        self, kind, key, suffix, load, dump, compute: Callable[[], T], remember: bool = True
-    ) -> T:
+    def _get_or_compute(self, kind, key, suffix, load, dump, compute: Callable[[], T], remember: bool = True) -> T:
         memo_key = (kind, key)
         if memo_key in self._memory:
             self.stats.memory_hits += 1
@@ -235,9 +237,7 @@ def _load_safetensors(key: str, data: bytes) -> tuple[dict, str]:
 
 
 def _tensors_digest(key: str, info: str, tensors: dict) -> str:
-    return _content_digest(
-        key.encode(), info.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors))
-    )
+    return _content_digest(key.encode(), info.encode(), *(_tensor_bytes(tensors[n]) for n in sorted(tensors)))
 
 
 def _tensor_bytes(tensor) -> bytes:

@@ -11,7 +11,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..suggest import did_you_mean
 
@@ -24,6 +25,7 @@ MARKER_HELP = (
     "metrics_on={'toy': [...]} adds metrics on the named profiles only; "
     "claims={'variant': ['metric claim [margin]', ...]} declares the study's confirmatory family"
 )
+
 
 class StudyError(ValueError):
     pass
@@ -68,8 +70,7 @@ def declared_replicates(item):
     for name in getattr(item, "fixturenames", ()):
         for definition in definitions.get(name, ()):
             function = getattr(definition, "func", None)
-            for candidate in (function, getattr(function, "__wrapped__", None),
-                              getattr(function, "__func__", None)):
+            for candidate in (function, getattr(function, "__wrapped__", None), getattr(function, "__func__", None)):
                 declared = getattr(candidate, REPLICATES_ATTRIBUTE, None)
                 if declared is not None:
                     return (name, *declared)
@@ -81,8 +82,9 @@ def _undecidable_xfail(profile: str, found):
 
     from ..stats.expectations import ExpectationFailed
 
-    return pytest.mark.xfail(strict=True, raises=ExpectationFailed,
-                             reason=f"undecidable on profile {profile!r}: {found.line()}")
+    return pytest.mark.xfail(
+        strict=True, raises=ExpectationFailed, reason=f"undecidable on profile {profile!r}: {found.line()}"
+    )
 
 
 # What a study's samples are grouped by before its paired tests (the marker's ``unit``).
@@ -113,8 +115,7 @@ def profile_xfail(item, profile: str):
 
             # Only a failed claim is the expected failure: a crash (a generator bug, a full
             # disk, a missing file) must not hide as XFAIL.
-            return pytest.mark.xfail(strict=True, raises=ExpectationFailed,
-                                     reason=f"on profile {profile!r}: {reason}")
+            return pytest.mark.xfail(strict=True, raises=ExpectationFailed, reason=f"on profile {profile!r}: {reason}")
     return None
 
 
@@ -156,12 +157,12 @@ class StudyMarker:
         settings = self.settings_on(profile_settings)
         return settings.seeds if self.unit == "seed" else len(settings.prompts)
 
-    def for_profile(self, profile: str) -> "StudyMarker":
+    def for_profile(self, profile: str) -> StudyMarker:
         extra = [m for m in self.metrics_on.get(profile, ()) if m not in self.metrics]
         return dataclasses.replace(self, metrics=self.metrics + tuple(extra)) if extra else self
 
     @classmethod
-    def from_mark(cls, mark, where: str) -> "StudyMarker":
+    def from_mark(cls, mark, where: str) -> StudyMarker:
         args, kwargs = list(mark.args), dict(mark.kwargs)
         study = args.pop(0) if args else kwargs.pop("study", None)
         if args:
@@ -188,20 +189,24 @@ class StudyMarker:
         fvd_reference = kwargs.pop("fvd_reference", None)
         if fvd_reference is not None:
             if not isinstance(fvd_reference, (str, os.PathLike)) or not str(fvd_reference).strip():
-                raise StudyError(f"{where}: fvd_reference must be the path of a folder of real "
-                                 f"videos, got {fvd_reference!r}")
+                raise StudyError(
+                    f"{where}: fvd_reference must be the path of a folder of real videos, got {fvd_reference!r}"
+                )
             if "fvd" not in metrics:
-                raise StudyError(f"{where}: fvd_reference={str(fvd_reference)!r} is FVD's "
-                                 "reference set, but 'fvd' is not among the study's metrics")
+                raise StudyError(
+                    f"{where}: fvd_reference={str(fvd_reference)!r} is FVD's "
+                    "reference set, but 'fvd' is not among the study's metrics"
+                )
             fvd_reference = str(fvd_reference)
         metrics_on = kwargs.pop("metrics_on", None) or {}
         if not isinstance(metrics_on, Mapping) or not all(
-            isinstance(profile, str) and not isinstance(names, str) and names
-            and all(isinstance(n, str) for n in names)
+            isinstance(profile, str) and not isinstance(names, str) and names and all(isinstance(n, str) for n in names)
             for profile, names in metrics_on.items()
         ):
-            raise StudyError(f"{where}: metrics_on must map profile names to non-empty lists of "
-                             f"metric names, e.g. {{'toy': ['identity_constancy']}}, got {metrics_on!r}")
+            raise StudyError(
+                f"{where}: metrics_on must map profile names to non-empty lists of "
+                f"metric names, e.g. {{'toy': ['identity_constancy']}}, got {metrics_on!r}"
+            )
         metrics_on = {profile: tuple(dict.fromkeys(names)) for profile, names in metrics_on.items()}
         unit = kwargs.pop("unit", "prompt")
         if unit not in UNITS:
@@ -216,24 +221,43 @@ class StudyMarker:
         except ClaimSpecError as error:
             raise StudyError(str(error)) from None
         if kwargs:
-            allowed = ("reference", "metrics", "prompts", "seeds", "settings", "fvd_reference",
-                       "unit", "metrics_on", "claims", "rounds")
+            allowed = (
+                "reference",
+                "metrics",
+                "prompts",
+                "seeds",
+                "settings",
+                "fvd_reference",
+                "unit",
+                "metrics_on",
+                "claims",
+                "rounds",
+            )
             raise StudyError(
                 f"{where}: unknown ablation marker argument(s) {sorted(kwargs)}; "
                 f"{did_you_mean(sorted(kwargs)[0], allowed)}allowed: {', '.join(allowed)}"
             )
         if rounds is not None:
-            unsupported = [c.text() for c in claims
-                           if c.claim == "within_reference" or c.statistic != "mean"]
+            unsupported = [c.text() for c in claims if c.claim == "within_reference" or c.statistic != "mean"]
             if not claims or unsupported:
                 raise StudyError(
                     f"{where}: rounds= needs declared claims, each one-sided on the mean "
                     f"(not within_reference, not median); "
                     + (f"got {', '.join(unsupported)}" if unsupported else "none declared")
                 )
-        return cls(study.strip(), reference, tuple(dict.fromkeys(metrics)), prompts, seeds,
-                   dict(settings), fvd_reference, unit=unit, metrics_on=metrics_on, claims=claims,
-                   rounds=rounds)
+        return cls(
+            study.strip(),
+            reference,
+            tuple(dict.fromkeys(metrics)),
+            prompts,
+            seeds,
+            dict(settings),
+            fvd_reference,
+            unit=unit,
+            metrics_on=metrics_on,
+            claims=claims,
+            rounds=rounds,
+        )
 
 
 def _rounds(value, where: str) -> tuple[int, int]:
@@ -241,25 +265,31 @@ def _rounds(value, where: str) -> tuple[int, int]:
         first, step = value["first"], value["step"]
         if all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, step)):
             return first, step
-    raise StudyError(f"{where}: rounds must be {{'first': N, 'step': K}} with whole numbers "
-                     f">= 1 (units in the first round, units added per round), got {value!r}")
+    raise StudyError(
+        f"{where}: rounds must be {{'first': N, 'step': K}} with whole numbers "
+        f">= 1 (units in the first round, units added per round), got {value!r}"
+    )
 
 
-def _claim_problems(case: "Case", cases: Mapping[str, "Case"]) -> list[str]:
+def _claim_problems(case: Case, cases: Mapping[str, Case]) -> list[str]:
     """What is wrong with the declared claims of a case's marker (each named once per study
     through the set of errors)."""
     errors = []
     reference = case.marker.reference or case.variant
     for claim in case.marker.claims:
         if claim.variant not in cases:
-            errors.append(f"{case.nodeid}: claims: {claim.variant!r} is not one of the study's "
-                          f"variants: {', '.join(cases)}")
+            errors.append(
+                f"{case.nodeid}: claims: {claim.variant!r} is not one of the study's variants: {', '.join(cases)}"
+            )
         elif claim.variant == reference:
-            errors.append(f"{case.nodeid}: claims: {claim.variant!r} is the reference; a claim "
-                          "compares another variant with it")
+            errors.append(
+                f"{case.nodeid}: claims: {claim.variant!r} is the reference; a claim compares another variant with it"
+            )
         if claim.metric not in case.marker.metrics:
-            errors.append(f"{case.nodeid}: claims[{claim.variant!r}]: metric {claim.metric!r} "
-                          f"is not among the study's metrics: {', '.join(case.marker.metrics)}")
+            errors.append(
+                f"{case.nodeid}: claims[{claim.variant!r}]: metric {claim.metric!r} "
+                f"is not among the study's metrics: {', '.join(case.marker.metrics)}"
+            )
     return errors
 
 
@@ -345,7 +375,8 @@ class Catalog:
             # variant: say what is wrong instead of comparing it with the reference.
             self._errors.append(
                 f"{item.nodeid.split('[', 1)[0]}: study {marker.study!r} has no variants: {empty}; "
-                "parametrize it with the reference and the variants to compare")
+                "parametrize it with the reference and the variants to compare"
+            )
             return
         if marker.fvd_reference is not None:
             folder = fvd_reference_folder(marker, item.path)
@@ -383,8 +414,7 @@ class Catalog:
                 )
         for cases in self._by_function.values():
             for case in cases.values():
-                named = case.marker.metrics + tuple(
-                    m for names in case.marker.metrics_on.values() for m in names)
+                named = case.marker.metrics + tuple(m for names in case.marker.metrics_on.values() for m in names)
                 unknown = [m for m in dict.fromkeys(named) if m not in known_metrics]
                 if unknown:
                     errors.append(
@@ -401,8 +431,7 @@ class Catalog:
                     )
                 elif reference is not None and reference not in cases:
                     errors.append(
-                        f"{case.nodeid}: reference {reference!r} is not one of the test's "
-                        f"variants: {', '.join(cases)}"
+                        f"{case.nodeid}: reference {reference!r} is not one of the test's variants: {', '.join(cases)}"
                     )
         return sorted(set(errors))
 
@@ -428,7 +457,7 @@ class Catalog:
         """
         from ..stats.claims import decidability
 
-        for nodeid, case in list(self._by_nodeid.items()):
+        for case in list(self._by_nodeid.values()):
             marker = case.marker.for_profile(profile.name)
             if marker is not case.marker:
                 self._replace(dataclasses.replace(case, marker=marker))
@@ -452,8 +481,9 @@ class Catalog:
             expected_failure = profile_xfail(item, profile.name)
             mine = [c for c in case.marker.claims if c.variant == case.variant]
             if mine:
-                found = decidability(case.study, case.marker.claims,
-                                     case.marker.units_on(profile.settings), case.marker.unit)
+                found = decidability(
+                    case.study, case.marker.claims, case.marker.units_on(profile.settings), case.marker.unit
+                )
                 if not found.decidable:
                     undecidable[case.study] = found
                     if expected_failure is None:
@@ -535,7 +565,6 @@ def model_group_of(item, case: Case) -> str:
     """
     definitions = item._fixtureinfo.name2fixturedefs
     users = sorted(
-        name for name in item.fixturenames
-        if any("ablation_models" in d.argnames for d in definitions.get(name, ()))
+        name for name in item.fixturenames if any("ablation_models" in d.argnames for d in definitions.get(name, ()))
     )
     return "models:" + "+".join(users) if users else f"study:{case.study}"

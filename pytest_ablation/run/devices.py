@@ -31,7 +31,7 @@ class DeviceAssignment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DeviceAssignment":
+    def from_dict(cls, data: dict) -> DeviceAssignment:
         return cls(**data)
 
     def describe(self) -> str:
@@ -94,8 +94,9 @@ def resolve_devices(requested: list[str] | str, gpus: list[str]) -> list[str]:
     return list(requested)
 
 
-def assign(devices: list[str], gpus: list[str], worker_index: int, workers: int = 1,
-           cpus: int | None = None) -> DeviceAssignment:
+def assign(
+    devices: list[str], gpus: list[str], worker_index: int, workers: int = 1, cpus: int | None = None
+) -> DeviceAssignment:
     """The device of worker ``worker_index`` of ``workers``: devices are dealt round-robin."""
     device = devices[worker_index % len(devices)]
     physical = None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 from .keys import source_digest
 
@@ -30,7 +31,7 @@ class GenerationRequest:
 
     prompt: str
     seed: int
-    generator: "torch.Generator"
+    generator: torch.Generator
     frames: int
     steps: int
     height: int
@@ -45,25 +46,40 @@ class GenerationRequest:
     seed_index: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any, *, prompt: str, seed: int, device: str,
-                      config: Mapping[str, Any], progress: bool = False,
-                      seed_index: int | None = None) -> GenerationRequest:
+    def from_settings(
+        cls,
+        settings: Any,
+        *,
+        prompt: str,
+        seed: int,
+        device: str,
+        config: Mapping[str, Any],
+        progress: bool = False,
+        seed_index: int | None = None,
+    ) -> GenerationRequest:
         """The request for one (prompt, seed) sample under a profile's `StudySettings`: the
         video fields come from the settings by name, the generator from ``seed``."""
         import torch
 
         shared = {name: getattr(settings, name) for name in VIDEO_SETTINGS}
-        return cls(prompt=prompt, seed=seed, generator=torch.Generator("cpu").manual_seed(seed),
-                   device=device, config=dict(config), progress=progress, seed_index=seed_index,
-                   **shared)
+        return cls(
+            prompt=prompt,
+            seed=seed,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            device=device,
+            config=dict(config),
+            progress=progress,
+            seed_index=seed_index,
+            **shared,
+        )
 
 
 @dataclass
 class GeneratedVideo:
     """A generated video ``(F, 3, H, W)`` in [0, 1], and the image it was conditioned on."""
 
-    video: "torch.Tensor"
-    condition_image: "torch.Tensor | None" = None
+    video: torch.Tensor
+    condition_image: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
 
 
@@ -107,12 +123,9 @@ def bind_generator(obj: Any, fallback_identity: Callable[[], Mapping[str, Any]])
         identity = dict(obj.cache_identity())
         identity.setdefault("generator", name)
     else:
-        identity = {"generator": name, "source": source_digest(target),
-                    "models": dict(fallback_identity())}
+        identity = {"generator": name, "source": source_digest(target), "models": dict(fallback_identity())}
     batch = getattr(obj, "generate_batch", None)
-    return BoundGenerator(
-        name=name, identity=identity, call=call, call_batch=batch if callable(batch) else None
-    )
+    return BoundGenerator(name=name, identity=identity, call=call, call_batch=batch if callable(batch) else None)
 
 
 def check_output(output: Any, *, generator: str) -> GeneratedVideo:
@@ -124,13 +137,10 @@ def check_output(output: Any, *, generator: str) -> GeneratedVideo:
     if not isinstance(video, torch.Tensor):
         raise GeneratorError(f"{generator} returned {type(video).__name__}, not a torch.Tensor video")
     if video.ndim != 4 or video.shape[1] != 3:
-        raise GeneratorError(
-            f"{generator} returned a video of shape {tuple(video.shape)}; expected (F, 3, H, W)"
-        )
+        raise GeneratorError(f"{generator} returned a video of shape {tuple(video.shape)}; expected (F, 3, H, W)")
     _check_range(video, f"{generator} returned a video")
     image = result.condition_image
-    if image is not None and (not isinstance(image, torch.Tensor) or image.ndim != 3
-                              or image.shape[0] != 3):
+    if image is not None and (not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3):
         raise GeneratorError(
             f"{generator} returned a condition image of shape "
             f"{tuple(getattr(image, 'shape', ()))}; expected a tensor (3, H, W)"
@@ -144,14 +154,13 @@ def check_output(output: Any, *, generator: str) -> GeneratedVideo:
 RANGE_SLACK = 1e-4
 
 
-def _check_range(tensor: "torch.Tensor", what: str) -> None:
+def _check_range(tensor: torch.Tensor, what: str) -> None:
     """A video is float in [0, 1]: refuse 8-bit frames, [0, 255] or [-1, 1] scales, NaN."""
     import torch
 
     if not tensor.is_floating_point():
         raise GeneratorError(
-            f"{what} of dtype {tensor.dtype}; expected floats in [0, 1] "
-            "(for 8-bit frames divide by 255)"
+            f"{what} of dtype {tensor.dtype}; expected floats in [0, 1] (for 8-bit frames divide by 255)"
         )
     if not bool(torch.isfinite(tensor).all()):
         raise GeneratorError(f"{what} with NaN or infinite values")
@@ -165,7 +174,7 @@ def _check_range(tensor: "torch.Tensor", what: str) -> None:
             )
 
 
-def to_uint8(frames: "torch.Tensor") -> "torch.Tensor":
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """Frames as a video file holds them; every score is computed from these."""
     import torch
 

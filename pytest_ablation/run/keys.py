@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 
 def canonical(value: Any, *, where: str = "value") -> Any:
@@ -35,8 +36,7 @@ def canonical(value: Any, *, where: str = "value") -> Any:
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         return canonical(value.item(), where=where)
     raise TypeError(
-        f"{where}: {type(value).__name__} cannot be part of a cache key; "
-        "use numbers, strings, booleans, lists or dicts"
+        f"{where}: {type(value).__name__} cannot be part of a cache key; use numbers, strings, booleans, lists or dicts"
     )
 
 
@@ -82,6 +82,50 @@ def source_digest(*objects: Any) -> str | None:
                 name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
         except (OSError, TypeError, ImportError, ValueError):
             return None
-        hasher.update(f"{name}\0{len(source)}\0".encode())
-        hasher.update(source.encode("utf-8"))
+        try:
+            code = _canonical_code(source)
+        except SyntaxError:
+            return None
+        hasher.update(f"{name}\0{len(code)}\0".encode())
+        hasher.update(code.encode("utf-8"))
     return hasher.hexdigest()[:16]
+
+
+def _canonical_code(source: str) -> str:
+    """The code in ``source`` without what cannot change an output: comments, docstrings,
+    layout and quoting. Reformatting a file, or rewording a comment, keeps every cached entry.
+
+    Written out node by node rather than with ``ast.dump``, whose text differs between
+    Python releases (3.13 drops empty fields), so that one cache serves several Pythons.
+    """
+    import ast
+    import textwrap
+
+    def docstring_dropped(body: list) -> list:
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            return body[1:]
+        return body
+
+    def write(node: Any) -> str:
+        if isinstance(node, ast.AST):
+            fields = []
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if field == "body" and isinstance(
+                    node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                ):
+                    value = docstring_dropped(value)
+                if value is None or value == []:
+                    continue
+                fields.append(f"{field}={write(value)}")
+            return f"{type(node).__name__}({','.join(fields)})"
+        if isinstance(node, list):
+            return "[" + ",".join(write(item) for item in node) + "]"
+        return repr(node)
+
+    return write(ast.parse(textwrap.dedent(source)))

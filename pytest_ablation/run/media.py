@@ -13,8 +13,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..files import removed_on_error, write_bytes_atomic
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Previews of the toy models' 32x32 and 64x64 videos are unreadable at their own size, and
 # full-size videos would make report.html huge: previews are scaled into this band of heights.
@@ -31,8 +35,7 @@ VIDEO_FORMATS = ("mp4", "gif", "png")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 _SLUG_MAX = 80
 # Names Windows refuses for files whatever their extension.
-_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-             *(f"LPT{i}" for i in range(1, 10))}
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 def slug(text: str) -> str:
@@ -60,8 +63,9 @@ def _check_frames(frames) -> np.ndarray:
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"frames: expected a (frames, height, width, 3) array with at least "
-                         f"one frame; got shape {frames.shape}")
+        raise ValueError(
+            f"frames: expected a (frames, height, width, 3) array with at least one frame; got shape {frames.shape}"
+        )
     if frames.dtype != np.uint8:
         raise ValueError(f"frames: expected dtype uint8; got {frames.dtype}")
     return np.ascontiguousarray(frames)
@@ -104,8 +108,7 @@ def _strip_png(images: list) -> bytes:
     from PIL import Image
 
     width, height = images[0].size
-    strip = Image.new("RGB", (len(images) * width + (len(images) - 1) * STRIP_GAP, height),
-                      (255, 255, 255))
+    strip = Image.new("RGB", (len(images) * width + (len(images) - 1) * STRIP_GAP, height), (255, 255, 255))
     for i, image in enumerate(images):
         strip.paste(image, (i * (width + STRIP_GAP), 0))
     return _png_bytes(strip)
@@ -213,8 +216,10 @@ class MediaWriter:
             # A full disk costs the pictures, not the case: its numbers are already scored.
             import warnings
 
-            warnings.warn(f"ablation: previews of {record['study']} {record['variant']} not "
-                          f"saved: {error.strerror or error}", stacklevel=2)
+            warnings.warn(
+                f"ablation: previews of {record['study']} {record['variant']} not saved: {error.strerror or error}",
+                stacklevel=2,
+            )
             return {}
         saved = {"media": {kind: (media_dir / name).as_posix() for kind, name in written.items()}}
         if self._save_videos is not None:
@@ -225,7 +230,9 @@ class MediaWriter:
                     root / video_dir / f"{slug(sample['prompt'])}-seed{sample['seed_index']}",
                     self._save_videos,
                     fps,
-                ).relative_to(root).as_posix()
+                )
+                .relative_to(root)
+                .as_posix()
                 for sample, video in zip(record["samples"], videos)
             ]
         return saved

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .devices import DeviceAssignment, out_of_memory_errors
 
@@ -69,7 +70,7 @@ class ModelPool:
                     self._on_load(role, elapsed)
             return self._models[role]
 
-    def loader(self, role: str) -> "PooledModel":
+    def loader(self, role: str) -> PooledModel:
         """A function that returns the pool's current model for ``role``, to hand to a
         generator in place of the model: it calls it when it needs the model and keeps no
         reference, so a release frees the model."""
@@ -122,13 +123,14 @@ class ModelPool:
         text = str(error).strip()
         first_line = text.splitlines()[0] if text else type(error).__name__
         loaded = ", ".join(repr(role) for role in self.loaded()) or "none"
-        failure = ("out of memory" if isinstance(error, out_of_memory_errors())
-                   else "a cuDNN/cuBLAS failure (usually memory)")
+        failure = (
+            "out of memory" if isinstance(error, out_of_memory_errors()) else "a cuDNN/cuBLAS failure (usually memory)"
+        )
         return (
             f"{failure} on {self.device} while {what}: models loaded on this worker: "
             f"{loaded}; peak memory allocated {format_bytes(peak_memory(self.device))}. "
             f"({first_line}) Lower the profile's batch_size, frames or size, give this worker "
-            "its own GPU, or load the model in float16 (dtype = \"float16\")."
+            'its own GPU, or load the model in float16 (dtype = "float16").'
         )
 
     def loaded(self) -> list[str]:

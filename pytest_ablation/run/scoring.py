@@ -6,7 +6,8 @@ it uses, so adding a metric to a study scores the cached videos without regenera
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from .keys import canonical, digest
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from .keys import digest
 
@@ -30,12 +31,11 @@ class SetScorer:
     metric specs and progress lines; ``test_path`` is the study file, from which a relative
     ``fvd_reference`` folder is found."""
 
-    def __init__(self, case: "Case", bench: Any, test_path: Path):
+    def __init__(self, case: Case, bench: Any, test_path: Path):
         self.case, self._bench, self._test_path = case, bench, test_path
 
     def names(self) -> list[str]:
-        return [m for m in self.case.marker.metrics
-                if getattr(self._bench.metric(m), "level", "video") == "set"]
+        return [m for m in self.case.marker.metrics if getattr(self._bench.metric(m), "level", "video") == "set"]
 
     def score(self, videos: list, reference_videos: list, settings: Any) -> dict:
         """Each set-level metric of the study for ``videos`` (stored videos) against the
@@ -45,13 +45,16 @@ class SetScorer:
             return {}
         unknown = [m for m in names if m not in AVAILABLE]
         if unknown:
-            raise SetMetricError(f"set-level metric(s) {unknown} have no implementation; "
-                                 f"the set-level metrics available are {list(AVAILABLE)}")
+            raise SetMetricError(
+                f"set-level metric(s) {unknown} have no implementation; "
+                f"the set-level metrics available are {list(AVAILABLE)}"
+            )
         from ..metrics.dimensions.fvd import fvd
 
         variant_hashes = [frames_hash(v.frames) for v in videos]
         variant_set = self._feature_set(
-            variant_hashes, lambda: [v.frames for v in videos],
+            variant_hashes,
+            lambda: [v.frames for v in videos],
             f"{self.case.variant} ({len(videos)} videos)",
         )
         folder = self._reference_folder()
@@ -59,8 +62,7 @@ class SetScorer:
             reference_name = self.case.marker.reference or self.case.variant
             description = f"variant {reference_name} ({len(reference_videos)} videos)"
             hashes = [frames_hash(v.frames) for v in reference_videos]
-            reference_set = self._feature_set(
-                hashes, lambda: [v.frames for v in reference_videos], description)
+            reference_set = self._feature_set(hashes, lambda: [v.frames for v in reference_videos], description)
             same = hashes == variant_hashes
         else:
             paths = folder_videos(folder)
@@ -71,8 +73,9 @@ class SetScorer:
                 description,
             )
             same = False
-        result = fvd(variant_set["features"].numpy(), reference_set["features"].numpy(),
-                     reference=description, same_set=same)
+        result = fvd(
+            variant_set["features"].numpy(), reference_set["features"].numpy(), reference=description, same_set=same
+        )
         if result.warning:
             self._bench.progress(f"{self.case.study} {self.case.variant}: warning: {result.warning}")
         return {"fvd": result}
@@ -84,8 +87,7 @@ class SetScorer:
             return None
         folder = fvd_reference_folder(self.case.marker, self._test_path)
         if not folder.is_dir():
-            raise SetMetricError(f"fvd_reference {self.case.marker.fvd_reference!r} is not a "
-                                 f"folder ({folder})")
+            raise SetMetricError(f"fvd_reference {self.case.marker.fvd_reference!r} is not a folder ({folder})")
         return folder
 
     def _feature_set(self, content: Any, load_videos: Callable[[], list], label: str) -> dict:
@@ -98,15 +100,17 @@ class SetScorer:
         from ..metrics.weights import weight_file
 
         size = feature_size()
-        key = digest({
-            "what": "fvd-features",
-            # The code that computes the features, never the package's version.
-            "code": source_digest(i3d.__name__),
-            "videos": content,
-            "weights": weight_file("i3d").identity(),
-            "features": FEATURE_VERSION,
-            "size": size,
-        })
+        key = digest(
+            {
+                "what": "fvd-features",
+                # The code that computes the features, never the package's version.
+                "code": source_digest(i3d.__name__),
+                "videos": content,
+                "weights": weight_file("i3d").identity(),
+                "features": FEATURE_VERSION,
+                "size": size,
+            }
+        )
         computed = []
 
         def compute() -> dict:
@@ -143,13 +147,14 @@ def folder_videos(folder: Path) -> list[Path]:
     """The videos of a reference folder, by name: folders of PNG frames, gif and mp4 files
     (the layouts ``VideoFolder`` reads)."""
     found = sorted(
-        path for path in Path(folder).iterdir()
-        if (path.is_dir() and any(path.glob("*.png")))
-        or (path.is_file() and path.suffix.lower() in (".gif", ".mp4"))
+        path
+        for path in Path(folder).iterdir()
+        if (path.is_dir() and any(path.glob("*.png"))) or (path.is_file() and path.suffix.lower() in (".gif", ".mp4"))
     )
     if not found:
-        raise SetMetricError(f"fvd_reference {str(folder)!r} holds no videos (folders of PNG "
-                             "frames, .gif or .mp4 files)")
+        raise SetMetricError(
+            f"fvd_reference {str(folder)!r} holds no videos (folders of PNG frames, .gif or .mp4 files)"
+        )
     return found
 
 
@@ -176,6 +181,8 @@ def read_reference_video(path: Path, frames: int):
     except GeneratorError as error:
         raise SetMetricError(f"fvd_reference: {error}") from None
     if len(video) < frames:
-        raise SetMetricError(f"fvd_reference: {str(path)!r} has {len(video)} frames; the "
-                             f"study's videos have {frames}, and FVD compares clips of equal length")
+        raise SetMetricError(
+            f"fvd_reference: {str(path)!r} has {len(video)} frames; the "
+            f"study's videos have {frames}, and FVD compares clips of equal length"
+        )
     return torch.from_numpy(video[:frames]).permute(0, 3, 1, 2).contiguous()

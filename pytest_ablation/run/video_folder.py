@@ -41,8 +41,19 @@ READ_SUFFIXES = (".gif", ".mp4")
 # Other files that hold a video (or a single picture of one): beside a readable source of
 # the same sample they make it ambiguous; alone they are named as a format not read.
 OTHER_VIDEO_SUFFIXES = (
-    ".apng", ".avi", ".flv", ".m4v", ".mkv", ".mov", ".mpeg", ".mpg", ".ogv", ".png",
-    ".webm", ".webp", ".wmv",
+    ".apng",
+    ".avi",
+    ".flv",
+    ".m4v",
+    ".mkv",
+    ".mov",
+    ".mpeg",
+    ".mpg",
+    ".ogv",
+    ".png",
+    ".webm",
+    ".webp",
+    ".wmv",
 )
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -105,7 +116,8 @@ class VideoFolder:
         if len(found) > 1:
             raise GeneratorError(
                 f"VideoFolder: {len(found)} sources for prompt {request.prompt!r}, seed index "
-                f"{request.seed_index}: " + ", ".join(repr(str(p)) for p in found)
+                f"{request.seed_index}: "
+                + ", ".join(repr(str(p)) for p in found)
                 + "; keep one of them (a folder of PNG frames, a .gif or an .mp4)"
             )
         if found:
@@ -165,8 +177,7 @@ def _read(path: Path):
 
 def frame_files(folder: Path) -> list[Path]:
     """The PNG frames of ``folder`` in video order: by the number in their names."""
-    pngs = [p for p in folder.iterdir()
-            if p.suffix.lower() == ".png" and not p.name.startswith(".") and not p.is_dir()]
+    pngs = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".") and not p.is_dir()]
     if not pngs:
         raise GeneratorError(f"VideoFolder: {str(folder)!r} holds no PNG frames")
     where = f"VideoFolder: {str(folder)!r}"
@@ -193,8 +204,7 @@ def frame_files(folder: Path) -> list[Path]:
         if number in by_number:
             first, second = sorted((by_number[number].name, p.name))
             raise GeneratorError(
-                f"{where}: frames {first!r} and {second!r} both have number {number}; "
-                "which comes first is not known"
+                f"{where}: frames {first!r} and {second!r} both have number {number}; which comes first is not known"
             )
         by_number[number] = p
     numbers = sorted(by_number)
@@ -279,8 +289,7 @@ def _read_png16(path: Path, mode: str, colour_type: int):
 
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None or data.dtype != np.uint16 or data.ndim != 3 or data.shape[2] not in (3, 4):
-        raise GeneratorError(f"VideoFolder: {str(path)!r} ({mode}): OpenCV cannot read its "
-                             "16-bit samples")
+        raise GeneratorError(f"VideoFolder: {str(path)!r} ({mode}): OpenCV cannot read its 16-bit samples")
     if data.shape[2] == 4:  # an alpha channel, or a tRNS colour OpenCV turned into one
         _refuse_transparent(path, mode, data[..., 3] != 65535)
     rgb = data[..., 2::-1]  # OpenCV reads BGR(A)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..suggest import did_you_mean
 
@@ -58,8 +59,9 @@ class DeclaredClaim:
     statistic: str = "mean"
 
     def matches(self, metric: str, claim: str, margin: float, statistic: str = "mean") -> bool:
-        return (self.metric, self.claim, self.statistic) == (metric, claim, statistic) and \
-            math.isclose(self.margin, margin, rel_tol=0.0, abs_tol=1e-12)
+        return (self.metric, self.claim, self.statistic) == (metric, claim, statistic) and math.isclose(
+            self.margin, margin, rel_tol=0.0, abs_tol=1e-12
+        )
 
     def text(self) -> str:
         margin = f" {self.margin:g}" if self.margin else ""
@@ -84,8 +86,9 @@ def _one(variant: str, spec: Any, where: str) -> DeclaredClaim:
         try:
             margin = float(margin)
         except ValueError:
-            raise ClaimSpecError(f"{where}: claims[{variant!r}]: margin of {spec!r} must be a "
-                                 f"number >= 0, got {words[2]!r}") from None
+            raise ClaimSpecError(
+                f"{where}: claims[{variant!r}]: margin of {spec!r} must be a number >= 0, got {words[2]!r}"
+            ) from None
     elif isinstance(spec, Mapping):
         keys = ("metric", "claim", "margin", "statistic")
         unknown = sorted(set(spec) - set(keys), key=str)
@@ -93,28 +96,35 @@ def _one(variant: str, spec: Any, where: str) -> DeclaredClaim:
             hint = did_you_mean(unknown[0], keys) if unknown else ""
             raise ClaimSpecError(
                 f"{where}: claims[{variant!r}]: a claim as a dict needs 'metric' and 'claim' "
-                f"(and optionally 'margin', 'statistic'), got {dict(spec)!r}"
-                + (f"; {hint.strip()}" if hint else "")
+                f"(and optionally 'margin', 'statistic'), got {dict(spec)!r}" + (f"; {hint.strip()}" if hint else "")
             )
         metric, claim = spec["metric"], spec["claim"]
         margin, statistic = spec.get("margin", 0.0), spec.get("statistic", "mean")
     else:
-        raise ClaimSpecError(f"{where}: claims[{variant!r}]: each claim is a string "
-                             f"'<metric> <claim> [margin]' or a dict, got {spec!r}")
+        raise ClaimSpecError(
+            f"{where}: claims[{variant!r}]: each claim is a string '<metric> <claim> [margin]' or a dict, got {spec!r}"
+        )
     if not isinstance(metric, str) or not metric:
         raise ClaimSpecError(f"{where}: claims[{variant!r}]: metric must be a metric name, got {metric!r}")
     if claim not in CLAIM_NAMES:
-        raise ClaimSpecError(f"{where}: claims[{variant!r}]: unknown claim {claim!r}; "
-                             f"{did_you_mean(claim, CLAIM_NAMES)}allowed: {', '.join(CLAIM_NAMES)}")
-    if (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin
-            or margin < 0 or math.isinf(margin)):
-        raise ClaimSpecError(f"{where}: claims[{variant!r}]: margin must be a finite number >= 0, "
-                             f"got {margin!r}")
+        raise ClaimSpecError(
+            f"{where}: claims[{variant!r}]: unknown claim {claim!r}; "
+            f"{did_you_mean(claim, CLAIM_NAMES)}allowed: {', '.join(CLAIM_NAMES)}"
+        )
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or margin != margin
+        or margin < 0
+        or math.isinf(margin)
+    ):
+        raise ClaimSpecError(f"{where}: claims[{variant!r}]: margin must be a finite number >= 0, got {margin!r}")
     if claim == "within_reference" and margin <= 0:
         raise ClaimSpecError(f"{where}: claims[{variant!r}]: within_reference needs a margin > 0")
     if statistic not in STATISTICS:
-        raise ClaimSpecError(f"{where}: claims[{variant!r}]: statistic must be one of "
-                             f"{', '.join(STATISTICS)}, got {statistic!r}")
+        raise ClaimSpecError(
+            f"{where}: claims[{variant!r}]: statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}"
+        )
     return DeclaredClaim(variant, metric, claim, float(margin), statistic)
 
 
@@ -137,8 +147,10 @@ def parse_claims(value: Any, where: str) -> tuple[DeclaredClaim, ...]:
             raise ClaimSpecError(f"{where}: claims[{variant!r}]: an empty list of claims")
         for spec in specs:
             claim = _one(variant, spec, where)
-            if any(c.variant == variant and c.matches(claim.metric, claim.claim, claim.margin,
-                                                       claim.statistic) for c in declared):
+            if any(
+                c.variant == variant and c.matches(claim.metric, claim.claim, claim.margin, claim.statistic)
+                for c in declared
+            ):
                 raise ClaimSpecError(f"{where}: claims[{variant!r}]: {claim.text()!r} is declared twice")
             declared.append(claim)
     return tuple(declared)
@@ -161,7 +173,7 @@ def units_to_decide(family: int, alpha: float = ALPHA) -> int:
 
 
 def smallest_adjusted_p(n: int, family: int) -> float:
-    return min(1.0, family * 2.0 ** -n)
+    return min(1.0, family * 2.0**-n)
 
 
 @dataclass(frozen=True)
@@ -180,14 +192,16 @@ class Decidability:
         return self.units >= self.needed
 
     def line(self) -> str:
-        return (f"{self.study}: {self.family} declared claim(s) cannot be decided with "
-                f"{self.units} {self.unit}(s) (smallest adjusted p "
-                f"{smallest_adjusted_p(self.units, self.family):.3g} > {ALPHA}); "
-                f"they need at least {self.needed} {self.unit}s")
+        return (
+            f"{self.study}: {self.family} declared claim(s) cannot be decided with "
+            f"{self.units} {self.unit}(s) (smallest adjusted p "
+            f"{smallest_adjusted_p(self.units, self.family):.3g} > {ALPHA}); "
+            f"they need at least {self.needed} {self.unit}s"
+        )
 
 
-def decidability(study: str, claims: tuple[DeclaredClaim, ...], units: int, unit: str,
-                 alpha: float = ALPHA) -> Decidability:
+def decidability(
+    study: str, claims: tuple[DeclaredClaim, ...], units: int, unit: str, alpha: float = ALPHA
+) -> Decidability:
     family = len(claims)
-    return Decidability(study, family, units, unit, units_to_decide(family, alpha) if family else 0,
-                        claims)
+    return Decidability(study, family, units, unit, units_to_decide(family, alpha) if family else 0, claims)

@@ -47,21 +47,11 @@ class Claim:
 
 
 CLAIMS = {
-    "above_reference": Claim(
-        "above_reference", "above the reference by more than {m}", (("above", +1),)
-    ),
-    "below_reference": Claim(
-        "below_reference", "below the reference by more than {m}", (("below", -1),)
-    ),
-    "not_below_reference": Claim(
-        "not_below_reference", "not below the reference by more than {m}", (("above", -1),)
-    ),
-    "not_above_reference": Claim(
-        "not_above_reference", "not above the reference by more than {m}", (("below", +1),)
-    ),
-    "within_reference": Claim(
-        "within_reference", "within {m} of the reference", (("above", -1), ("below", +1))
-    ),
+    "above_reference": Claim("above_reference", "above the reference by more than {m}", (("above", +1),)),
+    "below_reference": Claim("below_reference", "below the reference by more than {m}", (("below", -1),)),
+    "not_below_reference": Claim("not_below_reference", "not below the reference by more than {m}", (("above", -1),)),
+    "not_above_reference": Claim("not_above_reference", "not above the reference by more than {m}", (("below", +1),)),
+    "within_reference": Claim("within_reference", "within {m} of the reference", (("above", -1), ("below", +1))),
 }
 _OPPOSITE = {"above": "below", "below": "above"}
 # A difference of exactly 0 (a variant compared with itself) is "not below", "not above" and
@@ -77,8 +67,9 @@ def _p(x: float) -> str:
     return f"{x:.3g}"
 
 
-def claim_pvalues(claim: Claim, delta: PairedDelta, margin: float, statistic: str = "mean",
-                  *, same: bool = False) -> tuple[float, float]:
+def claim_pvalues(
+    claim: Claim, delta: PairedDelta, margin: float, statistic: str = "mean", *, same: bool = False
+) -> tuple[float, float]:
     """(supporting, refuting) one-sided p-values of the claim.
 
     Supporting: the claim's own test (the larger of its sides' for an equivalence claim).
@@ -89,10 +80,8 @@ def claim_pvalues(claim: Claim, delta: PairedDelta, margin: float, statistic: st
     if same:
         holds = claim.name in _HOLDS_AT_ZERO
         return (0.0, 1.0) if holds else (1.0, 0.0)
-    supporting = max(delta.beyond(sign * margin, side, statistic=statistic)
-                     for side, sign in claim.tests)
-    refuting = [delta.beyond(sign * margin, _OPPOSITE[side], statistic=statistic)
-                for side, sign in claim.tests]
+    supporting = max(delta.beyond(sign * margin, side, statistic=statistic) for side, sign in claim.tests)
+    refuting = [delta.beyond(sign * margin, _OPPOSITE[side], statistic=statistic) for side, sign in claim.tests]
     return supporting, min(1.0, len(refuting) * min(refuting))
 
 
@@ -107,13 +96,14 @@ class ClaimSet:
         self.family_size = family_size
         self.checked: list[tuple[Expectation, Claim, float, dict]] = []
 
-    def add(self, expectation: "Expectation", claim: Claim, margin: float, outcome: dict) -> None:
+    def add(self, expectation: Expectation, claim: Claim, margin: float, outcome: dict) -> None:
         self.checked.append((expectation, claim, margin, outcome))
 
     def has(self, metric: str, claim: str, margin: float, statistic: str) -> dict | None:
         for _, _, _, outcome in self.checked:
-            if (outcome["metric"], outcome["claim"], outcome["statistic"]) == (metric, claim, statistic) \
-                    and abs(outcome["margin"] - margin) <= 1e-12:
+            if (outcome["metric"], outcome["claim"], outcome["statistic"]) == (metric, claim, statistic) and abs(
+                outcome["margin"] - margin
+            ) <= 1e-12:
                 return outcome
         return None
 
@@ -157,13 +147,15 @@ class ClaimSet:
         else:
             verdict = "inconclusive"
         would_need = None
-        if verdict == "inconclusive" and not exact and delta.spread and _on_claimed_side(
-                claim, margin, delta.delta):
+        if verdict == "inconclusive" and not exact and delta.spread and _on_claimed_side(claim, margin, delta.delta):
             # The units at which the observed effect, beyond the claim's bound on its side,
             # would be supported with 80% power at this spread.
             distance = abs(delta.delta - _bound(claim, margin, delta.delta))
-            would_need = prompts_needed(distance, delta.spread, delta.alpha, family=size,
-                                        limit=WOULD_NEED_LIMIT) if distance > 0 else None
+            would_need = (
+                prompts_needed(distance, delta.spread, delta.alpha, family=size, limit=WOULD_NEED_LIMIT)
+                if distance > 0
+                else None
+            )
         outcome.update(
             verdict=verdict,
             passed=verdict == "supported",
@@ -192,8 +184,7 @@ class ClaimSet:
 
 def _on_claimed_side(claim: Claim, margin: float, delta: float) -> bool:
     """Whether the observed mean difference lies where the claim says it does."""
-    return all(delta > sign * margin if side == "above" else delta < sign * margin
-               for side, sign in claim.tests)
+    return all(delta > sign * margin if side == "above" else delta < sign * margin for side, sign in claim.tests)
 
 
 def _bound(claim: Claim, margin: float, delta: float) -> float:
@@ -214,8 +205,15 @@ class Expectation:
     ``ExpectationFailed`` if it is not supported.
     """
 
-    def __init__(self, comparison, metric: str, on_checked=None, claims: ClaimSet | None = None,
-                 *, declared: tuple[DeclaredClaim, ...] = ()):
+    def __init__(
+        self,
+        comparison,
+        metric: str,
+        on_checked=None,
+        claims: ClaimSet | None = None,
+        *,
+        declared: tuple[DeclaredClaim, ...] = (),
+    ):
         if metric not in comparison.metrics:
             raise KeyError(
                 f"metric {metric!r} was not measured for {comparison.variant!r}; measured: "
@@ -235,25 +233,36 @@ class Expectation:
     def delta(self) -> PairedDelta:
         return self.comparison.metrics[self.metric].delta
 
-    def above_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> "Expectation":
+    def above_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> Expectation:
         return self._check("above_reference", margin, statistic)
 
-    def below_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> "Expectation":
+    def below_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> Expectation:
         return self._check("below_reference", margin, statistic)
 
-    def not_below_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> "Expectation":
+    def not_below_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> Expectation:
         return self._check("not_below_reference", margin, statistic)
 
-    def not_above_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> "Expectation":
+    def not_above_reference(self, margin: float = 0.0, *, statistic: str = "mean") -> Expectation:
         return self._check("not_above_reference", margin, statistic)
 
-    def within_reference(self, margin: float, *, statistic: str = "mean") -> "Expectation":
+    def within_reference(self, margin: float, *, statistic: str = "mean") -> Expectation:
         return self._check("within_reference", margin, statistic)
 
-    def _check(self, claim_name: str, margin: float, statistic: str = "mean",
-               family: str | None = None, sequential: dict | None = None) -> "Expectation":
-        if (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin
-                or margin < 0 or math.isinf(margin)):
+    def _check(
+        self,
+        claim_name: str,
+        margin: float,
+        statistic: str = "mean",
+        family: str | None = None,
+        sequential: dict | None = None,
+    ) -> Expectation:
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, (int, float))
+            or margin != margin
+            or margin < 0
+            or math.isinf(margin)
+        ):
             # An infinite margin would make every claim trivially held or refuted, and no
             # report could write it (JSON has no infinity).
             raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
@@ -304,27 +313,37 @@ class Expectation:
         level = delta.alpha / size
         median = " (median)" if outcome.get("statistic") == "median" else ""
         if outcome["family"] == "declared":
-            share = (f"the level {_p(level)} each of the study's {size} declared claims gets "
-                     "(Bonferroni)" if size > 1 else f"the level {_p(level)}")
+            share = (
+                f"the level {_p(level)} each of the study's {size} declared claims gets (Bonferroni)"
+                if size > 1
+                else f"the level {_p(level)}"
+            )
         else:
-            share = (f"the {_p(level)} each of the test's {size} exploratory claims gets (Holm)"
-                     if size > 1 else f"the level {_p(level)}")
+            share = (
+                f"the {_p(level)} each of the test's {size} exploratory claims gets (Holm)"
+                if size > 1
+                else f"the level {_p(level)}"
+            )
         lines = [
             f"{c.study}: {c.variant} {self.metric} {claim.name}{median}: {outcome['verdict'].upper()}",
-            f"  expected {self.metric}{median} of {c.variant} to be "
-            + claim.wording.format(m=_fmt(margin)),
+            f"  expected {self.metric}{median} of {c.variant} to be " + claim.wording.format(m=_fmt(margin)),
             f"  variant   {c.variant:<{width}}  {_fmt(delta.variant)}",
             f"  reference {c.reference:<{width}}  {_fmt(delta.reference)}",
             f"  delta {_fmt(delta.delta)}, {pct}% CI [{_fmt(delta.low)}, {_fmt(delta.high)}] "
-            + (f"over {delta.n} seed(s) x {seeds} prompt(s), the seed the unit"
-               if delta.unit == "seed" else f"over {delta.n} prompt(s) x {seeds} seed(s)")
+            + (
+                f"over {delta.n} seed(s) x {seeds} prompt(s), the seed the unit"
+                if delta.unit == "seed"
+                else f"over {delta.n} prompt(s) x {seeds} seed(s)"
+            )
             + f", margin {_fmt(margin)}",
         ]
         if outcome.get("sequential"):
             seq = outcome["sequential"]
-            lines.append(f"  decided in rounds: {outcome['verdict']} at look {seq['look']} of "
-                         f"{len(seq['looks'])} ({seq['n']} {delta.unit}s; looks at "
-                         f"{', '.join(map(str, seq['looks']))})")
+            lines.append(
+                f"  decided in rounds: {outcome['verdict']} at look {seq['look']} of "
+                f"{len(seq['looks'])} ({seq['n']} {delta.unit}s; looks at "
+                f"{', '.join(map(str, seq['looks']))})"
+            )
         if outcome["needs"] is not None:
             lines.append(
                 f"  cannot be decided with {delta.n} {delta.unit}(s): the smallest adjusted p-value "
@@ -345,11 +364,15 @@ class Expectation:
                 f"test's adjusted p = {_p(outcome['p_refute_adjusted'])}"
             )
             if outcome.get("would_need"):
-                lines.append(f"  at this effect and spread the claim would need about "
-                             f"{outcome['would_need']} {delta.unit}s (80% power)")
+                lines.append(
+                    f"  at this effect and spread the claim would need about "
+                    f"{outcome['would_need']} {delta.unit}s (80% power)"
+                )
             elif not _on_claimed_side(claim, margin, delta.delta):
-                lines.append("  the observed difference lies on the other side of the claim's "
-                             "bound: more units would not support it")
+                lines.append(
+                    "  the observed difference lies on the other side of the claim's "
+                    "bound: more units would not support it"
+                )
         if outcome.get("skew"):
             lines.append(f"  {outcome['skew']}")
         return "\n".join(lines)

@@ -33,8 +33,7 @@ def annotate(studies: list[dict]) -> None:
             for metric, m in variant["metrics"].items():
                 if variant.get("is_reference") or variant["variant"] == variant.get("reference"):
                     # Compared with itself: nothing to test.
-                    m.update(family="reference", p_value=None, mde=None, p_adjusted=None,
-                             significant=False)
+                    m.update(family="reference", p_value=None, mde=None, p_adjusted=None, significant=False)
                 elif not _number(m.get("p_value")):
                     m.update(family="exploratory", p_adjusted=None, significant=False)
                 elif metric in claimed:

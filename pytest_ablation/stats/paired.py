@@ -69,9 +69,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import product
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -130,9 +130,7 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
@@ -401,7 +399,7 @@ def smallest_pvalue(n: int, statistic: str = "mean") -> float:
     sign-flip test's) and for the median (the sign test's, all ``n`` beyond the bound)."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-    return 2.0 ** -n
+    return 2.0**-n
 
 
 def units_needed(alpha: float) -> int:
@@ -443,7 +441,7 @@ def skew_against(diffs: Sequence[float], side: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-@lru_cache(maxsize=None)
+@cache
 def skew_warning_threshold(n: int) -> float:
     """The value of ``skew_against`` above which ``n`` differences are flagged.
 
@@ -460,8 +458,7 @@ def skew_warning_threshold(n: int) -> float:
         return _SKEW_LIMIT_SCALE / math.sqrt(n)
     rng = np.random.default_rng(3000 + n)
     symmetric = (rng.standard_normal((_SKEW_REPLICATES, n)), rng.standard_t(3, (_SKEW_REPLICATES, n)))
-    return max(float(np.quantile(skew_against_rows(d, "above"), 1.0 - _SKEW_CALIBRATION_RATE))
-               for d in symmetric)
+    return max(float(np.quantile(skew_against_rows(d, "above"), 1.0 - _SKEW_CALIBRATION_RATE)) for d in symmetric)
 
 
 def skew_warning(diffs: Sequence[float], side: str) -> str | None:
@@ -476,9 +473,11 @@ def skew_warning(diffs: Sequence[float], side: str) -> str | None:
     lean = skew_against(diffs, side)
     if lean is None or lean <= skew_warning_threshold(len(diffs)):
         return None
-    return (f"differences skewed against the claim (mean {lean:.2f} sd "
-            f"{'below' if side == 'above' else 'above'} the median): the mean test may be "
-            f"too lenient; a median claim keeps its level")
+    return (
+        f"differences skewed against the claim (mean {lean:.2f} sd "
+        f"{'below' if side == 'above' else 'above'} the median): the mean test may be "
+        f"too lenient; a median claim keeps its level"
+    )
 
 
 # -- power ---------------------------------------------------------------------------------
@@ -490,8 +489,7 @@ def _t_power(effect: float, n: int, alpha: float) -> float:
     # P(Z + shift > critical * sqrt(V / df)), V ~ chi2(df): integrate over V.
     upper = df + 60.0 * math.sqrt(2.0 * df) + 60.0
     v = np.linspace(upper / 4000.0, upper, 4000)
-    log_density = ((df / 2.0 - 1.0) * np.log(v) - v / 2.0 - (df / 2.0) * math.log(2.0)
-                   - math.lgamma(df / 2.0))
+    log_density = (df / 2.0 - 1.0) * np.log(v) - v / 2.0 - (df / 2.0) * math.log(2.0) - math.lgamma(df / 2.0)
     density = np.exp(log_density)
     tail = 1.0 - _normal_cdf(critical * np.sqrt(v / df) - shift)
     return float(np.trapezoid(tail * density, v) / np.trapezoid(density, v))
@@ -519,7 +517,7 @@ def claim_holds_rows(diffs: np.ndarray, alpha: float) -> np.ndarray:
         return holds
     half = n // 2
     left_signs, right_signs = _signs(half), _signs(n - half)
-    allowed = alpha * 2.0 ** n  # the sign-flip test rejects iff hits <= allowed
+    allowed = alpha * 2.0**n  # the sign-flip test rejects iff hits <= allowed
     for i in candidates:
         row = diffs[i]
         magnitude = np.abs(row)
@@ -537,12 +535,12 @@ def _combined_power(effect: float, noise: np.ndarray, alpha: float) -> float:
     return float(claim_holds_rows(noise + effect, alpha).mean())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _critical(n: int, alpha: float) -> float:
     return t_quantile(1.0 - alpha, n - 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mde_factor(n: int, alpha: float, power: float = DEFAULT_POWER) -> float | None:
     """The MDE in units of the prompt-level standard deviation, or None when n is too small.
 
@@ -580,7 +578,7 @@ def _bisect(too_small, low: float, high: float, steps: int) -> tuple[float, floa
     return low, high
 
 
-@lru_cache(maxsize=None)
+@cache
 def spread_upper_factor(n: int, confidence: float) -> float:
     """The factor that turns the observed standard deviation of ``n`` normal values into an
     upper confidence bound on the true one: ``sqrt((n - 1) / chi2_quantile(1 - confidence,
@@ -592,8 +590,9 @@ def spread_upper_factor(n: int, confidence: float) -> float:
     return math.sqrt((n - 1) / chi2_quantile(1.0 - confidence, n - 1))
 
 
-def mde_bound(n: int, spread: float, alpha: float, power: float = DEFAULT_POWER,
-              confidence: float = MDE_BOUND_CONFIDENCE) -> float | None:
+def mde_bound(
+    n: int, spread: float, alpha: float, power: float = DEFAULT_POWER, confidence: float = MDE_BOUND_CONFIDENCE
+) -> float | None:
     """A conservative MDE, to plan with: ``mde_factor(n, alpha, power) * spread`` with the
     observed ``spread`` replaced by its one-sided ``confidence`` upper bound.
 
@@ -611,8 +610,9 @@ def mde_bound(n: int, spread: float, alpha: float, power: float = DEFAULT_POWER,
     return factor * spread * spread_upper_factor(n, confidence)
 
 
-def prompts_needed(effect: float, spread: float, alpha: float, power: float = DEFAULT_POWER,
-                   *, family: int = 1, limit: int = 10_000) -> int | None:
+def prompts_needed(
+    effect: float, spread: float, alpha: float, power: float = DEFAULT_POWER, *, family: int = 1, limit: int = 10_000
+) -> int | None:
     """The fewest prompts at which a true mean difference ``effect`` is detected with
     ``power``, when prompt-level differences spread with standard deviation ``spread``."""
     effect = abs(effect)
@@ -727,9 +727,7 @@ def paired_delta(
     v = np.asarray(variant, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     if v.shape != r.shape or v.ndim != 1:
-        raise ValueError(
-            f"paired samples must be two equally long lists, got {v.shape} and {r.shape}"
-        )
+        raise ValueError(f"paired samples must be two equally long lists, got {v.shape} and {r.shape}")
     if v.size == 0:
         raise ValueError("paired samples are empty: a study needs at least one prompt and seed")
     if not 0.0 < confidence < 1.0:

@@ -35,8 +35,9 @@ def variance_parts(prompts: list[str], diffs: list[float]) -> tuple[float, float
     return between, within, len(groups), seeds
 
 
-def plan_rows(report: dict, metric: str, effect: float, *, power: float = 0.8, claims: int = 1,
-              max_seeds: int = 4) -> list[dict]:
+def plan_rows(
+    report: dict, metric: str, effect: float, *, power: float = 0.8, claims: int = 1, max_seeds: int = 4
+) -> list[dict]:
     """Per non-reference variant scored by ``metric``: its variance parts and the prompts
     needed for each number of seeds per prompt."""
     rows = []
@@ -49,22 +50,27 @@ def plan_rows(report: dict, metric: str, effect: float, *, power: float = 0.8, c
             values, reference = m.get("samples") or [], m.get("reference_samples") or []
             if not samples or len(values) != len(samples) or len(reference) != len(samples):
                 continue
-            parts = variance_parts([s["prompt"] for s in samples],
-                                   [v - r for v, r in zip(values, reference)])
+            parts = variance_parts([s["prompt"] for s in samples], [v - r for v, r in zip(values, reference)])
             if parts is None:
                 continue
             between, within, n_prompts, n_seeds = parts
             alpha = (1 - m.get("confidence", DEFAULT_CONFIDENCE)) / 2
             upper = spread_upper_factor(n_prompts, MDE_BOUND_CONFIDENCE)
             needed = {
-                k: prompts_needed(effect, upper * math.sqrt(between + within / k), alpha, power,
-                                  family=claims)
+                k: prompts_needed(effect, upper * math.sqrt(between + within / k), alpha, power, family=claims)
                 for k in range(1, max_seeds + 1)
             }
-            rows.append({
-                "study": study["study"], "variant": variant["variant"], "prompts": n_prompts,
-                "seeds": n_seeds, "between": between, "within": within, "needed": needed,
-            })
+            rows.append(
+                {
+                    "study": study["study"],
+                    "variant": variant["variant"],
+                    "prompts": n_prompts,
+                    "seeds": n_seeds,
+                    "between": between,
+                    "within": within,
+                    "needed": needed,
+                }
+            )
     if not rows:
         raise ValueError(
             f"no variant in the report is scored by {metric!r} on two or more prompts; the plan "
@@ -73,8 +79,7 @@ def plan_rows(report: dict, metric: str, effect: float, *, power: float = 0.8, c
     return rows
 
 
-def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 0.8,
-                claims: int = 1) -> str:
+def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 0.8, claims: int = 1) -> str:
     from tabulate import tabulate
 
     seeds = sorted(rows[0]["needed"])
@@ -82,8 +87,13 @@ def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 
         f"prompts at {k} seed(s)" for k in seeds
     ]
     table = [
-        [r["study"], r["variant"], f"{r['prompts']} x {r['seeds']}", f"{math.sqrt(r['between']):.3g}",
-         f"{math.sqrt(r['within']):.3g}"]
+        [
+            r["study"],
+            r["variant"],
+            f"{r['prompts']} x {r['seeds']}",
+            f"{math.sqrt(r['between']):.3g}",
+            f"{math.sqrt(r['within']):.3g}",
+        ]
         + ["—" if r["needed"][k] is None else str(r["needed"][k]) for k in seeds]
         for r in rows
     ]
@@ -98,6 +108,7 @@ def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 
     ]
     for k in seeds:
         if all(x is not None for x in worst[k]):
-            lines.append(f"every variant above: {max(worst[k])} prompts x {k} seed(s) "
-                         f"({max(worst[k]) * k} samples per variant)")
+            lines.append(
+                f"every variant above: {max(worst[k])} prompts x {k} seed(s) ({max(worst[k]) * k} samples per variant)"
+            )
     return "\n".join(lines) + "\n"

@@ -61,14 +61,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import product
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from pytest_ablation.stats.paired import (
-    DEFAULT_POWER, EXACT_SIGN_FLIP_MAX, mde_factor, sign_flip_pvalue, t_pvalue, t_quantile, t_sf,
+    DEFAULT_POWER,
+    EXACT_SIGN_FLIP_MAX,
+    mde_factor,
+    sign_flip_pvalue,
+    t_pvalue,
+    t_quantile,
+    t_sf,
     t_statistic,
 )
 
@@ -144,8 +150,7 @@ class SequentialDesign:
     @property
     def nominal_levels(self) -> tuple[float, ...]:
         """The one-sided level each look tests at (0 where it cannot decide)."""
-        return tuple(t_sf(c, n - 1) if math.isfinite(c) else 0.0
-                     for c, n in zip(self.efficacy, self.looks))
+        return tuple(t_sf(c, n - 1) if math.isfinite(c) else 0.0 for c, n in zip(self.efficacy, self.looks))
 
     def look_index(self, n: int) -> int:
         """The index of the look taken with ``n`` units; ValueError if none is."""
@@ -157,8 +162,7 @@ class SequentialDesign:
             )
         return self.looks.index(n)
 
-    def decide(self, diffs: Sequence[float], bound: float = 0.0, side: str = "above"
-               ) -> SequentialDecision:
+    def decide(self, diffs: Sequence[float], bound: float = 0.0, side: str = "above") -> SequentialDecision:
         """The verdict at the look that ``len(diffs)`` units make.
 
         ``side="above"``: the claim is that the mean difference exceeds ``bound``;
@@ -183,8 +187,9 @@ class SequentialDesign:
         last = k == len(self.looks) - 1
 
         def decision(verdict: str, p_value: float) -> SequentialDecision:
-            return SequentialDecision(verdict=verdict, look=k, n=n, t=t, p_value=p_value,
-                                      boundary=critical, level=level, futility=futility)
+            return SequentialDecision(
+                verdict=verdict, look=k, n=n, t=t, p_value=p_value, boundary=critical, level=level, futility=futility
+            )
 
         claim_flip = sign_flip_pvalue(toward_claim, "greater")
         p_claim = max(t_pvalue(toward_claim, "greater"), claim_flip)
@@ -198,8 +203,7 @@ class SequentialDesign:
             return decision(INCONCLUSIVE, p_claim)
         return decision(CONTINUE, p_claim)
 
-    def run(self, diffs: Sequence[float], bound: float = 0.0, side: str = "above"
-            ) -> SequentialDecision:
+    def run(self, diffs: Sequence[float], bound: float = 0.0, side: str = "above") -> SequentialDecision:
         """Take the looks in order on the first ``n_k`` of ``diffs``; the first decision
         that is not ``"continue"``, or the last look's when ``diffs`` end before one.
 
@@ -244,7 +248,7 @@ def _t_at_looks(rows: np.ndarray, looks: Sequence[int]) -> np.ndarray:
     return t
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sign_vectors(k: int) -> np.ndarray:
     return np.array(list(product((1.0, -1.0), repeat=k)), dtype=np.float64).reshape(-1, k)
 
@@ -259,7 +263,7 @@ def _sign_flip_hits_rows(rows: np.ndarray) -> np.ndarray:
     hits = np.zeros(count, dtype=np.int64)
     rows_per_chunk = max(1, _CHUNK_SUMS >> (n - half))
     for start in range(0, count, rows_per_chunk):
-        chunk = rows[start:start + rows_per_chunk]
+        chunk = rows[start : start + rows_per_chunk]
         size = len(chunk)
         magnitude = np.abs(chunk)
         scale = magnitude.sum(axis=1, keepdims=True) + 1e-300
@@ -270,11 +274,11 @@ def _sign_flip_hits_rows(rows: np.ndarray) -> np.ndarray:
         left = (magnitude[:, :half] @ left_signs.T) / scale if half else np.zeros((size, 1))
         right = np.sort((magnitude[:, half:] @ right_signs.T) / scale, axis=1)
         offset = 8.0 * np.arange(size)[:, None]
-        below = np.searchsorted((right + offset).ravel(),
-                                ((observed - tolerance - left) + offset).ravel(),
-                                side="left").reshape(left.shape)
+        below = np.searchsorted(
+            (right + offset).ravel(), ((observed - tolerance - left) + offset).ravel(), side="left"
+        ).reshape(left.shape)
         below -= (np.arange(size) * right.shape[1])[:, None]
-        hits[start:start + size] = (right.shape[1] - below).sum(axis=1)
+        hits[start : start + size] = (right.shape[1] - below).sum(axis=1)
     return hits
 
 
@@ -292,11 +296,11 @@ def _sign_flip_holds_rows(rows: np.ndarray, level: float) -> np.ndarray:
     """
     rows = np.atleast_2d(rows)
     count, n = rows.shape
-    if count == 0 or level <= 0.0 or 2.0 ** -n > level:
+    if count == 0 or level <= 0.0 or 2.0**-n > level:
         return np.zeros(count, dtype=bool)
     if n > EXACT_SIGN_FLIP_MAX:
         return np.array([sign_flip_pvalue(row, "greater") <= level for row in rows])
-    return _sign_flip_hits_rows(rows) <= level * 2.0 ** n  # hits / 2**n <= level, exactly
+    return _sign_flip_hits_rows(rows) <= level * 2.0**n  # hits / 2**n <= level, exactly
 
 
 def _first_verdicts(rows: np.ndarray, looks: Sequence[int], efficacy: Sequence[float]):
@@ -346,9 +350,8 @@ def _futility_boundaries(looks, efficacy, effect, margin):
 
 
 # -- the design -----------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _efficacy_boundaries(looks: tuple[int, ...], alpha: float, exponent: float
-                         ) -> tuple[float, ...]:
+@cache
+def _efficacy_boundaries(looks: tuple[int, ...], alpha: float, exponent: float) -> tuple[float, ...]:
     """Critical t values per look (``inf`` where no claim can be made), such that null
     studies (standard normal differences) are supported by look k, futility ignored, at
     most ``alpha * (n_k / n_max) ** exponent`` of the time, less the Monte Carlo margin."""
@@ -398,8 +401,7 @@ def _look_level(rows, t, open_rows, n, allowance):
         # (beyond it, t alone: it admits at least the rows both tests do; conservative)
         ranked = np.sort(pvalues)
         everything = take == order.size
-        if allowance < ranked.size and (everything or ranked[allowance]
-                                        <= t_sf(float(t[order[take - 1]]), n - 1)):
+        if allowance < ranked.size and (everything or ranked[allowance] <= t_sf(float(t[order[take - 1]]), n - 1)):
             break  # every row left out has a larger t p-value than the level found
         if everything:
             return None, candidates, pvalues
@@ -411,11 +413,18 @@ def _look_level(rows, t, open_rows, n, allowance):
     return 0.5 * (float(below[-1]) + float(above)), candidates, pvalues
 
 
-@lru_cache(maxsize=None)
-def sequential_design(first: int, step: int, max_units: int, alpha: float,
-                      power: float = DEFAULT_POWER, effect: float | None = None,
-                      *, fixed_units: int | None = None,
-                      spending_exponent: float = SPENDING_EXPONENT) -> SequentialDesign:
+@cache
+def sequential_design(
+    first: int,
+    step: int,
+    max_units: int,
+    alpha: float,
+    power: float = DEFAULT_POWER,
+    effect: float | None = None,
+    *,
+    fixed_units: int | None = None,
+    spending_exponent: float = SPENDING_EXPONENT,
+) -> SequentialDesign:
     """The design with looks at ``first``, ``first + step``, ... units and at ``max_units``.
 
     ``alpha`` is the one-sided false-claim rate per claim over all looks. ``effect`` (in
@@ -477,9 +486,15 @@ def sequential_design(first: int, step: int, max_units: int, alpha: float,
             high = mid
         else:
             low = mid
-    return SequentialDesign(looks=looks, alpha=float(alpha), efficacy=efficacy,
-                            futility=_futility_boundaries(looks, efficacy, effect, high),
-                            power=float(power), effect=float(effect), fixed_units=fixed_units)
+    return SequentialDesign(
+        looks=looks,
+        alpha=float(alpha),
+        efficacy=efficacy,
+        futility=_futility_boundaries(looks, efficacy, effect, high),
+        power=float(power),
+        effect=float(effect),
+        fixed_units=fixed_units,
+    )
 
 
 def simulate_studies(design: SequentialDesign, diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -497,10 +512,10 @@ def simulate_studies(design: SequentialDesign, diffs: np.ndarray) -> tuple[np.nd
     return np.asarray(design.looks)[stop], verdict
 
 
-def expected_units(design: SequentialDesign, effect: float, reps: int,
-                   rng: np.random.Generator) -> tuple[float, float, float]:
+def expected_units(
+    design: SequentialDesign, effect: float, reps: int, rng: np.random.Generator
+) -> tuple[float, float, float]:
     """(mean units used, P(supported), P(refuted)) when the true mean is ``effect`` SD
     beyond the bound (normal differences), by simulating ``reps`` studies."""
-    units, verdict = simulate_studies(design, rng.standard_normal((reps, design.max_units))
-                                      + effect)
+    units, verdict = simulate_studies(design, rng.standard_normal((reps, design.max_units)) + effect)
     return float(units.mean()), float((verdict == 1).mean()), float((verdict == -1).mean())

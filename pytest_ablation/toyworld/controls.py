@@ -34,7 +34,12 @@ from pytest_ablation.toyworld.data import (
 )
 
 CONTROLS: tuple[str, ...] = (
-    "still", "smooth", "teleport", "identity_swap", "colour_swap", "background_change",
+    "still",
+    "smooth",
+    "teleport",
+    "identity_swap",
+    "colour_swap",
+    "background_change",
 )
 EXTENT = 0.375  # of the frame's side: 12 px at 32
 SPEED = 1.5  # pixels per frame; a half-pixel step, so motion compensation must interpolate
@@ -58,8 +63,7 @@ def control_video(
     if kind not in CONTROLS:
         raise ValueError(f"kind: unknown control {kind!r}; known: {', '.join(CONTROLS)}")
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 4:
-        raise ValueError(f"frames must be an integer >= 4 (a defect needs frames around it), "
-                         f"got {frames!r}")
+        raise ValueError(f"frames must be an integer >= 4 (a defect needs frames around it), got {frames!r}")
     scenes = control_scenes(kind, frames=frames, size=size, seed=seed)
     video = torch.stack([render(scene, size) for scene in scenes])
     return video, scenes
@@ -71,8 +75,9 @@ def control_scenes(kind: str, *, frames: int, size: int, seed: int) -> tuple[Sha
     extent = EXTENT * size
     # Keep the whole path in the frame: a long clip moves slower than SPEED.
     speed = min(SPEED, (size - extent) / (frames - 1))
-    base = replace(drawn, size=extent, background_end=drawn.background, gradient_angle=0.0,
-                   direction="right", speed=speed)
+    base = replace(
+        drawn, size=extent, background_end=drawn.background, gradient_angle=0.0, direction="right", speed=speed
+    )
     k = change_frame(frames)
     centre = size / 2
     xs = centre + speed * (np.arange(frames) - (frames - 1) / 2)
@@ -106,8 +111,7 @@ def _triple(values: np.ndarray) -> tuple[float, float, float]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
-def control_table(seeds: int = 4, *, frames: int = 8, size: int = IMAGE_SIZE,
-                  judge: bool = True) -> str:
+def control_table(seeds: int = 4, *, frames: int = 8, size: int = IMAGE_SIZE, judge: bool = True) -> str:
     """A markdown table: each control's parser metrics (and plain flicker), mean over seeds
     0..seeds-1; with ``judge``, the toy judge's ``temporal_consistency`` beside them."""
     from pytest_ablation.metrics.inputs import MetricInput
@@ -142,8 +146,17 @@ def control_table(seeds: int = 4, *, frames: int = 8, size: int = IMAGE_SIZE,
     return "\n".join(lines)
 
 
-__all__ = ["BACKGROUND_STEP", "CONTROLS", "EXTENT", "JUMP", "SPEED", "change_frame",
-           "control_scenes", "control_table", "control_video"]
+__all__ = [
+    "BACKGROUND_STEP",
+    "CONTROLS",
+    "EXTENT",
+    "JUMP",
+    "SPEED",
+    "change_frame",
+    "control_scenes",
+    "control_table",
+    "control_video",
+]
 
 
 if __name__ == "__main__":  # python -m pytest_ablation.toyworld.controls

@@ -105,10 +105,7 @@ def captions() -> list[str]:
 def video_captions() -> list[str]:
     """Every video caption, colour-major, then shape, then direction."""
     return [
-        video_caption(colour, shape, direction)
-        for colour in COLOURS
-        for shape in SHAPES
-        for direction in DIRECTIONS
+        video_caption(colour, shape, direction) for colour in COLOURS for shape in SHAPES for direction in DIRECTIONS
     ]
 
 
@@ -121,9 +118,11 @@ def unrenderable(prompts: Sequence[str]) -> list[str]:
     bad = [prompt for prompt in prompts if " ".join(str(prompt).lower().split()) not in known]
     if not bad:
         return []
-    what = (f'the toy world draws "a <colour> <shape>" or "a <colour> <shape> moving '
-            f'<direction>", colour one of {", ".join(COLOURS)}; shape one of {", ".join(SHAPES)}; '
-            f'direction one of {", ".join(DIRECTIONS)}')
+    what = (
+        f'the toy world draws "a <colour> <shape>" or "a <colour> <shape> moving '
+        f'<direction>", colour one of {", ".join(COLOURS)}; shape one of {", ".join(SHAPES)}; '
+        f"direction one of {', '.join(DIRECTIONS)}"
+    )
     return [f"{prompt!r} is not a scene it can draw: {what}" for prompt in bad]
 
 
@@ -222,9 +221,7 @@ def sample_videos(
         x0 = start.x if dx == 0 else (first if dx > 0 else size - first)
         y0 = start.y if dy == 0 else (first if dy > 0 else size - first)
         base = replace(start, size=extent, direction=direction, speed=speed)
-        videos.append(
-            tuple(replace(base, x=x0 + dx * speed * t, y=y0 + dy * speed * t) for t in range(frames))
-        )
+        videos.append(tuple(replace(base, x=x0 + dx * speed * t, y=y0 + dy * speed * t) for t in range(frames)))
     flat = [scene for video in videos for scene in video]
     pixels = _render_batch(flat, size).reshape(n, frames, 3, size, size)
     return pixels, [video[0].caption for video in videos], videos
@@ -248,9 +245,7 @@ def bouncing_clips(clips: int, frames: int, height: int, width: int, *, seed: in
     return tuning_clips(clips, frames, height, width, seed=seed, motion="bounce")
 
 
-def _bouncing(
-    start: ShapeScene, direction: str, speed: float, frames: int, size: int
-) -> tuple[ShapeScene, ...]:
+def _bouncing(start: ShapeScene, direction: str, speed: float, frames: int, size: int) -> tuple[ShapeScene, ...]:
     """The scenes of a shape moving from ``start`` at ``speed`` and reflecting off the edges.
 
     Along the motion the centre runs between ``low = extent / 2`` and ``high = size - low``.
@@ -272,11 +267,9 @@ def _bouncing(
         # The direction of travel at this frame: the start's while on the outward leg.
         moving = sign if forward else -sign
         if dx:
-            scene = replace(start, x=position, direction="right" if moving > 0 else "left",
-                            speed=speed)
+            scene = replace(start, x=position, direction="right" if moving > 0 else "left", speed=speed)
         else:
-            scene = replace(start, y=position, direction="down" if moving > 0 else "up",
-                            speed=speed)
+            scene = replace(start, y=position, direction="down" if moving > 0 else "up", speed=speed)
         scenes.append(scene)
     return tuple(scenes)
 
@@ -357,7 +350,7 @@ def _render_batch(scenes: Sequence[ShapeScene], size: int) -> torch.Tensor:
             distance[chosen] = _SIGNED_DISTANCE[shape](dx[chosen], dy[chosen], half[chosen])
     coverage = (0.5 - distance).clamp(0.0, 1.0).unsqueeze(1)
 
-    along = ((grid_x - size / 2) * torch.cos(angle) + (grid_y - size / 2) * torch.sin(angle))
+    along = (grid_x - size / 2) * torch.cos(angle) + (grid_y - size / 2) * torch.sin(angle)
     ramp = (along / size + 0.5).clamp(0.0, 1.0).unsqueeze(1)
     background = start + (end - start) * ramp
     return (background + (rgb - background) * coverage).clamp_(0.0, 1.0).contiguous()
@@ -433,9 +426,7 @@ def _check_speed_range(speed_range: tuple[float, float]) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in speed_range)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"speed_range must be a pair (low, high) of pixels per frame, got {speed_range!r}"
-        ) from None
+        raise ValueError(f"speed_range must be a pair (low, high) of pixels per frame, got {speed_range!r}") from None
     if not (0.0 <= low <= high):
         raise ValueError(f"speed_range must satisfy 0 <= low <= high, got {speed_range!r}")
     return low, high
@@ -444,10 +435,7 @@ def _check_speed_range(speed_range: tuple[float, float]) -> tuple[float, float]:
 def _check_names(names: Sequence[str], allowed: Sequence[str], parameter: str) -> None:
     unknown = [name for name in names if name not in allowed]
     if unknown:
-        raise ValueError(
-            f"{parameter}: unknown {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(allowed)}"
-        )
+        raise ValueError(f"{parameter}: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
 
 
 def _names_or_all(names: Sequence[str] | None, allowed: Sequence[str], parameter: str) -> list[str]:

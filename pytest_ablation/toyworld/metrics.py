@@ -14,7 +14,7 @@ frame's side, colours in RGB [0, 1] (Euclidean distances), pixel values in [0, 1
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -41,14 +41,22 @@ class _Lazy:
 
 def _spec(name: str, direction: str, tolerance: float, definition: str) -> MetricSpec:
     return MetricSpec(
-        name=name, direction=direction, tolerance=tolerance, definition=definition,
-        source=_SOURCE, needs=frozenset(), version="1", evaluate=_Lazy(name), backend=_BACKEND,
+        name=name,
+        direction=direction,
+        tolerance=tolerance,
+        definition=definition,
+        source=_SOURCE,
+        needs=frozenset(),
+        version="1",
+        evaluate=_Lazy(name),
+        backend=_BACKEND,
     )
 
 
 TOY_METRICS: tuple[MetricSpec, ...] = (
     _spec(
-        "identity_constancy", "higher",
+        "identity_constancy",
+        "higher",
         # A fraction of frames: a re-run moves it only when a borderline frame's colour or
         # shape flips. In a toy study (8 videos x 7 frames) one flip moves the mean by 1/56 =
         # 0.018, which 0.02 tolerates; two flips, or an identity lost for part of one clip
@@ -58,7 +66,8 @@ TOY_METRICS: tuple[MetricSpec, ...] = (
         "(a frame without an object disagrees)",
     ),
     _spec(
-        "trajectory_jerk", "lower",
+        "trajectory_jerk",
+        "lower",
         # Over the frame's side. Another machine's frames differ by float rounding (~1e-3 of
         # a pixel value), which moves the centroid (linear in the pixels) by ~1e-3 px; the
         # third difference multiplies an error by at most 1 + 3 + 3 + 1 = 8: 0.008 px, 0.00025
@@ -69,23 +78,25 @@ TOY_METRICS: tuple[MetricSpec, ...] = (
         "over the frame's width and height",
     ),
     _spec(
-        "background_drift", "lower",
+        "background_drift",
+        "lower",
         # RGB distance per pixel: 0.005 is below one grey level in all three channels
         # (sqrt(3) / 255 = 0.0068) and far above float noise; backgrounds in data.py differ
         # by tenths.
         0.005,
-        "mean over frames t>=1 of the mean over pixels of |B_t - B_0| (RGB), B the parsed "
-        "background field",
+        "mean over frames t>=1 of the mean over pixels of |B_t - B_0| (RGB), B the parsed background field",
     ),
     _spec(
-        "warping_error", "lower",
+        "warping_error",
+        "lower",
         # Mean |difference| in [0, 1] like temporal_flickering's: 0.002 is half a grey level.
         0.002,
         "mean over pairs of mean |f[t+1] - P_t|, P_t = f_t with only the object's layer moved "
         "by its parsed displacement (bilinear)",
     ),
     _spec(
-        "drift_vs_gap", "lower",
+        "drift_vs_gap",
+        "lower",
         # RGB-and-size distance per frame of gap: 0.002 per frame is half a grey level of
         # colour change per frame, a tenth of the 0.02/frame a visible fade over 8 frames has.
         0.002,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Union
 
 import cv2
 import numpy as np
@@ -69,7 +68,7 @@ AREA_FACTOR: dict[str, float] = {
 }
 
 RGB = tuple[float, float, float]
-Frame = Union[torch.Tensor, np.ndarray]
+Frame = torch.Tensor | np.ndarray
 _NAN3: RGB = (math.nan, math.nan, math.nan)
 _PALETTE = np.array(list(COLOURS.values()))
 _PALETTE_NAMES = list(COLOURS)
@@ -119,8 +118,16 @@ class ParsedObject:
 
 
 NOT_FOUND = ParsedObject(
-    x=math.nan, y=math.nan, area=math.nan, bbox=(math.nan,) * 4, size=math.nan, rgb=_NAN3,
-    colour=None, shape=None, colour_distance=math.nan, found=False,
+    x=math.nan,
+    y=math.nan,
+    area=math.nan,
+    bbox=(math.nan,) * 4,
+    size=math.nan,
+    rgb=_NAN3,
+    colour=None,
+    shape=None,
+    colour_distance=math.nan,
+    found=False,
 )
 
 
@@ -175,9 +182,13 @@ def parse_frame(frame: Frame) -> FrameParse:
     else:
         coverage, layer = np.zeros((height, width)), np.zeros((height, width), dtype=bool)
     return FrameParse(
-        height=height, width=width, background=background,
+        height=height,
+        width=width,
+        background=background,
         objects=tuple(item[0] for item in objects),
-        coverage=coverage, layer=layer, residual=residual,
+        coverage=coverage,
+        layer=layer,
+        residual=residual,
     )
 
 
@@ -199,9 +210,7 @@ def as_pixels(frame: Frame) -> np.ndarray:
     else:
         raise TypeError(f"frame must be a torch.Tensor or numpy array, got {type(frame).__name__}")
     if array.ndim != 3 or 3 not in (array.shape[0], array.shape[-1]):
-        raise ValueError(
-            f"frame must be (3, H, W) or (H, W, 3), got shape {tuple(array.shape)}"
-        )
+        raise ValueError(f"frame must be (3, H, W) or (H, W, 3), got shape {tuple(array.shape)}")
     if array.shape[-1] != 3:  # (3, H, W): a frame is at least 8 pixels wide, never 3
         array = np.moveaxis(array, 0, -1)
     if array.dtype == np.uint8:
@@ -242,8 +251,8 @@ def fit_background(pixels: np.ndarray) -> Background:
     ys, xs = np.mgrid[0:height, 0:width]
     scale = max(height, width)
     design = np.stack(
-        [np.ones(height * width), (xs.ravel() + 0.5 - width / 2) / scale,
-         (ys.ravel() + 0.5 - height / 2) / scale], axis=1,
+        [np.ones(height * width), (xs.ravel() + 0.5 - width / 2) / scale, (ys.ravel() + 0.5 - height / 2) / scale],
+        axis=1,
     )
     for _ in range(2):  # affine fit, then again without the pixels far from it
         coefficients = np.linalg.lstsq(design[keep], flat[keep], rcond=None)[0]
@@ -272,7 +281,11 @@ def fit_background(pixels: np.ndarray) -> Background:
     else:
         pattern = "gradient"
     background = Background(
-        start=_triple(start), end=_triple(end), angle=float(angle), pattern=pattern, mean=_NAN3,
+        start=_triple(start),
+        end=_triple(end),
+        angle=float(angle),
+        pattern=pattern,
+        mean=_NAN3,
     )
     mean = background.field(height, width).reshape(-1, 3).mean(axis=0)
     return replace(background, mean=_triple(mean))
@@ -287,8 +300,12 @@ def _refit_set(distance: np.ndarray, previous: np.ndarray) -> np.ndarray:
 
 # -- objects ------------------------------------------------------------------------------
 def _measure(
-    pixels: np.ndarray, field: np.ndarray, residual: np.ndarray, region: np.ndarray,
-    band: np.ndarray, min_area: float,
+    pixels: np.ndarray,
+    field: np.ndarray,
+    residual: np.ndarray,
+    region: np.ndarray,
+    band: np.ndarray,
+    min_area: float,
 ) -> tuple[ParsedObject, np.ndarray, np.ndarray] | None:
     """The region's object, with its coverage and layer; None when it covers less than
     ``min_area`` pixels (a speck of noise, not an object)."""
@@ -318,15 +335,20 @@ def _measure(
     shape, extent = _classify(coverage, x, y, area, height, width)
     colour, distance = nearest_colour(rgb)
     parsed = ParsedObject(
-        x=x, y=y, area=area, bbox=bbox, size=extent, rgb=_triple(rgb), colour=colour,
-        shape=shape, colour_distance=distance,
+        x=x,
+        y=y,
+        area=area,
+        bbox=bbox,
+        size=extent,
+        rgb=_triple(rgb),
+        colour=colour,
+        shape=shape,
+        colour_distance=distance,
     )
     return parsed, coverage, band
 
 
-def _classify(
-    coverage: np.ndarray, x: float, y: float, area: float, height: int, width: int
-) -> tuple[str, float]:
+def _classify(coverage: np.ndarray, x: float, y: float, area: float, height: int, width: int) -> tuple[str, float]:
     """The shape whose rendering at (x, y) with this area best matches ``coverage``, and its
     extent. Each template is tried sharp and blurred, as a generated frame may be soft."""
     size = max(height, width)
@@ -337,8 +359,11 @@ def _classify(
         extent = 2 * math.sqrt(area / AREA_FACTOR[shape])
         template = _template(shape, x, y, extent, size)
         for sigma in TEMPLATE_BLURS:
-            blurred = template if sigma == 0 else cv2.GaussianBlur(
-                template, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_CONSTANT)
+            blurred = (
+                template
+                if sigma == 0
+                else cv2.GaussianBlur(template, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_CONSTANT)
+            )
             error = float(((blurred - observed) ** 2).sum())
             if best is None or error < best[0]:
                 best = (error, shape, extent)
@@ -349,8 +374,14 @@ def _classify(
 def _template(shape: str, x: float, y: float, extent: float, size: int) -> np.ndarray:
     """The shape's coverage as data.py renders it: white on black, channel 0."""
     probe = ShapeScene(
-        colour="red", shape=shape, x=x, y=y, size=extent, rgb=(1.0, 1.0, 1.0),
-        background=(0.0, 0.0, 0.0), background_end=(0.0, 0.0, 0.0),
+        colour="red",
+        shape=shape,
+        x=x,
+        y=y,
+        size=extent,
+        rgb=(1.0, 1.0, 1.0),
+        background=(0.0, 0.0, 0.0),
+        background_end=(0.0, 0.0, 0.0),
     )
     return render(probe, size)[0].numpy().astype(np.float64)
 

@@ -19,7 +19,7 @@ from pytest_ablation.metrics.inputs import MetricInput
 from pytest_ablation.metrics.registry import Score
 from pytest_ablation.toyworld.parser import FrameParse, parse_video
 
-_PARSES: "weakref.WeakKeyDictionary[MetricInput, list[FrameParse]]" = weakref.WeakKeyDictionary()
+_PARSES: weakref.WeakKeyDictionary[MetricInput, list[FrameParse]] = weakref.WeakKeyDictionary()
 
 
 def parses(inp: MetricInput) -> list[FrameParse]:
@@ -42,16 +42,18 @@ def evaluate_identity_constancy(inp: MetricInput) -> Score:
     first = frames[0].object
     # A frame agrees when it shows an object of frame 0's colour and shape; a frame without
     # an object, or a first frame without one, agrees with nothing.
-    agree = [
-        float(first.found and f.object.found and f.object.identity == first.identity)
-        for f in frames[1:]
-    ]
+    agree = [float(first.found and f.object.found and f.object.identity == first.identity) for f in frames[1:]]
     colour = [float(first.found and f.object.colour == first.colour) for f in frames[1:]]
     shape = [float(first.found and f.object.shape == first.shape) for f in frames[1:]]
     return Score(
-        float(np.mean(agree)), tuple(agree),
-        {"per": "frame after the first", "first": list(first.identity),
-         "colour_constancy": float(np.mean(colour)), "shape_constancy": float(np.mean(shape))},
+        float(np.mean(agree)),
+        tuple(agree),
+        {
+            "per": "frame after the first",
+            "first": list(first.identity),
+            "colour_constancy": float(np.mean(colour)),
+            "shape_constancy": float(np.mean(shape)),
+        },
     )
 
 
@@ -67,8 +69,11 @@ def evaluate_trajectory_jerk(inp: MetricInput) -> Score:
     valid = np.isfinite(magnitude)
     # NaN when no window of four frames all show the object: nothing to measure.
     value = float(magnitude[valid].mean()) if valid.any() else math.nan
-    return Score(value, tuple(magnitude.tolist()),
-                 {"per": "window of four frames", "windows_without_object": int((~valid).sum())})
+    return Score(
+        value,
+        tuple(magnitude.tolist()),
+        {"per": "window of four frames", "windows_without_object": int((~valid).sum())},
+    )
 
 
 # -- background_drift ---------------------------------------------------------------------
@@ -77,11 +82,12 @@ def evaluate_background_drift(inp: MetricInput) -> Score:
     frames = parses(inp)
     first = frames[0].background_field()
     # The fitted field, not the pixels: the object moving over the background is no drift.
-    per_frame = [float(np.linalg.norm(f.background_field() - first, axis=2).mean())
-                 for f in frames[1:]]
-    return Score(float(np.mean(per_frame)), tuple(per_frame),
-                 {"per": "frame after the first",
-                  "patterns": [f.background.pattern for f in frames]})
+    per_frame = [float(np.linalg.norm(f.background_field() - first, axis=2).mean()) for f in frames[1:]]
+    return Score(
+        float(np.mean(per_frame)),
+        tuple(per_frame),
+        {"per": "frame after the first", "patterns": [f.background.pattern for f in frames]},
+    )
 
 
 # -- warping_error ------------------------------------------------------------------------
@@ -103,8 +109,14 @@ def compensated_prediction(current: FrameParse, following: FrameParse) -> np.nda
     layer = current.layer[..., None]
     moving = residual * layer  # float64 throughout: no shift leaves it exactly as it was
     shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=np.float64)
-    moved = cv2.warpAffine(moving, shift, (current.width, current.height),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    moved = cv2.warpAffine(
+        moving,
+        shift,
+        (current.width, current.height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return current.background_field() + residual * (~layer) + moved
 
 
@@ -117,8 +129,9 @@ def evaluate_warping_error(inp: MetricInput) -> Score:
         predicted = compensated_prediction(frames[t], frames[t + 1])
         per_pair.append(float(np.abs(pixels[t + 1] - predicted).mean()))
         flicker.append(float(np.abs(pixels[t + 1] - pixels[t]).mean()))
-    return Score(float(np.mean(per_pair)), tuple(per_pair),
-                 {"per": "pair", "flicker_uncompensated": float(np.mean(flicker))})
+    return Score(
+        float(np.mean(per_pair)), tuple(per_pair), {"per": "pair", "flicker_uncompensated": float(np.mean(flicker))}
+    )
 
 
 # -- drift_vs_gap -------------------------------------------------------------------------
@@ -126,8 +139,7 @@ def appearance(frame: FrameParse) -> np.ndarray:
     """The object's appearance: its colour (RGB) and the square root of its area over the
     frame's larger side (a length, in the same 0-1 range); NaN where there is no object."""
     obj = frame.object
-    return np.array([*obj.rgb, math.sqrt(obj.area) / max(frame.width, frame.height)]
-                    if obj.found else [math.nan] * 4)
+    return np.array([*obj.rgb, math.sqrt(obj.area) / max(frame.width, frame.height)] if obj.found else [math.nan] * 4)
 
 
 def gap_slope(values: np.ndarray) -> tuple[float, dict[int, float]]:
@@ -139,8 +151,7 @@ def gap_slope(values: np.ndarray) -> tuple[float, dict[int, float]]:
         keep = np.isfinite(d)
         gaps += [gap] * int(keep.sum())
         distances += d[keep].tolist()
-    by_gap = {g: float(np.mean([d for gg, d in zip(gaps, distances) if gg == g]))
-              for g in sorted(set(gaps))}
+    by_gap = {g: float(np.mean([d for gg, d in zip(gaps, distances) if gg == g])) for g in sorted(set(gaps))}
     if len(by_gap) < 2:
         return math.nan, by_gap
     g = np.asarray(gaps, dtype=np.float64)
@@ -155,9 +166,11 @@ def evaluate_drift_vs_gap(inp: MetricInput) -> Score:
     # Position is reported, not scored: a moving object's distance grows with the gap by
     # design, so scoring it would call every motion drift.
     position_slope, _ = gap_slope(_centroids(frames))
-    return Score(slope, tuple(by_gap.values()),
-                 {"per": "gap (1, 2, ...): mean appearance distance",
-                  "position_slope": position_slope})
+    return Score(
+        slope,
+        tuple(by_gap.values()),
+        {"per": "gap (1, 2, ...): mean appearance distance", "position_slope": position_slope},
+    )
 
 
 # -- plain functions of a video (F, 3, H, W) in [0, 1], as the core metrics have ------------

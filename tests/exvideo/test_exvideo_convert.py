@@ -55,9 +55,10 @@ def test_the_released_layout(released_layout) -> None:
 
 def test_conversion_names_the_diffusers_parameters(released_layout) -> None:
     converted = convert_exsvd_state_dict(released_layout)
-    assert converted["down_blocks.0.attentions.0.time_proj.embeddings"] is released_layout[
-        "blocks.7.positional_embedding.embeddings"
-    ]
+    assert (
+        converted["down_blocks.0.attentions.0.time_proj.embeddings"]
+        is released_layout["blocks.7.positional_embedding.embeddings"]
+    )
     pairs = {
         "blocks.83.positional_embedding_proj.0.bias": "mid_block.attentions.0.time_pos_embed.linear_1.bias",
         "blocks.113.attn1.to_out.weight": "up_blocks.1.attentions.0.temporal_transformer_blocks.0.attn1.to_out.0.weight",

@@ -29,12 +29,15 @@ def test_post_tuning_on_a_gpu_runs_deterministic_kernels_and_matches_the_cpu(tin
         components = copy.copy(tiny_svd)
         gpu_unet = gpu_unet.to("cuda")
         gpu_data = encode_videos(tiny_svd, clips, generator=torch.Generator().manual_seed(1))
-        gpu_data = type(gpu_data)(**{name: value.to("cuda") if isinstance(value, torch.Tensor) else value
-                                     for name, value in vars(gpu_data).items()})
+        gpu_data = type(gpu_data)(
+            **{
+                name: value.to("cuda") if isinstance(value, torch.Tensor) else value
+                for name, value in vars(gpu_data).items()
+            }
+        )
 
         def watch(step, loss):
-            seen.append((torch.are_deterministic_algorithms_enabled(),
-                         torch.backends.cuda.flash_sdp_enabled()))
+            seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cuda.flash_sdp_enabled()))
 
         gpu = post_tune(gpu_unet, gpu_data, 2, components=components, lr=1e-2, seed=3, callback=watch)
         assert next(gpu_unet.parameters()).device == torch.device("cuda", 0)

@@ -137,10 +137,16 @@ def small_unet_with(num_frames: int):
     from diffusers import UNetSpatioTemporalConditionModel
 
     return UNetSpatioTemporalConditionModel(
-        sample_size=4, in_channels=8, out_channels=4,
+        sample_size=4,
+        in_channels=8,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal",),
         up_block_types=("CrossAttnUpBlockSpatioTemporal",),
-        block_out_channels=(32,), addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=24, layers_per_block=1, cross_attention_dim=16,
-        num_attention_heads=(2,), num_frames=num_frames,
+        block_out_channels=(32,),
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=24,
+        layers_per_block=1,
+        cross_attention_dim=16,
+        num_attention_heads=(2,),
+        num_frames=num_frames,
     )

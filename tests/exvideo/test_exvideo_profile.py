@@ -74,7 +74,10 @@ def test_loads_svd_xt_plus_exsvd_from_local_files(local_weights, tmp_path) -> No
     components = load_model(spec, "cpu")
     unet = components.unet
     assert exvideo_settings(unet).to_dict() == {
-        "max_frames": 40, "position": "trainable", "identity_conv": True, "trained_frames": 25,
+        "max_frames": 40,
+        "position": "trainable",
+        "identity_conv": True,
+        "trained_frames": 25,
     }
     loaded = exvideo_state_dict(unet)
     assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
@@ -105,18 +108,29 @@ def exvideo_profile(tmp_path, table: str):
 RECIPE = "steps = 4, clips = 2, frames = 8, height = 32, width = 32, max_frames = 32"
 
 
-@pytest.mark.parametrize("table, message", [
-    (f'recipe = {{ {RECIPE}, gradient_checkpointing = "no" }}',
-     r"methods\.exvideo\.recipe\.gradient_checkpointing: got 'no'; expected true or false"),
-    (f"recipe = {{ {RECIPE}, gradient_checkpointing = 0 }}",
-     r"methods\.exvideo\.recipe\.gradient_checkpointing: got 0; expected true or false"),
-    (f'recipe = {{ {RECIPE}, seed = "abc" }}',
-     r"methods\.exvideo\.recipe\.seed: got 'abc'; expected a whole number >= 0"),
-    (f"recipe = {{ {RECIPE}, seed = -1 }}", r"methods\.exvideo\.recipe\.seed: got -1"),
-    (f"recipe = {{ {RECIPE}, seed = true }}", r"methods\.exvideo\.recipe\.seed: got True"),
-    ('sample_at_recipe_size = "yes"',
-     r"methods\.exvideo\.sample_at_recipe_size: got 'yes'; expected true or false"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            f'recipe = {{ {RECIPE}, gradient_checkpointing = "no" }}',
+            r"methods\.exvideo\.recipe\.gradient_checkpointing: got 'no'; expected true or false",
+        ),
+        (
+            f"recipe = {{ {RECIPE}, gradient_checkpointing = 0 }}",
+            r"methods\.exvideo\.recipe\.gradient_checkpointing: got 0; expected true or false",
+        ),
+        (
+            f'recipe = {{ {RECIPE}, seed = "abc" }}',
+            r"methods\.exvideo\.recipe\.seed: got 'abc'; expected a whole number >= 0",
+        ),
+        (f"recipe = {{ {RECIPE}, seed = -1 }}", r"methods\.exvideo\.recipe\.seed: got -1"),
+        (f"recipe = {{ {RECIPE}, seed = true }}", r"methods\.exvideo\.recipe\.seed: got True"),
+        (
+            'sample_at_recipe_size = "yes"',
+            r"methods\.exvideo\.sample_at_recipe_size: got 'yes'; expected true or false",
+        ),
+    ],
+)
 def test_recipe_booleans_and_seed_must_be_toml_values_of_their_type(tmp_path, table, message) -> None:
     from pytest_ablation.methods.exvideo import exvideo_on_profile
 
@@ -129,6 +143,7 @@ def test_recipe_booleans_and_seed_of_their_type_are_taken(tmp_path) -> None:
     from pytest_ablation.methods.exvideo import exvideo_on_profile
 
     for flag in ("true", "false"):
-        recipe = exvideo_on_profile(exvideo_profile(
-            tmp_path, f"recipe = {{ {RECIPE}, gradient_checkpointing = {flag}, seed = 5 }}")).recipe
+        recipe = exvideo_on_profile(
+            exvideo_profile(tmp_path, f"recipe = {{ {RECIPE}, gradient_checkpointing = {flag}, seed = 5 }}")
+        ).recipe
         assert recipe.gradient_checkpointing is (flag == "true") and recipe.seed == 5

@@ -41,8 +41,16 @@ def test_seeded(sampler) -> None:
 def test_generator_protocol(sampler) -> None:
     def request(seed):
         return GenerationRequest(
-            prompt="shapes", seed=seed, generator=torch.Generator().manual_seed(seed), frames=5,
-            steps=1, height=16, width=24, guidance_scale=3.0, fps=7, device="cpu",
+            prompt="shapes",
+            seed=seed,
+            generator=torch.Generator().manual_seed(seed),
+            frames=5,
+            steps=1,
+            height=16,
+            width=24,
+            guidance_scale=3.0,
+            fps=7,
+            device="cpu",
         )
 
     out = sampler.generate(request(1))
@@ -50,8 +58,7 @@ def test_generator_protocol(sampler) -> None:
     assert torch.equal(out.video, sampler.generate(request(1)).video)
     identity = sampler.cache_identity()
     # The tiny SVD's config says 8 trained frames: the ids of every kind depend on it.
-    assert identity["unet"] == {"max_frames": 32, "position": "trainable", "identity_conv": True,
-                                "trained_frames": 8}
+    assert identity["unet"] == {"max_frames": 32, "position": "trainable", "identity_conv": True, "trained_frames": 8}
     with pytest.raises(ValueError, match="takes no configuration"):
         sampler.generate(GenerationRequest(**{**request(1).__dict__, "config": {"position": "static"}}))
 
@@ -86,8 +93,16 @@ def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler) -> None:
     # divide by a near-zero spread and magnify rounding a hundredfold.
     def request(seed):
         return GenerationRequest(
-            prompt="shapes", seed=seed, generator=torch.Generator().manual_seed(seed), frames=4,
-            steps=2, height=64, width=64, guidance_scale=3.0, fps=7, device="cpu",
+            prompt="shapes",
+            seed=seed,
+            generator=torch.Generator().manual_seed(seed),
+            frames=4,
+            steps=2,
+            height=64,
+            width=64,
+            guidance_scale=3.0,
+            fps=7,
+            device="cpu",
         )
 
     first = sampler.generate_batch([request(1), request(2), request(3)])

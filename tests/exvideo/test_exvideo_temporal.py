@@ -72,8 +72,14 @@ def test_static_is_the_unpatched_unet_for_any_frame_count(channels, frames, heig
 
 
 @settings(max_examples=12)
-@given(channels=CHANNELS, frames=st.integers(1, 25), height=SIDES, width=SIDES, conv=st.booleans(),
-       kind=st.sampled_from(["trainable", "cyclic", "interpolated"]))
+@given(
+    channels=CHANNELS,
+    frames=st.integers(1, 25),
+    height=SIDES,
+    width=SIDES,
+    conv=st.booleans(),
+    kind=st.sampled_from(["trainable", "cyclic", "interpolated"]),
+)
 def test_every_kind_is_svd_up_to_25_frames_at_init(channels, frames, height, width, conv, kind) -> None:
     plain = small_unet(channels)
     inputs = unet_inputs(frames, height, width)
@@ -137,9 +143,14 @@ def test_a_model_without_temporal_transformers_is_refused() -> None:
 def test_parameters_and_state_dict_names(small) -> None:
     assert not is_extended(small)
     unet = extend_unet(copy.deepcopy(small), max_frames=12)
-    assert is_extended(unet) and all(isinstance(m, ExTransformerSpatioTemporalModel) for _, m in temporal_transformers(unet))
+    assert is_extended(unet) and all(
+        isinstance(m, ExTransformerSpatioTemporalModel) for _, m in temporal_transformers(unet)
+    )
     assert exvideo_settings(unet).to_dict() == {
-        "max_frames": 12, "position": "trainable", "identity_conv": True, "trained_frames": 25,
+        "max_frames": 12,
+        "position": "trainable",
+        "identity_conv": True,
+        "trained_frames": 25,
     }
     names = exvideo_parameter_names(unet)
     assert set(names) <= set(unet.state_dict())

@@ -65,8 +65,7 @@ def test_seeded_and_checkpointing_changes_nothing(tiny_svd, clips) -> None:
     runs = []
     for checkpointing in (False, False, True):
         unet = extend_unet(copy.deepcopy(tiny_svd.unet), max_frames=8, position="static")
-        result = post_tune(unet, clips, 2, components=tiny_svd, lr=1e-3, seed=7,
-                           gradient_checkpointing=checkpointing)
+        result = post_tune(unet, clips, 2, components=tiny_svd, lr=1e-3, seed=7, gradient_checkpointing=checkpointing)
         runs.append((result.losses, {n: p for n, p in unet.named_parameters()}))
     (first, a), (second, b), (checkpointed, c) = runs
     assert first == second and all(torch.equal(a[n], b[n]) for n in a)
@@ -163,7 +162,11 @@ def test_every_post_tuned_parameter_has_its_part(unet) -> None:
     # The table's rows and the convolution's weight and bias, by their diffusers names.
     assert {n for n, p in parts.items() if p == "table"} == {n for n in names if n.endswith(".time_proj.embeddings")}
     assert {n for n, p in parts.items() if p == "conv"} == {
-        n for n in names if n.endswith((".position_conv.weight", ".position_conv.bias"))}
+        n for n in names if n.endswith((".position_conv.weight", ".position_conv.bias"))
+    }
     assert all(parts[n] is None for n in names if ".temporal_transformer_blocks." in n or ".time_pos_embed." in n)
-    assert len({n for n, p in parts.items() if p == "table"}) == len(
-        {n for n, p in parts.items() if p == "conv" and n.endswith(".weight")}) > 0
+    assert (
+        len({n for n, p in parts.items() if p == "table"})
+        == len({n for n, p in parts.items() if p == "conv" and n.endswith(".weight")})
+        > 0
+    )

@@ -18,8 +18,17 @@ RECIPE = TuningRecipe(steps=2, clips=2, frames=4, height=16, width=16, max_frame
 
 def request(seed=0, frames=27, seed_index=None, **config):
     return GenerationRequest(
-        prompt="p", seed=seed, generator=torch.Generator().manual_seed(seed), frames=frames,
-        steps=1, height=16, width=16, guidance_scale=3.0, fps=7, device="cpu", config=config,
+        prompt="p",
+        seed=seed,
+        generator=torch.Generator().manual_seed(seed),
+        frames=frames,
+        steps=1,
+        height=16,
+        width=16,
+        guidance_scale=3.0,
+        fps=7,
+        device="cpu",
+        config=config,
         seed_index=seed_index,
     )
 
@@ -27,8 +36,10 @@ def request(seed=0, frames=27, seed_index=None, **config):
 @pytest.fixture
 def lab(tiny_svd, tmp_path):
     def make(recipe=RECIPE, identity=None):
-        return ExVideoVariants(tiny_svd, recipe=recipe, model_identity=identity or {"svd": "tiny"},
-                               store=ResultCache(tmp_path / "cache"))
+        return ExVideoVariants(
+            tiny_svd, recipe=recipe, model_identity=identity or {"svd": "tiny"}, store=ResultCache(tmp_path / "cache")
+        )
+
     return make
 
 
@@ -38,8 +49,12 @@ def test_variants_sample_past_25_frames_with_their_configuration(lab) -> None:
     assert out.video.shape == (27, 3, 16, 16)
     assert len(out.info["tuning"]["losses"]) == 2
     settings = exvideo_settings(ex.unet_for(variants_module.parse_config({"position": "cyclic"})))
-    assert settings.to_dict() == {"max_frames": 30, "position": "cyclic", "identity_conv": True,
-                                  "trained_frames": 8}  # the tiny SVD's config.num_frames
+    assert settings.to_dict() == {
+        "max_frames": 30,
+        "position": "cyclic",
+        "identity_conv": True,
+        "trained_frames": 8,
+    }  # the tiny SVD's config.num_frames
 
 
 def test_inference_time_removal_uses_the_weights_tuned_with_the_conv(lab) -> None:
@@ -66,9 +81,12 @@ def test_tuned_weights_are_cached_by_configuration(lab, monkeypatch, tmp_path) -
     monkeypatch.setattr(tuning_module, "post_tune", no_tuning)  # where tuning looks it up
     again = lab().tuned_weights("static", True)  # a new process would see the same file
     assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
-    for other in (lab().tuning_key("cyclic", True), lab().tuning_key("static", False),
-                  lab(identity={"svd": "other"}).tuning_key("static", True),
-                  lab(recipe=TuningRecipe(**{**RECIPE.to_dict(), "steps": 3})).tuning_key("static", True)):
+    for other in (
+        lab().tuning_key("cyclic", True),
+        lab().tuning_key("static", False),
+        lab(identity={"svd": "other"}).tuning_key("static", True),
+        lab(recipe=TuningRecipe(**{**RECIPE.to_dict(), "steps": 3})).tuning_key("static", True),
+    ):
         assert other != lab().tuning_key("static", True)
 
 
@@ -154,9 +172,14 @@ def test_tuned_from_svd_starts_from_the_base_model(tiny_svd, tmp_path) -> None:
     from pytest_ablation.models.tiny import build_tiny_stable_video_diffusion
 
     other = build_tiny_stable_video_diffusion(seed=1)  # stands in for plain SVD under ExSVD
-    ex = ExVideoVariants(tiny_svd, recipe=RECIPE, model_identity={"svd": "exsvd"},
-                         store=ResultCache(tmp_path / "cache"), base=other,
-                         base_identity={"svd": "plain"})
+    ex = ExVideoVariants(
+        tiny_svd,
+        recipe=RECIPE,
+        model_identity={"svd": "exsvd"},
+        store=ResultCache(tmp_path / "cache"),
+        base=other,
+        base_identity={"svd": "plain"},
+    )
     assert ex.tuning_key("trainable", True, tuned_from="svd") != ex.tuning_key("trainable", True)
     untuned = ex.unet_for(variants_module.parse_config({"tuned": False, "tuned_from": "svd"}))
     frozen_names = [n for n, _ in other.unet.named_parameters()]
@@ -229,8 +252,9 @@ def test_how_far_tuning_moved_the_new_parts_is_in_the_details(lab, tiny_svd, tmp
         assert moved[f"tuned_{part}_change"] == pytest.approx(sum(ratios) / len(ratios), abs=1e-6)
         assert moved[f"tuned_{part}_change"] > 0
     # Read back from the store (a new process), the figures are the same.
-    again = ExVideoVariants(tiny_svd, recipe=RECIPE, model_identity={"svd": "tiny"},
-                            store=ResultCache(tmp_path / "cache"))
+    again = ExVideoVariants(
+        tiny_svd, recipe=RECIPE, model_identity={"svd": "tiny"}, store=ResultCache(tmp_path / "cache")
+    )
     assert again.generate(request(position="trainable")).info["details"] == moved
     # Parts a variant was tuned without are not reported; an untuned variant reports none.
     static = ex.generate(request(position="static")).info["details"]

@@ -13,7 +13,7 @@ import time
 import pytest
 from plugin.conftest import lines
 
-SLOW = '''
+SLOW = """
 import os
 import time
 
@@ -38,7 +38,7 @@ class SlowFlicker:
     def generate(self, request):
         time.sleep(float(os.environ.get("SLOW_SECONDS", "0")))
         return self.inner.generate(request)
-'''
+"""
 
 
 @pytest.fixture
@@ -70,9 +70,14 @@ def spawn(toy, *args, **env):
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_slow.py", *args],
         cwd=toy.path,
-        env={**os.environ, **env,
-             "PYTHONPATH": os.pathsep.join(filter(None, [str(toy.path), os.environ.get("PYTHONPATH")]))},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={
+            **os.environ,
+            **env,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(toy.path), os.environ.get("PYTHONPATH")])),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -89,7 +94,6 @@ def test_sigint_mid_run_keeps_finished_work_and_the_rerun_resumes(slow, tmp_path
     output = run.communicate(timeout=120)[0]
     assert run.returncode == 2, output  # pytest's "interrupted"
     assert "KeyboardInterrupt" in output
-    generated_before = len(lines(log))
     report = report_of(slow.path / "reports" / "report.json")
     outcomes = {c["variant"]: c["outcome"] for c in report["cases"]}
     assert outcomes["s=0.1"] == "passed"
@@ -138,8 +142,9 @@ def test_corrupted_cache_entries_are_recomputed(slow, tmp_path):
 
 @pytest.mark.slow
 def test_concurrent_runs_share_one_cache(slow, tmp_path):
-    runs = [spawn(slow, "--ablation-cache-dir=shared", f"--ablation-report-dir=r{i}",
-                  SLOW_SECONDS="0.05") for i in (1, 2)]
+    runs = [
+        spawn(slow, "--ablation-cache-dir=shared", f"--ablation-report-dir=r{i}", SLOW_SECONDS="0.05") for i in (1, 2)
+    ]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     first, second = (report_of(slow.path / f"r{i}" / "report.json") for i in (1, 2))
@@ -164,11 +169,13 @@ def test_a_full_disk_costs_the_cache_and_the_report_not_the_run(slow, monkeypatc
     result = slow.runpytest("test_slow.py", "--ablation-cache-dir=fresh-cache")
     result.assert_outcomes(passed=4)  # every case ran and was scored
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "cache: * entries computed but not kept (first: *No space left on device)*",
-        "ablation: could not write the report to *reports: No space left on device; the previous "
-        "report there is kept",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "cache: * entries computed but not kept (first: *No space left on device)*",
+            "ablation: could not write the report to *reports: No space left on device; the previous "
+            "report there is kept",
+        ]
+    )
     assert (slow.path / "reports" / "report.json").read_bytes() == good
 
 

@@ -92,9 +92,12 @@ def test_merge_refuses_a_preview_that_links_outside_its_folder(tmp_path, toy_rep
 def test_merge_into_a_shards_own_folder_is_refused_and_changes_nothing(tmp_path, toy_report):
     shard = _shard(tmp_path, toy_report, "shard", {})
     before = shard.read_bytes()
-    done = subprocess.run([sys.executable, "-m", "pytest_ablation.cli.main", "merge", str(shard),
-                           "-o", str(shard.parent)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_ablation.cli.main", "merge", str(shard), "-o", str(shard.parent)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     assert done.returncode != 0
     assert "would overwrite that shard's" in done.stderr + done.stdout
     assert shard.read_bytes() == before

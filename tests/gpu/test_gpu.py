@@ -47,8 +47,16 @@ class StudyRun:
         self.reports = tmp_path / name
         self.log_path = tmp_path / f"{name}.log"
         command = [
-            sys.executable, "-m", "pytest", "ablations/", "-q", "-p", "no:cacheprovider",
-            f"--ablation-report-dir={self.reports}", f"--ablation-cache-dir={tmp_path / name / 'cache'}", *args,
+            sys.executable,
+            "-m",
+            "pytest",
+            "ablations/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--ablation-report-dir={self.reports}",
+            f"--ablation-cache-dir={tmp_path / name / 'cache'}",
+            *args,
         ]
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, text=True)
@@ -86,8 +94,14 @@ def claims(report: dict) -> dict:
     for study in report["studies"]:
         for variant in study["variants"]:
             for claim in variant.get("expectations", []):
-                key = (study["study"], variant["variant"], claim["metric"], claim["claim"],
-                       claim["statistic"], claim["margin"])
+                key = (
+                    study["study"],
+                    variant["variant"],
+                    claim["metric"],
+                    claim["claim"],
+                    claim["statistic"],
+                    claim["margin"],
+                )
                 assert claim["verdict"] in VERDICTS, (key, claim["verdict"])
                 assert key not in out, key
                 out[key] = claim["verdict"]
@@ -121,8 +135,12 @@ def gpu_report(tmp_path_factory):
 def test_every_study_runs_on_the_gpu(gpu_report):
     assert {w["device"] for w in gpu_report["environment"]["workers"].values()} == {"cuda:0"}
     assert {s["study"] for s in gpu_report["studies"]} == {
-        "zs2-tma", "zs2-noise", "exvideo-identity-conv-inference-time",
-        "exvideo-identity-conv-training-time", "exvideo-position"}
+        "zs2-tma",
+        "zs2-noise",
+        "exvideo-identity-conv-inference-time",
+        "exvideo-identity-conv-training-time",
+        "exvideo-position",
+    }
     assert values(gpu_report) and all(math.isfinite(v) for v in values(gpu_report).values())
     assert claims(gpu_report), "the studies declare claims: the report lists none"
 
@@ -144,8 +162,9 @@ def test_sd15_architecture_zs2_in_float16_at_512():
 
     sd = build_sd15_architecture(device="cuda:0", dtype="float16")
     sampler = ZS2Sampler(sd, frames=8, steps=3, height=512, width=512, progress=False)
-    videos = sampler.sample_batch(["a horse galloping", "waves on a shore"],
-                                  generators=[torch.Generator().manual_seed(i) for i in range(2)])
+    videos = sampler.sample_batch(
+        ["a horse galloping", "waves on a shore"], generators=[torch.Generator().manual_seed(i) for i in range(2)]
+    )
     assert [tuple(v.shape) for v in videos] == [(8, 3, 512, 512)] * 2
     assert all(torch.isfinite(v).all() for v in videos)
 
@@ -160,8 +179,9 @@ def test_svd_xt_architecture_exvideo_in_float16_at_576x1024():
     torch.cuda.reset_peak_memory_stats("cuda:0")
     svd = build_svd_xt_architecture(device="cuda:0", dtype="float16")
     unet = extend_unet(svd.unet, max_frames=32).eval().requires_grad_(False)
-    weights = sum(p.numel() * p.element_size()
-                  for module in (unet, svd.vae, svd.image_encoder) for p in module.parameters())
+    weights = sum(
+        p.numel() * p.element_size() for module in (unet, svd.vae, svd.image_encoder) for p in module.parameters()
+    )
     sampler = ExVideoSampler(svd, unet, decode_chunk_size=8)
     image = scene_image(576, 1024, generator=torch.Generator().manual_seed(0))
     out = sampler(image, frames=32, steps=2, guidance_scale=3.0, seed=0)

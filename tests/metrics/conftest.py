@@ -39,9 +39,7 @@ def noise(frames: int = 4, height: int = 64, width: int = 64, seed: int = 0) -> 
     return _levels(torch.rand(frames, 3, height, width, generator=g))
 
 
-def grating(
-    frames: int = 4, size: int = 64, speed: float = 1.0, seed: int = 0
-) -> torch.Tensor:
+def grating(frames: int = 4, size: int = 64, speed: float = 1.0, seed: int = 0) -> torch.Tensor:
     """A periodic texture translating right by ``speed`` px per frame.
 
     A sum of sinusoids whose frequencies are whole cycles per image, so the motion is an
@@ -50,7 +48,8 @@ def grating(
     """
     g = torch.Generator().manual_seed(seed)
     y, x = torch.meshgrid(
-        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+        torch.arange(size, dtype=torch.float64),
+        torch.arange(size, dtype=torch.float64),
         indexing="ij",
     )
     fx = torch.randint(1, 6, (6,), generator=g)
@@ -58,10 +57,9 @@ def grating(
     phase = torch.rand(6, generator=g, dtype=torch.float64) * 2 * math.pi
     out = torch.empty(frames, 3, size, size, dtype=torch.float64)
     for t in range(frames):
-        pattern = sum(
-            torch.sin(2 * math.pi * (fx[k] * (x - speed * t) + fy[k] * y) / size + phase[k])
-            for k in range(6)
-        ) / 6
+        pattern = (
+            sum(torch.sin(2 * math.pi * (fx[k] * (x - speed * t) + fy[k] * y) / size + phase[k]) for k in range(6)) / 6
+        )
         for c in range(3):
             out[t, c] = 0.5 + 0.4 * (1 - 0.2 * c) * pattern
     return _levels(out)

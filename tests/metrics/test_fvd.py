@@ -92,8 +92,7 @@ def test_distance_of_feature_sets_equals_that_of_their_gaussian_fits(n1, n2, d):
     rng = np.random.default_rng(4)
     x1 = rng.standard_normal((n1, d))
     x2 = 0.5 + 1.5 * rng.standard_normal((n2, d))
-    expected = _fd_reference(x1.mean(0), np.cov(x1, rowvar=False), x2.mean(0),
-                             np.cov(x2, rowvar=False))
+    expected = _fd_reference(x1.mean(0), np.cov(x1, rowvar=False), x2.mean(0), np.cov(x2, rowvar=False))
     assert feature_distance(x1, x2) == pytest.approx(expected, rel=1e-7)
     assert feature_distance(x1, x1) == pytest.approx(0.0, abs=1e-8)
 
@@ -232,13 +231,11 @@ def checkpoint(tmp_path_factory):
 
 def _videos(count: int, frames: int = 4, size: int = 32, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 256, (frames, 3, size, size), generator=g, dtype=torch.uint8)
-            for _ in range(count)]
+    return [torch.randint(0, 256, (frames, 3, size, size), generator=g, dtype=torch.uint8) for _ in range(count)]
 
 
 def test_the_module_has_exactly_the_reference_ports_keys_and_shapes():
-    ours = {k: tuple(v.shape) for k, v in InceptionI3d().state_dict().items()
-            if not k.endswith("num_batches_tracked")}
+    ours = {k: tuple(v.shape) for k, v in InceptionI3d().state_dict().items() if not k.endswith("num_batches_tracked")}
     assert ours == _reference_layout()
 
 
@@ -293,8 +290,7 @@ def test_fvd_end_to_end_equals_features_then_frechet(checkpoint, monkeypatch):
     result = fvd(features_of(generated, size=32), features_of(real, size=32), resamples=50)
     independent = load_i3d(path, size=32)
     f1, f2 = independent(generated), independent(real)
-    expected = _fd_reference(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0),
-                             np.cov(f2, rowvar=False))
+    expected = _fd_reference(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False))
     assert expected > 0
     assert result.value == pytest.approx(expected, rel=1e-6)
 
@@ -303,12 +299,20 @@ class _Detector(torch.nn.Module):
     """Stands in for StyleGAN-V's i3d_torchscript.pt: answers only the call FVD code makes,
     and reports what it was given (range, frames, size) in its first features."""
 
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
-                return_features: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = True, resize: bool = True, return_features: bool = False
+    ) -> torch.Tensor:
         if rescale or resize or not return_features:
             raise RuntimeError("called with the wrong keyword arguments")
-        summary = torch.stack([x.min(), x.max(), torch.tensor(float(x.shape[2])),
-                               torch.tensor(float(x.shape[3])), torch.tensor(float(x.shape[4]))])
+        summary = torch.stack(
+            [
+                x.min(),
+                x.max(),
+                torch.tensor(float(x.shape[2])),
+                torch.tensor(float(x.shape[3])),
+                torch.tensor(float(x.shape[4])),
+            ]
+        )
         return torch.cat([summary.expand(x.shape[0], 5), torch.zeros(x.shape[0], 395)], dim=1)
 
 

@@ -18,7 +18,7 @@ from pytest_ablation.profiles import load_profile
 
 from conftest import grating
 
-BASE = '''
+BASE = """
 [profile]
 name = "base"
 
@@ -34,9 +34,9 @@ fps = 8
 
 [models.sd]
 kind = "tiny-stable-diffusion"
-'''
+"""
 
-MODULE = '''
+MODULE = """
 calls = []
 
 
@@ -57,7 +57,7 @@ def not_an_interpolator():
 
 
 NOT_CALLABLE = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -95,20 +95,28 @@ def test_good_settings_load(tmp_path, factories, value):
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('[metrics.motion_smoothness]\ninterpolator = "cubic"\n',
-         r"metrics\.motion_smoothness\.interpolator: 'cubic' is not a built-in name"),
-        ('[metrics.motion_smoothness]\ninterpolator = 3\n',
-         r"metrics\.motion_smoothness\.interpolator: expected .* got 3"),
-        ('[metrics.motion_smoothness]\ninterpolator = "nowhere_at_all:make"\n',
-         r"interpolator: cannot import module 'nowhere_at_all'"),
-        ('[metrics.motion_smoothness]\ninterpolator = "my_interps:absent"\n',
-         r"interpolator: module 'my_interps' has no 'absent'"),
-        ('[metrics.motion_smoothness]\ninterpolator = "my_interps:NOT_CALLABLE"\n',
-         r"interpolator: 'my_interps:NOT_CALLABLE' is not callable"),
-        ('[metrics.motion_smoothness]\nsmoothing = 2\n',
-         r"metrics\.motion_smoothness\.smoothing: unknown option"),
-        ('[metrics.clip_score]\ninterpolator = "linear-blend"\n',
-         r"metrics\.clip_score: no options for this metric"),
+        (
+            '[metrics.motion_smoothness]\ninterpolator = "cubic"\n',
+            r"metrics\.motion_smoothness\.interpolator: 'cubic' is not a built-in name",
+        ),
+        (
+            "[metrics.motion_smoothness]\ninterpolator = 3\n",
+            r"metrics\.motion_smoothness\.interpolator: expected .* got 3",
+        ),
+        (
+            '[metrics.motion_smoothness]\ninterpolator = "nowhere_at_all:make"\n',
+            r"interpolator: cannot import module 'nowhere_at_all'",
+        ),
+        (
+            '[metrics.motion_smoothness]\ninterpolator = "my_interps:absent"\n',
+            r"interpolator: module 'my_interps' has no 'absent'",
+        ),
+        (
+            '[metrics.motion_smoothness]\ninterpolator = "my_interps:NOT_CALLABLE"\n',
+            r"interpolator: 'my_interps:NOT_CALLABLE' is not callable",
+        ),
+        ("[metrics.motion_smoothness]\nsmoothing = 2\n", r"metrics\.motion_smoothness\.smoothing: unknown option"),
+        ('[metrics.clip_score]\ninterpolator = "linear-blend"\n', r"metrics\.clip_score: no options for this metric"),
     ],
 )
 def test_bad_settings_stop_the_profile_naming_the_setting(tmp_path, factories, table, message):
@@ -123,14 +131,12 @@ def test_a_child_profile_overrides_its_parents_choice(tmp_path, factories):
     _profile(tmp_path, '[metrics.motion_smoothness]\ninterpolator = "linear-blend"\n', "base.toml")
     child = tmp_path / "child.toml"
     child.write_text('[profile]\nname = "child"\nextends = "./base.toml"\n')
-    assert load_profile(str(child)).metric_options("motion_smoothness") == {
-        "interpolator": "linear-blend"
-    }
-    child.write_text('[profile]\nname = "child"\nextends = "./base.toml"\n\n'
-                     '[metrics.motion_smoothness]\ninterpolator = "my_interps:make"\n')
-    assert load_profile(str(child)).metric_options("motion_smoothness") == {
-        "interpolator": "my_interps:make"
-    }
+    assert load_profile(str(child)).metric_options("motion_smoothness") == {"interpolator": "linear-blend"}
+    child.write_text(
+        '[profile]\nname = "child"\nextends = "./base.toml"\n\n'
+        '[metrics.motion_smoothness]\ninterpolator = "my_interps:make"\n'
+    )
+    assert load_profile(str(child)).metric_options("motion_smoothness") == {"interpolator": "my_interps:make"}
 
 
 def test_the_factory_runs_once_on_first_use(factories):
@@ -145,8 +151,7 @@ def test_the_factory_runs_once_on_first_use(factories):
     assert held.details["interpolator"] == "hold" and held.value == again.value
     # Holding the earlier frame predicts odd frame 2k+1 by frame 2k.
     frames = (video * 255).round().to(torch.int16)
-    expected = [(255 - (frames[i] - frames[i - 1]).abs().float().mean().item()) / 255
-                for i in (1, 3)]
+    expected = [(255 - (frames[i] - frames[i - 1]).abs().float().mean().item()) / 255 for i in (1, 3)]
     assert held.per_frame == pytest.approx(expected, abs=1e-6)
     default = ms.evaluate(MetricInput(video))
     linear = ms.evaluate(MetricInput(video, interpolator=LinearInterpolator()))
@@ -155,6 +160,9 @@ def test_the_factory_runs_once_on_first_use(factories):
 
 def test_a_factory_returning_no_interpolator_is_named(factories):
     lazy = interpolator_choice.LazyInterpolator("my_interps:not_an_interpolator")
-    with pytest.raises(ValueError, match=r"metrics\.motion_smoothness\.interpolator: "
-                                         r"'my_interps:not_an_interpolator' returned int"):
+    with pytest.raises(
+        ValueError,
+        match=r"metrics\.motion_smoothness\.interpolator: "
+        r"'my_interps:not_an_interpolator' returned int",
+    ):
         ms.evaluate(MetricInput(torch.rand(3, 3, 32, 32), interpolator=lazy))

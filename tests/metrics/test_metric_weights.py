@@ -16,8 +16,13 @@ def scratch_files(monkeypatch):
 
 
 def _file(**overrides):
-    fields = dict(name="gain", variable="TEST_GAIN_WEIGHTS", description="the gain checkpoint",
-                  hub=("someone/gain", "gain.bin"), extra="vbench")
+    fields = dict(
+        name="gain",
+        variable="TEST_GAIN_WEIGHTS",
+        description="the gain checkpoint",
+        hub=("someone/gain", "gain.bin"),
+        extra="vbench",
+    )
     fields.update(overrides)
     return WeightFile(**fields)
 
@@ -66,9 +71,7 @@ def test_a_missing_module_names_the_extra_before_the_weights(tmp_path, monkeypat
     problem = _file(modules=("json", "no_such_module_here")).problem()
     assert "no_such_module_here" in problem and "json" not in problem.split("module(s)")[1].split(",")[0]
     assert 'pip install "pytest-ablation[vbench]"' in problem
-    assert _file(modules=("no_such_module_here",)).status() == (
-        "gain: needs module(s) no_such_module_here"
-    )
+    assert _file(modules=("no_such_module_here",)).status() == ("gain: needs module(s) no_such_module_here")
 
 
 def test_a_model_is_built_once_until_its_file_changes(tmp_path, monkeypatch, scratch_files):
@@ -87,6 +90,7 @@ def test_a_model_is_built_once_until_its_file_changes(tmp_path, monkeypatch, scr
     assert len(builds) == 1
     checkpoint.write_bytes(b"3.5")
     import os
+
     os.utime(checkpoint, ns=(1, 1))  # a different modification time, as a rewrite has
     assert load_once("gain", "cpu", build) == 3.5
     assert load_once("gain", "meta", build) == 3.5
@@ -105,6 +109,7 @@ def test_identity_follows_the_content(tmp_path, monkeypatch, scratch_files):
     second.write_bytes(b"2.5")
     assert _file().identity() != a
     import hashlib
+
     assert _file().identity()["sha256"] == hashlib.sha256(b"2.5").hexdigest()
 
 

@@ -64,9 +64,7 @@ def test_features_are_normalised_and_independent_of_batching(tiny_clip):
     frames = torch.rand(7, 3, 80, 96)
     whole = tiny_clip.encode_images(frames)
     assert torch.allclose(whole.norm(dim=-1), torch.ones(7), atol=1e-5)
-    small_batches = ClipModel(
-        tiny_clip.model, tiny_clip.tokenizer, name=TINY_MODEL, pretrained=None, batch_size=2
-    )
+    small_batches = ClipModel(tiny_clip.model, tiny_clip.tokenizer, name=TINY_MODEL, pretrained=None, batch_size=2)
     assert torch.allclose(small_batches.encode_images(frames), whole, atol=1e-5)
     one_by_one = torch.cat([tiny_clip.encode_images(f[None]) for f in frames])
     assert torch.allclose(one_by_one, whole, atol=1e-5)
@@ -87,10 +85,7 @@ def test_preprocessing_matches_open_clip_transform(tiny_clip):
         frames = torch.nn.functional.avg_pool2d(torch.rand(2, 3, h, w, generator=g), 3, 1, 1)
         frames = (frames * 255).round() / 255
         ours = tiny_clip.preprocess(frames)
-        pil = [
-            Image.fromarray((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-            for f in frames
-        ]
+        pil = [Image.fromarray((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for f in frames]
         theirs = torch.stack([transform(image) for image in pil])
         assert ours.shape == theirs.shape
         # PIL rounds the resized image to uint8: one grey level is 1/255/std ~ 0.015 here.

@@ -40,9 +40,7 @@ def to_uint8_frames(video: torch.Tensor) -> list[np.ndarray]:
 
 def reference_features(clip, frames: torch.Tensor) -> np.ndarray:
     """CLIP features through open_clip's own PIL preprocessing, one frame at a time."""
-    transform = open_clip.image_transform(
-        clip.image_size[0], is_train=False, mean=clip.mean, std=clip.std
-    )
+    transform = open_clip.image_transform(clip.image_size[0], is_train=False, mean=clip.mean, std=clip.std)
     with torch.no_grad():
         batch = torch.stack([transform(Image.fromarray(f)) for f in to_uint8_frames(frames)])
         feats = clip.model.encode_image(batch).double().numpy()
@@ -99,10 +97,7 @@ def test_temporal_consistency_matches_plain_computation(tiny_clip, videos):
 def test_video_coherence_matches_plain_computation(tiny_clip, videos):
     video = videos.noise(5, seed=1)
     f = reference_features(tiny_clip, video)
-    per = [
-        (max(0.0, float(f[t - 1] @ f[t])) + max(0.0, float(f[0] @ f[t]))) / 2
-        for t in range(1, len(f))
-    ]
+    per = [(max(0.0, float(f[t - 1] @ f[t])) + max(0.0, float(f[0] @ f[t]))) / 2 for t in range(1, len(f))]
     assert video_coherence_per_frame(video, tiny_clip) == pytest.approx(per, abs=1e-5)
     assert video_coherence(video, tiny_clip) == pytest.approx(np.mean(per), abs=1e-5)
 
@@ -155,14 +150,9 @@ def test_temporal_flickering_matches_plain_computation(videos, kind):
         "fade": videos.fade(5),
     }[kind]
     frames = to_uint8_frames(video)
-    maes = [
-        np.mean(np.abs(frames[t].astype(float) - frames[t + 1].astype(float)))
-        for t in range(len(frames) - 1)
-    ]
+    maes = [np.mean(np.abs(frames[t].astype(float) - frames[t + 1].astype(float))) for t in range(len(frames) - 1)]
     assert temporal_flickering(video) == pytest.approx((255 - np.mean(maes)) / 255, abs=1e-9)
-    assert temporal_flickering_per_pair(video) == pytest.approx(
-        [(255 - m) / 255 for m in maes], abs=1e-9
-    )
+    assert temporal_flickering_per_pair(video) == pytest.approx([(255 - m) / 255 for m in maes], abs=1e-9)
 
 
 def test_temporal_flickering_rounds_to_uint8(videos):
@@ -224,9 +214,7 @@ def test_dynamic_degree_matches_plain_computation(videos):
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     per = []
     for a, b in zip(frames[:-1], frames[1:]):
-        flow = dis.calc(
-            cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None
-        )
+        flow = dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
         magnitude = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2).ravel()
         top = np.sort(magnitude)[::-1][: int(magnitude.size * 0.05)]
         per.append(top.mean() / (64 / 256))

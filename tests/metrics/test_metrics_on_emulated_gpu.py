@@ -24,7 +24,7 @@ import math
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -119,8 +119,9 @@ def _uint8(video: torch.Tensor) -> torch.Tensor:
     return (video * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def _toy_videos(count: int, frames: int, side: int, seed: int, noise: float = 0.0
-                ) -> tuple[list[StoredVideo], list[str]]:
+def _toy_videos(
+    count: int, frames: int, side: int, seed: int, noise: float = 0.0
+) -> tuple[list[StoredVideo], list[str]]:
     """Toy-world videos of a moving shape, as the cache stores generated videos (uint8
     frames), each with a condition image (another scene) and its caption as the prompt;
     ``noise`` of each pixel replaced by independent uniform noise."""
@@ -138,6 +139,7 @@ def _toy_videos(count: int, frames: int, side: int, seed: int, noise: float = 0.
 
 # -- random-weight checkpoints -------------------------------------------------------------------
 
+
 def _seeded(seed: int, build: Callable):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -148,9 +150,7 @@ def _dino(folder: Path) -> Path:
     # facebookresearch's dino_vitbase16_pretrain.pth: a plain state dict of timm's modules.
     import timm
 
-    vit = _seeded(
-        0, lambda: timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
-    )
+    vit = _seeded(0, lambda: timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0))
     path = folder / "dino_vitbase16_pretrain.pth"
     torch.save(vit.state_dict(), path)
     return path
@@ -162,8 +162,7 @@ def _openai_clip(arch: str, seed: int) -> Callable[[Path], Path]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = _seeded(seed, lambda: open_clip.create_model(
-                arch, pretrained=None, force_quick_gelu=True))
+            model = _seeded(seed, lambda: open_clip.create_model(arch, pretrained=None, force_quick_gelu=True))
         # OpenAI released these weights in float16; the loader reads them as such.
         path = folder / f"{arch}.pt"
         torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
@@ -252,6 +251,7 @@ def checkpoints(tmp_path_factory) -> Iterator[Callable[[str], Path]]:
 
 # -- the emulation under torch.inference_mode ----------------------------------------------------
 
+
 def _bridge_emulation_gaps(monkeypatch) -> None:
     """Three gaps of tests/cuda_emulation.py, where a real CUDA device has none, bridged for
     the tests here (each a no-op where the emulation handles the case itself):
@@ -279,8 +279,7 @@ def _bridge_emulation_gaps(monkeypatch) -> None:
     to_device, to_copy = torch.ops.aten.to.device, torch.ops.aten._to_copy.default
 
     def function_moves(self, func, types, args=(), kwargs=None):
-        if (func in (torch.Tensor.to, torch.Tensor.type_as) and len(args) > 1
-                and isinstance(args[1], emulated)):
+        if func in (torch.Tensor.to, torch.Tensor.type_as) and len(args) > 1 and isinstance(args[1], emulated):
             # to(other, non_blocking=False, copy=False, *, memory_format=...); type_as(other)
             other, extra = args[1], dict(zip(("non_blocking", "copy"), args[2:]))
             kwargs = {**(kwargs or {}), **extra, "device": other.device, "dtype": other.dtype}
@@ -298,8 +297,7 @@ def _bridge_emulation_gaps(monkeypatch) -> None:
         return dispatch(self, func, args, kwargs)
 
     def wrap_as_elem(self, value, index):
-        if (isinstance(value, torch.Tensor) and torch.is_inference_mode_enabled()
-                and not value.is_inference()):
+        if isinstance(value, torch.Tensor) and torch.is_inference_mode_enabled() and not value.is_inference():
             with torch.inference_mode(False):
                 return wrap(self, value, index)
         return wrap(self, value, index)
@@ -311,11 +309,16 @@ def _bridge_emulation_gaps(monkeypatch) -> None:
 
 # -- scoring as a worker does ---------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _torch_flags_kept():
     # A cuda worker's select_device sets these process-wide; give them back afterwards.
-    flags = [(torch.backends.cudnn, "deterministic"), (torch.backends.cudnn, "benchmark"),
-             (torch.backends.cudnn, "allow_tf32"), (torch.backends.cuda.matmul, "allow_tf32")]
+    flags = [
+        (torch.backends.cudnn, "deterministic"),
+        (torch.backends.cudnn, "benchmark"),
+        (torch.backends.cudnn, "allow_tf32"),
+        (torch.backends.cuda.matmul, "allow_tf32"),
+    ]
     saved = [getattr(module, name) for module, name in flags]
     try:
         yield
@@ -324,8 +327,7 @@ def _torch_flags_kept():
             setattr(module, name, value)
 
 
-def _worker(device: str, metric: Callable[[str], MetricSpec], monkeypatch,
-            cache: ResultCache | None = None):
+def _worker(device: str, metric: Callable[[str], MetricSpec], monkeypatch, cache: ResultCache | None = None):
     """A worker's scorer, pool and bench on ``device``, with fresh metric models (they are
     cached per process by weight file and device)."""
     monkeypatch.setattr(metric_weights, "_MODELS", {})
@@ -336,8 +338,14 @@ def _worker(device: str, metric: Callable[[str], MetricSpec], monkeypatch,
     return Scorer(cache, pool, metric), pool, bench
 
 
-def _score_video(name: str, device: str, stored: StoredVideo, prompt: str, monkeypatch,
-                 metric: Callable[[str], MetricSpec] = get_metric) -> dict:
+def _score_video(
+    name: str,
+    device: str,
+    stored: StoredVideo,
+    prompt: str,
+    monkeypatch,
+    metric: Callable[[str], MetricSpec] = get_metric,
+) -> dict:
     scorer, pool, _ = _worker(device, metric, monkeypatch)
     fps = pool.profile.settings.fps
     return scorer.score_all(stored, prompt, f"video-{device}", [name], fps=fps)[name]
@@ -346,20 +354,22 @@ def _score_video(name: str, device: str, stored: StoredVideo, prompt: str, monke
 def _score_set(name: str, device: str, videos: list, reference: list, monkeypatch) -> dict:
     _, pool, bench = _worker(device, get_metric, monkeypatch)
     case = SimpleNamespace(
-        study="emulated-gpu", variant="variant", nodeid=f"emulated-gpu[{name}]",
+        study="emulated-gpu",
+        variant="variant",
+        nodeid=f"emulated-gpu[{name}]",
         marker=SimpleNamespace(metrics=(name,), reference="reference", fvd_reference=None),
     )
     try:
         scorer = SetScorer(case, bench, Path(__file__))
         results = scorer.score(videos, reference, pool.profile.settings)
     except SetMetricError as error:
-        pytest.fail(f"set-level metric {name!r}: this test scores set metrics through SetScorer, "
-                    f"which cannot score it: {error}")
+        pytest.fail(
+            f"set-level metric {name!r}: this test scores set metrics through SetScorer, which cannot score it: {error}"
+        )
     if name not in results:
         pytest.fail(f"set-level metric {name!r}: SetScorer returned {sorted(results)}, not it")
     result = results[name]
-    return {"value": result.value, "low": result.low, "high": result.high,
-            "n": (result.n_variant, result.n_reference)}
+    return {"value": result.value, "low": result.low, "high": result.high, "n": (result.n_variant, result.n_reference)}
 
 
 def _on_emulated_gpu(score: Callable[[], dict], monkeypatch) -> tuple[dict, int]:
@@ -385,6 +395,7 @@ def _same(gpu, cpu, tolerance: dict) -> bool:
 
 # -- the tests ------------------------------------------------------------------------------------
 
+
 def _params():
     for name in metric_names():
         marks = []
@@ -405,8 +416,7 @@ def test_metric_scores_on_an_emulated_gpu_as_on_the_cpu(name, checkpoints, monke
         weight_file = metric_weights.weight_file(weights)
         missing = weight_file.missing_modules()
         if missing:
-            pytest.skip(f"{name}: optional module(s) {', '.join(missing)} not installed "
-                        f"({weight_file.problem()})")
+            pytest.skip(f"{name}: optional module(s) {', '.join(missing)} not installed ({weight_file.problem()})")
         if weights not in WEIGHT_FACTORIES:
             pytest.fail(
                 f"{name} loads the weight file {weights!r}, for which this test has no "
@@ -445,12 +455,10 @@ def test_metric_scores_on_an_emulated_gpu_as_on_the_cpu(name, checkpoints, monke
         assert (on_cpu.get("details") or {}).get("precision") == "float32", on_cpu
         tolerance = FLOAT16
     else:
-        tolerance = ({**SAME_OPERATIONS, "abs": 1e-5 * SCALE.get(name, 1.0)} if uses_a_model
-                     else EXACT)
+        tolerance = {**SAME_OPERATIONS, "abs": 1e-5 * SCALE.get(name, 1.0)} if uses_a_model else EXACT
     for field in sorted(set(on_cpu) - {"details"}):
         assert _same(on_gpu[field], on_cpu[field], tolerance), (
-            f"{name}: {field} on {GPU} {on_gpu[field]!r} != on the CPU {on_cpu[field]!r} "
-            f"(tolerance {tolerance})"
+            f"{name}: {field} on {GPU} {on_gpu[field]!r} != on the CPU {on_cpu[field]!r} (tolerance {tolerance})"
         )
 
 
@@ -462,9 +470,14 @@ def _device_unclean(inp) -> Score:
 
 
 UNCLEAN = MetricSpec(
-    name="device_unclean", direction="info", tolerance=0.0,
-    definition="mean of the frames plus a constant made on the CPU", source="this test",
-    needs=frozenset(), version="1", evaluate=_device_unclean,
+    name="device_unclean",
+    direction="info",
+    tolerance=0.0,
+    definition="mean of the frames plus a constant made on the CPU",
+    source="this test",
+    needs=frozenset(),
+    version="1",
+    evaluate=_device_unclean,
 )
 
 
@@ -483,13 +496,17 @@ def test_a_metric_mixing_devices_fails_on_the_emulated_gpu(monkeypatch, tmp_path
         )
 
 
-@pytest.mark.parametrize("name, half_on_gpu", [
-    ("background_consistency", True),  # VBench's clip.load: ViT-B/32 in float16 on a GPU
-    ("subject_consistency", False),    # DINO: float32 on both
-])
+@pytest.mark.parametrize(
+    "name, half_on_gpu",
+    [
+        ("background_consistency", True),  # VBench's clip.load: ViT-B/32 in float16 on a GPU
+        ("subject_consistency", False),  # DINO: float32 on both
+    ],
+)
 @pytest.mark.slow
 def test_a_cached_score_crosses_devices_only_if_computed_in_the_same_precision(
-        name, half_on_gpu, checkpoints, monkeypatch, tmp_path):
+    name, half_on_gpu, checkpoints, monkeypatch, tmp_path
+):
     # One cache shared by a CPU run and a GPU run (a cache folder on a shared disk): the
     # float16 score of the GPU is another number than the CPU's float32 one, so it is
     # computed again; a float32 score is the same number on both and is reused.

@@ -46,21 +46,15 @@ def test_framewise_clip_metrics_ignore_frame_order(tiny_clip, videos, seed, fram
     after = _scores(video[list(order)], tiny_clip, image)
     for name in FRAMEWISE:
         assert after[name].value == pytest.approx(before[name].value, abs=1e-5), name
-        assert list(after[name].per_frame) == pytest.approx(
-            [before[name].per_frame[i] for i in order], abs=1e-5
-        ), name
+        assert list(after[name].per_frame) == pytest.approx([before[name].per_frame[i] for i in order], abs=1e-5), name
     # Consecutive similarity is symmetric, so reversing time changes nothing either.
-    reversed_tc = get_metric("temporal_consistency").evaluate(
-        _clip_input(video.flip(0), tiny_clip, image)
-    )
+    reversed_tc = get_metric("temporal_consistency").evaluate(_clip_input(video.flip(0), tiny_clip, image))
     assert reversed_tc.value == pytest.approx(before["temporal_consistency"].value, abs=1e-5)
 
 
 @settings(max_examples=8)
 @given(seed=seeds, copies=st.integers(2, 7), data=st.data())
-def test_clip_metrics_of_identical_frames_ignore_their_order_and_number(
-    tiny_clip, videos, seed, copies, data
-):
+def test_clip_metrics_of_identical_frames_ignore_their_order_and_number(tiny_clip, videos, seed, copies, data):
     frame = videos.noise(1, seed=seed)
     image = videos.image(64, 64, seed=seed + 1)
     video = frame.expand(copies, -1, -1, -1)

@@ -144,11 +144,13 @@ def test_a_metric_checks_the_options_a_profile_gives_it():
     assert metrics.check_options(tables) == tables
     with pytest.raises(ValueError, match="metrics.motion_smoothness.interpolator: 'amt' is not "):
         metrics.check_options({"motion_smoothness": {"interpolator": "amt"}})
-    with pytest.raises(ValueError, match="metrics.motion_smothness: no options for this "
-                                         "metric; did you mean 'motion_smoothness'"):
+    with pytest.raises(
+        ValueError, match="metrics.motion_smothness: no options for this metric; did you mean 'motion_smoothness'"
+    ):
         metrics.check_options({"motion_smothness": {"interpolator": "linear-blend"}})
-    with pytest.raises(ValueError, match="metrics.motion_smoothness.interpolater: unknown "
-                                         "option; did you mean 'interpolator'"):
+    with pytest.raises(
+        ValueError, match="metrics.motion_smoothness.interpolater: unknown option; did you mean 'interpolator'"
+    ):
         metrics.check_options({"motion_smoothness": {"interpolater": "linear-blend"}})
     with pytest.raises(ValueError, match="metrics.clip_score: no options for this metric"):
         metrics.check_options({"clip_score": {"size": 3}})
@@ -200,9 +202,7 @@ def test_builtin_evaluate_matches_the_public_function(tiny_clip, videos):
 
 def _imports_after(code: str) -> set[str]:
     probe = f"import sys; {code}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     return set(out.split())
 
 

@@ -46,6 +46,7 @@ SAME_SCORE = 1e-5
 
 # -- VBench's computation, written out --------------------------------------------------------
 
+
 def decoded(video: torch.Tensor) -> torch.Tensor:
     """What VBench's load_video returns for a file holding these frames: the decoded uint8
     frames wrapped by ``torch.Tensor``, i.e. float32 values 0-255, (F, 3, H, W)."""
@@ -53,17 +54,21 @@ def decoded(video: torch.Tensor) -> torch.Tensor:
     return torch.Tensor(np.array(levels)).permute(0, 3, 1, 2)
 
 
-VBENCH_DINO_TRANSFORM = Compose([  # vbench/utils.py dino_transform(224)
-    Resize(size=224, antialias=False),
-    Lambda(lambda x: x.float().div(255.0)),
-    Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-])
-VBENCH_CLIP_TRANSFORM = Compose([  # vbench/utils.py clip_transform(224)
-    Resize(224, interpolation=InterpolationMode.BICUBIC, antialias=False),
-    CenterCrop(224),
-    Lambda(lambda x: x.float().div(255.0)),
-    Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
-])
+VBENCH_DINO_TRANSFORM = Compose(
+    [  # vbench/utils.py dino_transform(224)
+        Resize(size=224, antialias=False),
+        Lambda(lambda x: x.float().div(255.0)),
+        Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    ]
+)
+VBENCH_CLIP_TRANSFORM = Compose(
+    [  # vbench/utils.py clip_transform(224)
+        Resize(224, interpolation=InterpolationMode.BICUBIC, antialias=False),
+        CenterCrop(224),
+        Lambda(lambda x: x.float().div(255.0)),
+        Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    ]
+)
 
 
 def vbench_consistency(features: list[torch.Tensor]) -> tuple[float, list[float]]:
@@ -132,6 +137,7 @@ def vbench_aesthetic(clip: torch.nn.Module, head: torch.nn.Linear, video: torch.
 
 # -- random-weight models, saved as users have them --------------------------------------------
 
+
 def _seeded(seed: int, build):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -186,6 +192,7 @@ def clip_b32_weights(clip_b32_file, monkeypatch):
 
 # -- the metrics equal VBench's computation ------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_subject_consistency_is_vbenchs_on_square_frames(dino_vit, dino_weights, videos):
     video = videos.noise(frames=4, height=64, width=64, seed=3)
@@ -237,9 +244,7 @@ def test_resizing_runs_on_unrounded_floats_as_in_vbench(videos):
 
 @pytest.mark.slow
 @pytest.mark.slow
-def test_aesthetic_quality_is_the_laion_head_on_normalised_vit_l14_features_over_10(
-    tmp_path, monkeypatch, videos
-):
+def test_aesthetic_quality_is_the_laion_head_on_normalised_vit_l14_features_over_10(tmp_path, monkeypatch, videos):
     from pytest_ablation.metrics import aesthetic_quality_per_frame
 
     clip = _open_clip("ViT-L-14", 2)
@@ -275,6 +280,7 @@ def test_aesthetic_quality_is_the_laion_head_on_normalised_vit_l14_features_over
 
 # -- properties ------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_video_of_identical_frames_is_fully_consistent(dino_weights, clip_b32_weights, videos):
     video = videos.still(frames=4, height=64, width=64, seed=2)
@@ -307,14 +313,13 @@ def test_consistency_needs_two_frames(dino_weights, videos):
 
 # -- loaders ---------------------------------------------------------------------------------------
 
+
 def _dino_features(model, x):
     with torch.no_grad():
         return model(x)
 
 
-@pytest.mark.parametrize(
-    "layout", ["facebookresearch .pth", "timm safetensors", "training checkpoint"]
-)
+@pytest.mark.parametrize("layout", ["facebookresearch .pth", "timm safetensors", "training checkpoint"])
 @pytest.mark.slow
 def test_dino_loader_gives_back_the_saved_model(layout, dino_vit, tmp_path):
     state = {k: v.clone() for k, v in dino_vit.state_dict().items()}
@@ -401,9 +406,7 @@ def test_aesthetic_head_loader_round_trips_and_checks_the_shape(tmp_path):
         laion_aesthetic.build(path, "cpu")
 
 
-def test_a_checkpoint_of_another_model_is_refused_naming_file_and_expectation(
-    dino_file, clip_b32_file, tmp_path
-):
+def test_a_checkpoint_of_another_model_is_refused_naming_file_and_expectation(dino_file, clip_b32_file, tmp_path):
     refused = r"dino_vitbase16_pretrain\.pth is not the OpenAI CLIP ViT-B/32 weights.*missing"
     with pytest.raises(ValueError, match=refused):
         clip_vit.build_vit_b32(dino_file, "cpu")
@@ -417,12 +420,12 @@ def test_a_checkpoint_of_another_model_is_refused_naming_file_and_expectation(
 
 # -- through the plugin ---------------------------------------------------------------------------
 
-PROJECT_WORLD = '''
+PROJECT_WORLD = """
 def load_toy(device):
     return {"device": device}
-'''
+"""
 
-PROJECT_PROFILE = '''
+PROJECT_PROFILE = """
 [profile]
 name = "vbench-features"
 
@@ -439,7 +442,7 @@ fps = 8
 [models.toy]
 kind = "callable"
 source = "toy_world:load_toy"
-'''
+"""
 
 PROJECT_CONFTEST = '''
 import pytest
@@ -467,7 +470,7 @@ def frames(ablation_models):
     return Frames()
 '''
 
-PROJECT_STUDY = '''
+PROJECT_STUDY = """
 import pytest
 
 
@@ -475,12 +478,13 @@ import pytest
 @pytest.mark.parametrize("noise", [0.0, 1.0], ids=lambda s: f"noise={s}")
 def test_vbench(noise, frames, ablation):
     ablation.run(frames, noise=noise)
-'''
+"""
 
 
 def _project(pytester, monkeypatch, metrics):
     pytester.makepyfile(
-        toy_world=PROJECT_WORLD, conftest=PROJECT_CONFTEST,
+        toy_world=PROJECT_WORLD,
+        conftest=PROJECT_CONFTEST,
         test_vbench=PROJECT_STUDY.replace("METRICS", repr(metrics)),
     )
     (pytester.path / "toy.toml").write_text(textwrap.dedent(PROJECT_PROFILE))
@@ -498,13 +502,15 @@ def test_missing_weights_stop_the_study_at_collection_naming_the_variables(pytes
     _project(pytester, monkeypatch, metrics)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*metrics the selected studies name cannot run on this machine:*",
-        f"*aesthetic_quality: OpenAI CLIP ViT-L/14*weights not found; set {CLIP_L14_VAR}*",
-        f"*aesthetic_quality: LAION aesthetic predictor head*not found; set {AESTHETIC_VAR}*",
-        f"*background_consistency: OpenAI CLIP ViT-B/32*weights not found; set {CLIP_B32_VAR}*",
-        f"*subject_consistency: DINO ViT-B/16*weights not found; set {DINO_VAR}*",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*metrics the selected studies name cannot run on this machine:*",
+            f"*aesthetic_quality: OpenAI CLIP ViT-L/14*weights not found; set {CLIP_L14_VAR}*",
+            f"*aesthetic_quality: LAION aesthetic predictor head*not found; set {AESTHETIC_VAR}*",
+            f"*background_consistency: OpenAI CLIP ViT-B/32*weights not found; set {CLIP_B32_VAR}*",
+            f"*subject_consistency: DINO ViT-B/16*weights not found; set {DINO_VAR}*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*passed*")
 
 
@@ -514,8 +520,6 @@ def test_with_weights_the_study_scores_subject_consistency(pytester, monkeypatch
     monkeypatch.setenv(DINO_VAR, str(dino_file))
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
     report = json.loads((pytester.path / "reports" / "report.json").read_text())
-    values = {
-        r["variant"]: r["value"] for r in report["results"] if r["metric"] == "subject_consistency"
-    }
+    values = {r["variant"]: r["value"] for r in report["results"] if r["metric"] == "subject_consistency"}
     assert values["noise=0.0"] == pytest.approx(1.0, abs=1e-6)  # identical frames
     assert values["noise=1.0"] < 1.0 - 100 * SAME_SCORE  # independent noise frames

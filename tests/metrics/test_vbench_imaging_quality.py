@@ -52,7 +52,10 @@ def test_without_pyiqa_the_metric_names_what_to_install(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_PYIQA, reason="pyiqa is not installed: pip install --no-deps pyiqa scipy -c constraints.txt (README: Tests)")
+@pytest.mark.skipif(
+    not HAVE_PYIQA,
+    reason="pyiqa is not installed: pip install --no-deps pyiqa scipy -c constraints.txt (README: Tests)",
+)
 @pytest.mark.slow
 def test_metric_equals_vbench_computation_with_random_musiq(tmp_path, monkeypatch):
     from pyiqa.archs.musiq_arch import MUSIQ

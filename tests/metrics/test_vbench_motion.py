@@ -19,6 +19,7 @@ VARIABLE = "PYTEST_ABLATION_WEIGHTS_RAFT_LARGE"
 
 # --- VBench's rules, transcribed independently --------------------------------------------
 
+
 def vbench_kept_frames(num_frames: int, fps: float | None) -> list[int]:
     # DynamicDegree.get_frames: interval = max(1, round(fps / 8)); extract_frame keeps
     # range(0, len, interval). A folder of images (no fps) keeps every frame.
@@ -53,6 +54,7 @@ def vbench_check_move(scores: list[float], height: int, width: int) -> bool:
 
 # --- frame sampling -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fps", [None, 1, 4, 8, 11.9, 12, 16, 20, 23.976, 24, 25, 28, 30, 60])
 @pytest.mark.parametrize("num_frames", [1, 2, 7, 16, 49])
 def test_frame_sampling_follows_vbench(fps, num_frames):
@@ -66,6 +68,7 @@ def test_frame_sampling_rounds_halves_to_even_as_python_does():
 
 
 # --- the statistic and the verdict on controlled magnitudes -------------------------------
+
 
 @pytest.mark.parametrize("shape", [(128, 128), (136, 240), (7, 9)])
 def test_top_five_percent_mean_matches_vbench(shape):
@@ -128,6 +131,7 @@ def test_verdict_agrees_with_vbench_on_random_cases():
 
 # --- errors before any model --------------------------------------------------------------
 
+
 def test_missing_weights_name_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(VARIABLE, str(tmp_path / "absent.pth"))
     with pytest.raises(WeightsMissing, match=VARIABLE):
@@ -153,6 +157,7 @@ def test_metric_input_refuses_a_bad_fps():
 
 # --- the whole metric, RAFT with seeded random weights ------------------------------------
 
+
 @pytest.fixture(scope="module")
 def random_raft(tmp_path_factory):
     from torchvision.models.optical_flow import raft_large
@@ -168,8 +173,7 @@ def _vbench_magnitudes(model, frames_uint8: np.ndarray) -> list[float]:
     """VBench's loop: RAFT's InputPadder ('sintel', replicate), 20 iterations, statistic on
     the padded flow. torchvision's RAFT takes inputs in [-1, 1], which the original RAFT
     computes inside its forward."""
-    frames = [torch.from_numpy(f.astype(np.uint8)).permute(2, 0, 1).float()[None]
-              for f in frames_uint8]
+    frames = [torch.from_numpy(f.astype(np.uint8)).permute(2, 0, 1).float()[None] for f in frames_uint8]
     ht, wd = frames[0].shape[-2:]
     pad_ht = (((ht // 8) + 1) * 8 - ht) % 8
     pad_wd = (((wd // 8) + 1) * 8 - wd) % 8
@@ -178,8 +182,7 @@ def _vbench_magnitudes(model, frames_uint8: np.ndarray) -> list[float]:
     with torch.no_grad():
         for image1, image2 in zip(frames[:-1], frames[1:]):
             image1, image2 = (F.pad(x, pad, mode="replicate") for x in (image1, image2))
-            flow_up = model(2 * (image1 / 255.0) - 1.0, 2 * (image2 / 255.0) - 1.0,
-                            num_flow_updates=20)[-1]
+            flow_up = model(2 * (image1 / 255.0) - 1.0, 2 * (image2 / 255.0) - 1.0, num_flow_updates=20)[-1]
             flo = flow_up[0].permute(1, 2, 0).numpy()
             scores.append(vbench_top_mean(np.sqrt(np.square(flo[..., 0]) + np.square(flo[..., 1]))))
     return scores

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 import torch
 
-TOY_WORLD = '''
+TOY_WORLD = """
 import os
 
 
@@ -15,9 +15,9 @@ def load_toy(device, scale=1.0):
         with open(log, "a") as handle:
             handle.write(f"{os.getpid()} {device}\\n")
     return {"scale": scale, "device": device}
-'''
+"""
 
-TOY_PROFILE = '''
+TOY_PROFILE = """
 [profile]
 name = "toy-test"
 description = "a callable model for plugin tests"
@@ -37,7 +37,7 @@ fps = 8
 kind = "callable"
 source = "toy_world:load_toy"
 scale = 0.9
-'''
+"""
 
 FAKE_CUDA = '''
 """Answers torch's CUDA questions as a machine with SIMULATED_GPUS GPUs would, 0 included:
@@ -132,7 +132,7 @@ def flicker(ablation_models):
     return Flicker(ablation_models.get("toy"))
 '''
 
-STUDY = '''
+STUDY = """
 import pytest
 
 
@@ -144,9 +144,9 @@ def test_flicker(strength, flicker, ablation):
         ablation.expect(result, "temporal_flickering").above_reference(margin=0.01)
     if strength == 1.0:
         ablation.expect(result, "temporal_flickering").below_reference()
-'''
+"""
 
-SECOND_STUDY = '''
+SECOND_STUDY = """
 import pytest
 
 
@@ -154,7 +154,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.1, 0.2], ids=lambda s: f"s={s}")
 def test_steady(strength, flicker, ablation, ablation_device):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 @pytest.fixture

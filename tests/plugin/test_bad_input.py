@@ -27,7 +27,10 @@ def test_device_index_beyond_the_gpus(toy, monkeypatch):
     monkeypatch.setenv("SIMULATED_GPUS", "8")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,6")
     result = toy.runpytest("--ablation-devices=cuda:0,cuda:2")
-    assert_usage_error(result, "--ablation-devices: cuda:2 is beyond the 2 visible GPUs (CUDA_VISIBLE_DEVICES=3,6); allowed indices: 0..1")
+    assert_usage_error(
+        result,
+        "--ablation-devices: cuda:2 is beyond the 2 visible GPUs (CUDA_VISIBLE_DEVICES=3,6); allowed indices: 0..1",
+    )
 
 
 def test_cuda_device_without_gpus(toy):
@@ -48,50 +51,64 @@ def test_unwritable_baseline_target(toy):
 
 
 def test_reference_that_is_not_a_variant(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
         import pytest
 
         @pytest.mark.ablation("flicker", reference="s=0.7", metrics=["temporal_flickering"])
         @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest()
     assert_usage_error(result, "invalid ablation study:")
     result.stderr.fnmatch_lines(["*reference 's=0.7' is not one of the test's variants: s=0.0, s=0.5"])
 
 
-@pytest.mark.parametrize("marker_arguments, message", [
-    ('reference="s=0.5", metrics=["temporal_flickerin"]',
-     "*unknown metric(s) 'temporal_flickerin'; did you mean 'temporal_flickering'? known "
-     "metrics: *temporal_flickering*"),
-    ('referense="s=0.5", metrics=["temporal_flickering"]',
-     "*unknown ablation marker argument(s) *'referense'*; did you mean 'reference'? allowed: "
-     "reference, metrics, *"),
-], ids=["metric", "marker argument"])
+@pytest.mark.parametrize(
+    "marker_arguments, message",
+    [
+        (
+            'reference="s=0.5", metrics=["temporal_flickerin"]',
+            "*unknown metric(s) 'temporal_flickerin'; did you mean 'temporal_flickering'? known "
+            "metrics: *temporal_flickering*",
+        ),
+        (
+            'referense="s=0.5", metrics=["temporal_flickering"]',
+            "*unknown ablation marker argument(s) *'referense'*; did you mean 'reference'? allowed: "
+            "reference, metrics, *",
+        ),
+    ],
+    ids=["metric", "marker argument"],
+)
 def test_a_misspelt_name_in_the_marker_names_the_closest(toy, marker_arguments, message):
-    toy.makepyfile(test_flicker=f'''
+    toy.makepyfile(
+        test_flicker=f"""
         import pytest
 
         @pytest.mark.ablation("flicker", {marker_arguments})
         @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={{s}}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest()
     assert_usage_error(result, "invalid ablation study:")
     result.stderr.fnmatch_lines([message])
 
 
 def test_missing_reference_with_several_variants(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
         import pytest
 
         @pytest.mark.ablation("flicker", metrics=["temporal_flickering"])
         @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest()
     assert_usage_error(result, "invalid ablation study:")
     result.stderr.fnmatch_lines(["*name the one they are compared to with reference=..., one of: s=0.0, s=0.5"])
@@ -104,25 +121,30 @@ def test_bad_ini_tolerance(toy):
 
 
 def test_fixture_without_marker(toy):
-    toy.makepyfile(test_nomark='''
+    toy.makepyfile(
+        test_nomark="""
         def test_plain(ablation):
             pass
-    ''')
+    """
+    )
     result = toy.runpytest("test_nomark.py")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the `ablation` fixture needs @pytest.mark.ablation*"])
 
 
-@pytest.mark.parametrize("option, allowed", [
-    ("--ablation-gate", "a baseline report.json file"),
-    ("--ablation-profile", "a built-in profile name or a profile TOML file"),
-    ("--ablation-report-dir", "a folder"),
-    ("--ablation-cache-dir", "a folder"),
-    ("--ablation-save-baseline", "a file path such as reports/baseline.json"),
-    ("--ablation-shard", "I/N with 1 <= I <= N, e.g. 1/4"),
-    ("--ablation-save-videos", "one of mp4, gif, png"),
-    ("--ablation-devices", "'auto', 'cpu' or a list such as cuda:0,cuda:1"),
-])
+@pytest.mark.parametrize(
+    "option, allowed",
+    [
+        ("--ablation-gate", "a baseline report.json file"),
+        ("--ablation-profile", "a built-in profile name or a profile TOML file"),
+        ("--ablation-report-dir", "a folder"),
+        ("--ablation-cache-dir", "a folder"),
+        ("--ablation-save-baseline", "a file path such as reports/baseline.json"),
+        ("--ablation-shard", "I/N with 1 <= I <= N, e.g. 1/4"),
+        ("--ablation-save-videos", "one of mp4, gif, png"),
+        ("--ablation-devices", "'auto', 'cpu' or a list such as cuda:0,cuda:1"),
+    ],
+)
 def test_an_empty_option_is_an_error_not_the_default(toy, option, allowed):
     result = toy.runpytest(f"{option}=")
     assert_usage_error(result, f"{option}: empty value; expected {allowed}*")
@@ -138,18 +160,21 @@ def test_a_bad_boolean_ini_names_the_key(toy):
     assert_usage_error(result, "ablation_no_cache (ini): *maybe*; allowed: true or false*")
 
 
-@pytest.mark.parametrize("value, problem", [
-    ('"0.5"', 'results[[]0[]].value (flicker s=0.0 mean_brightness): got "0.5"; expected a number '
-              'or null'),
-    ("true", "results[[]0[]].value (flicker s=0.0 mean_brightness): got true; expected a number "
-             "or null"),
-    ("NaN", "results[[]0[]] (flicker s=0.0 mean_brightness) has value nan*"),
-    ("null", "results[[]0[]] (flicker s=0.0 mean_brightness) has value None*"),
-])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ('"0.5"', 'results[[]0[]].value (flicker s=0.0 mean_brightness): got "0.5"; expected a number or null'),
+        ("true", "results[[]0[]].value (flicker s=0.0 mean_brightness): got true; expected a number or null"),
+        ("NaN", "results[[]0[]] (flicker s=0.0 mean_brightness) has value nan*"),
+        ("null", "results[[]0[]] (flicker s=0.0 mean_brightness) has value None*"),
+    ],
+)
 def test_a_baseline_value_that_is_not_a_number_stops_the_run(toy, value, problem):
-    text = ('{"format": "pytest-ablation-report", "version": 2, "studies": [], "cases": [], '
-            '"results": [{"study": "flicker", "variant": "s=0.0", "metric": "mean_brightness", '
-            f'"direction": "higher", "value": {value}}}]}}')
+    text = (
+        '{"format": "pytest-ablation-report", "version": 2, "studies": [], "cases": [], '
+        '"results": [{"study": "flicker", "variant": "s=0.0", "metric": "mean_brightness", '
+        f'"direction": "higher", "value": {value}}}]}}'
+    )
     (toy.path / "bad.json").write_text(text)
     result = toy.runpytest("--ablation-gate=bad.json")
     assert_usage_error(result, f"--ablation-gate: baseline *bad.json*{problem}")
@@ -178,8 +203,7 @@ def test_a_cache_dir_that_is_a_file(toy):
     result = toy.runpytest("--ablation-cache-dir=cachefile")
     assert_usage_error(result, "--ablation-cache-dir: cannot write to *cachefile: *--ablation-no-cache*")
     # Without the cache nothing is written there, so the same folder is no obstacle.
-    assert toy.runpytest("--ablation-cache-dir=cachefile", "--ablation-no-cache",
-                         "--co").ret == 0
+    assert toy.runpytest("--ablation-cache-dir=cachefile", "--ablation-no-cache", "--co").ret == 0
 
 
 def test_a_report_dir_without_free_space(toy, monkeypatch):
@@ -191,17 +215,22 @@ def test_a_report_dir_without_free_space(toy, monkeypatch):
 
 
 def test_a_profile_without_the_clip_role_a_metric_needs(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
         import pytest
 
         @pytest.mark.ablation("needs-clip", reference="s=0.5", metrics=["temporal_consistency"])
         @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest()
-    assert_usage_error(result, "--ablation-profile: profile 'toy-test' has no model role 'clip', which "
-                               "temporal_consistency (needs-clip) need(s); its roles are: toy*")
+    assert_usage_error(
+        result,
+        "--ablation-profile: profile 'toy-test' has no model role 'clip', which "
+        "temporal_consistency (needs-clip) need(s); its roles are: toy*",
+    )
     # Deselected, the study needs nothing of the profile.
     assert toy.runpytest("-k", "nothingmatches").ret == 5
 
@@ -213,7 +242,8 @@ def test_a_bad_shard(toy, value):
 
 
 def test_ablation_xfail_without_a_reason(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
         import pytest
 
         @pytest.mark.ablation("flicker", reference="s=0.5", metrics=["mean_brightness"])
@@ -221,30 +251,39 @@ def test_ablation_xfail_without_a_reason(toy):
                                  ids=lambda s: f"s={s}")
         def test_flicker(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest()
     assert_usage_error(result, "*ablation_xfail needs the profile name(s) and a reason*")
 
 
-@pytest.mark.parametrize("line, closest", [
-    ("temporal_flickerng = 0.1", "temporal_flickering"),
-    ("mean_brightnes = 0.1", "mean_brightness"),  # the project's own metric (conftest)
-])
+@pytest.mark.parametrize(
+    "line, closest",
+    [
+        ("temporal_flickerng = 0.1", "temporal_flickering"),
+        ("mean_brightnes = 0.1", "mean_brightness"),  # the project's own metric (conftest)
+    ],
+)
 def test_a_tolerance_for_a_misspelt_metric_names_the_closest(toy, line, closest):
     toy.makeini(f"[pytest]\nablation_profile = toy.toml\nablation_tolerances = {line}\n")
     result = toy.runpytest()
     name = line.split(" =")[0]
-    assert_usage_error(result, f"ablation_tolerances: no metric named '{name}', so its tolerance "
-                               f"would never be used; did you mean '{closest}'?")
+    assert_usage_error(
+        result,
+        f"ablation_tolerances: no metric named '{name}', so its tolerance "
+        f"would never be used; did you mean '{closest}'?",
+    )
 
 
 def test_a_tolerance_for_a_known_metric_is_taken(toy):
-    toy.makeini("[pytest]\nablation_profile = toy.toml\n"
-                "ablation_tolerances =\n    mean_brightness = 0.5\n    temporal_flickering = 0.1\n")
+    toy.makeini(
+        "[pytest]\nablation_profile = toy.toml\n"
+        "ablation_tolerances =\n    mean_brightness = 0.5\n    temporal_flickering = 0.1\n"
+    )
     assert toy.runpytest("--co").ret == 0
 
 
-EXVIDEO_STUDY = '''
+EXVIDEO_STUDY = """
 import pytest
 
 
@@ -252,30 +291,36 @@ import pytest
 @pytest.mark.parametrize("kind", ["a", "b"])
 def test_position(kind, exvideo, ablation):
     ablation.run(exvideo, position=kind)
-'''
+"""
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("seed", '"abc"', "a whole number >= 0"),
-    ("gradient_checkpointing", '"no"', "true or false"),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("seed", '"abc"', "a whole number >= 0"),
+        ("gradient_checkpointing", '"no"', "true or false"),
+    ],
+)
 def test_a_bad_exvideo_recipe_field_stops_the_run_at_collection(toy, field, value, allowed):
     toy.makepyfile(test_flicker=EXVIDEO_STUDY)
     (toy.path / "bad.toml").write_text(
         '[profile]\nname = "bad"\nextends = "toy.toml"\n\n[methods.exvideo]\n'
         "recipe = { steps = 4, clips = 2, frames = 8, height = 32, width = 32, max_frames = 32, "
-        f"{field} = {value} }}\n")
+        f"{field} = {value} }}\n"
+    )
     result = toy.runpytest("--ablation-profile=bad.toml")
-    assert_usage_error(result, f"--ablation-profile: profile 'bad': methods.exvideo.recipe.{field}: "
-                               f"got {value.replace(chr(34), chr(39))}; expected {allowed}*")
+    assert_usage_error(
+        result,
+        f"--ablation-profile: profile 'bad': methods.exvideo.recipe.{field}: "
+        f"got {value.replace(chr(34), chr(39))}; expected {allowed}*",
+    )
 
 
 @pytest.mark.slow
 def test_an_infinite_claim_margin_fails_its_case_and_the_run_ends_with_a_report(toy):
     from .conftest import STUDY
 
-    toy.makepyfile(test_flicker=STUDY.replace("above_reference(margin=0.01)",
-                                              "above_reference(margin=float('inf'))"))
+    toy.makepyfile(test_flicker=STUDY.replace("above_reference(margin=0.01)", "above_reference(margin=float('inf'))"))
     result = toy.runpytest_subprocess()
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*margin must be a finite number >= 0, got inf*"])
@@ -285,7 +330,8 @@ def test_an_infinite_claim_margin_fails_its_case_and_the_run_ends_with_a_report(
 
 @pytest.mark.slow
 def test_a_study_parametrized_with_no_values_says_so(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
 import pytest
 
 
@@ -293,10 +339,12 @@ import pytest
 @pytest.mark.parametrize("strength", [], ids=lambda s: f"s={s}")
 def test_flicker(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-''')
+"""
+    )
     result = toy.runpytest_subprocess()
     assert_usage_error(result, "invalid ablation study:")
-    result.stderr.fnmatch_lines(["  test_flicker.py::test_flicker: study 'flicker' has no variants: "
-                                 "got empty parameter set*strength*"])
+    result.stderr.fnmatch_lines(
+        ["  test_flicker.py::test_flicker: study 'flicker' has no variants: got empty parameter set*strength*"]
+    )
     assert "NOTSET" not in result.stdout.str() + result.stderr.str()
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])

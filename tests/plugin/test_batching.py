@@ -46,14 +46,16 @@ def test_batched(strength, batched, ablation):
 
 def batched_project(toy, tmp_path, monkeypatch, batch_size):
     toy.makepyfile(test_flicker=BATCHED_STUDY)
-    (toy.path / "batched.toml").write_text(textwrap.dedent(f"""
+    (toy.path / "batched.toml").write_text(
+        textwrap.dedent(f"""
         [profile]
         name = "toy-batched"
         extends = "toy.toml"
 
         [settings]
         batch_size = {batch_size}
-    """))
+    """)
+    )
     log = tmp_path / "logs" / f"batches-{batch_size}.txt"
     monkeypatch.setenv("TOY_BATCH_LOG", str(log))
     return log
@@ -90,7 +92,7 @@ def test_a_corrupted_entry_remakes_its_whole_batch(toy, tmp_path, monkeypatch):
     assert len(lines(Path(os.environ["TOY_GENERATE_LOG"]))) == generated_before + 4
 
 
-OUT_OF_MEMORY_STUDY = '''
+OUT_OF_MEMORY_STUDY = """
 import pytest
 import torch
 
@@ -105,20 +107,22 @@ def starving(request):
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0], ids=lambda s: f"s={s}")
 def test_hungry(strength, ablation):
     ablation.run(starving, strength=strength)
-'''
+"""
 
 
 def test_out_of_memory_fails_that_test_and_the_run_goes_on(toy):
     toy.makepyfile(test_flicker=OUT_OF_MEMORY_STUDY)
     result = toy.runpytest()
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "*out of memory on cpu while generating * for hungry s=1.0: models loaded on this worker: "
-        "none; peak memory allocated unknown*Tried to allocate 9.00 GiB*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*out of memory on cpu while generating * for hungry s=1.0: models loaded on this worker: "
+            "none; peak memory allocated unknown*Tried to allocate 9.00 GiB*",
+        ]
+    )
 
 
-SCORING_FAILURE_STUDY = '''
+SCORING_FAILURE_STUDY = """
 import pytest
 import torch
 
@@ -142,9 +146,9 @@ def pytest_ablation_add_metrics(register):
 
     register(MetricSpec(name="greedy", direction="higher", tolerance=0.0, definition="fails by level",
                         source="plugin tests", needs=frozenset(), version="1", evaluate=evaluate))
-'''
+"""
 
-SCORING_FAILURE_TESTS = '''
+SCORING_FAILURE_TESTS = """
 import pytest
 import torch
 
@@ -157,7 +161,7 @@ def flat(request):
 @pytest.mark.parametrize("level", [0.0, 0.25, 0.5, 0.75, 1.0], ids=lambda s: f"l={s}")
 def test_greedy(level, ablation):
     ablation.run(flat, level=level)
-'''
+"""
 
 
 def test_a_device_failure_while_scoring_fails_that_test_and_the_run_goes_on(toy):
@@ -167,11 +171,13 @@ def test_a_device_failure_while_scoring_fails_that_test_and_the_run_goes_on(toy)
     toy.makepyfile(test_flicker=SCORING_FAILURE_TESTS)
     result = toy.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=4)
-    result.stdout.fnmatch_lines([
-        "*out of memory on cpu while running the variant for greedy l=0.25: *Tried to allocate 3.00 GiB*",
-        "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.5: *CUBLAS_STATUS_ALLOC_FAILED*",
-        "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.75: *CUDNN_STATUS_NOT_SUPPORTED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*out of memory on cpu while running the variant for greedy l=0.25: *Tried to allocate 3.00 GiB*",
+            "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.5: *CUBLAS_STATUS_ALLOC_FAILED*",
+            "*a cuDNN/cuBLAS failure (usually memory) on cpu while running the variant for greedy l=0.75: *CUDNN_STATUS_NOT_SUPPORTED*",
+        ]
+    )
     text = result.stdout.str()
     assert "RuntimeError: a bug in the metric" in text
     assert "while running the variant for greedy l=1.0" not in text

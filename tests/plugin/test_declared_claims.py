@@ -40,8 +40,11 @@ def test_lift(arm, ablation):
     ablation.run(Lift(), arm=arm)
 '''
 
-ABOVE = {"up": ["mean_brightness above_reference"], "down": ["mean_brightness above_reference"],
-         "same": ["mean_brightness above_reference"]}
+ABOVE = {
+    "up": ["mean_brightness above_reference"],
+    "down": ["mean_brightness above_reference"],
+    "same": ["mean_brightness above_reference"],
+}
 
 
 def study(prompts=PROMPTS[:8], claims=ABOVE, extra=""):
@@ -50,8 +53,12 @@ def study(prompts=PROMPTS[:8], claims=ABOVE, extra=""):
 
 def claims_of(path):
     report = json.loads((path / "reports" / "report.json").read_text())
-    return {(v["variant"], e["metric"], e["claim"]): e
-            for s in report["studies"] for v in s["variants"] for e in v["expectations"]}
+    return {
+        (v["variant"], e["metric"], e["claim"]): e
+        for s in report["studies"]
+        for v in s["variants"]
+        for e in v["expectations"]
+    }
 
 
 @pytest.mark.slow
@@ -68,13 +75,17 @@ def test_each_claim_gets_one_of_three_verdicts_everywhere(toy):
         assert e["p_adjusted"] == pytest.approx(min(1.0, 3 * e["p_value"]))
         assert e["passed"] == (e["verdict"] == "supported")
     # The failures say which verdict they got.
-    result.stdout.fnmatch_lines(["*lift: down mean_brightness above_reference: REFUTED*",
-                                 "*lift: same mean_brightness above_reference: INCONCLUSIVE*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*lift: down mean_brightness above_reference: REFUTED*",
+            "*lift: same mean_brightness above_reference: INCONCLUSIVE*",
+        ]
+    )
     # The run's summary opens with the verdicts, one line per claim.
     text = result.stdout.str()
     verdicts_at = text.index("ablation verdicts")
     assert verdicts_at < text.index("ablation results")
-    block = text[verdicts_at:text.index("ablation results")]
+    block = text[verdicts_at : text.index("ablation results")]
     assert "lift:" in block.splitlines()
     for variant, word in (("up", "supported"), ("down", "refuted"), ("same", "inconclusive")):
         assert any(line.split()[:2] == [word, variant] for line in block.splitlines())
@@ -83,10 +94,18 @@ def test_each_claim_gets_one_of_three_verdicts_everywhere(toy):
     for word in ("supported", "refuted", "inconclusive"):
         assert re.search(rf"\|\s*{word}\s*\|", markdown)
         assert f">{word}</td>" in html
-    shown = subprocess.run([sys.executable, "-m", "pytest_ablation.cli.main", "compare",
-                            str(toy.path / "reports" / "report.json"),
-                            str(toy.path / "reports" / "report.json")],
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_ablation.cli.main",
+            "compare",
+            str(toy.path / "reports" / "report.json"),
+            str(toy.path / "reports" / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert all(word in shown.stdout for word in ("supported", "refuted", "inconclusive")), shown.stdout
 
 
@@ -101,22 +120,28 @@ def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_what_ran(toy):
         assert part, args
         for key, e in part.items():
             assert (e["verdict"], e["p_adjusted"], e["family_size"]) == (
-                whole[key]["verdict"], whole[key]["p_adjusted"], whole[key]["family_size"]), args
+                whole[key]["verdict"],
+                whole[key]["p_adjusted"],
+                whole[key]["family_size"],
+            ), args
     # Another order: the test ids in reverse.
     ids = [f"test_lift.py::test_lift[{arm}]" for arm in ("same", "down", "up", "ref")]
     toy.runpytest("-p", "no:randomly", *ids)
     assert {k: (e["verdict"], e["p_adjusted"]) for k, e in claims_of(toy.path).items()} == {
-        k: (e["verdict"], e["p_adjusted"]) for k, e in whole.items()}
+        k: (e["verdict"], e["p_adjusted"]) for k, e in whole.items()
+    }
 
 
 @pytest.mark.slow
 def test_undecidable_claims_are_listed_at_collection_and_expected_to_fail(toy):
     toy.makepyfile(test_lift=study(prompts=PROMPTS[:6]))  # 3 claims need 7 units
     result = toy.runpytest("test_lift.py", "-p", "no:randomly")
-    result.stdout.fnmatch_lines([
-        "ablation: undecidable (expected failures): lift: 3 declared claim(s) cannot be decided*",
-        "*with 6 prompt(s)*they need at least 7 prompts*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "ablation: undecidable (expected failures): lift: 3 declared claim(s) cannot be decided*",
+            "*with 6 prompt(s)*they need at least 7 prompts*",
+        ]
+    )
     result.assert_outcomes(passed=1, xfailed=3)
     assert {e["verdict"] for e in claims_of(toy.path).values()} == {"inconclusive"}
     assert {e["needs"] for e in claims_of(toy.path).values()} == {7}
@@ -125,7 +150,7 @@ def test_undecidable_claims_are_listed_at_collection_and_expected_to_fail(toy):
     strict.stderr.fnmatch_lines(["*--ablation-require-decidable*lift: 3 declared claim(s)*"])
 
 
-REPLICATED = '''
+REPLICATED = """
 import pytest
 import torch
 
@@ -152,15 +177,16 @@ def tuned():
 @pytest.mark.parametrize("arm", ["ref", "up"])
 def test_tuned(arm, tuned, ablation):
     ablation.run(tuned, arm=arm)
-'''
+"""
 
 
 def test_a_generator_with_replicates_per_seed_index_needs_the_seed_as_unit(toy):
     toy.makepyfile(test_tuned=REPLICATED.replace("UNIT", '"prompt"'))
     wrong = toy.runpytest("test_tuned.py", "-p", "no:randomly")
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
-    wrong.stderr.fnmatch_lines(["*unit='prompt', but the generator fixture 'tuned' draws its "
-                                "randomness per seed index*set unit='seed'*"])
+    wrong.stderr.fnmatch_lines(
+        ["*unit='prompt', but the generator fixture 'tuned' draws its randomness per seed index*set unit='seed'*"]
+    )
     toy.makepyfile(test_tuned=REPLICATED.replace("UNIT", '"seed"'))
     right = toy.runpytest("test_tuned.py", "-p", "no:randomly")
     right.assert_outcomes(passed=2)
@@ -172,8 +198,13 @@ def test_a_generator_with_replicates_per_seed_index_needs_the_seed_as_unit(toy):
 
 
 def test_rounds_stop_when_every_claim_is_decided(toy):
-    toy.makepyfile(test_lift=study(prompts=PROMPTS, claims={"up": ["mean_brightness above_reference"]},
-                                   extra=", rounds={'first': 4, 'step': 2}"))
+    toy.makepyfile(
+        test_lift=study(
+            prompts=PROMPTS,
+            claims={"up": ["mean_brightness above_reference"]},
+            extra=", rounds={'first': 4, 'step': 2}",
+        )
+    )
     result = toy.runpytest("test_lift.py", "-p", "no:randomly", "-k", "up")
     result.assert_outcomes(passed=1)
     [claim] = claims_of(toy.path).values()

@@ -101,8 +101,7 @@ def independent_fvd(pytester, variant: str, reference: str) -> float:
     def features(name):
         out = []
         for video in sorted((pytester.path / "reports" / "videos" / "cfg" / name).iterdir()):
-            frames = np.stack([np.asarray(Image.open(p).convert("RGB"))
-                               for p in sorted(video.glob("*.png"))])
+            frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(video.glob("*.png"))])
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
             x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
             with torch.no_grad():
@@ -125,8 +124,7 @@ def tensor_entries(pytester) -> list[Path]:
 @pytest.mark.slow
 def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     project.makepyfile(test_cfg=STUDY, test_claim=CLAIM)
-    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-v",
-                                          "--ablation-save-videos", "png")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-v", "--ablation-save-videos", "png")
     result.assert_outcomes(passed=3, failed=1)
     out = result.stdout.str()
     # ablation.expect on a set-level metric is refused with the reason and what to do instead.
@@ -142,8 +140,7 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     assert variant["reference"] == "variant cfg=7.5 (4 videos)"
     assert "below 256 videos" in variant["warning"]
     # The same number from the saved videos, featurised and compared here independently.
-    assert variant["value"] == pytest.approx(independent_fvd(project, "cfg=1.0", "cfg=7.5"),
-                                             rel=1e-4)
+    assert variant["value"] == pytest.approx(independent_fvd(project, "cfg=1.0", "cfg=7.5"), rel=1e-4)
     assert report["metrics"]["fvd"]["direction"] == "lower"
     # Not a per-video metric: no paired rows.
     assert not [r for r in report["results"] if r["metric"] == "fvd"]
@@ -162,8 +159,9 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     assert "fvd statistics of variant cfg=7.5 (4 videos): cached" in out
     assert "computed (" not in out
     assert tensor_entries(project) == entries
-    assert {(r["study"], r["variant"]): r for r in report_of(project)["set_results"]}[
-        "cfg", "cfg=1.0"]["value"] == variant["value"]
+    assert {(r["study"], r["variant"]): r for r in report_of(project)["set_results"]}["cfg", "cfg=1.0"][
+        "value"
+    ] == variant["value"]
 
 
 @pytest.mark.slow
@@ -185,11 +183,9 @@ def _write_real_videos(folder: Path, count: int, frames: int, size: int) -> None
     rng = np.random.default_rng(0)
     folder.mkdir()
     for index in range(count):
-        images = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-                  for _ in range(frames)]
+        images = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(frames)]
         if index % 2:
-            images[0].save(folder / f"clip{index}.gif", save_all=True,
-                           append_images=images[1:], duration=100)
+            images[0].save(folder / f"clip{index}.gif", save_all=True, append_images=images[1:], duration=100)
         else:
             (folder / f"clip{index}").mkdir()
             for number, image in enumerate(images):
@@ -221,11 +217,21 @@ def test_a_missing_reference_folder_is_a_collection_error(project):
 
 
 def _report(value, low, high):
-    row = {"study": "s", "variant": "v", "metric": "fvd", "direction": "lower", "value": value,
-           "low": low, "high": high}
-    return {"results": [], "set_results": [row],
-            "cases": [{"study": "s", "variant": "v", "nodeid": "t.py::t[v]", "outcome": "passed"}],
-            "metrics": {"fvd": {"direction": "lower", "tolerance": 1.0}}}
+    row = {
+        "study": "s",
+        "variant": "v",
+        "metric": "fvd",
+        "direction": "lower",
+        "value": value,
+        "low": low,
+        "high": high,
+    }
+    return {
+        "results": [],
+        "set_results": [row],
+        "cases": [{"study": "s", "variant": "v", "nodeid": "t.py::t[v]", "outcome": "passed"}],
+        "metrics": {"fvd": {"direction": "lower", "tolerance": 1.0}},
+    }
 
 
 def test_the_gate_judges_fvd_by_its_interval():

@@ -5,13 +5,12 @@ gating give the same rows on the same inputs.
 """
 
 import json
-import math
 
 import pytest
 
 from pytest_ablation.cli.main import main
 
-PROBE = '''
+PROBE = """
 import math
 import os
 
@@ -30,9 +29,9 @@ def pytest_ablation_add_metrics(register):
         definition="pixel standard deviation", source="gate tests", needs=frozenset(),
         version="1", evaluate=_value,
     ))
-'''
+"""
 
-MIXED = '''
+MIXED = """
 import os
 
 import pytest
@@ -46,7 +45,7 @@ def test_mixed(strength, flicker, ablation):
     if strength == 0.4 and os.environ.get("MIXED_SKIP"):
         pytest.skip("needs a GPU")
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 @pytest.fixture
@@ -79,8 +78,7 @@ def gate(toy, *args):
 
 
 def rows_of(gate_summary):
-    return sorted((r["study"], r["variant"], r["metric"], r["status"], r["reason"])
-                  for r in gate_summary["rows"])
+    return sorted((r["study"], r["variant"], r["metric"], r["status"], r["reason"]) for r in gate_summary["rows"])
 
 
 def compare_rows(toy, capsys, report_path, *extra):
@@ -94,8 +92,10 @@ def agree(toy, report, report_path):
     from pytest_ablation.results.gate import judge_reports, summarize
     from pytest_ablation.results.report_json import load_report
 
-    again = summarize(judge_reports(load_report(toy.path / "baseline.json", what="baseline"),
-                                    load_report(report_path)), "baseline.json")
+    again = summarize(
+        judge_reports(load_report(toy.path / "baseline.json", what="baseline"), load_report(report_path)),
+        "baseline.json",
+    )
     assert rows_of(again) == rows_of(report["gate"])
     assert again["failed"] == report["gate"]["failed"]
 
@@ -218,14 +218,16 @@ def test_gate_and_compare_agree_on_every_kind_of_case(mixed, monkeypatch, capsys
         if entry["variant"] == "s=0.2" and entry["metric"] == "mean_brightness":
             entry["value"] += 0.5  # a regression
     path.write_text(json.dumps(baseline))
-    mixed.makepyfile(test_new='''
+    mixed.makepyfile(
+        test_new="""
         import pytest
 
         @pytest.mark.ablation("fresh", reference="a", metrics=["spread"])
         @pytest.mark.parametrize("strength", [0.3], ids=["a"])
         def test_fresh(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     monkeypatch.setenv("MIXED_CRASH", "1")
     monkeypatch.setenv("MIXED_SKIP", "1")
     result, report, report_path = gate(mixed, "-k", "not 0.1")
@@ -243,7 +245,7 @@ def test_gate_and_compare_agree_on_every_kind_of_case(mixed, monkeypatch, capsys
     agree(mixed, report, report_path)
 
 
-XFAIL_STUDY = '''
+XFAIL_STUDY = """
 import os
 
 import pytest
@@ -261,7 +263,7 @@ def test_xf(strength, flicker, ablation):
         if os.environ.get("XF_CRASH"):
             raise PermissionError(13, "Permission denied", "/models/weights.bin")
         ablation.expect(result, "mean_brightness").above_reference(margin=10.0)
-'''
+"""
 
 
 def test_ablation_xfail_expects_a_failed_claim_not_a_crash(toy, monkeypatch):
@@ -279,7 +281,8 @@ def test_ablation_xfail_expects_a_failed_claim_not_a_crash(toy, monkeypatch):
 
 
 def test_two_functions_with_the_same_study_and_variant_stop_the_run(toy):
-    toy.makepyfile(test_dup='''
+    toy.makepyfile(
+        test_dup="""
         import pytest
 
         @pytest.mark.ablation("steady", reference="s=0.2", metrics=["mean_brightness"])
@@ -291,14 +294,17 @@ def test_two_functions_with_the_same_study_and_variant_stop_the_run(toy):
         @pytest.mark.parametrize("strength", [0.2, 0.3], ids=lambda s: f"s={s}")
         def test_two(strength, flicker, ablation):
             ablation.run(flicker, strength=strength)
-    ''')
+    """
+    )
     result = toy.runpytest("test_dup.py")
     assert result.ret == 4
-    result.stderr.fnmatch_lines([
-        "ERROR: invalid ablation study:",
-        "*study 'steady' variant 's=0.2' is defined by test_dup.py::test_one?s=0.2? and "
-        "test_dup.py::test_two?s=0.2?; a study's variant ids must be unique*",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid ablation study:",
+            "*study 'steady' variant 's=0.2' is defined by test_dup.py::test_one?s=0.2? and "
+            "test_dup.py::test_two?s=0.2?; a study's variant ids must be unique*",
+        ]
+    )
 
 
 def test_an_empty_shard_writes_its_report_and_passes(mixed, capsys):
@@ -311,10 +317,13 @@ def test_an_empty_shard_writes_its_report_and_passes(mixed, capsys):
     assert {c["outcome"] for c in empty["cases"]} == {"deselected"}
     assert {c["reason"] for c in empty["cases"]} == {"on another shard than 5/5"}
     for index in range(1, 5):
-        mixed.runpytest("test_mixed.py", f"--ablation-shard={index}/5",
-                        f"--ablation-report-dir=s{index}").assert_outcomes(passed=1, deselected=3)
-    assert main(["merge", *(str(mixed.path / f"s{i}/report.json") for i in range(1, 6)),
-                 "-o", str(mixed.path / "merged")]) == 0
+        mixed.runpytest(
+            "test_mixed.py", f"--ablation-shard={index}/5", f"--ablation-report-dir=s{index}"
+        ).assert_outcomes(passed=1, deselected=3)
+    assert (
+        main(["merge", *(str(mixed.path / f"s{i}/report.json") for i in range(1, 6)), "-o", str(mixed.path / "merged")])
+        == 0
+    )
     merged = strict_load(mixed.path / "merged" / "report.json")
     assert {c["outcome"] for c in merged["cases"]} == {"passed"}
     capsys.readouterr()

@@ -15,8 +15,9 @@ def test_gate_passes_against_its_own_baseline(toy):
     result = toy.runpytest("--ablation-gate=baseline.json")
     result.assert_outcomes(passed=3)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*ablation gate*", "baseline *baseline.json: 4 ok, 2 info"
-                                 if False else "baseline *baseline.json: *ok*"])
+    result.stdout.fnmatch_lines(
+        ["*ablation gate*", "baseline *baseline.json: 4 ok, 2 info" if False else "baseline *baseline.json: *ok*"]
+    )
 
 
 def test_gate_fails_on_a_regression_with_a_table(toy):
@@ -29,11 +30,13 @@ def test_gate_fails_on_a_regression_with_a_table(toy):
     result = toy.runpytest("--ablation-gate=baseline.json")
     result.assert_outcomes(passed=3)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "*ablation gate*",
-        "baseline *: 1 regressed*",
-        "*flicker*s=0.0*temporal_flickering*regressed*1.1*1*-0.1*0.002*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*ablation gate*",
+            "baseline *: 1 regressed*",
+            "*flicker*s=0.0*temporal_flickering*regressed*1.1*1*-0.1*0.002*",
+        ]
+    )
     report = json.loads((toy.path / "reports" / "report.json").read_text())
     assert report["gate"]["failed"] is True
 
@@ -54,7 +57,9 @@ def test_deselected_entries_are_not_run_not_failed(toy):
     result = toy.runpytest("--ablation-gate=baseline.json", "-k", "0.0")
     result.assert_outcomes(passed=1, deselected=2)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["baseline *: * not run*", "not run (not selected, not failed): flicker s=0.5, flicker s=1.0"])
+    result.stdout.fnmatch_lines(
+        ["baseline *: * not run*", "not run (not selected, not failed): flicker s=0.5, flicker s=1.0"]
+    )
 
 
 def test_a_metric_missing_from_a_selected_variant_fails(toy):
@@ -68,8 +73,11 @@ def test_a_metric_missing_from_a_selected_variant_fails(toy):
 
 
 def test_lower_is_better_metric_regresses_upwards(toy):
-    toy.makeconftest(toy.path.joinpath("conftest.py").read_text().replace(
-        'name="mean_brightness", direction="higher"', 'name="mean_brightness", direction="lower"'))
+    toy.makeconftest(
+        toy.path.joinpath("conftest.py")
+        .read_text()
+        .replace('name="mean_brightness", direction="higher"', 'name="mean_brightness", direction="lower"')
+    )
     path = save(toy)
     baseline = json.loads(path.read_text())
     for entry in baseline["results"]:
@@ -87,11 +95,15 @@ def test_lower_is_better_metric_regresses_upwards(toy):
         (None, "--ablation-gate: baseline *missing.json does not exist"),
         ('{"format": "pytest-ablation-report", "resu', "--ablation-gate: baseline * is not valid JSON*truncated*"),
         ('{"hello": 1}', "--ablation-gate: baseline * is not a pytest-ablation report*"),
-        ('{"format": "pytest-ablation-report", "version": 99, "results": []}',
-         "--ablation-gate: baseline * has report version 99*regenerate it*"),
-        ('{"format": "pytest-ablation-report", "version": 1, "studies": [], "results": [{"study": "s"}]}',
-         "--ablation-gate: baseline * does not match report.json's schema: results[[]0[]] (s): the "
-         "field 'variant' is missing"),
+        (
+            '{"format": "pytest-ablation-report", "version": 99, "results": []}',
+            "--ablation-gate: baseline * has report version 99*regenerate it*",
+        ),
+        (
+            '{"format": "pytest-ablation-report", "version": 1, "studies": [], "results": [{"study": "s"}]}',
+            "--ablation-gate: baseline * does not match report.json's schema: results[[]0[]] (s): the "
+            "field 'variant' is missing",
+        ),
     ],
 )
 def test_bad_baseline_is_a_usage_error_before_any_model_loads(toy, content, message):
@@ -102,6 +114,7 @@ def test_bad_baseline_is_a_usage_error_before_any_model_loads(toy, content, mess
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: " + message])
     import os
+
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
 
 
@@ -114,9 +127,12 @@ def test_a_baseline_of_another_profile_is_refused_before_any_model_loads(toy):
     other.write_text((toy.path / "toy.toml").read_text().replace('name = "toy-test"', 'name = "toy-other"'))
     result = toy.runpytest("--ablation-gate=baseline.json", "--ablation-profile=other.toml")
     assert result.ret == 4
-    result.stderr.fnmatch_lines([
-        "ERROR: --ablation-gate: *baseline.json: the baseline was made on profile 'toy-test' and this "
-        "report on profile 'toy-other'*--ablation-profile toy-other --ablation-save-baseline FILE*"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --ablation-gate: *baseline.json: the baseline was made on profile 'toy-test' and this "
+            "report on profile 'toy-other'*--ablation-profile toy-other --ablation-save-baseline FILE*"
+        ]
+    )
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
 
 
@@ -130,5 +146,6 @@ def test_a_failed_gate_shows_how_the_two_runs_were_made_differently(toy):
     path.write_text(json.dumps(baseline))
     result = toy.runpytest("--ablation-gate=baseline.json")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["the baseline and this report were made differently:",
-                                 "  profile.settings.steps: 2 -> 1"])
+    result.stdout.fnmatch_lines(
+        ["the baseline and this report were made differently:", "  profile.settings.steps: 2 -> 1"]
+    )

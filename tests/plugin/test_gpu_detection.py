@@ -103,8 +103,7 @@ def test_a_worker_that_cannot_see_its_gpu_says_so(toy, monkeypatch):
     # The plugin is told of a GPU (a hook, as for a machine torch cannot query) that torch
     # cannot see: the test fails with the device and what the worker sees, not a CUDA trace.
     toy.makeconftest(
-        (toy.path / "conftest.py").read_text()
-        + "\n\ndef pytest_ablation_visible_gpus(config):\n    return ['7']\n"
+        (toy.path / "conftest.py").read_text() + "\n\ndef pytest_ablation_visible_gpus(config):\n    return ['7']\n"
     )
     monkeypatch.setenv("SIMULATED_GPUS", "0")
     result = toy.runpytest_subprocess()
@@ -123,7 +122,7 @@ def test_each_case_starts_its_own_peak_memory_count(gpus, monkeypatch, tmp_path)
     assert [line.split()[1] for line in lines(log)] == ["cuda:1"] * 3
 
 
-KILLS_ITS_GPU_WORKER_ONCE = '''
+KILLS_ITS_GPU_WORKER_ONCE = """
 import os
 
 import pytest
@@ -137,7 +136,7 @@ def test_flicker(strength, flicker, ablation, ablation_device):
         open(done, "w").close()
         os._exit(1)  # the worker on cuda:1 dies
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 @pytest.mark.slow

@@ -9,14 +9,19 @@ from pytest_ablation.harness import hookspecs, plugin
 
 
 def _declared() -> list[str]:
-    return sorted(name for name, value in inspect.getmembers(hookspecs, inspect.isfunction)
-                  if name.startswith("pytest_ablation_"))
+    return sorted(
+        name for name, value in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("pytest_ablation_")
+    )
 
 
 def test_the_plugin_declares_hooks():
-    assert _declared() == ["pytest_ablation_add_metrics", "pytest_ablation_check_prompts",
-                           "pytest_ablation_model_roles", "pytest_ablation_report",
-                           "pytest_ablation_visible_gpus"]
+    assert _declared() == [
+        "pytest_ablation_add_metrics",
+        "pytest_ablation_check_prompts",
+        "pytest_ablation_model_roles",
+        "pytest_ablation_report",
+        "pytest_ablation_visible_gpus",
+    ]
 
 
 def test_the_defaults_of_the_start_up_checks_refuse_nothing():

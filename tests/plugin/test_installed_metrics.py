@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-SPEC_MODULE = '''
+SPEC_MODULE = """
 from pytest_ablation.metrics import MetricSpec, Score
 
 
@@ -30,9 +30,9 @@ CLIP_SCORE = MetricSpec(
     name="clip_score", direction="higher", tolerance=0.0, definition="not CLIP",
     source="frame-metrics test package", needs=frozenset(), version="1", evaluate=_evaluate,
 )
-'''
+"""
 
-STUDY = '''
+STUDY = """
 import pytest
 
 
@@ -40,7 +40,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
 def test_flicker(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 def install(site, monkeypatch, entry_points: str, module: str = SPEC_MODULE) -> None:
@@ -62,10 +62,14 @@ def site(tmp_path):
 
 @pytest.mark.slow
 def test_an_installed_metric_is_scored_without_a_conftest(toy, site, monkeypatch, capsys):
-    install(site, monkeypatch, """
+    install(
+        site,
+        monkeypatch,
+        """
         [pytest_ablation.metrics]
         first_frame_brightness = frame_metrics:SPEC
-    """)
+    """,
+    )
     toy.makepyfile(test_flicker=STUDY)
     result = toy.runpytest("test_flicker.py")
     result.assert_outcomes(passed=2)
@@ -80,19 +84,24 @@ def test_an_installed_metric_is_scored_without_a_conftest(toy, site, monkeypatch
     assert "first_frame_brightness  (higher is better" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("entry, problem", [
-    ("first_frame_brightness = frame_metrics:NOT_A_SPEC", "expected a MetricSpec, got str"),
-    ("brightness = frame_metrics:SPEC",
-     "names a MetricSpec called 'first_frame_brightness'; the entry point's name is the metric's"),
-    ("clip_score = frame_metrics:CLIP_SCORE", "'clip_score' is a built-in metric"),
-    ("first_frame_brightness = frame_metrics.missing:SPEC",
-     "could not be loaded: ModuleNotFoundError"),
-])
-def test_a_broken_entry_point_stops_a_study_run_and_no_other(toy, site, monkeypatch, entry,
-                                                            problem):
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ("first_frame_brightness = frame_metrics:NOT_A_SPEC", "expected a MetricSpec, got str"),
+        (
+            "brightness = frame_metrics:SPEC",
+            "names a MetricSpec called 'first_frame_brightness'; the entry point's name is the metric's",
+        ),
+        ("clip_score = frame_metrics:CLIP_SCORE", "'clip_score' is a built-in metric"),
+        ("first_frame_brightness = frame_metrics.missing:SPEC", "could not be loaded: ModuleNotFoundError"),
+    ],
+)
+def test_a_broken_entry_point_stops_a_study_run_and_no_other(toy, site, monkeypatch, entry, problem):
     install(site, monkeypatch, f"[pytest_ablation.metrics]\n{entry}\n")
-    toy.makepyfile(test_flicker=STUDY, test_plain=(
-        "import sys\n\ndef test_plain():\n    assert 'frame_metrics' not in sys.modules\n"))
+    toy.makepyfile(
+        test_flicker=STUDY,
+        test_plain=("import sys\n\ndef test_plain():\n    assert 'frame_metrics' not in sys.modules\n"),
+    )
     studies = toy.runpytest("test_flicker.py")
     assert studies.ret == pytest.ExitCode.USAGE_ERROR
     message = [line for line in studies.stderr.lines if "pytest_ablation.metrics:" in line]
@@ -104,11 +113,17 @@ def test_a_broken_entry_point_stops_a_study_run_and_no_other(toy, site, monkeypa
 
 @pytest.mark.slow
 def test_a_conftest_metric_of_the_same_name_wins_over_the_installed_one(toy, site, monkeypatch):
-    install(site, monkeypatch, """
+    install(
+        site,
+        monkeypatch,
+        """
         [pytest_ablation.metrics]
         first_frame_brightness = frame_metrics:SPEC
-    """)
-    toy.makeconftest(toy.path.joinpath("conftest.py").read_text() + textwrap.dedent('''
+    """,
+    )
+    toy.makeconftest(
+        toy.path.joinpath("conftest.py").read_text()
+        + textwrap.dedent("""
 
         def pytest_ablation_add_metrics(register):
             from pytest_ablation.metrics import MetricSpec, Score
@@ -118,7 +133,8 @@ def test_a_conftest_metric_of_the_same_name_wins_over_the_installed_one(toy, sit
                 definition="the project's own", source="the project's conftest",
                 needs=frozenset(), version="1", evaluate=lambda inp: Score(1.0, (1.0,)),
             ))
-    '''))
+    """)
+    )
     toy.makepyfile(test_flicker=STUDY)
     toy.runpytest("test_flicker.py").assert_outcomes(passed=2)
     report = json.loads((toy.path / "reports" / "report.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from .conftest import CONFTEST, lines
 
-GAIN = '''
+GAIN = """
 
 from pytest_ablation.metrics.weights import WeightFile, load_once, register_weight_file
 
@@ -37,9 +37,9 @@ def pytest_ablation_add_metrics(register):
         source="plugin tests", needs=frozenset(), version="1", evaluate=_gained,
         weights=("brightness-gain",),
     ))
-'''
+"""
 
-STUDY = '''
+STUDY = """
 import pytest
 
 
@@ -47,7 +47,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
 def test_gain(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 def _project(toy, tmp_path, monkeypatch):
@@ -68,11 +68,13 @@ def test_missing_weights_stop_the_run_at_collection_naming_the_variable(toy, tmp
     monkeypatch.delenv("BRIGHTNESS_GAIN_WEIGHTS", raising=False)
     result = toy.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 4
-    result.stderr.fnmatch_lines([
-        "*metrics the selected studies name cannot run on this machine:*",
-        "*gained_brightness: the brightness gain checkpoint: weights not found; set "
-        "BRIGHTNESS_GAIN_WEIGHTS to the checkpoint's path*",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*metrics the selected studies name cannot run on this machine:*",
+            "*gained_brightness: the brightness gain checkpoint: weights not found; set "
+            "BRIGHTNESS_GAIN_WEIGHTS to the checkpoint's path*",
+        ]
+    )
     assert lines(tmp_path / "logs" / "loads.txt") == []
     assert lines(tmp_path / "logs" / "generate.txt") == []
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-STUDY = '''
+STUDY = """
 import pytest
 
 
@@ -14,7 +14,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
 def test_flicker(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 def _metrics(toy):

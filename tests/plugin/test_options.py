@@ -5,30 +5,42 @@ import json
 
 def test_options_are_documented_in_help(pytester):
     result = pytester.runpytest("--help")
-    for flag in ("--ablation-profile", "--ablation-devices", "--ablation-report-dir",
-                 "--ablation-cache-dir", "--ablation-no-cache", "--ablation-gate",
-                 "--ablation-save-baseline"):
+    for flag in (
+        "--ablation-profile",
+        "--ablation-devices",
+        "--ablation-report-dir",
+        "--ablation-cache-dir",
+        "--ablation-no-cache",
+        "--ablation-gate",
+        "--ablation-save-baseline",
+    ):
         result.stdout.fnmatch_lines([f"*{flag}*"])
-    for ini in ("ablation_profile", "ablation_devices", "ablation_report_dir",
-                "ablation_cache_dir", "ablation_no_cache", "ablation_gate",
-                "ablation_save_baseline", "ablation_tolerances"):
+    for ini in (
+        "ablation_profile",
+        "ablation_devices",
+        "ablation_report_dir",
+        "ablation_cache_dir",
+        "ablation_no_cache",
+        "ablation_gate",
+        "ablation_save_baseline",
+        "ablation_tolerances",
+    ):
         result.stdout.fnmatch_lines([f"*{ini}*"])
 
 
 def test_marker_is_registered(pytester):
     pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.ablation(study, reference=*"])
-    pytester.makepyfile('''
+    pytester.makepyfile("""
         import pytest
         @pytest.mark.ablation("s", metrics=["temporal_flickering"])
         def test_x():
             pass
-    ''')
+    """)
     pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
 
 
 def test_ini_twins_set_report_and_cache_dirs(toy):
-    toy.makeini("[pytest]\nablation_profile = toy.toml\nablation_report_dir = out/r\n"
-                "ablation_cache_dir = store\n")
+    toy.makeini("[pytest]\nablation_profile = toy.toml\nablation_report_dir = out/r\nablation_cache_dir = store\n")
     toy.runpytest().assert_outcomes(passed=3)
     assert (toy.path / "out" / "r" / "report.json").exists()
     assert any((toy.path / "store").rglob("*.safetensors"))
@@ -56,7 +68,9 @@ def test_profile_given_on_the_command_line(toy):
 
 
 def test_header_names_profile_and_studies(toy):
-    toy.runpytest().stdout.fnmatch_lines(["ablation: profile 'toy-test' (a callable model for plugin tests), studies: flicker"])
+    toy.runpytest().stdout.fnmatch_lines(
+        ["ablation: profile 'toy-test' (a callable model for plugin tests), studies: flicker"]
+    )
 
 
 def test_keep_runs_takes_only_ascii_digits(toy):
@@ -66,8 +80,7 @@ def test_keep_runs_takes_only_ascii_digits(toy):
     for value in ("²", "٣", "1²", "３"):
         result = toy.runpytest(f"--ablation-keep-runs={value}")
         assert result.ret == pytest.ExitCode.USAGE_ERROR, value
-        result.stderr.fnmatch_lines([f"ERROR: --ablation-keep-runs: got '{value}'; expected a whole "
-                                     "number >= 0*"])
+        result.stderr.fnmatch_lines([f"ERROR: --ablation-keep-runs: got '{value}'; expected a whole number >= 0*"])
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     toy.makeini("[pytest]\nablation_profile = toy.toml\nablation_keep_runs = ²\n")
     result = toy.runpytest()

@@ -114,7 +114,7 @@ def test_keep_runs_must_be_a_whole_number(toy):
     result.stderr.fnmatch_lines(["*--ablation-keep-runs: got '-1'; expected a whole number >= 0*"])
 
 
-EXPECTED_AND_NOT = '''
+EXPECTED_AND_NOT = """
 import pytest
 
 @pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
@@ -126,27 +126,32 @@ import pytest
 def test_x(strength, flicker, ablation):
     result = ablation.run(flicker, strength=strength)
     ablation.expect(result, "temporal_flickering").not_below_reference()
-'''
+"""
 
 
 def test_expected_failures_are_marked_expected_with_their_reason_everywhere(toy):
     toy.makepyfile(test_xfail=EXPECTED_AND_NOT)
     result = toy.runpytest("test_xfail.py")
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
-    result.stdout.fnmatch_lines([
-        # In parametrize order: s=1.0 (expected), then s=0.9; then the expected one's reason.
-        "*ablation verdicts*",
-        "refuted (expected)  s=1.0 *temporal_flickering not_below_reference (exploratory)*",
-        "refuted  *s=0.9 *temporal_flickering not_below_reference (exploratory)*",
-        "*ablation results*",
-        "expected: x s=1.0: on profile 'toy-test': noise flickers",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            # In parametrize order: s=1.0 (expected), then s=0.9; then the expected one's reason.
+            "*ablation verdicts*",
+            "refuted (expected)  s=1.0 *temporal_flickering not_below_reference (exploratory)*",
+            "refuted  *s=0.9 *temporal_flickering not_below_reference (exploratory)*",
+            "*ablation results*",
+            "expected: x s=1.0: on profile 'toy-test': noise flickers",
+        ]
+    )
     assert "expected: x s=0.9" not in result.stdout.str()
     markdown = (toy.path / "reports" / "report.md").read_text()
     page = (toy.path / "reports" / "report.html").read_text()
     expected_row = [line for line in markdown.splitlines() if line.startswith("| s=1.0 ") and "not_below" in line]
     failed_row = [line for line in markdown.splitlines() if line.startswith("| s=0.9 ") and "not_below" in line]
-    assert "| refuted (expected) |" in expected_row[0] and "expected failure: on profile 'toy-test': noise flickers" in expected_row[0]
+    assert (
+        "| refuted (expected) |" in expected_row[0]
+        and "expected failure: on profile 'toy-test': noise flickers" in expected_row[0]
+    )
     assert "| refuted " in failed_row[0] and "expected" not in failed_row[0]
     assert '<td class="claim-expected">refuted (expected)</td>' in page
     assert "expected failure: on profile &#x27;toy-test&#x27;: noise flickers" in page

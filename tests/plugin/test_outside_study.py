@@ -3,7 +3,7 @@ package. The methods' fixtures must come with it."""
 
 import json
 
-OWN_STUDY = '''
+OWN_STUDY = """
 import pytest
 
 
@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.parametrize("mu", [0.0, 0.98], ids=lambda m: f"mu={m}")
 def test_my_tma(mu, zs2, ablation):
     ablation.run(zs2, momentum=mu)
-'''
+"""
 
 
 def test_a_study_outside_the_repository_gets_the_method_fixtures(pytester):
@@ -30,10 +30,12 @@ def test_a_study_outside_the_repository_gets_the_method_fixtures(pytester):
 def test_the_method_fixtures_are_listed_with_their_docs(pytester):
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = pytester.runpytest("--fixtures")
-    result.stdout.fnmatch_lines([
-        "*fixtures defined from pytest_ablation.methods.fixtures*",
-        "*exvideo_recipe* [[]session scope[]]*",
-        "*The post-tuning budget every ExVideo variant gets*",
-        "*zs2* [[]session scope[]]*",
-        "*ZS² text-to-video sampler on the profile's Stable Diffusion*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*fixtures defined from pytest_ablation.methods.fixtures*",
+            "*exvideo_recipe* [[]session scope[]]*",
+            "*The post-tuning budget every ExVideo variant gets*",
+            "*zs2* [[]session scope[]]*",
+            "*ZS² text-to-video sampler on the profile's Stable Diffusion*",
+        ]
+    )

@@ -14,10 +14,24 @@ STUDY = REPO / "ablations" / "test_zs2_tma.py"
 def run_study(tmp_path: Path, name: str, *args: str) -> dict:
     reports = tmp_path / name
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(STUDY), "-q", "-p", "no:cacheprovider",
-         "-k", "0.98 or 1.0", "--ablation-no-cache", f"--ablation-report-dir={reports}",
-         f"--rootdir={REPO}", *args],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(STUDY),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "0.98 or 1.0",
+            "--ablation-no-cache",
+            f"--ablation-report-dir={reports}",
+            f"--rootdir={REPO}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return json.loads((reports / "report.json").read_text())

@@ -36,7 +36,8 @@ def test_progress_names_the_reference_when_it_makes_the_references_videos(toy):
 
 
 def test_a_failed_claim_shows_its_numbers_without_the_plugins_frames(toy):
-    toy.makepyfile(test_flicker='''
+    toy.makepyfile(
+        test_flicker="""
 import pytest
 
 
@@ -46,7 +47,8 @@ def test_flicker(strength, flicker, ablation):
     result = ablation.run(flicker, strength=strength)
     if strength == 1.0:
         ablation.expect(result, "temporal_flickering").above_reference()  # it is below
-''')
+"""
+    )
     result = toy.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     failure = section(result.outlines, "FAILURES")
@@ -73,12 +75,16 @@ def test_a_failing_gate_says_so_last_even_when_every_test_passed(toy):
     start = max(i for i, line in enumerate(out) if line.startswith("ablation gate FAILED"))
     # The message (wrapped to the terminal tables' width) is what stands last before the count.
     message = " ".join(line.strip() for line in out[start:final])
-    assert re.fullmatch(r"ablation gate FAILED against \S*baseline\.json \(1 regressed.*\): the run "
-                        r"exits with status 1 whatever the tests' own outcomes", message)
+    assert re.fullmatch(
+        r"ablation gate FAILED against \S*baseline\.json \(1 regressed.*\): the run "
+        r"exits with status 1 whatever the tests' own outcomes",
+        message,
+    )
 
 
 def test_the_judge_does_not_load_for_metrics_that_do_not_need_it(pytester):
-    pytester.makepyfile(test_still='''
+    pytester.makepyfile(
+        test_still="""
 import pytest
 
 
@@ -86,7 +92,8 @@ import pytest
 @pytest.mark.parametrize("mu", [0.6, 0.98], ids=lambda m: f"mu={m}")
 def test_still(mu, zs2, ablation):
     ablation.run(zs2, momentum=mu)
-''')
+"""
+    )
     result = pytester.runpytest("--ablation-profile=tiny")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["worker main: cpu*; model loads: sd x1"])
@@ -106,7 +113,7 @@ def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
     # The current run's claims with their verdicts, then only the count: no table.
     verdicts = f"claims of {baseline}:\n{render_verdicts(load_report(baseline))}"
     assert "supported" in verdicts and out.startswith(verdicts)
-    assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", out[len(verdicts):])
+    assert re.fullmatch(r"\d+ ok(, \d+ info)?\n", out[len(verdicts) :])
     assert main(["compare", "--all", baseline, baseline]) == 0
     assert "status" in capsys.readouterr().out  # --all still shows every row
 
@@ -116,7 +123,8 @@ def test_a_long_expected_failure_reason_is_kept_whole_in_every_report_file(toy):
     import json
 
     reason = " ".join(f"word{i}" for i in range(300))  # about 2,400 characters
-    toy.makepyfile(test_flicker=f'''
+    toy.makepyfile(
+        test_flicker=f"""
 import pytest
 
 
@@ -128,7 +136,8 @@ def test_flicker(strength, flicker, ablation):
     result = ablation.run(flicker, strength=strength)
     if strength == 0.0:
         ablation.expect(result, "temporal_flickering").above_reference(margin=10.0)
-''')
+"""
+    )
     result = toy.runpytest_subprocess()
     result.assert_outcomes(passed=1, xfailed=1)
     reports = toy.path / "reports"

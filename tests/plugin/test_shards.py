@@ -10,7 +10,7 @@ import pytest
 
 from pytest_ablation.cli.main import main
 
-CALM_STUDY = '''
+CALM_STUDY = """
 import pytest
 
 from conftest import Flicker
@@ -25,7 +25,7 @@ def calm(ablation_models):
 @pytest.mark.parametrize("strength", [0.1, 0.2, 0.3, 0.4], ids=lambda s: f"s={s}")
 def test_calm(strength, calm, ablation):
     ablation.run(calm, strength=strength)
-'''
+"""
 
 
 @pytest.fixture
@@ -58,8 +58,18 @@ def test_shards_keep_model_groups_together_and_merge_to_the_single_run(two_group
     assert shard_one["shard"] == {"index": 1, "count": 2}
     first.stdout.fnmatch_lines(["*shard 1/2*pytest-ablation merge*"])
 
-    assert main(["merge", str(toy.path / "s2/report.json"), str(toy.path / "s1/report.json"),
-                 "-o", str(toy.path / "merged")]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                str(toy.path / "s2/report.json"),
+                str(toy.path / "s1/report.json"),
+                "-o",
+                str(toy.path / "merged"),
+            ]
+        )
+        == 0
+    )
     assert "merged 2 report(s) (1/2, 2/2)" in capsys.readouterr().out
     merged, single = report_in(toy, "merged"), report_in(toy, "full")
     assert merged["studies"] == single["studies"]
@@ -86,11 +96,15 @@ def test_the_split_follows_the_selection_not_the_machine(two_groups):
     # One study is spread over the shards, in node id order.
     assert first == [f"test_calm.py::test_calm[s={s}]" for s in ("0.1", "0.2")]
     assert collected("-k", "calm", "--ablation-shard", "2/2") == [
-        f"test_calm.py::test_calm[s={s}]" for s in ("0.3", "0.4")]
+        f"test_calm.py::test_calm[s={s}]" for s in ("0.3", "0.4")
+    ]
     thirds = [collected("-k", "calm", "--ablation-shard", f"{i}/3") for i in (1, 2, 3)]
     assert [len(shard) for shard in thirds] == [2, 1, 1]
-    everything = collected("--ablation-shard", "1/3") + collected("--ablation-shard", "2/3") + collected(
-        "--ablation-shard", "3/3")
+    everything = (
+        collected("--ablation-shard", "1/3")
+        + collected("--ablation-shard", "2/3")
+        + collected("--ablation-shard", "3/3")
+    )
     assert sorted(everything) == collected()
 
 
@@ -101,12 +115,20 @@ def test_one_study_spread_over_shards_merges_to_the_single_run(two_groups, capsy
     # which it reads or recomputes through the cache; 5 shards leave the fifth empty.
     toy = two_groups
     toy.runpytest("-k", "calm", "--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(
-        passed=4, deselected=3)
+        passed=4, deselected=3
+    )
     sizes = {2: [2, 2], 3: [2, 1, 1], 5: [1, 1, 1, 1, 0]}[count]
     paths = []
     for index in range(1, count + 1):
-        result = toy.runpytest("-k", "calm", "--ablation-shard", f"{index}/{count}",
-                               "--ablation-report-dir", f"s{index}", "--ablation-no-cache")
+        result = toy.runpytest(
+            "-k",
+            "calm",
+            "--ablation-shard",
+            f"{index}/{count}",
+            "--ablation-report-dir",
+            f"s{index}",
+            "--ablation-no-cache",
+        )
         assert result.ret == 0, result.outlines
         ran = result.parseoutcomes().get("passed", 0)
         assert ran == sizes[index - 1]
@@ -119,7 +141,8 @@ def test_one_study_spread_over_shards_merges_to_the_single_run(two_groups, capsy
     assert merged["studies"] == single["studies"]
     assert merged["results"] == single["results"]
     assert {case["nodeid"]: case["outcome"] for case in merged["cases"]} == {
-        case["nodeid"]: case["outcome"] for case in single["cases"]}
+        case["nodeid"]: case["outcome"] for case in single["cases"]
+    }
 
 
 @pytest.mark.slow
@@ -130,21 +153,44 @@ def test_concurrent_shards_share_one_cache_directory(two_groups, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(toy.path)}
     shards = [
         subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "--ablation-shard", f"{i}/2", "--ablation-report-dir", f"s{i}",
-             f"--ablation-cache-dir={cache}"],
-            cwd=toy.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--ablation-shard",
+                f"{i}/2",
+                "--ablation-report-dir",
+                f"s{i}",
+                f"--ablation-cache-dir={cache}",
+            ],
+            cwd=toy.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for i in (1, 2)
     ]
     outputs = [shard.communicate(timeout=300)[0] for shard in shards]
     assert [shard.returncode for shard in shards] == [0, 0], outputs
-    assert main(["merge", str(toy.path / "s1/report.json"), str(toy.path / "s2/report.json"),
-                 "-o", str(toy.path / "merged")]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                str(toy.path / "s1/report.json"),
+                str(toy.path / "s2/report.json"),
+                "-o",
+                str(toy.path / "merged"),
+            ]
+        )
+        == 0
+    )
     assert report_in(toy, "merged")["results"] == report_in(toy, "full")["results"]
     # A warm rerun of one shard reads every entry the concurrent run wrote.
-    rerun = toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "again",
-                          f"--ablation-cache-dir={cache}")
+    rerun = toy.runpytest("--ablation-shard", "1/2", "--ablation-report-dir", "again", f"--ablation-cache-dir={cache}")
     rerun.assert_outcomes(passed=4, deselected=3)
     assert report_in(toy, "again")["cache"]["misses"] == 0
 
@@ -155,8 +201,18 @@ def test_shards_work_with_xdist(two_groups):
     toy.runpytest("--ablation-report-dir", "full", "--ablation-no-cache").assert_outcomes(passed=7)
     toy.runpytest("-n", "2", "--ablation-shard", "1/2", "--ablation-report-dir", "s1").assert_outcomes(passed=4)
     toy.runpytest("-n", "2", "--ablation-shard", "2/2", "--ablation-report-dir", "s2").assert_outcomes(passed=3)
-    assert main(["merge", str(toy.path / "s1/report.json"), str(toy.path / "s2/report.json"),
-                 "-o", str(toy.path / "merged")]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                str(toy.path / "s1/report.json"),
+                str(toy.path / "s2/report.json"),
+                "-o",
+                str(toy.path / "merged"),
+            ]
+        )
+        == 0
+    )
     assert report_in(toy, "merged")["results"] == report_in(toy, "full")["results"]
 
 
@@ -188,9 +244,24 @@ def test_one_real_study_gives_every_one_of_three_shards_a_test():
     shards = []
     for index in (1, 2, 3):
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "ablations/", "--co", "-q", "-p", "no:cacheprovider",
-             "-k", "tma", "--ablation-shard", f"{index}/3", f"--rootdir={repo}"],
-            capture_output=True, text=True, cwd=repo,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "ablations/",
+                "--co",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-k",
+                "tma",
+                "--ablation-shard",
+                f"{index}/3",
+                f"--rootdir={repo}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=repo,
         )
         shards.append([line for line in done.stdout.splitlines() if "::" in line])
     assert all(shards), shards

@@ -11,7 +11,7 @@ PROMPTS = ["a red circle", "a blue square", "a green cross", "a white star", "a 
 
 
 # The plugin tests' flicker study with its two claims declared on the marker.
-DECLARED_STUDY = '''
+DECLARED_STUDY = """
 import pytest
 
 
@@ -21,7 +21,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0], ids=lambda s: f"s={s}")
 def test_flicker(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 def report_of(pytester, folder="reports"):
@@ -33,9 +33,12 @@ def test_a_study_runs_pairs_and_reports(toy):
     result.assert_outcomes(passed=3)
     report = report_of(toy)
     assert [(r["variant"], r["metric"]) for r in report["results"]] == [
-        ("s=0.0", "mean_brightness"), ("s=0.0", "temporal_flickering"),
-        ("s=0.5", "mean_brightness"), ("s=0.5", "temporal_flickering"),
-        ("s=1.0", "mean_brightness"), ("s=1.0", "temporal_flickering"),
+        ("s=0.0", "mean_brightness"),
+        ("s=0.0", "temporal_flickering"),
+        ("s=0.5", "mean_brightness"),
+        ("s=0.5", "temporal_flickering"),
+        ("s=1.0", "mean_brightness"),
+        ("s=1.0", "temporal_flickering"),
     ]
     by = {(r["variant"], r["metric"]): r for r in report["results"]}
     still, ref = by["s=0.0", "temporal_flickering"], by["s=0.5", "temporal_flickering"]
@@ -59,32 +62,44 @@ def test_a_study_runs_pairs_and_reports(toy):
     assert variant["settings"]["frames"] == 4 and variant["settings"]["prompts"] == PROMPTS
     assert {s["seed_index"] for s in variant["samples"]} == {0, 1}
     [claim] = variant["expectations"]
-    assert {k: claim[k] for k in ("metric", "claim", "margin", "verdict", "passed", "n", "family",
-                                  "family_size", "needs")} == {
-        "metric": "temporal_flickering", "claim": "above_reference", "margin": 0.01,
-        "verdict": "supported", "passed": True, "n": 6, "family": "exploratory", "family_size": 1,
+    assert {
+        k: claim[k] for k in ("metric", "claim", "margin", "verdict", "passed", "n", "family", "family_size", "needs")
+    } == {
+        "metric": "temporal_flickering",
+        "claim": "above_reference",
+        "margin": 0.01,
+        "verdict": "supported",
+        "passed": True,
+        "n": 6,
+        "family": "exploratory",
+        "family_size": 1,
         "needs": None,
     }
     # A still video against a noisy one: every prompt agrees, so both tests give their smallest p.
-    assert claim["p_value"] == pytest.approx(2.0 ** -6)
+    assert claim["p_value"] == pytest.approx(2.0**-6)
     # Made in the test body, it is the only exploratory claim of its test: a family of one.
-    assert claim["p_adjusted"] == pytest.approx(2.0 ** -6)
+    assert claim["p_adjusted"] == pytest.approx(2.0**-6)
     # Declared on the marker with the study's other claim, it is one of a family of two:
     # Bonferroni gives it 2 * 2**-6 = 2**-5, above 0.025, and six prompts cannot decide two
     # claims (they need seven), so both claimed cases are strict expected failures.
     toy.makepyfile(test_flicker=DECLARED_STUDY)
     declared = toy.runpytest("-p", "no:randomly")
     declared.assert_outcomes(passed=1, xfailed=2)
-    declared.stdout.fnmatch_lines([
-        "ablation: undecidable (expected failures): flicker: 2 declared claim(s) cannot be decided*"])
+    declared.stdout.fnmatch_lines(
+        ["ablation: undecidable (expected failures): flicker: 2 declared claim(s) cannot be decided*"]
+    )
     variant = report_of(toy)["studies"][0]["variants"][0]
     [claim] = variant["expectations"]
     assert (claim["verdict"], claim["passed"], claim["family"], claim["family_size"], claim["needs"]) == (
-        "inconclusive", False, "declared", 2, 7)
-    assert claim["p_value"] == pytest.approx(2.0 ** -6)
-    assert claim["p_adjusted"] == pytest.approx(2.0 ** -5)
-    assert variant["metrics"]["temporal_flickering"]["p_adjusted"] == pytest.approx(
-        min(1.0, 2 * still["p_value"]))
+        "inconclusive",
+        False,
+        "declared",
+        2,
+        7,
+    )
+    assert claim["p_value"] == pytest.approx(2.0**-6)
+    assert claim["p_adjusted"] == pytest.approx(2.0**-5)
+    assert variant["metrics"]["temporal_flickering"]["p_adjusted"] == pytest.approx(min(1.0, 2 * still["p_value"]))
 
 
 def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
@@ -97,11 +112,13 @@ def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
     family_bound = ("p_adjusted", "significant")
     for key, entry in alone.items():
         assert {k: v for k, v in entry.items() if k not in family_bound} == {
-            k: v for k, v in full[key].items() if k not in family_bound}
+            k: v for k, v in full[key].items() if k not in family_bound
+        }
 
 
 def test_failed_expectation_prints_every_number(toy):
-    toy.makepyfile(test_claim='''
+    toy.makepyfile(
+        test_claim="""
         import pytest
 
         @pytest.mark.ablation("claim", reference="s=0.5", metrics=["temporal_flickering"])
@@ -110,29 +127,37 @@ def test_failed_expectation_prints_every_number(toy):
             result = ablation.run(flicker, strength=strength)
             if strength == 1.0:
                 ablation.expect(result, "temporal_flickering").above_reference(margin=0.05)
-    ''')
+    """
+    )
     result = toy.runpytest("test_claim.py")
     result.assert_outcomes(passed=1, failed=1)
     # Noise flickers more on every prompt: the opposite test rejects, so the claim is refuted.
-    result.stdout.fnmatch_lines([
-        "*ExpectationFailed: claim: s=1.0 temporal_flickering above_reference: REFUTED",
-        "  expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
-        "*variant   s=1.0  0.*",
-        "*reference s=0.5  0.*",
-        "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 6 prompt(s) x 2 seed(s), margin 0.05",
-        "*refuted: the opposite test rejects, p = 0.0156 (one-sided), adjusted 0.0156, at most "
-        "the level 0.025",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*ExpectationFailed: claim: s=1.0 temporal_flickering above_reference: REFUTED",
+            "  expected temporal_flickering of s=1.0 to be above the reference by more than 0.05",
+            "*variant   s=1.0  0.*",
+            "*reference s=0.5  0.*",
+            "*delta -0.*, 95% CI [[]-0.*, -0.*[]] over 6 prompt(s) x 2 seed(s), margin 0.05",
+            "*refuted: the opposite test rejects, p = 0.0156 (one-sided), adjusted 0.0156, at most the level 0.025",
+        ]
+    )
     report = report_of(toy)
     [claim] = report["studies"][0]["variants"][1]["expectations"]
     assert (claim["metric"], claim["claim"], claim["margin"], claim["verdict"], claim["passed"]) == (
-        "temporal_flickering", "above_reference", 0.05, "refuted", False)
-    assert claim["p_value"] == 1.0 and claim["p_refute"] == pytest.approx(2.0 ** -6)
+        "temporal_flickering",
+        "above_reference",
+        0.05,
+        "refuted",
+        False,
+    )
+    assert claim["p_value"] == 1.0 and claim["p_refute"] == pytest.approx(2.0**-6)
 
 
 @pytest.mark.slow
 def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
-    toy.makepyfile(test_soft='''
+    toy.makepyfile(
+        test_soft="""
         import pytest
 
         @pytest.mark.ablation("soft", reference="s=0.5", metrics=["temporal_flickering"],
@@ -143,30 +168,35 @@ def test_every_claim_is_checked_and_too_few_prompts_never_pass(toy):
             if strength == 0.0:
                 ablation.expect(result, "temporal_flickering").above_reference()
                 ablation.expect(result, "temporal_flickering").not_below_reference(0.5)
-    ''')
+    """
+    )
     result = toy.runpytest("test_soft.py")
     result.assert_outcomes(passed=1, failed=1)
     # A still video flickers less on both prompts, but two prompts cannot establish anything:
     # both claims are checked, both fail, and the message says how many prompts they need.
-    result.stdout.fnmatch_lines([
-        "*ExpectationFailed: soft: s=0.0 temporal_flickering above_reference: INCONCLUSIVE",
-        "  expected temporal_flickering of s=0.0 to be above the reference by more than 0",
-        "*cannot be decided with 2 prompt(s): the smallest adjusted p-value they can give is 0.5, "
-        "above the 0.0125 each of the test's 2 exploratory claims gets (Holm); the claim needs at "
-        "least 7 prompts",
-        "soft: s=0.0 temporal_flickering not_below_reference: INCONCLUSIVE",
-        "  expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
-        "*2 of the test's 2 claims not supported",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*ExpectationFailed: soft: s=0.0 temporal_flickering above_reference: INCONCLUSIVE",
+            "  expected temporal_flickering of s=0.0 to be above the reference by more than 0",
+            "*cannot be decided with 2 prompt(s): the smallest adjusted p-value they can give is 0.5, "
+            "above the 0.0125 each of the test's 2 exploratory claims gets (Holm); the claim needs at "
+            "least 7 prompts",
+            "soft: s=0.0 temporal_flickering not_below_reference: INCONCLUSIVE",
+            "  expected temporal_flickering of s=0.0 to be not below the reference by more than 0.5",
+            "*2 of the test's 2 claims not supported",
+        ]
+    )
     [variant] = [v for v in report_of(toy)["studies"][0]["variants"] if v["variant"] == "s=0.0"]
     claims = variant["expectations"]
     assert [(c["claim"], c["verdict"], c["passed"], c["needs"], c["underpowered"]) for c in claims] == [
         ("above_reference", "inconclusive", False, 7, True),
-        ("not_below_reference", "inconclusive", False, 7, True)]
+        ("not_below_reference", "inconclusive", False, 7, True),
+    ]
 
 
 def test_strict_xfail_of_an_unsupported_claim(toy):
-    toy.makepyfile(test_xfail='''
+    toy.makepyfile(
+        test_xfail="""
         import pytest
 
         @pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
@@ -178,7 +208,8 @@ def test_strict_xfail_of_an_unsupported_claim(toy):
             result = ablation.run(flicker, strength=strength)
             if strength == 1.0:
                 ablation.expect(result, "temporal_flickering").above_reference()
-    ''')
+    """
+    )
     toy.runpytest("test_xfail.py").assert_outcomes(passed=1, xfailed=1)
 
 
@@ -241,11 +272,14 @@ def test_a_folder_in_an_entrys_place_is_recomputed_never_a_failure(toy):
     before = report_of(toy)["results"]
     result = toy.runpytest()
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines([
-        "cache: unreadable entry recomputed: *" + videos[0].name + "*",
-        "cache: 1 entry computed but not kept (first: *" + videos[0].name
-        + ": the unreadable entry could not be replaced: *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "cache: unreadable entry recomputed: *" + videos[0].name + "*",
+            "cache: 1 entry computed but not kept (first: *"
+            + videos[0].name
+            + ": the unreadable entry could not be replaced: *",
+        ]
+    )
     assert len(open(log).read().splitlines()) == 37
     assert report_of(toy)["results"] == before and videos[0].is_dir()
 
@@ -267,7 +301,8 @@ def test_model_loaded_once_in_a_process(toy, second_study):
 
 
 def test_profile_specific_strict_xfail(toy):
-    toy.makepyfile(test_xfail='''
+    toy.makepyfile(
+        test_xfail="""
         import pytest
 
         @pytest.mark.ablation("x", reference="s=0.5", metrics=["temporal_flickering"])
@@ -279,19 +314,22 @@ def test_profile_specific_strict_xfail(toy):
         def test_x(strength, flicker, ablation):
             result = ablation.run(flicker, strength=strength)
             ablation.expect(result, "temporal_flickering").not_below_reference()
-    ''')
+    """
+    )
     result = toy.runpytest("test_xfail.py", "-rxX")
     result.assert_outcomes(passed=2, xfailed=1)
     result.stdout.fnmatch_lines(["XFAIL*s=1.0*on profile 'toy-test': noise flickers"])
 
 
 def test_profile_xfail_that_passes_fails_the_run(toy):
-    toy.makepyfile(test_xpass='''
+    toy.makepyfile(
+        test_xpass="""
         import pytest
 
         @pytest.mark.ablation("x", metrics=["temporal_flickering"])
         @pytest.mark.ablation_xfail("toy-test", reason="believed broken")
         def test_x(flicker, ablation):
             ablation.run(flicker, strength=0.5)
-    ''')
+    """
+    )
     toy.runpytest("test_xpass.py").assert_outcomes(failed=1)

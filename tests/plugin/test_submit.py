@@ -11,7 +11,7 @@ from pytest_ablation.cli.main import main  # noqa: E402
 
 from .test_shards import CALM_STUDY  # noqa: E402
 
-FAIL_ONCE = '''
+FAIL_ONCE = """
 import os
 
 
@@ -27,7 +27,7 @@ def pytest_configure(config):
     if flag and os.path.exists(flag):
         os.remove(flag)
         os._exit(3)
-'''
+"""
 
 
 @pytest.fixture
@@ -39,9 +39,28 @@ def project(toy, monkeypatch):
 
 
 def submit(toy, shards, *options):
-    return main(["submit", "--shards", str(shards), "--executor", "local", "--poll", "0.2",
-                 "--cache-dir", str(toy.path / "shared-cache"), "--report-dir", str(toy.path / "out"),
-                 *options, "--", "-q", "-p", "no:cacheprovider", "-p", "fail_once"])
+    return main(
+        [
+            "submit",
+            "--shards",
+            str(shards),
+            "--executor",
+            "local",
+            "--poll",
+            "0.2",
+            "--cache-dir",
+            str(toy.path / "shared-cache"),
+            "--report-dir",
+            str(toy.path / "out"),
+            *options,
+            "--",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "fail_once",
+        ]
+    )
 
 
 def read(path):
@@ -65,8 +84,7 @@ def test_submit_runs_every_shard_merges_and_gates(project, capsys):
 
 
 @pytest.mark.slow
-def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(
-        project, capsys, tmp_path, monkeypatch):
+def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(project, capsys, tmp_path, monkeypatch):
     toy = project
     flag = tmp_path / "fail-once"
     flag.write_text("")
@@ -79,8 +97,7 @@ def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(
     assert submit(toy, 2, "--gate", str(tmp_path / "baseline.json")) == 1
     out = capsys.readouterr().out
     assert not flag.exists()
-    assert ("shard 2/2 failed (shard 2/2: pytest exited with status 3, no report written); "
-            "submitting it again") in out
+    assert ("shard 2/2 failed (shard 2/2: pytest exited with status 3, no report written); submitting it again") in out
     assert "shards: 2 done, 0 running, 0 failed (of 2)" in out
     assert "gate against" in out
     merged = read(toy.path / "out" / "report.json")
@@ -98,13 +115,29 @@ def test_a_shard_that_fails_twice_is_named_and_the_others_are_merged(project, ca
     assert "shard 2/2 failed twice: shard 2/2: pytest exited with status 3" in out
     assert "shard(s) 2/2 missing" in out
     merged = read(toy.path / "out" / "report.json")
-    assert merged["merged_from"] == [{"index": 1, "count": 2,
-                                      "report": str(toy.path / "out" / "shard-1" / "report.json")}]
+    assert merged["merged_from"] == [
+        {"index": 1, "count": 2, "report": str(toy.path / "out" / "shard-1" / "report.json")}
+    ]
 
 
 def test_submit_refuses_shard_options_in_the_pytest_arguments(tmp_path, capsys):
-    assert main(["submit", "--shards", "2", "--executor", "local", "--report-dir", str(tmp_path),
-                 "--", "--ablation-shard", "1/2"]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--shards",
+                "2",
+                "--executor",
+                "local",
+                "--report-dir",
+                str(tmp_path),
+                "--",
+                "--ablation-shard",
+                "1/2",
+            ]
+        )
+        == 2
+    )
     assert "--ablation-shard: set by submit" in capsys.readouterr().err
 
 
@@ -113,8 +146,7 @@ def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
 
     from pytest_ablation.cli.submit import make_executor
 
-    args = argparse.Namespace(executor="slurm", timeout=30, shards=4, gpus_per_task=2,
-                              slurm_partition="gpu")
+    args = argparse.Namespace(executor="slurm", timeout=30, shards=4, gpus_per_task=2, slurm_partition="gpu")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(Exception, match="--executor slurm: .*--executor local"):
         make_executor(args, tmp_path / "jobs")
@@ -124,8 +156,14 @@ def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
     srun.chmod(0o755)
     executor = make_executor(args, tmp_path / "jobs")
     assert executor._executor.parameters == {
-        "job_name": "ablations", "time": 30, "ntasks_per_node": 1, "nodes": 1,
-        "gpus_per_node": 2, "array_parallelism": 4, "partition": "gpu"}
+        "job_name": "ablations",
+        "time": 30,
+        "ntasks_per_node": 1,
+        "nodes": 1,
+        "gpus_per_node": 2,
+        "array_parallelism": 4,
+        "partition": "gpu",
+    }
 
 
 @pytest.mark.slow
@@ -147,8 +185,11 @@ def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypat
     merged = read(toy.path / "out" / "report.json")
     from pytest_ablation.harness.trackers.mlflow_tracker import metric_key
 
-    deltas = {metric_key(r["study"], r["variant"], r["metric"], "delta"): r["delta"]
-              for r in merged["results"] if isinstance(r["delta"], float)}
+    deltas = {
+        metric_key(r["study"], r["variant"], r["metric"], "delta"): r["delta"]
+        for r in merged["results"]
+        if isinstance(r["delta"], float)
+    }
     assert deltas and {k: run.data.metrics[k] for k in deltas} == pytest.approx(deltas)
     assert run.data.params["options.gate"] == baseline
     assert run.data.tags["ablation.gate"] == "passed" and merged["gate"]["failed"] is False
@@ -159,11 +200,39 @@ def test_submit_refuses_a_tolerance_for_a_misspelt_metric_before_any_shard(tmp_p
     from pytest_ablation.results.report_json import REPORT_FORMAT, REPORT_VERSION
 
     baseline = tmp_path / "base.json"
-    baseline.write_text(json.dumps({
-        "format": REPORT_FORMAT, "version": REPORT_VERSION, "metrics": {}, "studies": [], "cases": [],
-        "results": [{"study": "s", "variant": "a", "metric": "temporal_flickering",
-                     "direction": "higher", "value": 0.9}]}))
-    assert main(["submit", "--shards", "2", "--executor", "local", "--report-dir", str(tmp_path / "out"),
-                 "--gate", str(baseline), "--tolerance", "temporal_flickerng=0.1", "--", "-q"]) == 2
+    baseline.write_text(
+        json.dumps(
+            {
+                "format": REPORT_FORMAT,
+                "version": REPORT_VERSION,
+                "metrics": {},
+                "studies": [],
+                "cases": [],
+                "results": [
+                    {"study": "s", "variant": "a", "metric": "temporal_flickering", "direction": "higher", "value": 0.9}
+                ],
+            }
+        )
+    )
+    assert (
+        main(
+            [
+                "submit",
+                "--shards",
+                "2",
+                "--executor",
+                "local",
+                "--report-dir",
+                str(tmp_path / "out"),
+                "--gate",
+                str(baseline),
+                "--tolerance",
+                "temporal_flickerng=0.1",
+                "--",
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "did you mean 'temporal_flickering'?" in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("shard-*"))

@@ -4,7 +4,7 @@ plugin, named in a marker, scored and claimed like any built-in metric."""
 import json
 import textwrap
 
-PROFILE = '''
+PROFILE = """
 [profile]
 name = "toy-controls"
 description = "32x32 clips of 8 frames, the size the control videos are drawn at"
@@ -23,7 +23,7 @@ fps = 8
 kind = "callable"
 source = "toy_world:load_toy"
 scale = 1.0
-'''
+"""
 
 STUDY = '''
 import pytest
@@ -79,6 +79,8 @@ def test_a_misspelt_parser_metric_is_refused_with_the_known_names(toy):
     assert result.ret != 0
     # The known names listed include the toy world's, registered by its plugin.
     result.stderr.fnmatch_lines(
-        ["*unknown metric(s) 'trajectory_jerks'; did you mean 'trajectory_jerk'? known "
-         "metrics:*drift_vs_gap*trajectory_jerk*"]
+        [
+            "*unknown metric(s) 'trajectory_jerks'; did you mean 'trajectory_jerk'? known "
+            "metrics:*drift_vs_gap*trajectory_jerk*"
+        ]
     )

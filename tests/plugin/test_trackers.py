@@ -43,9 +43,17 @@ CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens on it he
 @pytest.fixture
 def tracker_env(monkeypatch, tmp_path):
     """The trackers' own defaults, with every place they write or call kept local."""
-    for name in ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_API_KEY",
-                 "WANDB_SILENT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                 "MLFLOW_ALLOW_FILE_STORE"):
+    for name in (
+        "WANDB_MODE",
+        "WANDB_DIR",
+        "WANDB_PROJECT",
+        "WANDB_ENTITY",
+        "WANDB_API_KEY",
+        "WANDB_SILENT",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_ALLOW_FILE_STORE",
+    ):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "wandb-home"
     monkeypatch.setenv("WANDB_BASE_URL", CLOSED_PORT)  # were it to go online, it would fail
@@ -76,13 +84,19 @@ def finite_numbers(report):
 
 
 def claims_of(report):
-    return sorted((s["study"], v["variant"], c["metric"], c["claim"], c["verdict"])
-                  for s in report["studies"] for v in s["variants"] for c in v["expectations"])
+    return sorted(
+        (s["study"], v["variant"], c["metric"], c["claim"], c["verdict"])
+        for s in report["studies"]
+        for v in s["variants"]
+        for c in v["expectations"]
+    )
 
 
 def verdict_counts(claims):
-    return {f"claims/{word}": sum(1 for *_, verdict in claims if verdict == word)
-            for word in ("supported", "refuted", "inconclusive")}
+    return {
+        f"claims/{word}": sum(1 for *_, verdict in claims if verdict == word)
+        for word in ("supported", "refuted", "inconclusive")
+    }
 
 
 def said(result, text):
@@ -124,8 +138,11 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
     # The claims' verdicts and the gate's outcome.
     claims = claims_of(report)
     counts = verdict_counts(claims)
-    assert {k: run.data.metrics[k] for k in counts} == counts == {
-        "claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
+    assert (
+        {k: run.data.metrics[k] for k in counts}
+        == counts
+        == {"claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
+    )
     assert run.data.metrics["claims/not_supported_unexpected"] == 0
     assert run.data.metrics["claims/not_supported_expected"] == 0
     assert run.data.tags["ablation.gate"] == "passed" and report["gate"]["failed"] is False
@@ -144,28 +161,25 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
     root = {a.path for a in client.list_artifacts(run_id)}
     assert {"report.json", "report.md", "report.html", "tables", "media"} <= root
     assert {a.path for a in client.list_artifacts(run_id, "tables")} == {
-        f"tables/{name}.{ext}" for name in ("results", "claims", "cases", "gate")
-        for ext in ("json", "csv")}
+        f"tables/{name}.{ext}" for name in ("results", "claims", "cases", "gate") for ext in ("json", "csv")
+    }
     tables = json.loads(run.data.tags["mlflow.loggedArtifacts"])
     assert {"path": "tables/results.json", "type": "table"} in tables
 
     def table(name):
-        return json.loads(Path(client.download_artifacts(run_id, f"tables/{name}.json",
-                                                         str(toy.path))).read_text())
+        return json.loads(Path(client.download_artifacts(run_id, f"tables/{name}.json", str(toy.path))).read_text())
 
     results = table("results")
     rows = [dict(zip(results["columns"], row)) for row in results["data"]]
     fields = ("study", "variant", "metric", "value", "delta", "p_value")
     assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in report["results"]]
     assert sorted((r[0], r[1], r[2], r[3], r[5]) for r in table("claims")["data"]) == claims
-    assert table("claims")["columns"][:7] == ["study", "variant", "metric", "claim", "margin",
-                                              "verdict", "passed"]
+    assert table("claims")["columns"][:7] == ["study", "variant", "metric", "claim", "margin", "verdict", "passed"]
 
     # The report files, byte for byte, and every preview GIF.
     copy = client.download_artifacts(run_id, "report.json", str(toy.path / "copy"))
     assert Path(copy).read_bytes() == (toy.path / "reports" / "report.json").read_bytes()
-    gifs = {a.path for a in client.list_artifacts(run_id, "media/flicker")
-            if a.path.endswith(".gif")}
+    gifs = {a.path for a in client.list_artifacts(run_id, "media/flicker") if a.path.endswith(".gif")}
     assert gifs == {f"media/flicker/s={s}.gif" for s in ("0.0", "0.5", "1.0")}
 
 
@@ -246,14 +260,16 @@ def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
     for key, value in numbers.items():
         assert logged[mlflow_key(*key)] == pytest.approx(value, rel=1e-12, abs=1e-15)
     counts = verdict_counts(claims_of(merged))
-    assert {k: run.data.metrics[k] for k in counts} == counts == {
-        "claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
+    assert (
+        {k: run.data.metrics[k] for k in counts}
+        == counts
+        == {"claims/supported": 2, "claims/refuted": 0, "claims/inconclusive": 0}
+    )
     copy = client.download_artifacts(run.info.run_id, "report.json", str(toy.path / "copy"))
     assert Path(copy).read_bytes() == (toy.path / "merged" / "report.json").read_bytes()
     assert len(list((toy.path / "merged" / "wandb").glob("offline-run-*"))) == 1
     # The shards logged nothing themselves.
-    assert not any((toy.path / f"shard-{i}" / name).exists()
-                   for i in (1, 2) for name in ("mlflow", "wandb"))
+    assert not any((toy.path / f"shard-{i}" / name).exists() for i in (1, 2) for name in ("mlflow", "wandb"))
 
 
 def test_merge_names_a_report_file_taken_as_the_trackers_value(toy, tracker_env, capsys):
@@ -261,8 +277,9 @@ def test_merge_names_a_report_file_taken_as_the_trackers_value(toy, tracker_env,
 
     paths = shard_reports(toy, 2)
     assert main(["merge", "--mlflow", *paths, "-o", "merged"]) == 2
-    assert (f"--mlflow: took {paths[0]!r}, a file, as its value; put --mlflow after the report "
-            "files") in capsys.readouterr().err
+    assert (
+        f"--mlflow: took {paths[0]!r}, a file, as its value; put --mlflow after the report files"
+    ) in capsys.readouterr().err
     assert not (toy.path / "merged" / "report.json").exists()  # refused before merging
 
 
@@ -280,12 +297,16 @@ def test_submit_refuses_the_pytest_tracker_options_for_its_shards(tmp_path, caps
     from pytest_ablation.cli.main import main
 
     for option in ("--ablation-mlflow", "--ablation-wandb=team/project"):
-        assert main(["submit", "--shards", "2", "--executor", "local",
-                     "--report-dir", str(tmp_path), "--", "-q", option]) == 2
+        assert (
+            main(["submit", "--shards", "2", "--executor", "local", "--report-dir", str(tmp_path), "--", "-q", option])
+            == 2
+        )
         flag = option.split("=")[0]
         expected = "--mlflow" if "mlflow" in flag else "--wandb"
-        assert (f"{flag}: each shard would log its own part of the run; log the merged report "
-                f"once with submit's {expected} instead") in capsys.readouterr().err
+        assert (
+            f"{flag}: each shard would log its own part of the run; log the merged report "
+            f"once with submit's {expected} instead"
+        ) in capsys.readouterr().err
 
 
 # -- W&B -----------------------------------------------------------------------------------
@@ -303,11 +324,11 @@ def wandb_records(path):
         if left < 7:
             position += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        _crc, length, kind = struct.unpack("<IHB", data[position : position + 7])
         if kind == 0:  # zero padding to the end of the block
             position += left
             continue
-        chunk = data[position + 7:position + 7 + length]
+        chunk = data[position + 7 : position + 7 + length]
         position += 7 + length
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
@@ -367,7 +388,8 @@ def test_wandb_offline_run_holds_the_reports_numbers_tables_files_and_profile(to
     results = json.loads(next((folder / "files").rglob("results_*.table.json")).read_text())
     rows = [dict(zip(results["columns"], row)) for row in results["data"]]
     assert [(r["variant"], r["metric"], r["value"], r["ci_low"]) for r in rows] == [
-        (r["variant"], r["metric"], r["value"], r["ci"][0]) for r in report["results"]]
+        (r["variant"], r["metric"], r["value"], r["ci"][0]) for r in report["results"]
+    ]
     claims = json.loads(next((folder / "files").rglob("claims_*.table.json")).read_text())
     assert sorted((r[0], r[1], r[2], r[3], r[5]) for r in claims["data"]) == claims_of(report)
 
@@ -375,12 +397,16 @@ def test_wandb_offline_run_holds_the_reports_numbers_tables_files_and_profile(to
     reports = toy.path / "reports"
     videos = sorted((folder / "files" / "media" / "videos").rglob("*.gif"))
     assert sorted(md5_b64(v) for v in videos) == sorted(
-        md5_b64(reports / v["media"]["animation"]) for v in report["studies"][0]["variants"])
+        md5_b64(reports / v["media"]["animation"]) for v in report["studies"][0]["variants"]
+    )
     [artifact] = [r.artifact for r in by_kind["artifact"] if r.artifact.type == "ablation-report"]
     manifest = {entry.path: entry.digest for entry in artifact.manifest.contents}
-    expected = ["report.json", "report.md", "report.html",
-                *(f"media/flicker/s={s}.{ext}" for s in ("0.0", "0.5", "1.0")
-                  for ext in ("gif", "strip.png"))]
+    expected = [
+        "report.json",
+        "report.md",
+        "report.html",
+        *(f"media/flicker/s={s}.{ext}" for s in ("0.0", "0.5", "1.0") for ext in ("gif", "strip.png")),
+    ]
     assert manifest == {name: md5_b64(reports / name) for name in expected}
     [exit_record] = by_kind["exit"]
     assert exit_record.exit.exit_code == 0
@@ -405,14 +431,16 @@ for loaded in [m for m in sys.modules if m == {module!r} or m.startswith({module
 '''
 
 
-@pytest.mark.parametrize("option, module, extra", [
-    ("--ablation-wandb", "wandb", "wandb"),
-    ("--ablation-mlflow", "mlflow", "mlflow"),
-    ("--ablation-mlflow", "sqlalchemy", "mlflow"),  # the local store's database layer
-])
+@pytest.mark.parametrize(
+    "option, module, extra",
+    [
+        ("--ablation-wandb", "wandb", "wandb"),
+        ("--ablation-mlflow", "mlflow", "mlflow"),
+        ("--ablation-mlflow", "sqlalchemy", "mlflow"),  # the local store's database layer
+    ],
+)
 @pytest.mark.slow
-def test_a_missing_package_stops_the_run_at_start_up_naming_the_extra(toy, tracker_env, option,
-                                                                      module, extra):
+def test_a_missing_package_stops_the_run_at_start_up_naming_the_extra(toy, tracker_env, option, module, extra):
     toy.makepyfile(block_imports=BLOCKER.format(module=module))
     result = toy.runpytest_subprocess("-p", "block_imports", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -424,22 +452,34 @@ def test_a_missing_package_stops_the_run_at_start_up_naming_the_extra(toy, track
     assert not (toy.path / "reports" / "report.json").exists()  # stopped before any test ran
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--ablation-wandb=me/team/project"],
-     "--ablation-wandb: got 'me/team/project'; expected PROJECT or ENTITY/PROJECT*"),
-    (["--ablation-wandb=runs#1"],
-     "--ablation-wandb: got 'runs#1'; expected PROJECT or ENTITY/PROJECT*"),
-    (["--ablation-wandb="],
-     "--ablation-wandb: empty value; expected a W&B project as PROJECT or ENTITY/PROJECT, or true*"),
-    (["--ablation-mlflow="],
-     "--ablation-mlflow: empty value; expected an MLflow tracking URI or a folder, or true*"),
-    # argparse hands a following test path to the option: said, not taken for a project.
-    (["--ablation-wandb", "test_flicker.py"],
-     "--ablation-wandb: took 'test_flicker.py' as the W&B project, but it is a test path; "
-     "give a value with '='*"),
-    (["--ablation-mlflow", "."],
-     "--ablation-mlflow: took '.' as the MLflow tracking URI or store folder, but it is a test path*"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--ablation-wandb=me/team/project"],
+            "--ablation-wandb: got 'me/team/project'; expected PROJECT or ENTITY/PROJECT*",
+        ),
+        (["--ablation-wandb=runs#1"], "--ablation-wandb: got 'runs#1'; expected PROJECT or ENTITY/PROJECT*"),
+        (
+            ["--ablation-wandb="],
+            "--ablation-wandb: empty value; expected a W&B project as PROJECT or ENTITY/PROJECT, or true*",
+        ),
+        (
+            ["--ablation-mlflow="],
+            "--ablation-mlflow: empty value; expected an MLflow tracking URI or a folder, or true*",
+        ),
+        # argparse hands a following test path to the option: said, not taken for a project.
+        (
+            ["--ablation-wandb", "test_flicker.py"],
+            "--ablation-wandb: took 'test_flicker.py' as the W&B project, but it is a test path; "
+            "give a value with '='*",
+        ),
+        (
+            ["--ablation-mlflow", "."],
+            "--ablation-mlflow: took '.' as the MLflow tracking URI or store folder, but it is a test path*",
+        ),
+    ],
+)
 def test_bad_values_are_usage_errors_naming_the_option(toy, tracker_env, args, message):
     result = toy.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -489,8 +529,9 @@ def test_an_unreachable_mlflow_server_stops_the_run_at_start_up(toy, tracker_env
     started = time.monotonic()
     result = toy.runpytest("--ablation-mlflow=http://127.0.0.1:9")  # the discard port: nothing listens
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--ablation-mlflow: MLflow cannot reach the tracking server "
-                                 "'http://127.0.0.1:9': *refused*"])
+    result.stderr.fnmatch_lines(
+        ["*--ablation-mlflow: MLflow cannot reach the tracking server 'http://127.0.0.1:9': *refused*"]
+    )
     assert time.monotonic() - started < 60
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])
 
@@ -501,6 +542,7 @@ def test_an_mlflow_store_whose_folder_cannot_be_written_stops_the_run_at_start_u
     (toy.path / "afile").write_text("a file where the store's folder would be")
     result = toy.runpytest(f"--ablation-mlflow=sqlite:///{toy.path / 'afile' / 'mlflow.db'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--ablation-mlflow: MLflow cannot keep its database at *afile/mlflow.db: "
-                                 "*afile is not a folder*"])
+    result.stderr.fnmatch_lines(
+        ["*--ablation-mlflow: MLflow cannot keep its database at *afile/mlflow.db: *afile is not a folder*"]
+    )
     assert not os.path.exists(os.environ["TOY_LOAD_LOG"])

@@ -14,7 +14,7 @@ HEAVY = ("torch", "numpy", "diffusers", "open_clip", "transformers")
 
 # Each process (the controller and every worker) logs what it imported and, on the
 # controller, which scheduler xdist ended up with: a real xdist run, observed from outside.
-OBSERVER = f'''
+OBSERVER = f"""
 import json, os, sys
 
 import pytest
@@ -38,7 +38,7 @@ def pytest_unconfigure(config):
     }}
     with open(os.environ["OBSERVED_LOG"], "a") as log:
         log.write(json.dumps(entry) + "\\n")
-'''
+"""
 
 
 @pytest.fixture
@@ -57,9 +57,7 @@ def observed(monkeypatch, tmp_path):
 @pytest.fixture
 def plain(pytester):
     """A project of someone else's: four ordinary tests, no study, no ablation settings."""
-    pytester.makepyfile(
-        test_plain="\n".join(f"def test_{n}():\n    assert {n} + 1 == {n + 1}\n" for n in range(4))
-    )
+    pytester.makepyfile(test_plain="\n".join(f"def test_{n}():\n    assert {n} + 1 == {n + 1}\n" for n in range(4)))
     pytester.makepyfile(conftest=OBSERVER)
     return pytester
 
@@ -70,9 +68,7 @@ def test_no_process_of_a_plain_run_imports_torch(plain, observed, workers):
     plain.runpytest_subprocess("-p", "no:cacheprovider", *workers).assert_outcomes(passed=4)
     entries = observed()
     assert len(entries) == (3 if workers else 1)
-    assert {entry["process"]: entry["heavy"] for entry in entries} == {
-        entry["process"]: [] for entry in entries
-    }
+    assert {entry["process"]: entry["heavy"] for entry in entries} == {entry["process"]: [] for entry in entries}
 
 
 @pytest.mark.slow
@@ -82,7 +78,8 @@ def test_a_plain_run_writes_nothing(plain, observed):
     def written():
         # pytester's own files (its captured output and each run's basetemp) aside
         return sorted(
-            str(p.relative_to(plain.path)) for p in plain.path.rglob("*")
+            str(p.relative_to(plain.path))
+            for p in plain.path.rglob("*")
             if p.relative_to(plain.path).parts[0] not in ("stdout", "stderr")
             and not p.relative_to(plain.path).parts[0].startswith("runpytest-")
         )
@@ -122,8 +119,9 @@ def test_n_auto_in_a_plain_project_is_xdists_own_count(plain, observed):
     # plugin is off): the plugin must not make them the worker count of a project without
     # a study, and must not ask torch.
     conftest = plain.path / "conftest.py"
-    conftest.write_text(conftest.read_text() + "\n\ndef pytest_ablation_visible_gpus(config):\n"
-                        "    return ['0', '1', '2', '3']\n")
+    conftest.write_text(
+        conftest.read_text() + "\n\ndef pytest_ablation_visible_gpus(config):\n    return ['0', '1', '2', '3']\n"
+    )
     on = plain.runpytest_subprocess("-p", "no:cacheprovider", "-n", "auto")
     assert _worker_count(on) == _worker_count(off) != 4
     assert all(entry["heavy"] == [] for entry in observed() if entry["process"] == "controller")

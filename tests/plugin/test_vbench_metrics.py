@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import lines
 
-SMOOTH_PROFILE = '''
+SMOOTH_PROFILE = """
 [profile]
 name = "smooth"
 extends = "toy.toml"
@@ -21,7 +21,7 @@ seeds = 1
 frames = 5
 height = 32
 width = 32
-'''
+"""
 
 HOLD_INTERPOLATOR = '''
 import os
@@ -42,7 +42,7 @@ def make():
     return HoldPrevious()
 '''
 
-STUDY = '''
+STUDY = """
 import pytest
 
 
@@ -50,7 +50,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.5, 1.0], ids=lambda s: f"s={s}")
 def test_smooth(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 def _project(toy, tmp_path, monkeypatch, interpolator=None):
@@ -76,8 +76,7 @@ def _score_files(toy):
 
 @pytest.mark.slow
 @pytest.mark.slow
-def test_a_selected_interpolator_gives_its_own_scores_under_its_own_keys(toy, tmp_path,
-                                                                        monkeypatch):
+def test_a_selected_interpolator_gives_its_own_scores_under_its_own_keys(toy, tmp_path, monkeypatch):
     _project(toy, tmp_path, monkeypatch)
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
     default = _rows(toy)
@@ -103,9 +102,7 @@ def test_a_selected_interpolator_gives_its_own_scores_under_its_own_keys(toy, tm
     # Back to the default: every score comes from the cache, as first computed.
     _project(toy, tmp_path, monkeypatch)
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
-    assert {v: r["value"] for v, r in _rows(toy).items()} == {
-        v: r["value"] for v, r in default.items()
-    }
+    assert {v: r["value"] for v, r in _rows(toy).items()} == {v: r["value"] for v, r in default.items()}
     assert _score_files(toy) == held_files
 
 
@@ -120,15 +117,12 @@ def test_a_built_in_interpolator_is_selected_by_name(toy, tmp_path, monkeypatch)
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("no_such_module:make", "*metrics.motion_smoothness.interpolator: cannot import module "
-                                "'no_such_module'*"),
-        ("hold_interp:missing", "*metrics.motion_smoothness.interpolator: module 'hold_interp' "
-                                "has no 'missing'*"),
+        ("no_such_module:make", "*metrics.motion_smoothness.interpolator: cannot import module 'no_such_module'*"),
+        ("hold_interp:missing", "*metrics.motion_smoothness.interpolator: module 'hold_interp' has no 'missing'*"),
     ],
 )
 @pytest.mark.slow
-def test_a_bad_interpolator_stops_the_run_naming_the_setting(toy, tmp_path, monkeypatch,
-                                                             setting, message):
+def test_a_bad_interpolator_stops_the_run_naming_the_setting(toy, tmp_path, monkeypatch, setting, message):
     _project(toy, tmp_path, monkeypatch, interpolator=setting)
     result = toy.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 4
@@ -137,7 +131,7 @@ def test_a_bad_interpolator_stops_the_run_naming_the_setting(toy, tmp_path, monk
     assert lines(tmp_path / "logs" / "generate.txt") == []
 
 
-IQ_STUDY = '''
+IQ_STUDY = """
 import pytest
 
 
@@ -145,23 +139,22 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
 def test_iq(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyiqa") is not None,
-                    reason="pyiqa is installed here: imaging_quality is available")
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyiqa") is not None, reason="pyiqa is installed here: imaging_quality is available"
+)
 def test_imaging_quality_without_pyiqa_stops_at_collection_saying_why(toy, tmp_path):
     toy.makepyfile(test_flicker=IQ_STUDY)
     result = toy.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(
-        ["*imaging_quality: MUSIQ*needs the module(s) pyiqa*not installed*"]
-    )
+    result.stderr.fnmatch_lines(["*imaging_quality: MUSIQ*needs the module(s) pyiqa*not installed*"])
     assert "pip install --no-deps pyiqa" in result.stderr.str()
     assert lines(tmp_path / "logs" / "loads.txt") == []
 
 
-FPS_METRIC = '''
+FPS_METRIC = """
 
 _add_toy_metrics = pytest_ablation_add_metrics
 
@@ -173,9 +166,9 @@ def pytest_ablation_add_metrics(register):
         source="plugin tests", needs=frozenset(), version="1",
         evaluate=lambda inp: Score(float(inp.fps)),
     ))
-'''
+"""
 
-FPS_STUDY = '''
+FPS_STUDY = """
 import pytest
 
 
@@ -183,7 +176,7 @@ import pytest
 @pytest.mark.parametrize("strength", [0.0, 0.5], ids=lambda s: f"s={s}")
 def test_fps(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -192,8 +185,9 @@ def test_metrics_see_the_frame_rate_of_the_videos_settings(toy):
     # dynamic_degree_vbench subsamples by it; the toy profile plays at 8 fps, this study at 12.
     from .conftest import CONFTEST
 
-    at_12 = FPS_STUDY.replace("ablation.run(flicker, strength=strength)",
-                              "ablation.run(flicker, strength=strength, fps=12)")
+    at_12 = FPS_STUDY.replace(
+        "ablation.run(flicker, strength=strength)", "ablation.run(flicker, strength=strength, fps=12)"
+    )
     toy.makepyfile(conftest=CONFTEST + FPS_METRIC, test_flicker=at_12)
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
     report = json.loads((toy.path / "reports" / "report.json").read_text())

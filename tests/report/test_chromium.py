@@ -53,9 +53,18 @@ def chromium() -> str:
 def run_chromium(chromium: str, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     profile = workdir / "profile"
     command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args,
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
     ]
     # HOME points into the test folder so that the browser writes nothing to the user's.
     env = {**os.environ, "HOME": str(workdir)}
@@ -73,8 +82,7 @@ def written_report(tmp_path_factory):
 
 def test_page_renders_with_content(chromium, written_report, tmp_path):
     screenshot = tmp_path / "page.png"
-    run_chromium(chromium, tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000",
-                 written_report.as_uri())
+    run_chromium(chromium, tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000", written_report.as_uri())
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float64)
     assert pixels.shape == (2000, 1280)
     assert pixels.std() > 20, "the screenshot is (nearly) uniform: nothing rendered"
@@ -90,11 +98,18 @@ def test_every_image_loads_in_the_browser(chromium, written_report, tmp_path):
     policy = html.escape("default-src 'none'; img-src data:; style-src 'unsafe-inline'")
     assert policy in text
     probed = text.replace(policy, policy + html.escape("; script-src 'unsafe-inline'")).replace(
-        "</body>", _PROBE + "\n</body>")
+        "</body>", _PROBE + "\n</body>"
+    )
     page = written_report.with_name("probe.html")
     page.write_text(probed, encoding="utf-8")
-    result = run_chromium(chromium, tmp_path, "--dump-dom", "--virtual-time-budget=10000",
-                          "--run-all-compositor-stages-before-draw", page.as_uri())
+    result = run_chromium(
+        chromium,
+        tmp_path,
+        "--dump-dom",
+        "--virtual-time-budget=10000",
+        "--run-all-compositor-stages-before-draw",
+        page.as_uri(),
+    )
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
     assert match, f"the probe did not run; DOM tail: {result.stdout[-500:]}"
     probe = json.loads(html.unescape(match.group(1)))

@@ -53,8 +53,13 @@ def results_tables(root):
 
 def cells(table, metric):
     """{variant: <td>} of one metric's column."""
-    return {tr.attrs["data-variant"]: td for tr in table.iter("tr") if "data-variant" in tr.attrs
-            for td in tr.iter("td") if td.attrs.get("data-metric") == metric}
+    return {
+        tr.attrs["data-variant"]: td
+        for tr in table.iter("tr")
+        if "data-variant" in tr.attrs
+        for td in tr.iter("td")
+        if td.attrs.get("data-metric") == metric
+    }
 
 
 def decode_data_uri(src: str) -> tuple[str, bytes]:
@@ -66,8 +71,10 @@ def decode_data_uri(src: str) -> tuple[str, bytes]:
 def test_one_table_per_study_with_a_row_per_variant_and_a_column_per_metric(page):
     tables = results_tables(page)
     assert sorted(tables) == ["exvideo-position", "zs2-tma"]
-    expected = {"exvideo-position": (EXVIDEO_VALUES, ["dynamic_degree", "temporal_flickering", "warping_error"]),
-                "zs2-tma": (TMA_VALUES, ["clip_score", "dynamic_degree"])}
+    expected = {
+        "exvideo-position": (EXVIDEO_VALUES, ["dynamic_degree", "temporal_flickering", "warping_error"]),
+        "zs2-tma": (TMA_VALUES, ["clip_score", "dynamic_degree"]),
+    }
     for study, (values, metrics) in expected.items():
         table = tables[study]
         rows = [tr.attrs["data-variant"] for tr in table.iter("tr") if "data-variant" in tr.attrs]
@@ -107,10 +114,17 @@ def test_best_variant_is_marked_by_the_metrics_direction(page):
 
 
 def test_best_variants_ties_and_all_equal():
-    study = {"variants": [
-        {"variant": name, "reference": "a", "is_reference": name == "a",
-         "metrics": {"m": {"value": value, "delta": value - 1.0, "significant": name != "a"}}}
-        for name, value in (("a", 1.0), ("b", 2.0), ("c", 2.0))]}
+    study = {
+        "variants": [
+            {
+                "variant": name,
+                "reference": "a",
+                "is_reference": name == "a",
+                "metrics": {"m": {"value": value, "delta": value - 1.0, "significant": name != "a"}},
+            }
+            for name, value in (("a", 1.0), ("b", 2.0), ("c", 2.0))
+        ]
+    }
     assert best_variants(study, "m", "higher") == {"b", "c"}
     # The reference is best only when every other variant is significantly worse.
     assert best_variants(study, "m", "lower") == {"a"}
@@ -137,8 +151,11 @@ def test_gate_regressions_and_improvements_are_marked(page):
     assert ok.attrs.get("data-gate") == "ok" and "regressed" not in ok.text()
     # The gate section lists the problems, including a result this run no longer has.
     gate = next(s for s in page.iter("section") if s.attrs.get("id") == "gate")
-    statuses = {([td.text() for td in tr.iter("td")][1], tr.attrs["data-status"])
-                for tr in gate.iter("tr") if "data-status" in tr.attrs}
+    statuses = {
+        ([td.text() for td in tr.iter("td")][1], tr.attrs["data-status"])
+        for tr in gate.iter("tr")
+        if "data-status" in tr.attrs
+    }
     assert statuses == {("mu=0.0", "regressed"), ("mu=0.4", "missing"), ("cyclic", "improved")}
     assert "failed" in gate.text()
 
@@ -158,12 +175,9 @@ def test_previews_and_plots_are_embedded_images_that_decode(page):
         else:
             plots.append((mime, image))
     assert len(strips) == len(animations) == len(TMA_VALUES) + len(EXVIDEO_VALUES)
-    assert all(mime == "image/png" and image.format == "PNG" and image.height >= 96
-               for _, mime, image in strips)
-    frames = {name: image.n_frames for name, mime, image in animations
-              if mime == "image/gif" and image.format == "GIF"}
-    assert frames == {**{name: TMA_FRAMES for name in TMA_VALUES},
-                      **{name: EXVIDEO_FRAMES for name in EXVIDEO_VALUES}}
+    assert all(mime == "image/png" and image.format == "PNG" and image.height >= 96 for _, mime, image in strips)
+    frames = {name: image.n_frames for name, mime, image in animations if mime == "image/gif" and image.format == "GIF"}
+    assert frames == {**{name: TMA_FRAMES for name in TMA_VALUES}, **{name: EXVIDEO_FRAMES for name in EXVIDEO_VALUES}}
     # zs2-tma: one plot per metric; exvideo-position: one per metric and one drift plot per
     # metric (32 frames); all PNG.
     assert len(plots) == 2 + 3 + 3
@@ -173,16 +187,16 @@ def test_previews_and_plots_are_embedded_images_that_decode(page):
 def test_plot_kinds_follow_the_study_shape(page):
     figures = {}
     for section in page.iter("section", "study"):
-        figures[section.attrs["id"]] = [(f.attrs["data-metric"], f.attrs["data-kind"], f.text())
-                                        for f in section.iter("figure")]
+        figures[section.attrs["id"]] = [
+            (f.attrs["data-metric"], f.attrs["data-kind"], f.text()) for f in section.iter("figure")
+        ]
     tma = figures["study-zs2-tma"]
     # A sweep over one numeric key: the metric drawn over momentum, no drift for 4 frames.
     assert [(m, k) for m, k, _ in tma] == [("clip_score", "metric"), ("dynamic_degree", "metric")]
     assert all("over momentum" in text for _, _, text in tma)
     ex = figures["study-exvideo-position"]
     assert sorted(k for _, k, _ in ex) == ["drift"] * 3 + ["metric"] * 3
-    assert all("vs reference" in text or "variant − reference" in text
-               for _, k, text in ex if k == "metric")
+    assert all("vs reference" in text or "variant − reference" in text for _, k, text in ex if k == "metric")
 
 
 def test_sweep_key_needs_exactly_one_numeric_difference():
@@ -247,9 +261,13 @@ def test_missing_or_outside_preview_files_give_a_note(own_copy, tmp_path_factory
     variants[3]["media"]["strip"] = str(secret)  # absolute path outside the report folder
     root = parse_html(render_html(report, media_root=report_dir))
     missing = {(n.attrs["data-variant"], n.attrs["data-kind"]) for n in root.iter("div", "no-preview")}
-    assert missing == {(variants[0]["variant"], "strip"), (variants[1]["variant"], "animation"),
-                       (variants[2]["variant"], "strip"), (variants[2]["variant"], "animation"),
-                       (variants[3]["variant"], "strip")}
+    assert missing == {
+        (variants[0]["variant"], "strip"),
+        (variants[1]["variant"], "animation"),
+        (variants[2]["variant"], "strip"),
+        (variants[2]["variant"], "animation"),
+        (variants[3]["variant"], "strip"),
+    }
 
 
 def test_text_from_the_report_is_escaped(tmp_path):
@@ -287,14 +305,17 @@ def test_the_page_opens_with_every_claim_and_its_verdict():
 
     # A report of a real run of this repository's studies (the CI baseline).
     report = json.loads((Path(__file__).resolve().parents[2] / "reports" / "baseline.json").read_text())
-    claims = [(study["study"], variant["variant"], verdict_of(e))
-              for study in report["studies"] for variant in study["variants"]
-              for e in variant.get("expectations") or ()]
+    claims = [
+        (study["study"], variant["variant"], verdict_of(e))
+        for study in report["studies"]
+        for variant in study["variants"]
+        for e in variant.get("expectations") or ()
+    ]
     assert claims
     root = parse_html(render_html(report))
     sections = [node for node in root.iter("section")]
     assert sections[0].attrs.get("id") == "claims"
-    assert all("study" in s.classes for s in sections[1:1 + len(report["studies"])])
+    assert all("study" in s.classes for s in sections[1 : 1 + len(report["studies"])])
     rows = [[cell.text() for cell in row.iter("td")] for row in sections[0].iter("tr") if list(row.iter("td"))]
     assert sorted((row[1], row[2], row[0].split()[0]) for row in rows) == sorted(claims)
     tally = next(sections[0].iter("p")).text()

@@ -18,24 +18,42 @@ def variant(name, shift, rng, *, reference="ref", claims=()):
     base = rng.normal(0.0, 1.0, size=len(samples))
     values = base + shift + rng.normal(0.0, 0.05, size=len(samples))
     delta = paired_delta(values, base, units=[s["prompt"] for s in samples])
-    metric = {**delta.to_dict(), "direction": "higher", "samples": values.tolist(),
-              "reference_samples": base.tolist()}
-    return {"variant": name, "reference": reference, "is_reference": name == reference,
-            "samples": samples, "metrics": {"score": metric}, "expectations": list(claims)}
+    metric = {**delta.to_dict(), "direction": "higher", "samples": values.tolist(), "reference_samples": base.tolist()}
+    return {
+        "variant": name,
+        "reference": reference,
+        "is_reference": name == reference,
+        "samples": samples,
+        "metrics": {"score": metric},
+        "expectations": list(claims),
+    }
 
 
 def study(rng, **shifts):
-    return {"study": "s", "references": ["ref"], "metrics": ["score"],
-            "variants": [variant(name, shift, rng) for name, shift in shifts.items()]}
+    return {
+        "study": "s",
+        "references": ["ref"],
+        "metrics": ["score"],
+        "variants": [variant(name, shift, rng) for name, shift in shifts.items()],
+    }
 
 
 def test_families_and_adjustments():
     rng = np.random.default_rng(0)
     s = study(rng, ref=0.0, big=1.0, none=0.0)
     s["variants"][1]["expectations"] = [
-        {"metric": "score", "claim": "above_reference", "margin": 0.0, "passed": True,
-         "verdict": "supported", "family": "declared", "family_size": 3,
-         "p_value": 2.0 ** -8, "alpha": 0.025}]
+        {
+            "metric": "score",
+            "claim": "above_reference",
+            "margin": 0.0,
+            "passed": True,
+            "verdict": "supported",
+            "family": "declared",
+            "family_size": 3,
+            "p_value": 2.0**-8,
+            "alpha": 0.025,
+        }
+    ]
     claim = dict(s["variants"][1]["expectations"][0])
     annotate([s])
     ref, big, none = (v["metrics"]["score"] for v in s["variants"])
@@ -67,9 +85,13 @@ def test_best_only_where_significant_after_adjustment():
 def test_plan_prints_prompts_needed(tmp_path, capsys):
     rng = np.random.default_rng(2)
     s = study(rng, ref=0.0, v=0.3)
-    report = {"format": "pytest-ablation-report", "version": 2, "results": [
-        {"study": "s", "variant": "v", "metric": "score", "direction": "higher", "value": 0.3}],
-        "studies": [s], "cases": [{"study": "s", "variant": "v", "outcome": "passed"}]}
+    report = {
+        "format": "pytest-ablation-report",
+        "version": 2,
+        "results": [{"study": "s", "variant": "v", "metric": "score", "direction": "higher", "value": 0.3}],
+        "studies": [s],
+        "cases": [{"study": "s", "variant": "v", "outcome": "passed"}],
+    }
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
     assert main(["plan", str(path), "--metric", "score", "--effect", "0.05", "--max-seeds", "2"]) == 0
@@ -80,8 +102,7 @@ def test_plan_prints_prompts_needed(tmp_path, capsys):
     # Within-prompt noise is small (0.05) next to an effect of 0.05 at 8 prompts: a handful of
     # prompts suffice, and a second seed never needs more prompts.
     assert 6 <= needed[1] <= needed[0] < 40
-    assert main(["plan", str(path), "--metric", "score", "--effect", "0.05", "--max-seeds", "2",
-                 "--json"]) == 0
+    assert main(["plan", str(path), "--metric", "score", "--effect", "0.05", "--max-seeds", "2", "--json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     assert [(v["study"], v["variant"]) for v in planned["variants"]] == [("s", "v")]
     assert [planned["variants"][0]["needed"][seeds] for seeds in ("1", "2")] == needed

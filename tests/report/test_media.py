@@ -135,8 +135,7 @@ class _BrokenWriter:
 def test_save_video_mp4_failure_suggests_gif(tmp_path, monkeypatch, opened):
     import cv2
 
-    monkeypatch.setattr(cv2, "VideoWriter",
-                        lambda *args: _BrokenWriter(*args, opened=opened))
+    monkeypatch.setattr(cv2, "VideoWriter", lambda *args: _BrokenWriter(*args, opened=opened))
     with pytest.raises(RuntimeError, match="--ablation-save-videos gif"):
         save_video(toy_video(3, 16, (9, 9, 9)), tmp_path / "v", "mp4", fps=8)
     assert list(tmp_path.iterdir()) == []  # no half-written or empty file left

@@ -46,10 +46,24 @@ def sweep(tmp_path_factory):
     project = tmp_path_factory.mktemp("sweep")
     (project / "test_cfg.py").write_text(STUDY)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_cfg.py", "-p", "no:cacheprovider",
-         "--ablation-profile", "tiny", "--ablation-report-dir", "reports",
-         "--ablation-cache-dir", "cache", f"--rootdir={project}"],
-        capture_output=True, text=True, cwd=project,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_cfg.py",
+            "-p",
+            "no:cacheprovider",
+            "--ablation-profile",
+            "tiny",
+            "--ablation-report-dir",
+            "reports",
+            "--ablation-cache-dir",
+            "cache",
+            f"--rootdir={project}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout, project / "reports"
@@ -65,7 +79,7 @@ def summary_section(stdout: str) -> list[str]:
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if "ablation results" in line)
     end = next(i for i, line in enumerate(lines) if i > start and line.startswith("cache:"))
-    return lines[start + 1:end]
+    return lines[start + 1 : end]
 
 
 def table_lines(markdown: str, header_start: str) -> list[str]:
@@ -73,7 +87,7 @@ def table_lines(markdown: str, header_start: str) -> list[str]:
     lines = markdown.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(line)
@@ -85,6 +99,7 @@ def first_cells(rows: list[str]) -> list[str]:
 
 
 # --- 1. a swept setting -------------------------------------------------------------------
+
 
 def test_a_swept_setting_is_not_shown_as_the_studys_setting(sweep):
     markdown = (sweep[1] / "report.md").read_text()
@@ -99,16 +114,20 @@ def test_a_swept_setting_is_not_shown_as_the_studys_setting(sweep):
 def test_the_config_column_shows_each_variants_swept_value(sweep):
     markdown = (sweep[1] / "report.md").read_text()
     rows = table_lines(markdown, "| variant ")
-    header = markdown.splitlines()[markdown.splitlines().index(
-        next(line for line in markdown.splitlines() if line.startswith("| variant ")))]
+    header = markdown.splitlines()[
+        markdown.splitlines().index(next(line for line in markdown.splitlines() if line.startswith("| variant ")))
+    ]
     assert "config" in header
     for variant, g, row in zip(IDS, GUIDANCE, rows):
         assert row.split("|")[1].strip().startswith(variant)
         assert f"guidance_scale={g}" in row.split("|")[2], row
     page = parse_html((sweep[1] / "report.html").read_text())
     [table] = page.iter("table", "results")
-    configs = {tr.attrs["data-variant"]: [td.text() for td in tr.iter("td")][0]
-               for tr in table.iter("tr") if "data-variant" in tr.attrs}
+    configs = {
+        tr.attrs["data-variant"]: [td.text() for td in tr.iter("td")][0]
+        for tr in table.iter("tr")
+        if "data-variant" in tr.attrs
+    }
     assert configs == {v: f"guidance_scale={g}" for v, g in zip(IDS, GUIDANCE)}
 
 
@@ -123,6 +142,7 @@ def test_a_numeric_swept_setting_is_plotted_as_a_line_over_it(sweep):
 
 
 # --- 2. parametrize order ----------------------------------------------------------------
+
 
 def test_variants_keep_their_parametrize_order_everywhere(sweep):
     stdout, reports = sweep
@@ -149,14 +169,18 @@ def test_the_order_survives_a_merge_and_a_saved_report(sweep):
     report = report_of(sweep)
     [study] = report["studies"]
     # The records as the cases send them (no position: the build knows the collection).
-    records = [{k: v for k, v in {**entry, "study": study["study"]}.items() if k != "position"}
-               for entry in study["variants"]]
-    common = dict(profile=report["profile"], environment=report["environment"],
-                  metric_info=report["metrics"], created=report["created"])
+    records = [
+        {k: v for k, v in {**entry, "study": study["study"]}.items() if k != "position"} for entry in study["variants"]
+    ]
+    common = dict(
+        profile=report["profile"],
+        environment=report["environment"],
+        metric_info=report["metrics"],
+        created=report["created"],
+    )
     # Two shards, each with the whole collection's cases (in collection order, as the
     # catalogue gives them) but only some of the variants.
-    cases = sorted(({**c, "outcome": "deselected"} for c in report["cases"]),
-                   key=lambda c: IDS.index(c["variant"]))
+    cases = sorted(({**c, "outcome": "deselected"} for c in report["cases"]), key=lambda c: IDS.index(c["variant"]))
     one = build_report(records[1::2], shard=(1, 2), cases=cases, **common)
     two = build_report(records[0::2], shard=(2, 2), cases=cases, **common)
     merged = merge_reports([("one", json.loads(json.dumps(one))), ("two", json.loads(json.dumps(two)))])
@@ -166,12 +190,12 @@ def test_the_order_survives_a_merge_and_a_saved_report(sweep):
     page = parse_html(render_html(merged))
     [table] = page.iter("table", "results")
     assert [tr.attrs["data-variant"] for tr in table.iter("tr") if "data-variant" in tr.attrs] == IDS
-    shown = [line.split()[0] for line in render_results_table(merged).splitlines()
-             if line.startswith("cfg=")]
+    shown = [line.split()[0] for line in render_results_table(merged).splitlines() if line.startswith("cfg=")]
     assert shown[:5] == IDS
 
 
 # --- 3. tables that fit and numbers that read ---------------------------------------------
+
 
 def test_the_terminal_summary_fits_100_columns(sweep):
     section = summary_section(sweep[0])
@@ -196,10 +220,8 @@ def test_a_value_and_its_delta_have_the_same_decimals(sweep):
         if row.split("|")[1].split()[0] == REFERENCE:
             continue  # the reference's own row: its value only
         for cell in row.split("|")[3:-1]:
-            match = re.match(r"\s*-?\d+(?:\.(\d+))?\s+Δ ([+-]\d+(?:\.(\d+))?) \[([+-][\d.]+), ([+-][\d.]+)\]",
-                             cell)
+            match = re.match(r"\s*-?\d+(?:\.(\d+))?\s+Δ ([+-]\d+(?:\.(\d+))?) \[([+-][\d.]+), ([+-][\d.]+)\]", cell)
             assert match, cell
             decimals = len(match.group(1) or "")
             assert len(match.group(3) or "") == decimals, cell
             assert all(len(b.partition(".")[2]) == decimals for b in match.group(4, 5)), cell
-

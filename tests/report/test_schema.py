@@ -16,7 +16,10 @@ from pytest_ablation.stats.claims import VERDICTS
 from pytest_ablation.cli.main import main
 from pytest_ablation.metrics.registry import DIRECTIONS
 from pytest_ablation.results.report_json import (
-    CASE_OUTCOMES, READABLE_VERSIONS, ReportError, load_report,
+    CASE_OUTCOMES,
+    READABLE_VERSIONS,
+    ReportError,
+    load_report,
 )
 from pytest_ablation.results.schema import MAX_DEPTH, report_schema, schema_problem
 
@@ -117,7 +120,8 @@ def test_the_check_agrees_with_jsonschema_on_mutated_reports(path):
             # The field named is one that jsonschema also finds at fault.
             named = problem.split(":", 1)[0].split(" (", 1)[0]
             assert named in {_path_text(e) for e in errors} | {
-                _path_text(c) for e in errors for c in (e.context or ())}, (problem, errors[:3])
+                _path_text(c) for e in errors for c in (e.context or ())
+            }, (problem, errors[:3])
     # The mutations reach typed fields, not only the free-form tables.
     assert rejected >= 50
 
@@ -142,11 +146,15 @@ def test_every_reader_refuses_a_tampered_report_in_one_line(tmp_path, capsys):
     good = _write(tmp_path, document, "good.json")
     for index, changed in enumerate(_tampered(random.Random(7), document, 12)):
         bad = _write(tmp_path, changed, f"bad{index}.json")
-        for argv in (["show", str(bad)], ["show", str(bad), "--json"],
-                     ["compare", str(good), str(bad)], ["compare", str(bad), str(good)],
-                     ["html", str(bad), "-o", str(tmp_path / "page.html")],
-                     ["merge", str(good), str(bad), "-o", str(tmp_path / f"merged{index}")],
-                     ["baseline", str(bad), str(tmp_path / "base.json")]):
+        for argv in (
+            ["show", str(bad)],
+            ["show", str(bad), "--json"],
+            ["compare", str(good), str(bad)],
+            ["compare", str(bad), str(good)],
+            ["html", str(bad), "-o", str(tmp_path / "page.html")],
+            ["merge", str(good), str(bad), "-o", str(tmp_path / f"merged{index}")],
+            ["baseline", str(bad), str(tmp_path / "base.json")],
+        ):
             assert main(argv) == 2, argv
             err = capsys.readouterr().err.strip()
             assert len(err.splitlines()) == 1, err
@@ -169,8 +177,11 @@ def test_a_free_form_table_nested_too_deep_is_refused_naming_it(tmp_path):
         inner["a"] = {}
         inner = inner["a"]
     document["studies"][0]["variants"][0]["config"] = nested
-    with pytest.raises(ReportError, match=r"studies\[0\]\.variants\[0\]\.config\.a\.a.*nested "
-                                          rf"more than {MAX_DEPTH} levels deep"):
+    with pytest.raises(
+        ReportError,
+        match=r"studies\[0\]\.variants\[0\]\.config\.a\.a.*nested "
+        rf"more than {MAX_DEPTH} levels deep",
+    ):
         load_report(_write(tmp_path, document))
 
 
@@ -188,10 +199,14 @@ def test_every_reader_takes_any_report_the_schema_accepts(tmp_path, capsys):
             continue
         accepted += 1
         path = _write(tmp_path, changed, f"ok{accepted}.json")
-        for argv in (["show", str(path)], ["show", str(path), "--json"],
-                     ["compare", str(good), str(path)], ["compare", str(path), str(good)],
-                     ["html", str(path), "-o", str(tmp_path / "page.html")],
-                     ["merge", str(good), str(path), "-o", str(tmp_path / f"merged{accepted}")]):
+        for argv in (
+            ["show", str(path)],
+            ["show", str(path), "--json"],
+            ["compare", str(good), str(path)],
+            ["compare", str(path), str(good)],
+            ["html", str(path), "-o", str(tmp_path / "page.html")],
+            ["merge", str(good), str(path), "-o", str(tmp_path / f"merged{accepted}")],
+        ):
             assert main(argv) in (0, 1, 2), argv
             assert "Traceback" not in capsys.readouterr().err
 

@@ -15,9 +15,11 @@ from pytest_ablation.report.terminal import column_decimals, render_gate_table
 
 from .conftest import synthetic_report
 
-LONG_REASON = ("random weights: the toy model never learnt anything about frame positions, so no "
-               "embedding makes its noise-like videos more consistent; the variants differ by "
-               "about 1e-4, in no particular direction, and with two prompts no claim can hold")
+LONG_REASON = (
+    "random weights: the toy model never learnt anything about frame positions, so no "
+    "embedding makes its noise-like videos more consistent; the variants differ by "
+    "about 1e-4, in no particular direction, and with two prompts no claim can hold"
+)
 
 
 def with_claims(report: dict) -> dict:
@@ -27,19 +29,52 @@ def with_claims(report: dict) -> dict:
     cases = []
     for study in report["studies"]:
         for variant in study["variants"]:
-            cases.append({"study": study["study"], "variant": variant["variant"],
-                          "nodeid": variant["nodeid"], "outcome": "passed", "reason": None})
+            cases.append(
+                {
+                    "study": study["study"],
+                    "variant": variant["variant"],
+                    "nodeid": variant["nodeid"],
+                    "outcome": "passed",
+                    "reason": None,
+                }
+            )
     tma = report["studies"][1]
     mu0 = next(v for v in tma["variants"] if v["variant"] == "mu=0.0")
     mu0["expectations"] = [
-        {"metric": "clip_score", "claim": "not_above_reference", "margin": 1.0, "passed": False,
-         "verdict": "inconclusive", "statistic": "mean", "family": "declared", "family_size": 2,
-         "p_value": 0.25, "p_adjusted": 0.5, "p_refute": 0.75, "p_refute_adjusted": 1.0,
-         "needs": 7, "underpowered": True, "mde": None},
-        {"metric": "dynamic_degree", "claim": "below_reference", "margin": 0.0, "passed": False,
-         "verdict": "inconclusive", "statistic": "mean", "family": "declared", "family_size": 2,
-         "p_value": 0.75, "p_adjusted": 1.0, "p_refute": 0.25, "p_refute_adjusted": 0.5,
-         "needs": 7, "underpowered": True, "mde": None},
+        {
+            "metric": "clip_score",
+            "claim": "not_above_reference",
+            "margin": 1.0,
+            "passed": False,
+            "verdict": "inconclusive",
+            "statistic": "mean",
+            "family": "declared",
+            "family_size": 2,
+            "p_value": 0.25,
+            "p_adjusted": 0.5,
+            "p_refute": 0.75,
+            "p_refute_adjusted": 1.0,
+            "needs": 7,
+            "underpowered": True,
+            "mde": None,
+        },
+        {
+            "metric": "dynamic_degree",
+            "claim": "below_reference",
+            "margin": 0.0,
+            "passed": False,
+            "verdict": "inconclusive",
+            "statistic": "mean",
+            "family": "declared",
+            "family_size": 2,
+            "p_value": 0.75,
+            "p_adjusted": 1.0,
+            "p_refute": 0.25,
+            "p_refute_adjusted": 0.5,
+            "needs": 7,
+            "underpowered": True,
+            "mde": None,
+        },
     ]
     case = next(c for c in cases if c["variant"] == "mu=0.0")
     case.update(outcome="xfailed", reason=f"on profile 'tiny': {LONG_REASON}")
@@ -52,6 +87,7 @@ def widest(text: str) -> str:
 
 
 # --- width --------------------------------------------------------------------------------
+
 
 def test_terminal_tables_fit_100_columns():
     report = with_claims(synthetic_report())
@@ -68,8 +104,7 @@ def test_many_metrics_still_fit_and_every_metric_is_shown():
     for variant in study["variants"]:
         for name in ("motion_smoothness", "condition_consistency", "video_quality"):
             variant["metrics"][name] = copy.deepcopy(variant["metrics"]["temporal_flickering"])
-    study["metrics"] = sorted(set(study["metrics"]) | {"motion_smoothness", "condition_consistency",
-                                                       "video_quality"})
+    study["metrics"] = sorted(set(study["metrics"]) | {"motion_smoothness", "condition_consistency", "video_quality"})
     text = render_results_table(report)
     assert len(widest(text)) <= 100, widest(text)
     for metric in study["metrics"]:
@@ -83,6 +118,7 @@ def test_the_long_text_is_in_report_md_in_full():
 
 
 # --- numbers ------------------------------------------------------------------------------
+
 
 def test_decimals_come_from_the_metrics_resolution():
     report = synthetic_report()
@@ -107,13 +143,17 @@ def test_tiny_deltas_beside_ordinary_values_are_not_scientific():
         m["ci"] = [m["delta"] - 2e-4, m["delta"] + 2e-4]
         m["mde"] = 3e-4
     report["gate"]["rows"][0].update(change=-1.5e-5, baseline=0.997761, current=0.997746)
-    for text in (render_results_table(report), render_markdown(report),
-                 render_gate_table(report["gate"], only_problems=False)):
+    for text in (
+        render_results_table(report),
+        render_markdown(report),
+        render_gate_table(report["gate"], only_problems=False),
+    ):
         assert not re.search(r"\de[-+]\d", text), re.search(r".*\de[-+]\d.*", text).group(0)
     assert "0.99776" in render_results_table(report)
 
 
 # --- plots --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def drawn(monkeypatch):
@@ -141,8 +181,7 @@ def test_plot_axes_have_no_offset_or_scientific_labels(drawn):
                 m["reference_value"] = 0.99791
                 m["delta"] = (m["delta"] or 0) * 1e-4
                 m["ci"] = [m["delta"] - 2e-6, m["delta"] + 2e-6]
-                m["per_frame"] = [[0.99791 + 1e-6 * t for t in range(len(curve))]
-                                  for curve in m["per_frame"]]
+                m["per_frame"] = [[0.99791 + 1e-6 * t for t in range(len(curve))] for curve in m["per_frame"]]
     render_html(report)
     assert len(drawn) >= 4
     for figure in drawn:
@@ -155,26 +194,50 @@ def test_plot_axes_have_no_offset_or_scientific_labels(drawn):
 
 # --- order --------------------------------------------------------------------------------
 
+
 def record(variant, value, reference="b"):
-    metric = {"direction": "higher", "value": value, "reference_value": 0.5, "delta": value - 0.5,
-              "ci": [value - 0.6, value - 0.4], "n": 2, "confidence": 0.95,
-              "samples": [value, value], "reference_samples": [0.5, 0.5], "per_frame": [None, None],
-              "details": {}}
-    return {"study": "s", "variant": variant, "reference": reference,
-            "is_reference": variant == reference, "nodeid": f"t.py::test[{variant}]",
-            "generator": "g", "generator_identity": {}, "config": {}, "reference_config": {},
-            "settings": {}, "samples": [], "expectations": [], "metrics": {"m": metric}}
+    metric = {
+        "direction": "higher",
+        "value": value,
+        "reference_value": 0.5,
+        "delta": value - 0.5,
+        "ci": [value - 0.6, value - 0.4],
+        "n": 2,
+        "confidence": 0.95,
+        "samples": [value, value],
+        "reference_samples": [0.5, 0.5],
+        "per_frame": [None, None],
+        "details": {},
+    }
+    return {
+        "study": "s",
+        "variant": variant,
+        "reference": reference,
+        "is_reference": variant == reference,
+        "nodeid": f"t.py::test[{variant}]",
+        "generator": "g",
+        "generator_identity": {},
+        "config": {},
+        "reference_config": {},
+        "settings": {},
+        "samples": [],
+        "expectations": [],
+        "metrics": {"m": metric},
+    }
 
 
 def build(records, cases=None):
-    return build_report(records, profile={"name": "p"}, environment={}, metric_info={},
-                        created="2026-01-01T00:00:00+00:00", cases=cases)
+    return build_report(
+        records, profile={"name": "p"}, environment={}, metric_info={}, created="2026-01-01T00:00:00+00:00", cases=cases
+    )
 
 
 def test_the_build_orders_variants_as_the_cases_were_collected():
     collected = ["z", "b", "a#2", "a"]
-    cases = [{"study": "s", "variant": v, "nodeid": f"t.py::test[{v}]", "outcome": "passed",
-              "reason": None} for v in ["z", "b", "a"]]
+    cases = [
+        {"study": "s", "variant": v, "nodeid": f"t.py::test[{v}]", "outcome": "passed", "reason": None}
+        for v in ["z", "b", "a"]
+    ]
     report = build([record(v, 0.5) for v in sorted(collected)], cases)
     variants = report["studies"][0]["variants"]
     assert [v["variant"] for v in variants] == ["z", "b", "a", "a#2"]
@@ -194,8 +257,10 @@ def test_without_cases_the_order_and_the_entries_are_as_before():
 def test_a_report_without_positions_merges_with_one_that_has_them():
     from pytest_ablation.results.merge import merge_reports
 
-    cases = [{"study": "s", "variant": v, "nodeid": f"t.py::test[{v}]", "outcome": "passed",
-              "reason": None} for v in ["z", "b"]]
+    cases = [
+        {"study": "s", "variant": v, "nodeid": f"t.py::test[{v}]", "outcome": "passed", "reason": None}
+        for v in ["z", "b"]
+    ]
     new = build([record("z", 0.5), record("b", 0.5)], cases)
     old = build([record("z", 0.5)], cases)
     for variant in old["studies"][0]["variants"]:
@@ -216,7 +281,10 @@ def test_every_p_value_column_says_its_side():
         "terminal claims": terminal._terminal_claim_rows(study, {}, {})[0],
         "verdicts": terminal.verdict_rows({"studies": []})[0],
     }
-    sides = {name: {h.split()[-1] for h in headers if h.startswith("p ")}
-             for name, headers in tables.items()}
-    assert sides == {"tests": {"2-sided"}, "claims": {"1-sided"}, "terminal claims": {"1-sided"},
-                     "verdicts": {"1-sided"}}
+    sides = {name: {h.split()[-1] for h in headers if h.startswith("p ")} for name, headers in tables.items()}
+    assert sides == {
+        "tests": {"2-sided"},
+        "claims": {"1-sided"},
+        "terminal claims": {"1-sided"},
+        "verdicts": {"1-sided"},
+    }

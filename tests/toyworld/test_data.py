@@ -31,9 +31,7 @@ def nearest_colour(pixels: torch.Tensor) -> tuple[list[str], torch.Tensor]:
 
 def coverage(scene: data.ShapeScene, size: int = IMAGE_SIZE) -> torch.Tensor:
     """How much of each pixel the shape covers: the scene redrawn white on black."""
-    probe = replace(
-        scene, rgb=(1.0, 1.0, 1.0), background=(0.0, 0.0, 0.0), background_end=(0.0, 0.0, 0.0)
-    )
+    probe = replace(scene, rgb=(1.0, 1.0, 1.0), background=(0.0, 0.0, 0.0), background_end=(0.0, 0.0, 0.0))
     return render(probe, size)[0]
 
 
@@ -101,9 +99,7 @@ def centroid(frame: torch.Tensor, colour: str) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     total = weight.sum()
     assert total > 0, "the shape must be visible in every frame"
-    return torch.stack(
-        [(xs.reshape(-1) * weight).sum() / total, (ys.reshape(-1) * weight).sum() / total]
-    )
+    return torch.stack([(xs.reshape(-1) * weight).sum() / total, (ys.reshape(-1) * weight).sum() / total])
 
 
 def test_the_shape_moves_in_the_captioned_direction_and_stays_in_frame():

@@ -75,8 +75,7 @@ def test_every_step_covers_the_speed_reflecting_at_a_wall(long_videos):
 
 def test_size_and_speed_do_not_depend_on_the_clip_length(long_videos):
     videos, captions, scenes = long_videos
-    short, short_captions, short_scenes = sample_videos(12, 8, seed=5, motion="bounce",
-                                                        speed_range=SPEEDS)
+    short, short_captions, short_scenes = sample_videos(12, 8, seed=5, motion="bounce", speed_range=SPEEDS)
     # The first frames of a long clip are the short clip's, scene for scene and pixel for pixel.
     assert torch.equal(videos[:, :8], short) and captions == short_captions
     assert [video[:8] for video in scenes] == [tuple(video) for video in short_scenes]
@@ -100,8 +99,7 @@ def test_the_caption_names_the_first_step_and_the_pixels_follow_the_scenes(long_
 
 def test_motion_is_checked_and_straight_stays_the_default():
     assert MOTIONS == ("straight", "bounce")
-    assert torch.equal(sample_videos(2, 5, seed=1)[0],
-                       sample_videos(2, 5, seed=1, motion="straight")[0])
+    assert torch.equal(sample_videos(2, 5, seed=1)[0], sample_videos(2, 5, seed=1, motion="straight")[0])
     with pytest.raises(ValueError, match="motion: unknown 'zigzag'"):
         sample_videos(2, 5, seed=1, motion="zigzag")
 

@@ -29,8 +29,7 @@ FRAMES = 8
 SIZE = IMAGE_SIZE
 K = change_frame(FRAMES)
 SEEDS = (0, 1, 2, 3)
-NAMES = ("identity_constancy", "trajectory_jerk", "background_drift", "warping_error",
-         "drift_vs_gap")
+NAMES = ("identity_constancy", "trajectory_jerk", "background_drift", "warping_error", "drift_vs_gap")
 
 # The parser's accuracy on clean frames (test_toy_parser.py): centroid within 0.1 px,
 # background field within 0.02 (mean RGB distance per pixel), colour and shape exact.
@@ -89,8 +88,10 @@ def test_teleport_raises_trajectory_jerk(table, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_identity_and_colour_swaps_lower_identity_constancy(table, seed):
     assert value(table, "smooth", seed, "identity_constancy") == 1.0
-    for kind, kept, lost in (("identity_swap", "colour_constancy", "shape_constancy"),
-                             ("colour_swap", "shape_constancy", "colour_constancy")):
+    for kind, kept, lost in (
+        ("identity_swap", "colour_constancy", "shape_constancy"),
+        ("colour_swap", "shape_constancy", "colour_constancy"),
+    ):
         score = table[(kind, seed)]["identity_constancy"]
         assert 1.0 - score.value >= CONSTANCY_DROP - 1e-9, kind
         # The swap is read as what it is: the other half of the identity stays.
@@ -103,8 +104,7 @@ def test_colour_swap_raises_drift_vs_gap(table, seed):
     # nothing: the slope of that indicator against g, times the smallest distance between
     # consecutive named colours (the swap's target is the next colour), halved for the
     # parser's colour estimate.
-    straddles = np.array([[float(t < K <= t + g) for g in range(1, FRAMES)]
-                          for t in range(FRAMES)])
+    straddles = np.array([[float(t < K <= t + g) for g in range(1, FRAMES)] for t in range(FRAMES)])
     pairs = [(g, straddles[t, g - 1]) for g in range(1, FRAMES) for t in range(FRAMES - g)]
     g, d = np.array(pairs).T
     indicator_slope = ((g - g.mean()) * (d - d.mean())).sum() / ((g - g.mean()) ** 2).sum()
@@ -194,9 +194,13 @@ def get_toy(name: str):
 def test_the_metrics_are_declared_with_direction_tolerance_and_no_model():
     assert tuple(spec.name for spec in TOY_METRICS) == NAMES
     directions = {spec.name: spec.direction for spec in TOY_METRICS}
-    assert directions == {"identity_constancy": "higher", "trajectory_jerk": "lower",
-                          "background_drift": "lower", "warping_error": "lower",
-                          "drift_vs_gap": "lower"}
+    assert directions == {
+        "identity_constancy": "higher",
+        "trajectory_jerk": "lower",
+        "background_drift": "lower",
+        "warping_error": "lower",
+        "drift_vs_gap": "lower",
+    }
     for spec in TOY_METRICS:
         # needs = [] and no weights: usable on any profile, `toy` included.
         assert spec.needs == frozenset() and spec.weights == () and spec.tolerance > 0

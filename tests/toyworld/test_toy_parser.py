@@ -59,8 +59,7 @@ BACKGROUND_ERROR = 0.02
 
 
 def coverage(scene: ShapeScene, size: int = IMAGE_SIZE) -> torch.Tensor:
-    probe = replace(scene, rgb=(1.0, 1.0, 1.0), background=(0.0, 0.0, 0.0),
-                    background_end=(0.0, 0.0, 0.0))
+    probe = replace(scene, rgb=(1.0, 1.0, 1.0), background=(0.0, 0.0, 0.0), background_end=(0.0, 0.0, 0.0))
     return render(probe, size)[0]
 
 
@@ -71,9 +70,9 @@ def background_only(scene: ShapeScene, size: int = IMAGE_SIZE) -> np.ndarray:
 
 def blurred(image: torch.Tensor, sigma: float) -> torch.Tensor:
     pixels = image.permute(1, 2, 0).numpy()
-    return torch.from_numpy(
-        cv2.GaussianBlur(pixels, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
-    ).permute(2, 0, 1)
+    return torch.from_numpy(cv2.GaussianBlur(pixels, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)).permute(
+        2, 0, 1
+    )
 
 
 def noisy(image: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
@@ -111,13 +110,10 @@ def test_clean_frames_give_back_position_size_colour_and_shape(drawn):
 
 @pytest.mark.parametrize(
     "noise, blur, centroid_bound",
-    [(0.05, 0.0, NOISY_CENTROID_PX), (0.0, 1.0, BLURRED_CENTROID_PX),
-     (0.05, 1.0, NOISY_CENTROID_PX)],
+    [(0.05, 0.0, NOISY_CENTROID_PX), (0.0, 1.0, BLURRED_CENTROID_PX), (0.05, 1.0, NOISY_CENTROID_PX)],
     ids=["noise", "blur", "noise+blur"],
 )
-def test_noisy_and_blurred_frames_keep_the_colour_and_nearly_the_geometry(
-    drawn, noise, blur, centroid_bound
-):
+def test_noisy_and_blurred_frames_keep_the_colour_and_nearly_the_geometry(drawn, noise, blur, centroid_bound):
     images, scenes = drawn
     generator = torch.Generator().manual_seed(7)
     shapes_right = 0
@@ -147,8 +143,7 @@ def test_the_background_is_fitted_with_its_pattern(drawn):
             assert float(error.mean()) <= BACKGROUND_ERROR, scene
             if spread == 0.0:
                 assert parsed.background.pattern == "plain"
-                assert np.linalg.norm(np.subtract(parsed.background.start, scene.background)) \
-                    <= BACKGROUND_ERROR
+                assert np.linalg.norm(np.subtract(parsed.background.start, scene.background)) <= BACKGROUND_ERROR
                 checked["plain"] += 1
             elif spread >= 0.1:  # well past PLAIN_LIMIT: a gradient anyone can see
                 assert parsed.background.pattern == "gradient", scene
@@ -169,11 +164,17 @@ def test_uint8_and_channel_last_frames_parse_alike(drawn):
 
 
 def test_two_objects_are_both_found_largest_first():
-    small = ShapeScene(colour="red", shape="circle", x=8.0, y=8.0, size=10.0,
-                       rgb=COLOURS["red"], background=(0.3, 0.3, 0.3),
-                       background_end=(0.3, 0.3, 0.3))
-    large = replace(small, colour="blue", shape="square", x=22.0, y=22.0, size=16.0,
-                    rgb=COLOURS["blue"])
+    small = ShapeScene(
+        colour="red",
+        shape="circle",
+        x=8.0,
+        y=8.0,
+        size=10.0,
+        rgb=COLOURS["red"],
+        background=(0.3, 0.3, 0.3),
+        background_end=(0.3, 0.3, 0.3),
+    )
+    large = replace(small, colour="blue", shape="square", x=22.0, y=22.0, size=16.0, rgb=COLOURS["blue"])
     image = torch.where(coverage(large) > 0, render(large), render(small))
     objects = parse_frame(image).objects
     assert [(o.colour, o.shape) for o in objects] == [("blue", "square"), ("red", "circle")]
@@ -214,8 +215,16 @@ def test_the_tolerance_sits_between_background_noise_and_the_weakest_contrast():
 def test_area_factors_match_the_rendered_shapes():
     # A large shape, where the one-pixel edge is a small share of the area.
     for shape, factor in AREA_FACTOR.items():
-        scene = ShapeScene(colour="red", shape=shape, x=64.0, y=64.0, size=100.0,
-                           rgb=(1, 1, 1), background=(0, 0, 0), background_end=(0, 0, 0))
+        scene = ShapeScene(
+            colour="red",
+            shape=shape,
+            x=64.0,
+            y=64.0,
+            size=100.0,
+            rgb=(1, 1, 1),
+            background=(0, 0, 0),
+            background_end=(0, 0, 0),
+        )
         assert float(coverage(scene, 128).sum()) == pytest.approx(factor * 50.0**2, rel=0.02)
 
 

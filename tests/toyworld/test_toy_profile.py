@@ -55,14 +55,30 @@ def test_a_toy_run_with_a_prompt_it_cannot_draw_stops_before_any_model_loads(tmp
 
     repo = Path(__file__).resolve().parents[2]
     profile = tmp_path / "horses.toml"
-    profile.write_text('[profile]\nname = "horses"\nextends = "toy"\n\n[settings]\n'
-                       'prompts = ["a red circle", "a horse galloping", "a blue square", "a green cross",'
-                       ' "a purple circle", "a red square", "a blue triangle", "a yellow cross"]\n')
+    profile.write_text(
+        '[profile]\nname = "horses"\nextends = "toy"\n\n[settings]\n'
+        'prompts = ["a red circle", "a horse galloping", "a blue square", "a green cross",'
+        ' "a purple circle", "a red square", "a blue triangle", "a yellow cross"]\n'
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "ablations/test_zs2_tma.py", "-q", "-p", "no:cacheprovider",
-         f"--ablation-profile={profile}", f"--ablation-report-dir={tmp_path / 'reports'}",
-         f"--ablation-cache-dir={tmp_path / 'cache'}", f"--rootdir={repo}"],
-        capture_output=True, text=True, cwd=repo, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "ablations/test_zs2_tma.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--ablation-profile={profile}",
+            f"--ablation-report-dir={tmp_path / 'reports'}",
+            f"--ablation-cache-dir={tmp_path / 'cache'}",
+            f"--rootdir={repo}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=300,
+    )
     assert done.returncode == 4, done.stdout + done.stderr
     assert "profile 'horses' cannot render its prompts:" in done.stderr
     assert "'a horse galloping' is not a scene it can draw" in done.stderr

@@ -102,9 +102,7 @@ def test_the_loaders_check_a_local_source_inside_a_manifest_tree(weights):
 
     path = weights / "judge" / "judge.safetensors"
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
-    spec = ModelSpec(
-        role="clip", kind="open-clip", source=str(path), options={"name": "pytest-ablation-tiny"}
-    )
+    spec = ModelSpec(role="clip", kind="open-clip", source=str(path), options={"name": "pytest-ablation-tiny"})
     with pytest.raises(WeightsError, match="judge.safetensors"):
         load(spec, "cpu")
 

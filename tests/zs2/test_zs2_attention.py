@@ -52,9 +52,7 @@ def run(processor, attn, hidden, **kwargs):
     st.booleans(),
 )
 def test_momentum_zero_is_attn_processor_2_0(h, d, n, f, b, seed, bias, residual, rescale, spatial):
-    attn = make_attention(
-        h, d, seed=seed, bias=bias, residual_connection=residual, rescale_output_factor=rescale
-    )
+    attn = make_attention(h, d, seed=seed, bias=bias, residual_connection=residual, rescale_output_factor=rescale)
     hidden = frames_batch(b, f, n, h * d, seed)
     if spatial:  # (batch, channels, 1, tokens): the 4-D input path
         hidden = hidden.transpose(1, 2).unsqueeze(2).contiguous()
@@ -113,16 +111,12 @@ def test_frame_weights_are_convex(mu, f):
     torch.testing.assert_close(w.sum(dim=1), torch.ones(f, dtype=torch.float64), atol=1e-12, rtol=0)
     assert w[0, 0] == 1.0
     # Frame k keeps mu^k of frame 0.
-    torch.testing.assert_close(
-        w[:, 0], mu ** torch.arange(f, dtype=torch.float64), atol=1e-12, rtol=0
-    )
+    torch.testing.assert_close(w[:, 0], mu ** torch.arange(f, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
 @given(momenta, st.integers(1, 8), branch_counts, st.integers(1, 12), seeds)
 def test_mix_is_the_running_momentum_within_each_branch(mu, f, b, size, seed):
-    states = torch.randn(
-        b * f, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    )
+    states = torch.randn(b * f, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     got = TemporalMomentumAttnProcessor(mu, f).mix(states)
     expected = []
     for branch in states.view(b, f, size):

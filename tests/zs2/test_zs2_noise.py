@@ -23,9 +23,7 @@ SEARCHES = ["two_stage", "random", "analytic"]
 
 seeds = st.integers(0, 2**32 - 1)
 lambdas = st.floats(0.0, 3.0)
-small_shapes = st.tuples(
-    st.integers(1, 3), st.integers(1, 6), st.integers(1, 4), st.integers(1, 8), st.integers(1, 8)
-)
+small_shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 4), st.integers(1, 8), st.integers(1, 8))
 
 
 def gen(seed: int) -> torch.Generator:
@@ -183,9 +181,7 @@ def test_two_stage_is_the_published_search_wherever_that_is_defined(batch, lam, 
     assume(bool((published_alpha <= 1).all()))
     ours = dependency_noise(shape, lam, "two_stage", gen(seed), return_alphas=True)
     torch.testing.assert_close(ours.alphas[:, 0], published_alpha, atol=1e-9, rtol=0)
-    torch.testing.assert_close(
-        ours.noise[:, 1].reshape(batch, -1), published.float(), atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(ours.noise[:, 1].reshape(batch, -1), published.float(), atol=1e-5, rtol=0)
 
 
 def test_the_published_search_is_nan_at_the_papers_default_lambda():
@@ -222,9 +218,7 @@ def test_pyoco_correlations(alpha):
     flat = mixed.flatten(2).double()[0]
     far = torch.corrcoef(torch.stack([flat[0], flat[2]]))[0, 1]  # any pair, not only neighbours
     assert abs(far - alpha**2 / (1 + alpha**2)) < 0.03
-    assert (
-        consecutive_correlation(progressive) - alpha / math.sqrt(1 + alpha**2)
-    ).abs().max() < 0.03
+    assert (consecutive_correlation(progressive) - alpha / math.sqrt(1 + alpha**2)).abs().max() < 0.03
 
 
 @pytest.mark.parametrize("kind", ["mixed", "progressive"])
@@ -250,9 +244,7 @@ def test_every_noise_is_deterministic_under_its_generator(method, shape, seed):
 
 
 def test_dtype_and_device_are_honoured():
-    noise = dependency_noise(
-        (1, 3, 2, 4, 4), 0.1, "two_stage", gen(0), dtype=torch.float64, device="cpu"
-    )
+    noise = dependency_noise((1, 3, 2, 4, 4), 0.1, "two_stage", gen(0), dtype=torch.float64, device="cpu")
     assert noise.dtype == torch.float64
 
 

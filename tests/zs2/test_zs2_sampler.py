@@ -229,9 +229,7 @@ def test_bad_constructor_arguments_are_refused():
 
 
 def test_unknown_study_configuration_is_refused(sampler):
-    with pytest.raises(
-        ValueError, match="unknown configuration 'mu'; allowed: momentum, noise, lam"
-    ):
+    with pytest.raises(ValueError, match="unknown configuration 'mu'; allowed: momentum, noise, lam"):
         sampler.generate(request_for(mu=0.5))
 
 
@@ -256,9 +254,7 @@ def test_the_sampler_is_stable_diffusions_pipeline_with_tma_and_dependency_noise
     )
     pipe.set_progress_bar_config(disable=True)
     frames = 3
-    noise = dependency_noise(
-        (1, frames, 4, 8, 8), 0.1, "two_stage", torch.Generator().manual_seed(7)
-    )
+    noise = dependency_noise((1, frames, 4, 8, 8), 0.1, "two_stage", torch.Generator().manual_seed(7))
     with tma_installed(tiny_sd.unet, 0.8, frames):
         expected = pipe(
             "a red ball",
@@ -276,10 +272,12 @@ def test_the_sampler_is_stable_diffusions_pipeline_with_tma_and_dependency_noise
 
 def test_a_batched_video_does_not_depend_on_its_batch_mates(sampler):
     # The same batch shape with other company: bit for bit the same video (on the CPU).
-    first = sampler.generate_batch([request_for("a red ball", seed=1), request_for("a blue lake", seed=2),
-                                    request_for("a cat", seed=3)])
-    second = sampler.generate_batch([request_for("a red ball", seed=1), request_for("a dog", seed=7),
-                                     request_for("a blue lake", seed=9)])
+    first = sampler.generate_batch(
+        [request_for("a red ball", seed=1), request_for("a blue lake", seed=2), request_for("a cat", seed=3)]
+    )
+    second = sampler.generate_batch(
+        [request_for("a red ball", seed=1), request_for("a dog", seed=7), request_for("a blue lake", seed=9)]
+    )
     first, second = [v.video for v in first], [v.video for v in second]
     assert torch.equal(first[0], second[0])
     assert not torch.equal(first[1], second[2])  # another seed: another video
@@ -302,8 +300,9 @@ def test_each_video_reports_the_noise_it_achieved(sampler):
     for noise in ("two_stage", "independent", "progressive"):
         out = sampler.generate(request_for(seed=4, noise=noise, lam=0.1))
         shape = (1, 3, 4, 8, 8)  # the tiny SD's latents at 64x64
-        drawn = ZS2Sampler.initial_noise(shape, sampler._checked({**sampler.defaults, "noise": noise, "lam": 0.1}),
-                                         torch.Generator().manual_seed(4))
+        drawn = ZS2Sampler.initial_noise(
+            shape, sampler._checked({**sampler.defaults, "noise": noise, "lam": 0.1}), torch.Generator().manual_seed(4)
+        )
         expected = noise_statistics(drawn)
         details = out.info["details"]
         assert details["noise_std"] == pytest.approx(expected["std"], abs=1e-6)

@@ -35,8 +35,13 @@ def _image_encoder():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         config = CLIPVisionConfig(
-            hidden_size=32, intermediate_size=64, projection_dim=64, num_hidden_layers=1,
-            num_attention_heads=2, image_size=224, patch_size=56,
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=224,
+            patch_size=56,
         )
         encoder = CLIPVisionModelWithProjection(config)
     return encoder.eval().requires_grad_(False), CLIPImageProcessor()
@@ -98,13 +103,11 @@ def test_training_lowers_the_loss_and_trains_only_the_unet():
     before_unet = copy.deepcopy(unet.state_dict())
     frozen = (_checksum(encoder), _checksum(vae))
     # One small pool, visited by every step; no averaging, so the last step is what is kept.
-    recipe = replace(i2v.RECIPE, batch_size=2, pool_clips=2, lr=2e-3, warmup=1, ema_decay=0.0,
-                     condition_dropout=0.0)
+    recipe = replace(i2v.RECIPE, batch_size=2, pool_clips=2, lr=2e-3, warmup=1, ema_decay=0.0, condition_dropout=0.0)
 
     def fixed_loss() -> float:
         generator = torch.Generator().manual_seed(123)
-        pool = i2v.encode_pool(parts, 2, seed=0, noise_aug_strength=recipe.noise_aug_strength,
-                               generator=generator)
+        pool = i2v.encode_pool(parts, 2, seed=0, noise_aug_strength=recipe.noise_aug_strength, generator=generator)
         batch = i2v.draw_batch(pool, torch.arange(2), [7, 7], generator)
         sigma = torch.tensor([0.5, 2.0])
         noise = torch.randn(batch.latents.shape, generator=generator)
@@ -187,8 +190,7 @@ def test_the_training_clips_bounce(shipped):
     # with the motion the model learnt; a straight path would have to shrink or slow down.
     from toyworld.training import training_seed
 
-    pool = i2v.encode_pool(shipped, 3, seed=0, noise_aug_strength=0.02,
-                           generator=torch.Generator().manual_seed(0))
+    pool = i2v.encode_pool(shipped, 3, seed=0, noise_aug_strength=0.02, generator=torch.Generator().manual_seed(0))
     for motion, same in (("bounce", True), ("straight", False)):
         videos, _, scenes = sample_videos(3, i2v.FRAMES, seed=training_seed(0, 0), motion=motion)
         means = shipped.vae.encode(videos.flatten(0, 1) * 2 - 1).latent_dist.mean

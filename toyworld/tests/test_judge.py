@@ -56,15 +56,12 @@ def test_the_registered_architecture_is_small_and_sees_32_pixel_images():
     assert judge.tokenizer()(["a purple triangle moving down"]).shape == (1, 16)
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no trained judge at {SHIPPED} yet "
-                    "(python -m toyworld.train judge)")
+@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no trained judge at {SHIPPED} yet (python -m toyworld.train judge)")
 def test_the_shipped_judge_loads_through_the_open_clip_kind_and_classifies_fresh_images():
     from pytest_ablation.models import load_model as load
     from pytest_ablation.profiles import ModelSpec
 
-    spec = ModelSpec(
-        role="clip", kind="open-clip", source=str(SHIPPED), options={"name": judge.JUDGE_MODEL}
-    )
+    spec = ModelSpec(role="clip", kind="open-clip", source=str(SHIPPED), options={"name": judge.JUDGE_MODEL})
     clip = load(spec, "cpu")
     assert clip.name == judge.JUDGE_MODEL and clip.image_size == (32, 32)
     images, texts, _ = sample_images(40, seed=31_337)

@@ -187,8 +187,7 @@ SHIPPED_PARTS = ("model_index.json", "unet", "scheduler", "vae", "text_encoder",
 
 @pytest.mark.skipif(
     not all((SHIPPED / part).exists() for part in SHIPPED_PARTS),
-    reason=f"the toy text-to-image weights are not trained yet ({SHIPPED}); "
-    "run: python -m toyworld.train text vae t2i",
+    reason=f"the toy text-to-image weights are not trained yet ({SHIPPED}); run: python -m toyworld.train text vae t2i",
 )
 def test_shipped_model_loads_and_samples_a_video():
     from pytest_ablation.methods.zs2 import ZS2Sampler

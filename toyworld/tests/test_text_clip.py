@@ -23,7 +23,7 @@ def test_learned_merges_make_every_word_one_piece():
     words = ["green", "red", "greed", "a"]
     pieces = {word: list(word[:-1]) + [word[-1] + "</w>"] for word in words}
     for left, right in text_clip.learn_merges(words):
-        for word, symbols in pieces.items():
+        for symbols in pieces.values():
             index = 0
             while index + 1 < len(symbols):
                 if (symbols[index], symbols[index + 1]) == (left, right):
@@ -91,15 +91,14 @@ def test_the_saved_towers_fit_the_generators_pipelines(tokenizer, tmp_path):
     assert torch.allclose(embeds, direct, atol=1e-2)
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no trained text stage at {SHIPPED} yet "
-                    "(python -m toyworld.train text)")
+@pytest.mark.skipif(
+    not SHIPPED.is_file(), reason=f"no trained text stage at {SHIPPED} yet (python -m toyworld.train text)"
+)
 def test_the_shipped_towers_match_fresh_images_with_their_captions():
     tokenizer, text_encoder, image_encoder, _ = text_clip.load(WEIGHTS_DIR)
     model = text_clip.GeneratorClip(text_encoder, image_encoder)
     images, texts, _ = sample_images(40, seed=31_337)
     with torch.no_grad():
-        scores = model.encode_images(images) @ model.encode_texts(
-            text_clip.tokenize(tokenizer, captions())
-        ).T
+        scores = model.encode_images(images) @ model.encode_texts(text_clip.tokenize(tokenizer, captions())).T
     correct = int((scores.argmax(dim=1) == class_index(texts)).sum())
     assert correct >= 30, f"{correct}/40 fresh images classified correctly"

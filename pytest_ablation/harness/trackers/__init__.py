@@ -65,22 +65,25 @@ class TrackedRun:
 
     report: dict
     report_dir: Path
-    options: "AblationOptions | MergedRunOptions"
+    options: AblationOptions | MergedRunOptions
     exitstatus: int
 
 
 def missing_package(info: TrackerInfo, error: ImportError, flag: str | None = None) -> str:
     name = getattr(error, "name", None) or info.name
-    return (f"{flag or info.flag}: logging to {info.label} needs the {name!r} package, which "
-            f"cannot be imported ({error}); install the extra: {info.install}")
+    return (
+        f"{flag or info.flag}: logging to {info.label} needs the {name!r} package, which "
+        f"cannot be imported ({error}); install the extra: {info.install}"
+    )
 
 
 class TrackerUsageError(Exception):
     """A tracker asked for that cannot be used: the message names the option and the fix."""
 
 
-def prepare_targets(trackers: dict[str, str | None], context: TrackerContext,
-                    flags: dict[str, str] | None = None) -> list:
+def prepare_targets(
+    trackers: dict[str, str | None], context: TrackerContext, flags: dict[str, str] | None = None
+) -> list:
     """``(info, target)`` for each tracker asked for (name -> value, None for its default),
     or a ``TrackerUsageError`` naming the option (``flags``: name -> the option as the
     caller spells it; the pytest option by default) when one cannot be used."""
@@ -99,8 +102,9 @@ def prepare_targets(trackers: dict[str, str | None], context: TrackerContext,
     return targets
 
 
-def log_to_targets(targets: list, run: TrackedRun,
-                   flags: dict[str, str] | None = None) -> tuple[list[tuple[str, bool]], bool]:
+def log_to_targets(
+    targets: list, run: TrackedRun, flags: dict[str, str] | None = None
+) -> tuple[list[tuple[str, bool]], bool]:
     """Log ``run`` to each target: the lines to show (text, is a problem) and whether one
     failed. A tracker's failure becomes a line, never a traceback."""
     notes: list[tuple[str, bool]] = []
@@ -112,8 +116,7 @@ def log_to_targets(targets: list, run: TrackedRun,
         except Exception as error:
             failed = True
             flag = (flags or {}).get(info.name, info.flag)
-            notes.append((f"{flag}: could not log the run to {info.label}: "
-                           f"{type(error).__name__}: {error}", True))
+            notes.append((f"{flag}: could not log the run to {info.label}: {type(error).__name__}: {error}", True))
     return notes, failed
 
 
@@ -129,7 +132,7 @@ class MergedRunOptions:
     shard: tuple[int, int] | None = None
 
 
-def start_trackers(config, options: "AblationOptions", collector: "ResultCollector") -> None:
+def start_trackers(config, options: AblationOptions, collector: ResultCollector) -> None:
     """Prepare the trackers the options ask for and register the hooks that log the run;
     a ``pytest.UsageError`` naming the option when one cannot be used."""
     if not options.trackers:
@@ -157,7 +160,7 @@ class TrackerHooks:
     report.html are written (``pytest_ablation_report`` is called before they are, and the
     trackers upload those files)."""
 
-    def __init__(self, targets: list, collector: "ResultCollector") -> None:
+    def __init__(self, targets: list, collector: ResultCollector) -> None:
         self._targets = targets
         self._collector = collector
         self._report: dict | None = None
@@ -179,8 +182,12 @@ class TrackerHooks:
             for info, _ in self._targets:
                 notes.append((f"{info.name}: not logged: the report could not be written", True))
             return
-        run = TrackedRun(report=self._report, report_dir=Path(collector.options.report_dir),
-                         options=collector.options, exitstatus=int(session.exitstatus))
+        run = TrackedRun(
+            report=self._report,
+            report_dir=Path(collector.options.report_dir),
+            options=collector.options,
+            exitstatus=int(session.exitstatus),
+        )
         lines, failed = log_to_targets(self._targets, run)
         notes.extend(lines)
         if failed and session.exitstatus == pytest.ExitCode.OK:

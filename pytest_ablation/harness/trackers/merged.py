@@ -27,13 +27,23 @@ def add_arguments(parser) -> None:
     """``--wandb [[ENTITY/]PROJECT]`` and ``--mlflow [URI|DIR]``, defaults as the pytest
     options' (``--ablation-wandb``, ``--ablation-mlflow``), under the report folder."""
     parser.add_argument(
-        FLAGS["wandb"], nargs="?", const=True, default=None, metavar="[ENTITY/]PROJECT",
+        FLAGS["wandb"],
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="[ENTITY/]PROJECT",
         help="log the merged report to Weights & Biases, offline (under the report folder's "
-             "wandb/) unless WANDB_MODE says otherwise; project as --ablation-wandb's")
+        "wandb/) unless WANDB_MODE says otherwise; project as --ablation-wandb's",
+    )
     parser.add_argument(
-        FLAGS["mlflow"], nargs="?", const=True, default=None, metavar="URI|DIR",
+        FLAGS["mlflow"],
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="URI|DIR",
         help="log the merged report to MLflow: a tracking URI, or a folder for a local store "
-             "(default: the report folder's mlflow/)")
+        "(default: the report folder's mlflow/)",
+    )
 
 
 def requested(args) -> dict[str, str | None]:
@@ -46,8 +56,10 @@ def requested(args) -> dict[str, str | None]:
         given = getattr(args, name)
         if isinstance(given, str) and Path(given).is_file():
             # ``merge --mlflow a/report.json b/report.json``: argparse gave it a report.
-            raise OptionError(f"{flag}: took {given!r}, a file, as its value; put {flag} after "
-                              f"the report files, or give its value with '=' ({flag}=VALUE)")
+            raise OptionError(
+                f"{flag}: took {given!r}, a file, as its value; put {flag} after "
+                f"the report files, or give its value with '=' ({flag}=VALUE)"
+            )
         on, value = parse_tracker(name, given, Path.cwd(), flag)
         if on:
             trackers[name] = value
@@ -69,15 +81,15 @@ def prepare(args, report_dir: Path) -> list:
         raise ReportError(str(error)) from None
 
 
-def log_merged(targets: list, report: dict, report_dir: Path, *, exitstatus: int,
-               gate: str | None, tolerances: dict, out: IO[str]) -> bool:
+def log_merged(
+    targets: list, report: dict, report_dir: Path, *, exitstatus: int, gate: str | None, tolerances: dict, out: IO[str]
+) -> bool:
     """Log the merged ``report`` (written in ``report_dir``) to ``targets``, print where each
     went to ``out``; whether every one succeeded."""
     if not targets:
         return True
     options = MergedRunOptions(gate=gate, tolerances=dict(tolerances))
-    run = TrackedRun(report=report, report_dir=Path(report_dir), options=options,
-                     exitstatus=exitstatus)
+    run = TrackedRun(report=report, report_dir=Path(report_dir), options=options, exitstatus=exitstatus)
     lines, failed = log_to_targets(targets, run, FLAGS)
     for text, _ in lines:
         out.write(text + "\n")
@@ -89,6 +101,8 @@ def refused_in_shards(arg: str) -> str | None:
     option = arg.split("=", 1)[0]
     for name, info in TRACKERS.items():
         if option == info.flag:
-            return (f"{info.flag}: each shard would log its own part of the run; log the merged "
-                    f"report once with submit's {FLAGS[name]} instead")
+            return (
+                f"{info.flag}: each shard would log its own part of the run; log the merged "
+                f"report once with submit's {FLAGS[name]} instead"
+            )
     return None

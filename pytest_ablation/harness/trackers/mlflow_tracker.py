@@ -58,7 +58,7 @@ def sqlite_file(uri: str) -> Path | None:
     from the current folder, as SQLAlchemy does), or None for another URI."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
     return Path(path).absolute() if path else None
 
 
@@ -68,7 +68,7 @@ def local_store(folder: Path) -> tuple[str, Path]:
     return f"sqlite:///{(folder / 'mlflow.db').as_posix()}", folder / "artifacts"
 
 
-def prepare(value: str | None, context: TrackerContext) -> "MlflowTarget":
+def prepare(value: str | None, context: TrackerContext) -> MlflowTarget:
     from mlflow.tracking import MlflowClient
 
     if value is None:
@@ -176,8 +176,11 @@ class MlflowTarget:
             client = MlflowClient(self.uri)
             experiment_id = self.experiment_id(client)
             profile = (report.get("profile") or {}).get("name")
-            tags = {"ablation.profile": str(profile), "ablation.gate": gate_outcome(report),
-                    "ablation.exit_status": str(run.exitstatus)}
+            tags = {
+                "ablation.profile": str(profile),
+                "ablation.gate": gate_outcome(report),
+                "ablation.exit_status": str(run.exitstatus),
+            }
             git = (report.get("environment") or {}).get("git") or {}
             if git.get("commit"):
                 tags["mlflow.source.git.commit"] = git["commit"]
@@ -202,7 +205,7 @@ class MlflowTarget:
         params = {}
         for key, value in flatten(run_config(report, run.options)).items():
             if len(value) > MAX_PARAM_LENGTH:
-                value = value[:MAX_PARAM_LENGTH - len(TRUNCATED)] + TRUNCATED
+                value = value[: MAX_PARAM_LENGTH - len(TRUNCATED)] + TRUNCATED
             params[safe_key(key.split("/"), KEY_CHARACTERS)] = value
         # log_batch splits what it is given into batches within MLflow's limits.
         client.log_batch(
@@ -214,9 +217,11 @@ class MlflowTarget:
         for name, (columns, rows) in tables(report).items():
             # The layout mlflow.log_table writes (pandas' "split"), which needs no pandas here;
             # the tag below is how MLflow tells a table artifact from another JSON file.
-            client.log_dict(run_id, {"columns": list(columns),
-                                     "data": [[row[c] for c in columns] for row in rows]},
-                            f"tables/{name}.json")
+            client.log_dict(
+                run_id,
+                {"columns": list(columns), "data": [[row[c] for c in columns] for row in rows]},
+                f"tables/{name}.json",
+            )
             client.log_text(run_id, to_csv(columns, rows), f"tables/{name}.csv")
             logged.append({"path": f"tables/{name}.json", "type": "table"})
         client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(logged))

@@ -13,7 +13,8 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ...stats.claims import VERDICTS, verdict_of
 
@@ -21,13 +22,39 @@ from ...stats.claims import VERDICTS, verdict_of
 # across runs. The full row (n, spread, MDE, adjusted p-value...) is in the results table.
 METRIC_FIELDS = ("value", "reference_value", "delta", "ci_low", "ci_high", "p_value")
 
-RESULT_COLUMNS = ("study", "variant", "reference", "metric", "direction", "value",
-                  "reference_value", "delta", "ci_low", "ci_high", "confidence", "n",
-                  "p_value", "p_adjusted", "family", "significant")
-CLAIM_COLUMNS = ("study", "variant", "metric", "claim", "margin", "verdict", "passed",
-                 "expected_failure", "family", "p_value", "p_adjusted", "n")
-GATE_COLUMNS = ("study", "variant", "metric", "status", "baseline", "current", "tolerance",
-                "direction", "reason")
+RESULT_COLUMNS = (
+    "study",
+    "variant",
+    "reference",
+    "metric",
+    "direction",
+    "value",
+    "reference_value",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "confidence",
+    "n",
+    "p_value",
+    "p_adjusted",
+    "family",
+    "significant",
+)
+CLAIM_COLUMNS = (
+    "study",
+    "variant",
+    "metric",
+    "claim",
+    "margin",
+    "verdict",
+    "passed",
+    "expected_failure",
+    "family",
+    "p_value",
+    "p_adjusted",
+    "n",
+)
+GATE_COLUMNS = ("study", "variant", "metric", "status", "baseline", "current", "tolerance", "direction", "reason")
 CASE_COLUMNS = ("study", "variant", "nodeid", "outcome", "reason")
 
 # The report's own files, by their names in the report folder and in the tracker's artifacts.
@@ -62,9 +89,12 @@ def claim_rows(report: dict) -> list[dict]:
         for variant in study.get("variants") or ():
             for claim in variant.get("expectations") or ():
                 row = {column: claim.get(column) for column in CLAIM_COLUMNS}
-                row.update(study=study.get("study"), variant=variant.get("variant"),
-                           verdict=verdict_of(claim),
-                           expected_failure=expected.get((study.get("study"), variant.get("variant"))))
+                row.update(
+                    study=study.get("study"),
+                    variant=variant.get("variant"),
+                    verdict=verdict_of(claim),
+                    expected_failure=expected.get((study.get("study"), variant.get("variant"))),
+                )
                 rows.append(row)
     return rows
 
@@ -105,14 +135,17 @@ def metric_values(report: dict) -> dict[tuple[str, str, str, str], float]:
 def run_numbers(report: dict) -> dict[str, float]:
     """Counts over the whole run: claims held and not, and the gate's verdict and counts."""
     claims = claim_rows(report)
-    numbers = {f"claims/{verdict}": float(sum(1 for c in claims if c["verdict"] == verdict))
-               for verdict in VERDICTS}
-    numbers.update({
-        "claims/not_supported_unexpected": float(sum(
-            1 for c in claims if c["verdict"] != "supported" and not c["expected_failure"])),
-        "claims/not_supported_expected": float(sum(
-            1 for c in claims if c["verdict"] != "supported" and c["expected_failure"])),
-    })
+    numbers = {f"claims/{verdict}": float(sum(1 for c in claims if c["verdict"] == verdict)) for verdict in VERDICTS}
+    numbers.update(
+        {
+            "claims/not_supported_unexpected": float(
+                sum(1 for c in claims if c["verdict"] != "supported" and not c["expected_failure"])
+            ),
+            "claims/not_supported_expected": float(
+                sum(1 for c in claims if c["verdict"] != "supported" and c["expected_failure"])
+            ),
+        }
+    )
     gate = report.get("gate")
     if gate is not None:
         numbers["gate/failed"] = float(bool(gate.get("failed")))
@@ -187,7 +220,7 @@ def safe_key(parts: Iterable[str], allowed: str) -> str:
     key = "/".join(cleaned)
     if len(key) > MAX_KEY_LENGTH:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
-        key = f"{key[:MAX_KEY_LENGTH - 9].rstrip('/.')}-{digest}"
+        key = f"{key[: MAX_KEY_LENGTH - 9].rstrip('/.')}-{digest}"
     return key
 
 
@@ -242,4 +275,3 @@ def project_name(rootdir: Path, forbidden: str = "", fallback: str = "pytest-abl
     with ``forbidden`` characters replaced."""
     name = "".join("-" if char in forbidden else char for char in Path(rootdir).name).strip()
     return name or fallback
-

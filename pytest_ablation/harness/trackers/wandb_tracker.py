@@ -27,7 +27,7 @@ from .rows import (
 )
 
 # Characters W&B refuses in a project name.
-PROJECT_FORBIDDEN = '/\\#?%:'
+PROJECT_FORBIDDEN = "/\\#?%:"
 # What a metric key keeps of a study, variant or metric name (others are replaced): the
 # names' own characters, less those W&B's charts treat specially.
 KEY_CHARACTERS = r"\w.=+\-"
@@ -46,7 +46,7 @@ def split_target(value: str | None) -> tuple[str | None, str | None]:
     return (entity or None) if sep else None, project
 
 
-def prepare(value: str | None, context: TrackerContext) -> "WandbTarget":
+def prepare(value: str | None, context: TrackerContext) -> WandbTarget:
     import wandb  # noqa: F401  (a missing or broken package stops the run here, at start-up)
 
     entity, project = split_target(value)
@@ -70,8 +70,7 @@ class WandbTarget:
             name=run_name(report),
             job_type="ablation",
             config=run_config(report, run.options),
-            tags=[f"profile:{(report.get('profile') or {}).get('name')}",
-                  f"gate:{gate_outcome(report)}"],
+            tags=[f"profile:{(report.get('profile') or {}).get('name')}", f"gate:{gate_outcome(report)}"],
             # Each pytest run is a run of its own, even where a process logs twice.
             reinit="create_new",
         )
@@ -102,19 +101,21 @@ class WandbTarget:
             step.update(run_numbers(report))
             for name, (columns, rows) in tables(report).items():
                 step[f"tables/{name}"] = wandb.Table(
-                    columns=list(columns), data=[[row[c] for c in columns] for row in rows],
+                    columns=list(columns),
+                    data=[[row[c] for c in columns] for row in rows],
                     allow_mixed_types=True,
                 )
             for study, variant, kind, path in previews(report, run.report_dir):
                 if kind == "animation":
                     step[safe_key(("previews", study, variant), KEY_CHARACTERS)] = wandb.Video(
-                        str(path), format="gif", caption=f"{study} {variant}")
+                        str(path), format="gif", caption=f"{study} {variant}"
+                    )
             wandb_run.log(step)
             wandb_run.summary["gate"] = gate_outcome(report)
             artifact = wandb.Artifact(
-                "ablation-report", type=ARTIFACT_TYPE,
-                metadata={"created": report.get("created"),
-                          "profile": (report.get("profile") or {}).get("name")},
+                "ablation-report",
+                type=ARTIFACT_TYPE,
+                metadata={"created": report.get("created"), "profile": (report.get("profile") or {}).get("name")},
             )
             for path, name in artifact_files(report, run.report_dir):
                 artifact.add_file(str(path), name=name)

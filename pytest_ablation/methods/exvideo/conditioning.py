@@ -25,8 +25,7 @@ def check_image(image: object, name: str = "image") -> torch.Tensor:
     height, width = image.shape[-2:]
     if height % 8 or width % 8 or height < 8 or width < 8:
         raise ValueError(
-            f"{name}: got {height}x{width}; height and width must be positive multiples of 8 "
-            "(the VAE downsamples by 8)"
+            f"{name}: got {height}x{width}; height and width must be positive multiples of 8 (the VAE downsamples by 8)"
         )
     if not bool(torch.isfinite(image).all()) or image.min() < 0 or image.max() > 1:
         raise ValueError(f"{name}: values must be finite and lie in [0, 1]")
@@ -39,8 +38,11 @@ def image_embeddings(image_encoder, feature_extractor, images: torch.Tensor) -> 
     # The encoder's own input size: 224 for SVD's, smaller for toy encoders.
     size = int(getattr(image_encoder.config, "image_size", CLIP_SIZE))
     pixels = F.interpolate(
-        images.to(torch.float32), size=(size, size), mode="bicubic",
-        align_corners=False, antialias=True,
+        images.to(torch.float32),
+        size=(size, size),
+        mode="bicubic",
+        align_corners=False,
+        antialias=True,
     ).clamp(0.0, 1.0)
     mean = torch.tensor(feature_extractor.image_mean, dtype=pixels.dtype, device=pixels.device)
     std = torch.tensor(feature_extractor.image_std, dtype=pixels.dtype, device=pixels.device)
@@ -71,7 +73,9 @@ def video_latents(vae, video: torch.Tensor, generator: torch.Generator | None, c
     return torch.cat(out) * vae.config.scaling_factor
 
 
-def added_time_ids(fps: int, motion_bucket_id: int, noise_aug_strength: float, batch: int, dtype, device) -> torch.Tensor:
+def added_time_ids(
+    fps: int, motion_bucket_id: int, noise_aug_strength: float, batch: int, dtype, device
+) -> torch.Tensor:
     # SVD was trained on fps - 1.
     ids = torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=dtype, device=device)
     return ids.repeat(batch, 1)

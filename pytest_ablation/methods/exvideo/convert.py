@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -48,20 +48,27 @@ _SUFFIXES: dict[str, str] = {
     "positional_embedding.embeddings": "time_proj.embeddings",
     "positional_conv.weight": "position_conv.weight",
     "positional_conv.bias": "position_conv.bias",
-    **{f"positional_embedding_proj.{a}.{w}": f"time_pos_embed.linear_{b}.{w}"
-       for a, b in (("0", "1"), ("2", "2")) for w in ("weight", "bias")},
-    **{f"{name}.{w}": f"{_T}{target}.{w}" for name, target in (
-        ("norm_in", "norm_in"),
-        ("act_fn_in.proj", "ff_in.net.0.proj"),
-        ("ff_in", "ff_in.net.2"),
-        ("norm1", "norm1"),
-        ("norm2", "norm2"),
-        ("norm_out", "norm3"),
-        ("act_fn_out.proj", "ff.net.0.proj"),
-        ("ff_out", "ff.net.2"),
-        ("attn1.to_out", "attn1.to_out.0"),
-        ("attn2.to_out", "attn2.to_out.0"),
-    ) for w in ("weight", "bias")},
+    **{
+        f"positional_embedding_proj.{a}.{w}": f"time_pos_embed.linear_{b}.{w}"
+        for a, b in (("0", "1"), ("2", "2"))
+        for w in ("weight", "bias")
+    },
+    **{
+        f"{name}.{w}": f"{_T}{target}.{w}"
+        for name, target in (
+            ("norm_in", "norm_in"),
+            ("act_fn_in.proj", "ff_in.net.0.proj"),
+            ("ff_in", "ff_in.net.2"),
+            ("norm1", "norm1"),
+            ("norm2", "norm2"),
+            ("norm_out", "norm3"),
+            ("act_fn_out.proj", "ff.net.0.proj"),
+            ("ff_out", "ff.net.2"),
+            ("attn1.to_out", "attn1.to_out.0"),
+            ("attn2.to_out", "attn2.to_out.0"),
+        )
+        for w in ("weight", "bias")
+    },
     **{f"attn{i}.{w}": f"{_T}attn{i}.{w}" for i in (1, 2) for w in _ATTENTION},
 }
 _PREFIXES = {v: k for k, v in EXSVD_BLOCKS.items()}
@@ -77,8 +84,14 @@ class CheckpointError(ValueError):
     """An ExSVD checkpoint that does not match the layout exactly; the message lists why."""
 
 
-def svd_xt_unet(max_frames: int = 128, *, device: str | torch.device = "meta", config: Mapping | None = None,
-                position: str = "trainable", identity_conv: bool = True):
+def svd_xt_unet(
+    max_frames: int = 128,
+    *,
+    device: str | torch.device = "meta",
+    config: Mapping | None = None,
+    position: str = "trainable",
+    identity_conv: bool = True,
+):
     """SVD-XT's UNet (or ``config``'s), extended: on the meta device it costs no memory."""
     from diffusers import UNetSpatioTemporalConditionModel
 
@@ -132,7 +145,9 @@ def to_exsvd_state_dict(state_dict: Mapping[str, torch.Tensor], unet=None) -> di
     names, checked the same way, e.g. to save a post-tuned UNet as an ExSVD file."""
     if not isinstance(state_dict, Mapping):
         raise CheckpointError(f"state_dict: got {type(state_dict).__name__}; expected a mapping of names to tensors")
-    unknown = [str(k) for k, v in state_dict.items() if _to_diffsynth_name(k) is None or not isinstance(v, torch.Tensor)]
+    unknown = [
+        str(k) for k, v in state_dict.items() if _to_diffsynth_name(k) is None or not isinstance(v, torch.Tensor)
+    ]
     known = {k: v for k, v in state_dict.items() if str(k) not in set(unknown)}
     checked = _checked(dict(known), unet, unknown, name_of=lambda n: n)
     return {_to_diffsynth_name(k): v for k, v in checked.items()}

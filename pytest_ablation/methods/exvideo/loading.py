@@ -10,7 +10,8 @@ ExSVD source a ``.safetensors`` file, a folder holding ``exsvd_file``, or a hub 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -19,8 +20,9 @@ from .release import EXSVD_FILE, EXSVD_REPO
 from .temporal import extend_unet, exvideo_parameter_names
 
 
-def exsvd_file(source: str = EXSVD_REPO, filename: str = EXSVD_FILE, *, revision: str | None = None,
-               local_files_only: bool = False) -> str:
+def exsvd_file(
+    source: str = EXSVD_REPO, filename: str = EXSVD_FILE, *, revision: str | None = None, local_files_only: bool = False
+) -> str:
     """The local path of the ExSVD weights ``source`` names (downloading a hub file once)."""
     expanded = os.path.expanduser(source)
     if os.path.isfile(expanded):
@@ -44,7 +46,8 @@ def read_exsvd(path: str) -> dict[str, torch.Tensor]:
 def install_exsvd(unet, state_dict: Mapping[str, torch.Tensor]) -> Any:
     """Extend ``unet`` (SVD-XT's) as ExSVD is and load a DiffSynth-format ExSVD state dict."""
     frames = {
-        t.shape[0] for k, t in state_dict.items()
+        t.shape[0]
+        for k, t in state_dict.items()
         if isinstance(k, str) and k.endswith("positional_embedding.embeddings") and hasattr(t, "shape")
     }
     if len(frames) != 1:
@@ -57,9 +60,7 @@ def install_exsvd(unet, state_dict: Mapping[str, torch.Tensor]) -> Any:
     )
     not_loaded = sorted(set(exvideo_parameter_names(unet)) & set(result.missing_keys))
     if result.unexpected_keys or not_loaded:
-        raise ValueError(
-            f"exsvd: loading left {not_loaded} unset and found unexpected {result.unexpected_keys}"
-        )
+        raise ValueError(f"exsvd: loading left {not_loaded} unset and found unexpected {result.unexpected_keys}")
     return unet
 
 

@@ -45,9 +45,7 @@ PING_PONG_LENGTH = 20
 
 def check_position(position: object) -> str:
     if not isinstance(position, str) or position not in POSITION_KINDS:
-        raise ValueError(
-            f"position: got {position!r}; expected one of {', '.join(map(repr, POSITION_KINDS))}"
-        )
+        raise ValueError(f"position: got {position!r}; expected one of {', '.join(map(repr, POSITION_KINDS))}")
     return position
 
 
@@ -95,26 +93,26 @@ def ping_pong_id(frame: int, trained: int = SVD_FRAMES, repeat: int | None = Non
     return trained - 2 * repeat + phase
 
 
-def ping_pong_ids(num_frames: int, trained: int = SVD_FRAMES, repeat: int | None = None) -> "torch.Tensor":
+def ping_pong_ids(num_frames: int, trained: int = SVD_FRAMES, repeat: int | None = None) -> torch.Tensor:
     import torch
 
     check_frames(num_frames)
     return torch.tensor([ping_pong_id(f, trained, repeat) for f in range(num_frames)], dtype=torch.long)
 
 
-def static_ids(num_frames: int) -> "torch.Tensor":
+def static_ids(num_frames: int) -> torch.Tensor:
     import torch
 
     return torch.arange(check_frames(num_frames))
 
 
-def cyclic_ids(num_frames: int, period: int = SVD_FRAMES) -> "torch.Tensor":
+def cyclic_ids(num_frames: int, period: int = SVD_FRAMES) -> torch.Tensor:
     import torch
 
     return torch.arange(check_frames(num_frames)) % check_frames(period, "period")
 
 
-def interpolated_ids(num_frames: int, trained: int = SVD_FRAMES) -> "torch.Tensor":
+def interpolated_ids(num_frames: int, trained: int = SVD_FRAMES) -> torch.Tensor:
     import torch
 
     ids = torch.arange(check_frames(num_frames))
@@ -123,7 +121,7 @@ def interpolated_ids(num_frames: int, trained: int = SVD_FRAMES) -> "torch.Tenso
     return ids.to(torch.float32) * ((trained - 1) / (num_frames - 1))
 
 
-def position_ids(position: str, num_frames: int, trained: int = SVD_FRAMES) -> "torch.Tensor":
+def position_ids(position: str, num_frames: int, trained: int = SVD_FRAMES) -> torch.Tensor:
     """The ids the fixed sinusoid is evaluated at for ``position`` on a model trained on
     ``trained`` frames (for ``trainable``: the ids its table is initialised at)."""
     kind = check_position(position)

@@ -39,17 +39,14 @@ def _whole_number(value: Any) -> bool:
 # not taken as true. (check, what is allowed)
 _RECIPE_TYPES = {
     "seed": (_whole_number, "a whole number >= 0 (TOML integer)"),
-    "gradient_checkpointing": (lambda v: isinstance(v, bool),
-                               "true or false (TOML booleans, unquoted)"),
+    "gradient_checkpointing": (lambda v: isinstance(v, bool), "true or false (TOML booleans, unquoted)"),
 }
 
 
 def _recipe(value: Any) -> TuningRecipe:
     names = [f.name for f in fields(TuningRecipe)]
     if not isinstance(value, dict):
-        raise ValueError(
-            f"methods.exvideo.recipe: got {value!r}; expected a table of {', '.join(names)}"
-        )
+        raise ValueError(f"methods.exvideo.recipe: got {value!r}; expected a table of {', '.join(names)}")
     for key in value:
         if key not in names:
             raise ValueError(
@@ -58,9 +55,7 @@ def _recipe(value: Any) -> TuningRecipe:
             )
     for name, (check, allowed) in _RECIPE_TYPES.items():
         if name in value and not check(value[name]):
-            raise ValueError(
-                f"methods.exvideo.recipe.{name}: got {value[name]!r}; expected {allowed}"
-            )
+            raise ValueError(f"methods.exvideo.recipe.{name}: got {value[name]!r}; expected {allowed}")
     try:
         return TuningRecipe(**value)
     except (TypeError, ValueError) as exc:

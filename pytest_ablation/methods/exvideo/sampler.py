@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 
@@ -37,7 +38,6 @@ from .temporal import exvideo_settings, is_extended
 
 # Bump when a change alters the videos for the same inputs; it is part of the cache identity.
 VERSION = "1"
-
 
 
 def code_digest() -> str | None:
@@ -99,7 +99,11 @@ class ExVideoSampler:
 
     # -- the generator protocol ---------------------------------------------------------
     def cache_identity(self) -> dict:
-        unet = self._unet if self._unet is not None else (self._components.loaded.unet if self._components.loaded else None)
+        unet = (
+            self._unet
+            if self._unet is not None
+            else (self._components.loaded.unet if self._components.loaded else None)
+        )
         return {
             "method": "exvideo-sampler",
             "version": VERSION,
@@ -147,10 +151,7 @@ class ExVideoSampler:
                     f"ExVideoSampler.sample_batch: the requests differ in {', '.join(differing)}; "
                     "a batch shares its settings"
                 )
-        images = [
-            self.image_source(request.height, request.width, generator=request.generator)
-            for request in requests
-        ]
+        images = [self.image_source(request.height, request.width, generator=request.generator) for request in requests]
         return self.batch(
             images,
             generators=[request.generator for request in requests],
@@ -182,8 +183,12 @@ class ExVideoSampler:
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
         return self.batch(
-            [image], generators=[generator], frames=frames, steps=steps,
-            guidance_scale=guidance_scale, fps=fps,
+            [image],
+            generators=[generator],
+            frames=frames,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            fps=fps,
         )[0]
 
     @torch.no_grad()
@@ -204,9 +209,7 @@ class ExVideoSampler:
         """
         images = [check_image(image) for image in images]
         if len(generators) != len(images):
-            raise ValueError(
-                f"generators: got {len(generators)} for {len(images)} images; give one per image"
-            )
+            raise ValueError(f"generators: got {len(generators)} for {len(images)} images; give one per image")
         if len({tuple(image.shape) for image in images}) > 1:
             raise ValueError("images: a batch's condition images must share one size")
         check_frames(frames, "frames")
@@ -230,9 +233,7 @@ class ExVideoSampler:
 
         embeddings, conds, noises = [], [], []
         for image, generator in zip(images, generators):
-            embeddings.append(
-                image_embeddings(parts.image_encoder, parts.feature_extractor, image[None]).to(dtype)
-            )
+            embeddings.append(image_embeddings(parts.image_encoder, parts.feature_extractor, image[None]).to(dtype))
             conds.append(condition_latents(parts.vae, image[None], self.noise_aug_strength, generator).to(dtype))
             # Drawn on the CPU, then moved: the same noise on every device.
             noises.append(torch.randn(shape, generator=generator, dtype=torch.float32))
@@ -249,8 +250,9 @@ class ExVideoSampler:
         with warnings.catch_warnings():
             # diffusers' Euler scheduler hands a torch tensor to np.array(), which numpy 2
             # warns about on every call: nothing a caller can change, so not shown.
-            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy",
-                                    category=DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", message="__array__ implementation doesn't accept a copy", category=DeprecationWarning
+            )
             scheduler.set_timesteps(steps, device=device)
         latents = torch.cat(noises).to(device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma

@@ -19,7 +19,7 @@ Names added to the UNet's state dict (per temporal transformer): ``time_proj.emb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,9 @@ class IdentityConv3d(nn.Conv3d):
     def _as_matmul(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         grid = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, C): a plain view of the caller's layout
-        grid = grid[:, _padded_index(t, x.device)][:, :, _padded_index(h, x.device)][:, :, :, _padded_index(w, x.device)]
+        grid = grid[:, _padded_index(t, x.device)][:, :, _padded_index(h, x.device)][
+            :, :, :, _padded_index(w, x.device)
+        ]
         taps = torch.stack(
             [grid[:, i : i + t, j : j + h, k : k + w] for i in range(3) for j in range(3) for k in range(3)], dim=-2
         )
@@ -141,8 +143,10 @@ class ExVideoSettings:
 
     def to_dict(self) -> dict:
         return {
-            "max_frames": self.max_frames, "position": self.position,
-            "identity_conv": self.identity_conv, "trained_frames": self.trained_frames,
+            "max_frames": self.max_frames,
+            "position": self.position,
+            "identity_conv": self.identity_conv,
+            "trained_frames": self.trained_frames,
         }
 
 
@@ -168,7 +172,9 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
     @property
     def exvideo_settings(self) -> ExVideoSettings:
         return ExVideoSettings(
-            self.exvideo_max_frames, self.exvideo_position, self.position_conv is not None,
+            self.exvideo_max_frames,
+            self.exvideo_position,
+            self.position_conv is not None,
             self.exvideo_trained_frames,
         )
 
@@ -210,12 +216,10 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
         batch_size = batch_frames // num_frames
 
         # Temporal cross-attention reads the first frame's image embedding at every pixel.
-        context = encoder_hidden_states[None, :].reshape(
-            batch_size, num_frames, -1, encoder_hidden_states.shape[-1]
-        )[:, 0]
-        time_context = context[:, None].broadcast_to(
-            batch_size, height * width, context.shape[-2], context.shape[-1]
-        )
+        context = encoder_hidden_states[None, :].reshape(batch_size, num_frames, -1, encoder_hidden_states.shape[-1])[
+            :, 0
+        ]
+        time_context = context[:, None].broadcast_to(batch_size, height * width, context.shape[-2], context.shape[-1])
         time_context = time_context.reshape(batch_size * height * width, -1, context.shape[-1])
 
         residual = hidden_states
@@ -228,12 +232,17 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
         recompute = torch.is_grad_enabled() and self.gradient_checkpointing
         for block, temporal_block in zip(self.transformer_blocks, self.temporal_transformer_blocks):
             if recompute:
-                hidden_states = checkpoint(
-                    block, hidden_states, None, encoder_hidden_states, use_reentrant=False
-                )
+                hidden_states = checkpoint(block, hidden_states, None, encoder_hidden_states, use_reentrant=False)
                 mixed = checkpoint(
-                    self._mix, hidden_states, emb, temporal_block, num_frames, height, width,
-                    time_context, use_reentrant=False,
+                    self._mix,
+                    hidden_states,
+                    emb,
+                    temporal_block,
+                    num_frames,
+                    height,
+                    width,
+                    time_context,
+                    use_reentrant=False,
                 )
             else:
                 hidden_states = block(hidden_states, encoder_hidden_states=encoder_hidden_states)
@@ -418,7 +427,9 @@ def load_exvideo_state_dict(unet: nn.Module, state_dict: dict[str, torch.Tensor]
     if missing or unexpected or wrong:
         raise ValueError(
             "ExVideo state dict does not fit this UNet (check max_frames, position and "
-            "identity_conv):" + _listing("missing", missing) + _listing("unexpected", unexpected)
+            "identity_conv):"
+            + _listing("missing", missing)
+            + _listing("unexpected", unexpected)
             + _listing("mis-shaped", wrong)
         )
     with torch.no_grad():

@@ -22,7 +22,8 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -168,8 +169,7 @@ def _parameter_groups(
     for name, param in trainable.items():
         part = exvideo_part(name)
         groups.setdefault(part if part in part_rates else None, []).append(param)
-    return [{"params": params, "lr": part_rates[part] if part is not None else lr}
-            for part, params in groups.items()]
+    return [{"params": params, "lr": part_rates[part] if part is not None else lr} for part, params in groups.items()]
 
 
 def _number(value: Any, name: str, minimum: float, strict: bool = False) -> float:
@@ -193,8 +193,10 @@ def deterministic_on(device: torch.device):
         return
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    was, was_warn_only = torch.are_deterministic_algorithms_enabled(), \
-        torch.is_deterministic_algorithms_warn_only_enabled()
+    was, was_warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
@@ -244,19 +246,18 @@ def post_tune(
         raise ValueError(f"seed: got {seed!r}; expected an integer >= 0")
     if not isinstance(gradient_checkpointing, bool):
         # A string such as "no" would be truthy: turn checkpointing on when asked for off.
-        raise ValueError(
-            f"gradient_checkpointing: got {gradient_checkpointing!r}; expected True or False"
-        )
+        raise ValueError(f"gradient_checkpointing: got {gradient_checkpointing!r}; expected True or False")
     settings = exvideo_settings(unet)  # refuses a UNet that extend_unet has not patched
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
-    data = videos if isinstance(videos, TuningData) else encode_videos(
-        components, videos, noise_aug_strength=noise_aug_strength, generator=generator
+    data = (
+        videos
+        if isinstance(videos, TuningData)
+        else encode_videos(components, videos, noise_aug_strength=noise_aug_strength, generator=generator)
     )
     if data.frames > settings.max_frames:
         raise ValueError(
-            f"videos: clips of {data.frames} frames; this UNet was extended to "
-            f"max_frames={settings.max_frames}"
+            f"videos: clips of {data.frames} frames; this UNet was extended to max_frames={settings.max_frames}"
         )
     if batch_size > data.clips:
         raise ValueError(f"batch_size: got {batch_size}; only {data.clips} clip(s) to draw from")
@@ -268,9 +269,10 @@ def post_tune(
     frozen = {n: p for n, p in named.items() if n not in wanted}
     flags = {n: p.requires_grad for n, p in named.items()}
     was_training = unet.training
-    had_checkpointing = bool(getattr(unet, "gradient_checkpointing", False) or any(
-        getattr(m, "gradient_checkpointing", False) for m in unet.modules()
-    ))
+    had_checkpointing = bool(
+        getattr(unet, "gradient_checkpointing", False)
+        or any(getattr(m, "gradient_checkpointing", False) for m in unet.modules())
+    )
     before = _checksums(frozen)
 
     unet.requires_grad_(False)

@@ -30,7 +30,8 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -62,7 +63,7 @@ NEW_PARTS = {"table": "time_proj.embeddings", "conv": "position_conv.weight"}
 _PART_RATE_FIELDS = {part: f"{part}_lr" for part in NEW_PARTS}
 
 
-def _code_digest(recipe: "TuningRecipe") -> str | None:
+def _code_digest(recipe: TuningRecipe) -> str | None:
     """The code that decides a tuned variant's videos, its clip source's included."""
     modules = [f"{__package__}.{part}" for part in _PARTS] + [__name__]
     if recipe.source != BUILTIN_SOURCE:
@@ -131,19 +132,13 @@ class TuningRecipe:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}: got {value!r}; expected a number > 0")
-        if not isinstance(self.source, str) or (
-            self.source != BUILTIN_SOURCE and ":" not in self.source
-        ):
-            raise ValueError(
-                f"source: got {self.source!r}; expected {BUILTIN_SOURCE!r} or "
-                "'package.module:function'"
-            )
+        if not isinstance(self.source, str) or (self.source != BUILTIN_SOURCE and ":" not in self.source):
+            raise ValueError(f"source: got {self.source!r}; expected {BUILTIN_SOURCE!r} or 'package.module:function'")
 
     def to_dict(self) -> dict:
         # A part rate left unset is not written, so a recipe without them keeps the digest
         # (and the cached tuning runs) it had before the part rates existed.
-        return {k: v for k, v in asdict(self).items()
-                if not (k in _PART_RATE_FIELDS.values() and v is None)}
+        return {k: v for k, v in asdict(self).items() if not (k in _PART_RATE_FIELDS.values() and v is None)}
 
     @property
     def part_lr(self) -> dict[str, float]:
@@ -199,8 +194,7 @@ def parse_config(config: Mapping[str, Any]) -> Variant:
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(
-            f"ExVideo variant: unknown configuration {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(CONFIG_KEYS)}"
+            f"ExVideo variant: unknown configuration {', '.join(map(repr, unknown))}; allowed: {', '.join(CONFIG_KEYS)}"
         )
     position = check_position(config.get("position", "trainable"))
     identity_conv = config.get("identity_conv", True)
@@ -210,9 +204,7 @@ def parse_config(config: Mapping[str, Any]) -> Variant:
             raise ValueError(f"{name}: got {value!r}; expected True or False")
     tuned_with = config.get("tuned_with") or {}
     if not isinstance(tuned_with, Mapping) or set(tuned_with) - {"position", "identity_conv"}:
-        raise ValueError(
-            f"tuned_with: got {tuned_with!r}; expected a dict with 'position' and/or 'identity_conv'"
-        )
+        raise ValueError(f"tuned_with: got {tuned_with!r}; expected a dict with 'position' and/or 'identity_conv'")
     if tuned_with and not tuned:
         raise ValueError("tuned_with: given with tuned=False; an untuned variant has no tuning configuration")
     tuned_from = config.get("tuned_from", "model")
@@ -373,8 +365,10 @@ class ExVideoVariants:
                 stored = self.store.tensors(key, compute) if self.store is not None else compute()
                 weights = dict(stored)
                 losses = weights.pop(_LOSSES, None)
-                change = {name[len(_CHANGE):]: round(float(weights.pop(name)), 6)
-                          for name in [n for n in weights if n.startswith(_CHANGE)]}
+                change = {
+                    name[len(_CHANGE) :]: round(float(weights.pop(name)), 6)
+                    for name in [n for n in weights if n.startswith(_CHANGE)]
+                }
                 if losses is not None and key not in self.tuning_results:
                     self.tuning_results[key] = {"losses": [round(float(v), 6) for v in losses]}
                 if change:
@@ -399,20 +393,18 @@ class ExVideoVariants:
             # The frozen encoders are the profile model's, whichever UNet the run tunes: the
             # exsvd kind shares them with SVD-XT. Every run's latents are kept (a study tunes
             # the runs of one arm in turn, then of the next): they are small next to a UNet.
-            self._data[run] = encode_videos(
-                self.components, clips, generator=torch.Generator().manual_seed(seed + 1)
-            )
+            self._data[run] = encode_videos(self.components, clips, generator=torch.Generator().manual_seed(seed + 1))
         return self._data[run]
 
-    def _tune(self, position: str, identity_conv: bool, run: int = 0, tuned_from: str = "model") -> dict[str, torch.Tensor]:
+    def _tune(
+        self, position: str, identity_conv: bool, run: int = 0, tuned_from: str = "model"
+    ) -> dict[str, torch.Tensor]:
         from .temporal import exvideo_state_dict, extend_unet
         from .tuning import post_tune
 
         r = self.recipe
         start, _ = self._start(tuned_from)
-        unet = extend_unet(
-            copy.deepcopy(start.unet), r.max_frames, position=position, identity_conv=identity_conv
-        )
+        unet = extend_unet(copy.deepcopy(start.unet), r.max_frames, position=position, identity_conv=identity_conv)
         initial = new_parts(exvideo_state_dict(unet))
         result = post_tune(
             unet,
@@ -452,15 +444,19 @@ class ExVideoVariants:
                 if variant.tuned:
                     weights = self.tuned_weights(*variant.tuning, run, variant.tuned_from)
                     unet = extend_unet(
-                        copy.deepcopy(start.unet), max_frames,
-                        position=variant.tuned_position, identity_conv=variant.tuned_identity_conv,
+                        copy.deepcopy(start.unet),
+                        max_frames,
+                        position=variant.tuned_position,
+                        identity_conv=variant.tuned_identity_conv,
                     )
                     load_exvideo_state_dict(unet, weights)
                     extend_unet(unet, max_frames, position=variant.position, identity_conv=variant.identity_conv)
                 else:
                     unet = extend_unet(
-                        copy.deepcopy(start.unet), max_frames,
-                        position=variant.position, identity_conv=variant.identity_conv,
+                        copy.deepcopy(start.unet),
+                        max_frames,
+                        position=variant.position,
+                        identity_conv=variant.identity_conv,
                     )
                 unet.eval()
                 unet.requires_grad_(False)
@@ -475,11 +471,13 @@ class ExVideoVariants:
         return ExVideoSampler(self.components, self.unet_for(parse_config(config), run), **self.sampler_options)
 
 
-
 def new_parts(weights: Mapping[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
     """ExVideo's new parts in a state dict, by kind (``NEW_PARTS``), in name order."""
-    return {part: [weights[n] for n in sorted(weights) if n.endswith(suffix)]
-            for part, suffix in NEW_PARTS.items() if any(n.endswith(suffix) for n in weights)}
+    return {
+        part: [weights[n] for n in sorted(weights) if n.endswith(suffix)]
+        for part, suffix in NEW_PARTS.items()
+        if any(n.endswith(suffix) for n in weights)
+    }
 
 
 def relative_change(initial: Mapping[str, list], tuned: Mapping[str, list]) -> dict[str, float]:
@@ -488,8 +486,10 @@ def relative_change(initial: Mapping[str, list], tuned: Mapping[str, list]) -> d
     sinusoid rows: 0.5 means the part moved by half its own size."""
     change = {}
     for part, before in initial.items():
-        ratios = [float((after.double() - first.double()).norm() / first.double().norm())
-                  for first, after in zip(before, tuned[part], strict=True)]
+        ratios = [
+            float((after.double() - first.double()).norm() / first.double().norm())
+            for first, after in zip(before, tuned[part], strict=True)
+        ]
         change[part] = sum(ratios) / len(ratios)
     return change
 
@@ -500,6 +500,13 @@ def relative_change(initial: Mapping[str, list], tuned: Mapping[str, list]) -> d
 # moves a parameter by about lr per step), so that the new parts can leave their
 # initialisation, in three tuning runs (the studies' unit).
 STANDARD_RECIPE = TuningRecipe(
-    steps=500, clips=8, frames=128, height=256, width=256, max_frames=128, lr=2e-4,
-    gradient_checkpointing=True, tuning_runs=3,
+    steps=500,
+    clips=8,
+    frames=128,
+    height=256,
+    width=256,
+    max_frames=128,
+    lr=2e-4,
+    gradient_checkpointing=True,
+    tuning_runs=3,
 )

@@ -18,13 +18,24 @@ from pytest_ablation.lazy import lazy_exports
 
 _EXPORTS = {
     "attention": (
-        "TemporalMomentumAttnProcessor", "install_tma", "tma_installed", "momentum_weights",
+        "TemporalMomentumAttnProcessor",
+        "install_tma",
+        "tma_installed",
+        "momentum_weights",
         "self_attention_names",
     ),
     "noise": (
-        "DependencyNoise", "dependency_noise", "divergence", "expected_correlation",
-        "independent_noise", "mixed_noise", "progressive_noise", "pyoco_alpha",
-        "DEPENDENCY_METHODS", "noise_statistics", "lambda_for_correlation",
+        "DependencyNoise",
+        "dependency_noise",
+        "divergence",
+        "expected_correlation",
+        "independent_noise",
+        "mixed_noise",
+        "progressive_noise",
+        "pyoco_alpha",
+        "DEPENDENCY_METHODS",
+        "noise_statistics",
+        "lambda_for_correlation",
     ),
     "sampler": ("ZS2Sampler", "NOISE_METHODS", "DEFAULT_LAMBDA", "VERSION"),
 }

@@ -45,10 +45,7 @@ def check_real(value: Any, where: str, allowed: str) -> float:
 def check_momentum(momentum: Any, where: str = "momentum") -> float:
     value = check_real(momentum, where, "a number in [0, 1]")
     if not (0.0 <= value <= 1.0):  # also refuses NaN
-        raise ValueError(
-            f"{where} must be in [0, 1] (0: self-attention, 1: cross-frame "
-            f"attention), got {momentum!r}"
-        )
+        raise ValueError(f"{where} must be in [0, 1] (0: self-attention, 1: cross-frame attention), got {momentum!r}")
     return value
 
 
@@ -95,9 +92,7 @@ class TemporalMomentumAttnProcessor:
     def weights(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         key = (dtype, device)
         if key not in self._weights:
-            self._weights[key] = momentum_weights(
-                self.momentum, self.num_frames, dtype=dtype, device=device
-            )
+            self._weights[key] = momentum_weights(self.momentum, self.num_frames, dtype=dtype, device=device)
         return self._weights[key]
 
     def mix(self, states: torch.Tensor) -> torch.Tensor:
@@ -141,12 +136,8 @@ class TemporalMomentumAttnProcessor:
             hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
         )
         if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(
-                attention_mask, sequence_length, batch_size
-            )
-            attention_mask = attention_mask.view(
-                batch_size, attn.heads, -1, attention_mask.shape[-1]
-            )
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
 
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
@@ -186,9 +177,7 @@ class TemporalMomentumAttnProcessor:
         hidden_states = attn.to_out[1](hidden_states)
 
         if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(
-                batch_size, channel, height, width
-            )
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
@@ -197,10 +186,7 @@ class TemporalMomentumAttnProcessor:
 def self_attention_names(unet: Any) -> list[str]:
     """Names (as in ``unet.attn_processors``) of the self-attention layers, ``*.attn1``."""
     if not hasattr(unet, "attn_processors"):
-        raise TypeError(
-            "install_tma needs a diffusers model with attention processors, "
-            f"got {type(unet).__name__}"
-        )
+        raise TypeError(f"install_tma needs a diffusers model with attention processors, got {type(unet).__name__}")
     return [name for name in unet.attn_processors if name.endswith("attn1.processor")]
 
 

@@ -102,13 +102,9 @@ def check_shape(shape: Any, where: str = "shape") -> tuple[int, ...]:
     except (TypeError, ValueError):
         dims, valid = (), False
     if not valid or len(dims) < 3:
-        raise ValueError(
-            f"{where} must be (batch, frames, ...) with at least 3 dimensions, got {shape!r}"
-        )
+        raise ValueError(f"{where} must be (batch, frames, ...) with at least 3 dimensions, got {shape!r}")
     if any(d < 1 for d in dims):
-        raise ValueError(
-            f"{where}: every dimension must be >= 1 (frames < 1 is no video), got {dims}"
-        )
+        raise ValueError(f"{where}: every dimension must be >= 1 (frames < 1 is no video), got {dims}")
     return dims
 
 
@@ -290,16 +286,12 @@ def dependency_noise(
     dims = check_shape(shape)
     lam = check_lambda(lam)
     if method not in DEPENDENCY_METHODS:
-        raise ValueError(
-            f"method must be one of {', '.join(map(repr, DEPENDENCY_METHODS))}, got {method!r}"
-        )
+        raise ValueError(f"method must be one of {', '.join(map(repr, DEPENDENCY_METHODS))}, got {method!r}")
     batch, frames = dims[0], dims[1]
     first = _draw((batch, *dims[2:]), generator)
     if method == "analytic":
         a = expected_correlation(lam) ** 2
-        fresh = torch.cat(
-            [first.unsqueeze(1), _draw((batch, frames - 1, *dims[2:]), generator)], dim=1
-        )
+        fresh = torch.cat([first.unsqueeze(1), _draw((batch, frames - 1, *dims[2:]), generator)], dim=1)
         alphas = torch.full((batch, frames - 1), a, dtype=torch.float64)
         noise = _chain(fresh, alphas)
     else:
@@ -313,16 +305,11 @@ def dependency_noise(
             if lam == 0.0:
                 alpha = torch.ones_like(alpha)
             a = alpha.to(prev.device)
-            step = (
-                a.sqrt().view(view) * prev.double()
-                + (1.0 - a).sqrt().view(view) * fresh.view(prev.shape).double()
-            )
+            step = a.sqrt().view(view) * prev.double() + (1.0 - a).sqrt().view(view) * fresh.view(prev.shape).double()
             chain.append(step.float())
             found.append(alpha)
         noise = torch.stack(chain, dim=1)
-        alphas = (
-            torch.stack(found, dim=1) if found else torch.zeros((batch, 0), dtype=torch.float64)
-        )
+        alphas = torch.stack(found, dim=1) if found else torch.zeros((batch, 0), dtype=torch.float64)
     noise = _finish(noise, dtype, device)
     return DependencyNoise(noise, alphas.cpu()) if return_alphas else noise
 
@@ -354,9 +341,7 @@ def _achieved(method: str, lam: float, shape: tuple, seed: int) -> float:
     return noise_statistics(dependency_noise(shape, lam, method, generator))["correlation"]
 
 
-def lambda_for_correlation(
-    correlation: float, method: str, shape, *, seed: int = 0, steps: int = 24
-) -> float:
+def lambda_for_correlation(correlation: float, method: str, shape, *, seed: int = 0, steps: int = 24) -> float:
     """The ``lam`` at which ``method`` reaches consecutive-frame ``correlation`` on noise of
     ``shape`` (B, F, ...), so that noise models can be compared at equal dependency.
 
@@ -371,9 +356,7 @@ def lambda_for_correlation(
     if not 0.0 <= rho <= 1.0:
         raise ValueError(f"correlation must be in [0, 1], got {correlation!r}")
     if method not in DEPENDENCY_METHODS:
-        raise ValueError(
-            f"method must be one of {', '.join(map(repr, DEPENDENCY_METHODS))}, got {method!r}"
-        )
+        raise ValueError(f"method must be one of {', '.join(map(repr, DEPENDENCY_METHODS))}, got {method!r}")
     if method == "analytic":
         return SQRT_E * (1.0 - rho)
     dims = check_shape(shape)

@@ -81,9 +81,7 @@ def _guidance(value: Any) -> float:
 
 def check_noise_method(noise: Any) -> str:
     if noise not in NOISE_METHODS:
-        raise ValueError(
-            f"noise must be one of {', '.join(map(repr, NOISE_METHODS))}, got {noise!r}"
-        )
+        raise ValueError(f"noise must be one of {', '.join(map(repr, NOISE_METHODS))}, got {noise!r}")
     return noise
 
 
@@ -133,10 +131,19 @@ class ZS2Sampler:
         self._components = DeferredComponents(components)
         self.defaults = self._checked(
             dict(
-                momentum=momentum, noise=noise, lam=lam, alpha=alpha, correlation=correlation,
-                frames=frames, steps=steps,
-                guidance_scale=guidance_scale, height=height, width=width, seed=seed,
-                negative_prompt=negative_prompt, decode_chunk_size=decode_chunk_size,
+                momentum=momentum,
+                noise=noise,
+                lam=lam,
+                alpha=alpha,
+                correlation=correlation,
+                frames=frames,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                height=height,
+                width=width,
+                seed=seed,
+                negative_prompt=negative_prompt,
+                decode_chunk_size=decode_chunk_size,
                 progress=progress,
             )
         )
@@ -211,8 +218,7 @@ class ZS2Sampler:
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
             raise ValueError(
-                f"ZS2Sampler: unknown configuration {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(CONFIG_KEYS)}"
+                f"ZS2Sampler: unknown configuration {', '.join(map(repr, unknown))}; allowed: {', '.join(CONFIG_KEYS)}"
             )
         shared = ("frames", "steps", "height", "width", "guidance_scale", "config")
         for request in requests[1:]:
@@ -241,9 +247,7 @@ class ZS2Sampler:
         return self.sample(prompt, **overrides)
 
     # -- sampling -----------------------------------------------------------------------
-    def sample(
-        self, prompt: str, *, generator: torch.Generator | None = None, **overrides: Any
-    ) -> torch.Tensor:
+    def sample(self, prompt: str, *, generator: torch.Generator | None = None, **overrides: Any) -> torch.Tensor:
         """One video ``(F, 3, H, W)`` in [0, 1], float32 on the CPU.
 
         ``generator`` (a CPU ``torch.Generator``) drives every random draw; without one, a
@@ -270,19 +274,14 @@ class ZS2Sampler:
                 raise ValueError(f"prompt must be a string, got {prompt!r}")
         generators = list(generators) if generators is not None else [None] * len(prompts)
         if len(generators) != len(prompts):
-            raise ValueError(
-                f"generators: got {len(generators)} for {len(prompts)} prompts; give one per prompt"
-            )
+            raise ValueError(f"generators: got {len(generators)} for {len(prompts)} prompts; give one per prompt")
         unknown = sorted(set(overrides) - set(self.defaults))
         if unknown:
             raise ValueError(
-                f"ZS2Sampler: unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(self.defaults)}"
+                f"ZS2Sampler: unknown option(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(self.defaults)}"
             )
         o = self._checked({**self.defaults, **overrides})
-        generators = [
-            g if g is not None else torch.Generator("cpu").manual_seed(o["seed"]) for g in generators
-        ]
+        generators = [g if g is not None else torch.Generator("cpu").manual_seed(o["seed"]) for g in generators]
         parts = self.components
         unet, vae = parts.unet, parts.vae
         device, dtype = unet.device, unet.dtype
@@ -291,8 +290,7 @@ class ZS2Sampler:
         width = o["width"] or unet.config.sample_size * scale
         if height % scale or width % scale:
             raise ValueError(
-                f"height and width must be multiples of {scale} (the VAE's downscaling), "
-                f"got {height}x{width}"
+                f"height and width must be multiples of {scale} (the VAE's downscaling), got {height}x{width}"
             )
         frames = o["frames"]
         guided = o["guidance_scale"] > 1.0
@@ -314,9 +312,7 @@ class ZS2Sampler:
                 # Stochastic schedulers draw per step; in a batch, each frame from its video's
                 # generator (diffusers takes one generator per batch row).
                 step_kwargs["generator"] = (
-                    generators[0]
-                    if len(generators) == 1
-                    else [g for g in generators for _ in range(frames)]
+                    generators[0] if len(generators) == 1 else [g for g in generators for _ in range(frames)]
                 )
             timesteps = scheduler.timesteps
             if o["progress"]:
@@ -333,14 +329,11 @@ class ZS2Sampler:
                         prediction = uncond + o["guidance_scale"] * (cond - uncond)
                     latents = scheduler.step(prediction, t, latents, **step_kwargs).prev_sample
             return [
-                self._decode(vae, video_latents, o["decode_chunk_size"])
-                for video_latents in latents.split(frames)
+                self._decode(vae, video_latents, o["decode_chunk_size"]) for video_latents in latents.split(frames)
             ], details
 
     @staticmethod
-    def initial_noise(
-        shape: tuple, options: Mapping[str, Any], generator: torch.Generator
-    ) -> torch.Tensor:
+    def initial_noise(shape: tuple, options: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
         """``(1, F, C, h, w)`` initial latents for ``options["noise"]``, drawn on the CPU."""
         method = options["noise"]
         if method in DEPENDENCY_METHODS:
@@ -377,9 +370,7 @@ class ZS2Sampler:
         return details
 
     @classmethod
-    def _encode_batch(
-        cls, parts, prompts: list[str], negative: str, frames: int, guided: bool, device
-    ) -> torch.Tensor:
+    def _encode_batch(cls, parts, prompts: list[str], negative: str, frames: int, guided: bool, device) -> torch.Tensor:
         """Text conditioning for ``[uncond videos..., cond videos...]``, frames contiguous."""
         # Each prompt is encoded as it is alone, so a batch does not change its embedding.
         per_video = [cls._encode(parts, p, negative, frames, guided, device) for p in prompts]
@@ -389,9 +380,7 @@ class ZS2Sampler:
         return torch.cat([video[b] for b in range(len(branches[0])) for video in branches])
 
     @staticmethod
-    def _encode(
-        parts, prompt: str, negative: str, frames: int, guided: bool, device
-    ) -> torch.Tensor:
+    def _encode(parts, prompt: str, negative: str, frames: int, guided: bool, device) -> torch.Tensor:
         texts = [negative, prompt] if guided else [prompt]
         tokens = parts.tokenizer(
             texts,

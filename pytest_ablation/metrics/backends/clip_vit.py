@@ -78,7 +78,7 @@ def read_state_dict(path: Path, arch: str) -> dict[str, torch.Tensor]:
     state = {}
     for name, tensor in loaded.items():
         if name.startswith("module."):
-            name = name[len("module."):]
+            name = name[len("module.") :]
         if name not in _JIT_EXTRAS:
             state[name] = tensor
     return state

@@ -104,7 +104,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for name, tensor in loaded.items():
         for prefix in ("module.", "backbone."):
             if name.startswith(prefix):
-                name = name[len(prefix):]
+                name = name[len(prefix) :]
         if not name.startswith("head."):
             state[name] = tensor
     return state

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -65,12 +66,20 @@ class Unit3D(nn.Module):
     """Convolution (no bias) with SAME padding, batch norm, ReLU; the logits layer keeps its
     bias and has neither norm nor activation."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel=(1, 1, 1), stride=(1, 1, 1),
-                 *, batch_norm: bool = True, bias: bool = False, activation: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel=(1, 1, 1),
+        stride=(1, 1, 1),
+        *,
+        batch_norm: bool = True,
+        bias: bool = False,
+        activation: bool = True,
+    ):
         super().__init__()
         self.kernel, self.stride, self.activation = tuple(kernel), tuple(stride), activation
-        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0,
-                                bias=bias)
+        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=bias)
         # eps as in the TF checkpoint; momentum only matters for training.
         self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=0.01) if batch_norm else None
 
@@ -109,9 +118,7 @@ class InceptionBlock(nn.Module):
         self.out_channels = w0 + w1b + w2b + w3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], 1
-        )
+        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], 1)
 
 
 # (name, kind, arguments) in forward order: Carreira & Zisserman 2017, Fig. 3; Inception
@@ -185,7 +192,7 @@ def _state_dict_of(loaded: Any, path: Path) -> dict:
             f"I3D (i3d_torchscript.pt), found {type(loaded).__name__}"
         )
     # Checkpoints saved from nn.DataParallel prefix every key with "module.".
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in loaded.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in loaded.items()}
 
 
 def load_state_dict_into(model: InceptionI3d, state: dict, path: Path | str = "state dict") -> None:
@@ -208,20 +215,19 @@ class I3DFeatures:
     less to stay fast (the numbers are then not FVD's).
     """
 
-    def __init__(self, model: Any, *, kind: str, device: Any = "cpu", size: int = STANDARD_SIZE,
-                 batch_size: int = 8):
+    def __init__(self, model: Any, *, kind: str, device: Any = "cpu", size: int = STANDARD_SIZE, batch_size: int = 8):
         self.model, self.kind, self.device = model, kind, torch.device(device)
         self.size, self.batch_size = int(size), int(batch_size)
 
     def preprocess(self, video: torch.Tensor) -> torch.Tensor:
         """(F, 3, H, W) uint8, or float in [0, 1] -> (3, F, size, size) float in [-1, 1]."""
         if video.ndim != 4 or video.shape[1] != 3:
-            raise ValueError(f"I3D expects a video (frames, 3, height, width), got shape "
-                             f"{tuple(video.shape)}")
+            raise ValueError(f"I3D expects a video (frames, 3, height, width), got shape {tuple(video.shape)}")
         frames = video.float() / 255.0 if video.dtype == torch.uint8 else video.float()
         if (frames.shape[2], frames.shape[3]) != (self.size, self.size):
-            frames = F.interpolate(frames, size=(self.size, self.size), mode="bilinear",
-                                   align_corners=False, antialias=False)
+            frames = F.interpolate(
+                frames, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False
+            )
         return (frames * 2.0 - 1.0).permute(1, 0, 2, 3).contiguous()
 
     @torch.no_grad()
@@ -229,7 +235,7 @@ class I3DFeatures:
         """Features (N, 400) as float64, in the order of ``videos``."""
         out = []
         for start in range(0, len(videos), self.batch_size):
-            batch = torch.stack([self.preprocess(v) for v in videos[start:start + self.batch_size]])
+            batch = torch.stack([self.preprocess(v) for v in videos[start : start + self.batch_size]])
             batch = batch.to(self.device)
             if self.kind == "torchscript":
                 features = self.model(batch, rescale=False, resize=False, return_features=True)
@@ -240,8 +246,7 @@ class I3DFeatures:
             return np.zeros((0, FEATURE_DIM))
         features = np.concatenate(out)
         if features.ndim != 2:
-            raise ValueError(f"the I3D model returned features of shape {features.shape}; "
-                             "expected (videos, 400)")
+            raise ValueError(f"the I3D model returned features of shape {features.shape}; expected (videos, 400)")
         return features
 
 

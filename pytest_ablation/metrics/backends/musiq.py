@@ -49,8 +49,7 @@ def preprocess(frames: torch.Tensor) -> torch.Tensor:
         scale = LONGER_SIDE / max(height, width)
         size = (int(scale * height), int(scale * width))
         # What torchvision's Resize(size, antialias=False) does on a float tensor.
-        frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False,
-                               antialias=False)
+        frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=False)
     return frames / 255.0
 
 

@@ -47,14 +47,13 @@ def evaluate(inp: MetricInput) -> Score:
     # torch.mean over the float32 scores, as VBench takes it.
     value = per_frame.mean().item()
     return Score(
-        value, tuple(per_frame.tolist()),
+        value,
+        tuple(per_frame.tolist()),
         {"per": "frame", "precision": str(tower.dtype).removeprefix("torch.")},
     )
 
 
-def aesthetic_quality_per_frame(
-    video: torch.Tensor, device: str | torch.device | None = None
-) -> list[float]:
+def aesthetic_quality_per_frame(video: torch.Tensor, device: str | torch.device | None = None) -> list[float]:
     """One value per frame: the LAION rating / 10."""
     from pytest_ablation.metrics.inputs import MetricInput
 
@@ -78,8 +77,7 @@ SPEC = MetricSpec(
     # hundredth is a tenth of a rating point, far above float16/float32 differences.
     tolerance=0.01,
     definition=(
-        "mean over frames of LAION aesthetic head(normalised CLIP ViT-L/14 features) / 10 "
-        "(VBench preprocessing)"
+        "mean over frames of LAION aesthetic head(normalised CLIP ViT-L/14 features) / 10 (VBench preprocessing)"
     ),
     source="VBench aesthetic_quality",
     backend=(

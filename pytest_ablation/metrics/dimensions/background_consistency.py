@@ -40,23 +40,20 @@ def evaluate(inp: MetricInput) -> Score:
     features = vbench.encode(inp.uint8_frames, vbench.clip_input, model)
     per_frame = vbench.consistency_per_frame(features)
     return Score(
-        vbench.mean(per_frame), tuple(per_frame),
+        vbench.mean(per_frame),
+        tuple(per_frame),
         {"per": "frame t>=1", "precision": str(model.dtype).removeprefix("torch.")},
     )
 
 
-def background_consistency_per_frame(
-    video: torch.Tensor, device: str | torch.device | None = None
-) -> list[float]:
+def background_consistency_per_frame(video: torch.Tensor, device: str | torch.device | None = None) -> list[float]:
     """One value per frame t >= 1."""
     from pytest_ablation.metrics.inputs import MetricInput
 
     return list(evaluate(MetricInput(video, device=device)).per_frame)
 
 
-def background_consistency(
-    video: torch.Tensor, device: str | torch.device | None = None
-) -> float:
+def background_consistency(video: torch.Tensor, device: str | torch.device | None = None) -> float:
     """VBench's background consistency of one video, on OpenAI CLIP ViT-B/32 features
     (weights from ``PYTEST_ABLATION_WEIGHTS_CLIP_VITB32`` or the Hugging Face cache)."""
     from pytest_ablation.metrics.inputs import MetricInput

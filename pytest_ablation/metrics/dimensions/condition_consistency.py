@@ -22,9 +22,7 @@ def evaluate(inp: MetricInput) -> Score:
     return Score(per_frame.double().mean().item(), tuple(per_frame.tolist()), {"per": "frame"})
 
 
-def condition_consistency_per_frame(
-    video: torch.Tensor, image: torch.Tensor, model: ClipModel
-) -> list[float]:
+def condition_consistency_per_frame(video: torch.Tensor, image: torch.Tensor, model: ClipModel) -> list[float]:
     from pytest_ablation.metrics.inputs import MetricInput
 
     return list(evaluate(MetricInput(video, image=image, clip=model)).per_frame)

@@ -41,9 +41,7 @@ def evaluate(inp: MetricInput) -> Score:
     scale = min(height, width) / 256.0
     flows = consecutive_flows(inp.uint8_frames)
     per_pair = np.array([top_mean_magnitude(f) for f in flows]) / scale
-    return Score(
-        float(per_pair.mean()), tuple(per_pair.tolist()), {"per": "pair", "flow": "opencv-dis"}
-    )
+    return Score(float(per_pair.mean()), tuple(per_pair.tolist()), {"per": "pair", "flow": "opencv-dis"})
 
 
 def dynamic_degree_per_pair(video: torch.Tensor) -> list[float]:
@@ -66,10 +64,7 @@ SPEC = MetricSpec(
     # Informational, never gated; one pixel per 256 px of short side is the smallest
     # motion change worth mentioning in a report.
     tolerance=1.0,
-    definition=(
-        "mean over pairs of the mean optical-flow magnitude of the top 5% vectors, divided by "
-        "min(H, W) / 256"
-    ),
+    definition=("mean over pairs of the mean optical-flow magnitude of the top 5% vectors, divided by min(H, W) / 256"),
     source="VBench dynamic_degree (RAFT there; OpenCV DIS flow here)",
     backend="OpenCV DIS optical flow",
     needs=(),

@@ -21,7 +21,8 @@ model is the mean verdict over its videos, which a study's mean over prompts rep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -153,9 +154,7 @@ SPEC = MetricSpec(
         "mean RAFT flow magnitude above 6 min(H, W) / 256, else 0"
     ),
     source="VBench dynamic_degree",
-    backend=(
-        "RAFT optical flow, torchvision raft_large (weights: PYTEST_ABLATION_WEIGHTS_RAFT_LARGE)"
-    ),
+    backend=("RAFT optical flow, torchvision raft_large (weights: PYTEST_ABLATION_WEIGHTS_RAFT_LARGE)"),
     needs=(),
     weights=("raft-large",),
     version="1",

@@ -34,7 +34,8 @@ computes one value per variant (``Comparison.set_metric("fvd")``), never a paire
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from pytest_ablation.metrics.registry import MetricSpec
 
@@ -63,7 +64,7 @@ class GaussianStats:
     count: int
 
     @classmethod
-    def of(cls, features: np.ndarray) -> "GaussianStats":
+    def of(cls, features: np.ndarray) -> GaussianStats:
         import numpy as np
 
         features = _features(features, "features")
@@ -77,10 +78,7 @@ def _features(features, name: str) -> np.ndarray:
     if features.ndim != 2:
         raise ValueError(f"{name} must be a (videos, dimensions) array, got shape {features.shape}")
     if len(features) < 2:
-        raise ValueError(
-            f"{name}: FVD needs at least 2 videos per set to estimate a covariance, got "
-            f"{len(features)}"
-        )
+        raise ValueError(f"{name}: FVD needs at least 2 videos per set to estimate a covariance, got {len(features)}")
     if not np.all(np.isfinite(features)):
         raise ValueError(f"{name} holds NaN or infinite values")
     return features
@@ -111,8 +109,7 @@ def frechet_distance(mu1, s1, mu2, s2) -> float:
     s1, s2 = np.asarray(s1, np.float64), np.asarray(s2, np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
         raise ValueError(
-            f"frechet_distance: shapes do not match: means {mu1.shape}, {mu2.shape}; "
-            f"covariances {s1.shape}, {s2.shape}"
+            f"frechet_distance: shapes do not match: means {mu1.shape}, {mu2.shape}; covariances {s1.shape}, {s2.shape}"
         )
     diff = mu1 - mu2
     value = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2)
@@ -132,8 +129,7 @@ def feature_distance(x1: np.ndarray, x2: np.ndarray) -> float:
         raise ValueError(f"feature dimensions differ: {x1.shape[1]} and {x2.shape[1]}")
     n1, n2, d = len(x1), len(x2), x1.shape[1]
     if n1 * n2 > d * d:
-        return frechet_distance(x1.mean(0), np.cov(x1, rowvar=False),
-                                x2.mean(0), np.cov(x2, rowvar=False))
+        return frechet_distance(x1.mean(0), np.cov(x1, rowvar=False), x2.mean(0), np.cov(x2, rowvar=False))
     mu1, mu2 = x1.mean(0), x2.mean(0)
     a1, a2 = x1 - mu1, x2 - mu2
     # S = A^T A / (n - 1): Tr S is the squared Frobenius norm, and the eigenvalues of S1 S2
@@ -226,7 +222,7 @@ class SetMetricResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, entry: dict) -> "SetMetricResult":
+    def from_dict(cls, entry: dict) -> SetMetricResult:
         return cls(**{name: entry.get(name) for name in cls.__dataclass_fields__})
 
 
@@ -255,9 +251,18 @@ def fvd(
         value = feature_distance(x1, x2)
         low, high, _ = bootstrap(x1, x2, resamples=resamples, seed=seed, confidence=confidence)
     return SetMetricResult(
-        metric="fvd", value=value, low=low, high=high, confidence=confidence, n_variant=n1,
-        n_reference=n2, reference=reference, is_reference=same_set, resamples=resamples,
-        seed=seed, warning=small_set_warning(n1, n2, minimum),
+        metric="fvd",
+        value=value,
+        low=low,
+        high=high,
+        confidence=confidence,
+        n_variant=n1,
+        n_reference=n2,
+        reference=reference,
+        is_reference=same_set,
+        resamples=resamples,
+        seed=seed,
+        warning=small_set_warning(n1, n2, minimum),
     )
 
 

@@ -56,10 +56,7 @@ SPEC = MetricSpec(
     # MUSIQ / 100: VBench separates models by 0.01-0.05; float and device differences on the
     # same frames move it by far less than 0.005.
     tolerance=0.005,
-    definition=(
-        "mean over frames of MUSIQ(SPAQ) / 100, frames with a longer side above 512 px resized "
-        "to 512"
-    ),
+    definition=("mean over frames of MUSIQ(SPAQ) / 100, frames with a longer side above 512 px resized to 512"),
     source="VBench imaging_quality",
     backend="MUSIQ through pyiqa (weights: PYTEST_ABLATION_WEIGHTS_MUSIQ)",
     needs=(),

@@ -44,10 +44,7 @@ def evaluate(inp: MetricInput) -> Score:
         mid = interpolator(kept[:-1], kept[1:])
     if not isinstance(mid, torch.Tensor) or tuple(mid.shape) != tuple(kept[:-1].shape):
         got = tuple(mid.shape) if isinstance(mid, torch.Tensor) else type(mid).__name__
-        raise ValueError(
-            f"interpolator {name!r} returned {got}, expected a tensor of shape "
-            f"{tuple(kept[:-1].shape)}"
-        )
+        raise ValueError(f"interpolator {name!r} returned {got}, expected a tensor of shape {tuple(kept[:-1].shape)}")
     if not bool(torch.isfinite(mid).all()):
         raise ValueError(f"interpolator {name!r} returned NaN or infinite values")
     predicted = to_uint8(mid.clamp(0, 1)).astype(np.int16)
@@ -60,9 +57,7 @@ def evaluate(inp: MetricInput) -> Score:
     )
 
 
-def motion_smoothness_per_frame(
-    video: torch.Tensor, interpolator: Interpolator | None = None
-) -> list[float]:
+def motion_smoothness_per_frame(video: torch.Tensor, interpolator: Interpolator | None = None) -> list[float]:
     """One value per interpolated odd frame (1, 3, 5, ...)."""
     from pytest_ablation.metrics.inputs import MetricInput
 
@@ -82,9 +77,7 @@ SPEC = MetricSpec(
     name="motion_smoothness",
     direction="higher",
     tolerance=0.002,  # same units as temporal_flickering
-    definition=(
-        "(255 - mean |odd frame - interpolation of its even neighbours|) / 255 on uint8 frames"
-    ),
+    definition=("(255 - mean |odd frame - interpolation of its even neighbours|) / 255 on uint8 frames"),
     source=(
         "VBench motion_smoothness (AMT interpolator there; a still video is interpolated "
         "perfectly, so read it beside dynamic_degree)"

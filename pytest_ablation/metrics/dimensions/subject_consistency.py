@@ -41,9 +41,7 @@ def evaluate(inp: MetricInput) -> Score:
     return Score(vbench.mean(per_frame), tuple(per_frame), {"per": "frame t>=1"})
 
 
-def subject_consistency_per_frame(
-    video: torch.Tensor, device: str | torch.device | None = None
-) -> list[float]:
+def subject_consistency_per_frame(video: torch.Tensor, device: str | torch.device | None = None) -> list[float]:
     """One value per frame t >= 1."""
     from pytest_ablation.metrics.inputs import MetricInput
 

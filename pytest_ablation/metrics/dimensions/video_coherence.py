@@ -26,9 +26,7 @@ def evaluate(inp: MetricInput) -> Score:
     to_previous = cosine(feats[:-1], feats[1:]).clamp(min=0)
     to_first = cosine(feats[:1], feats[1:]).clamp(min=0)
     per_frame = (to_previous + to_first) / 2
-    return Score(
-        per_frame.double().mean().item(), tuple(per_frame.tolist()), {"per": "frame t>=1"}
-    )
+    return Score(per_frame.double().mean().item(), tuple(per_frame.tolist()), {"per": "frame t>=1"})
 
 
 def video_coherence_per_frame(video: torch.Tensor, model: ClipModel) -> list[float]:
@@ -49,10 +47,7 @@ SPEC = MetricSpec(
     name="video_coherence",
     direction="higher",
     tolerance=0.005,  # same units and spread as temporal_consistency
-    definition=(
-        "mean over t>=1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2 on CLIP frame "
-        "features"
-    ),
+    definition=("mean over t>=1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2 on CLIP frame features"),
     source="VBench subject_consistency formula",
     backend="the profile's CLIP judge (role clip): image tower",
     needs=("clip",),

@@ -42,9 +42,7 @@ SPEC = MetricSpec(
     # A probability; one percentage point is below what separates visibly different
     # videos and far above float noise.
     tolerance=0.01,
-    definition=(
-        "mean over frames of softmax(CLIP logits for \"Good photo.\" vs \"Bad photo.\")[good]"
-    ),
+    definition=('mean over frames of softmax(CLIP logits for "Good photo." vs "Bad photo.")[good]'),
     source="CLIP-IQA (Wang et al. 2023)",
     backend="the profile's CLIP judge (role clip): image and text towers",
     needs=("clip",),

@@ -22,15 +22,11 @@ PRETRAINED_OPTIONS: dict[str, checks.Checker] = {
 def bundle_identity(spec: ModelSpec, cache_dir: Any, components: tuple[str, ...]) -> dict[str, Any]:
     """The bundle's source (its files' content when local) and the options left."""
     options = thaw(spec.options)
-    where = local_weights_identity(
-        spec.source, "folder", options, cache_dir, bundle_parts(components, options)
-    )
+    where = local_weights_identity(spec.source, "folder", options, cache_dir, bundle_parts(components, options))
     return {"kind": spec.kind, **where, "options": options}
 
 
-def pretrained_bundle_kind(
-    name: str, description: str, loader: str, components: tuple[str, ...]
-) -> ModelKind:
+def pretrained_bundle_kind(name: str, description: str, loader: str, components: tuple[str, ...]) -> ModelKind:
     """A kind whose role is the bundle `pytest_ablation.models.pretrained.<loader>` reads."""
 
     def load(spec: ModelSpec, device: str) -> Any:

@@ -13,9 +13,7 @@ NAME = "tiny-stable-diffusion"
 def load(spec: ModelSpec, device: str) -> Any:
     from pytest_ablation.models.tiny import build_tiny_stable_diffusion
 
-    return build_tiny_stable_diffusion(
-        seed=spec.options.get("seed", 0), device=device, dtype=spec.options.get("dtype")
-    )
+    return build_tiny_stable_diffusion(seed=spec.options.get("seed", 0), device=device, dtype=spec.options.get("dtype"))
 
 
 def identity(spec: ModelSpec, cache_dir: Any = None) -> dict[str, Any]:
