@@ -6,7 +6,6 @@ of the CPU. (The plugin's GPU-sensitive tests run on an emulated GPU machine in 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import torch
 from cuda_emulation import DeviceMismatch, emulated_cuda
 
 from pytest_ablation.metrics.registry import get_metric
+from report_files import report_of
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_MACHINE = ROOT / "tests" / "gpu_machine"
@@ -152,7 +152,7 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
             command, cwd=ROOT, env=gpu_machine_environment(), capture_output=True, text=True, timeout=1200
         )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-        return json.loads((reports / "report.json").read_text())
+        return report_of(reports / "report.json")
 
     gpu = run("gpu", "--ablation-devices=cuda:0")
     cpu = run("cpu", "--ablation-devices=cpu")

@@ -3,7 +3,6 @@ repository, its commands run there in a fresh process, with only the installed p
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from report_files import report_of
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -93,7 +93,7 @@ def test_your_first_study_runs_as_written(tmp_path):
     assert (project / "baselines" / "mine.json").is_file()
     assert re.search(r"baseline .*mine\.json: \d+ ok", gated)
 
-    report = json.loads((project / "reports" / "report.json").read_text())
+    report = report_of(project)
     cfg = next(s for s in report["studies"] if s["study"] == "cfg")
     assert [v["variant"] for v in cfg["variants"]] == ["cfg=1.0", "cfg=3.0", "cfg=7.5", "cfg=12.0"]
     assert (project / "reports" / "report.html").is_file()

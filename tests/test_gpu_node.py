@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from report_files import report_of
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_HAS = [
@@ -339,7 +340,7 @@ print(json.dumps(seen))
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert study.returncode == 0, study.stdout[-3000:] + study.stderr[-2000:]
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    report = report_of(tmp_path, "report")
     assert report["environment"]["packages"]["diffusers"] == constraint_pins()["diffusers"]
     assert [s["study"] for s in report["studies"]] == ["zs2-tma"]
 

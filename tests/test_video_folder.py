@@ -1,7 +1,6 @@
 """Scoring videos made elsewhere: a run's saved PNG videos, read back through VideoFolder,
 give that run's metric values again; a missing or mis-sized video fails naming the file."""
 
-import json
 import re
 import struct
 import zlib
@@ -13,6 +12,7 @@ import torch
 from pytest_ablation import VideoFolder
 from pytest_ablation.run.generation import GenerationRequest, GeneratorError
 from pytest_ablation.profiles import load_profile
+from report_files import report_of
 
 MADE = """
 import pytest
@@ -50,14 +50,14 @@ def test_saved_png_videos_read_back_give_the_same_scores(pytester):
         "--ablation-profile=tiny", "--ablation-save-videos=png", "--ablation-report-dir=saved", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
-    made = values(json.loads((pytester.path / "saved" / "report.json").read_text()), "made")
+    made = values(report_of(pytester, "saved"), "made")
 
     pytester.makepyfile(test_read=READ_BACK)
     result = pytester.runpytest_subprocess(
         "test_read.py", "--ablation-profile=tiny", "--ablation-report-dir=read", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
-    read = values(json.loads((pytester.path / "read" / "report.json").read_text()), "read")
+    read = values(report_of(pytester, "read"), "read")
     assert set(read) == set(made) and len(made) == 4
     for key, value in made.items():
         assert read[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

@@ -3,7 +3,6 @@ killed worker, corrupted cache entries, concurrent runs on one cache, a full dis
 simulated) and a read-only cache."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import time
 
 import pytest
 from plugin.conftest import lines
+from report_files import report_of
 
 SLOW = """
 import os
@@ -57,13 +57,6 @@ def videos_per_variant(toy):
 
     settings = tomllib.loads((toy.path / "toy.toml").read_text())["settings"]
     return len(settings["prompts"]) * settings["seeds"]
-
-
-def report_of(path):
-    def refuse(token):
-        raise ValueError(token)
-
-    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def spawn(toy, *args, **env):

@@ -13,6 +13,7 @@ import pytest
 from pytest_ablation.results.report_json import ReportError
 from pytest_ablation.results.merge import merge_report_files
 from pytest_ablation.report.write import prune_runs, write_reports
+from report_files import report_of
 
 
 def test_run_pruning_removes_only_the_plugins_own_run_copies(toy):
@@ -65,7 +66,7 @@ def _shard(tmp_path, toy_report, name, media):
 @pytest.fixture
 def toy_report(toy):
     toy.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
-    return json.loads((toy.path / "reports" / "report.json").read_text())
+    return report_of(toy)
 
 
 def test_merge_refuses_a_media_path_that_climbs_out(tmp_path, toy_report):

@@ -10,7 +10,6 @@ the GPU work (the check has a time budget).
 from __future__ import annotations
 
 import gc
-import json
 import math
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from report_files import report_of
 
 pytestmark = pytest.mark.gpu
 
@@ -71,7 +71,7 @@ class StudyRun:
             self._log.close()
         output = self.log_path.read_text()
         assert code == 0, output[-6000:]
-        return json.loads((self.reports / "report.json").read_text())
+        return report_of(self.reports / "report.json")
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,12 +1,12 @@
 """Several samples of a variant per generator call (the profile's batch_size), and an
 out-of-memory error that fails one test, not the run."""
 
-import json
 import os
 import textwrap
 from pathlib import Path
 
 from .conftest import lines
+from report_files import report_of
 
 BATCHED_STUDY = '''
 import os
@@ -62,7 +62,7 @@ def batched_project(toy, tmp_path, monkeypatch, batch_size):
 
 
 def values(toy):
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     return {(r["variant"], r["metric"]): (r["value"], r["reference_value"]) for r in report["results"]}
 
 

@@ -1,12 +1,12 @@
 """Declared claims: three verdicts, a family fixed by the study, decidability at collection,
 the unit a generator's replicates impose, and rounds of prompts."""
 
-import json
 import re
 import subprocess
 import sys
 
 import pytest
+from report_files import report_of
 
 PROMPTS = [f"prompt {k}" for k in range(12)]
 
@@ -52,7 +52,7 @@ def study(prompts=PROMPTS[:8], claims=ABOVE, extra=""):
 
 
 def claims_of(path):
-    report = json.loads((path / "reports" / "report.json").read_text())
+    report = report_of(path)
     return {
         (v["variant"], e["metric"], e["claim"]): e
         for s in report["studies"]
@@ -190,7 +190,7 @@ def test_a_generator_with_replicates_per_seed_index_needs_the_seed_as_unit(toy):
     toy.makepyfile(test_tuned=REPLICATED.replace("UNIT", '"seed"'))
     right = toy.runpytest("test_tuned.py", "-p", "no:randomly")
     right.assert_outcomes(passed=2)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     up = next(v for v in report["studies"][0]["variants"] if v["variant"] == "up")
     # The fixture's 4 replicates became the study's seeds: 4 units.
     assert up["metrics"]["mean_brightness"]["n"] == 4
@@ -212,6 +212,6 @@ def test_rounds_stop_when_every_claim_is_decided(toy):
     sequential = claim["sequential"]
     assert sequential["looks"][-1] == 12 and sequential["n"] < 12
     # Decided at a look before the budget: the prompts after it were never generated.
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     up = next(v for v in report["studies"][0]["variants"] if v["variant"] == "up")
     assert len(up["samples"]) == sequential["n"] < len(PROMPTS)

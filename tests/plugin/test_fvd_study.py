@@ -3,7 +3,6 @@ from a file named by PYTEST_ABLATION_WEIGHTS_I3D."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from pytest_ablation.results.gate import judge_reports, judge_set
+from report_files import report_of
 
 VARIABLE = "PYTEST_ABLATION_WEIGHTS_I3D"
 
@@ -110,10 +110,6 @@ def independent_fvd(pytester, variant: str, reference: str) -> float:
         return np.stack(out)
 
     return _fd(features(variant), features(reference))
-
-
-def report_of(pytester) -> dict:
-    return json.loads((pytester.path / "reports" / "report.json").read_text())
 
 
 def tensor_entries(pytester) -> list[Path]:

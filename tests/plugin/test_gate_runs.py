@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from report_files import report_of
 
 
 def save(toy, name="baseline.json"):
@@ -37,7 +38,7 @@ def test_gate_fails_on_a_regression_with_a_table(toy):
             "*flicker*s=0.0*temporal_flickering*regressed*1.1*1*-0.1*0.002*",
         ]
     )
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     assert report["gate"]["failed"] is True
 
 

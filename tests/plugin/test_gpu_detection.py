@@ -5,13 +5,13 @@ torch's CUDA answers are faked in the subprocess runs (``fake_cuda`` in conftest
 plugin's default ``pytest_ablation_visible_gpus`` must find the GPUs through them.
 """
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from .conftest import lines
+from report_files import report_of
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def gpus(toy, monkeypatch, tmp_path):
 
 
 def workers_of(pytester):
-    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    report = report_of(pytester)
     return report["environment"]["workers"]
 
 

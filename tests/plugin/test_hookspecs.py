@@ -4,6 +4,7 @@ without extensions goes through the same code as one with them."""
 import inspect
 
 import pluggy
+import pytest
 
 from pytest_ablation.harness import hookspecs, plugin
 
@@ -64,3 +65,23 @@ def test_the_default_report_hook_leaves_the_report_as_it_is():
     report = {"results": [], "studies": []}
     assert plugin.pytest_ablation_report(config=None, report=report) is None
     assert report == {"results": [], "studies": []}
+
+
+def test_a_metric_registered_by_one_run_is_unknown_to_the_next_run_in_the_same_process(pytester):
+    study = "import pytest\n\n@pytest.mark.ablation('s', metrics=['mean_brightness'])\ndef test_marked():\n    pass\n"
+    registering, other = pytester.mkdir("registering"), pytester.mkdir("other")
+    (registering / "conftest.py").write_text(
+        "from pytest_ablation.metrics.registry import MetricSpec, Score\n\n"
+        "def pytest_ablation_add_metrics(register):\n"
+        "    register(MetricSpec(name='mean_brightness', direction='higher', tolerance=0.0,\n"
+        "        definition='mean pixel value', source='a test', needs=frozenset(), version='1',\n"
+        "        evaluate=lambda inp: Score(float(inp.video.mean()), ())))\n"
+    )
+    for folder in (registering, other):
+        (folder / "test_marked.py").write_text(study)
+
+    pytester.runpytest_inprocess("-p", "no:randomly", "registering").assert_outcomes(passed=1)
+    second = pytester.runpytest_inprocess("-p", "no:randomly", "other")
+    assert second.ret == pytest.ExitCode.USAGE_ERROR
+    second.stderr.fnmatch_lines(["*other/test_marked.py::test_marked: unknown metric(s) 'mean_brightness'*"])
+    pytester.runpytest_inprocess("-p", "no:randomly", "registering").assert_outcomes(passed=1)

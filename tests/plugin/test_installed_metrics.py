@@ -6,10 +6,10 @@ The package is laid out as pip leaves one in site-packages (its module beside a
 ``importlib.metadata`` finds it as it finds any installed distribution.
 """
 
-import json
 import textwrap
 
 import pytest
+from report_files import report_of
 
 SPEC_MODULE = """
 from pytest_ablation.metrics import MetricSpec, Score
@@ -73,7 +73,7 @@ def test_an_installed_metric_is_scored_without_a_conftest(toy, site, monkeypatch
     toy.makepyfile(test_flicker=STUDY)
     result = toy.runpytest("test_flicker.py")
     result.assert_outcomes(passed=2)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     rows = [r for r in report["results"] if r["metric"] == "first_frame_brightness"]
     assert [r["variant"] for r in rows] == ["s=0.0", "s=0.5"]
     assert report["metrics"]["first_frame_brightness"]["source"] == "frame-metrics test package"
@@ -137,5 +137,5 @@ def test_a_conftest_metric_of_the_same_name_wins_over_the_installed_one(toy, sit
     )
     toy.makepyfile(test_flicker=STUDY)
     toy.runpytest("test_flicker.py").assert_outcomes(passed=2)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     assert report["metrics"]["first_frame_brightness"]["source"] == "the project's conftest"

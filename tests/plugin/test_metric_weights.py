@@ -1,12 +1,12 @@
 """A metric with its own weights, through the plugin: missing weights stop the run at
 collection, before any model loads; present ones are loaded once and key the scores."""
 
-import json
 import os
 
 import pytest
 
 from .conftest import CONFTEST, lines
+from report_files import report_of
 
 GAIN = """
 
@@ -58,7 +58,7 @@ def _project(toy, tmp_path, monkeypatch):
 
 
 def _values(toy, metric):
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     return {row["variant"]: row["value"] for row in report["results"] if row["metric"] == metric}
 
 

@@ -1,9 +1,8 @@
 """``metrics_on``: metrics a study adds on some profiles only (the toy world's scene metrics
 read only that world's videos)."""
 
-import json
-
 import pytest
+from report_files import report_of
 
 STUDY = """
 import pytest
@@ -18,7 +17,7 @@ def test_flicker(strength, flicker, ablation):
 
 
 def _metrics(toy):
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     return {row["metric"] for row in report["results"]}
 
 

@@ -1,31 +1,70 @@
 """Options, their ini twins, and the marker."""
 
-import json
+from report_files import report_of
 
 
-def test_options_are_documented_in_help(pytester):
+# The plugin's command line, as users know it: removing, renaming or adding an option is a
+# change this list must follow.
+FLAGS = {
+    "--ablation-profile",
+    "--ablation-devices",
+    "--ablation-report-dir",
+    "--ablation-cache-dir",
+    "--ablation-no-cache",
+    "--ablation-require-decidable",
+    "--ablation-gate",
+    "--ablation-save-baseline",
+    "--ablation-shard",
+    "--ablation-keep-runs",
+    "--ablation-save-videos",
+    "--ablation-wandb",
+    "--ablation-mlflow",
+}
+# Ini keys without a flag.
+INI_ONLY = {"ablation_tolerances"}
+
+
+def _help_sections(text: str) -> dict[str, list[str]]:
+    """``--help``'s text split into its sections: a heading at column 0 ending with ':'."""
+    sections: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith(":"):
+            lines = sections.setdefault(line.rstrip(), [])
+        else:
+            lines.append(line)
+    return sections
+
+
+def _entries(lines: list[str], pattern: str) -> dict[str, str]:
+    """``name -> help text`` for each entry whose line matches ``pattern`` at two spaces."""
+    import re
+
+    entries: dict[str, str] = {}
+    name = None
+    for line in lines:
+        match = re.match(rf"  ({pattern})(?:[ =]\S*)?\s*(.*)$", line)
+        if match:
+            name = match.group(1)
+            entries[name] = match.group(2).strip()
+        elif name and line.startswith(" " * 10):
+            entries[name] = (entries[name] + " " + line.strip()).strip()
+        else:
+            name = None
+    return entries
+
+
+def test_every_option_and_ini_key_is_in_help_with_its_text(pytester):
     result = pytester.runpytest("--help")
-    for flag in (
-        "--ablation-profile",
-        "--ablation-devices",
-        "--ablation-report-dir",
-        "--ablation-cache-dir",
-        "--ablation-no-cache",
-        "--ablation-gate",
-        "--ablation-save-baseline",
-    ):
-        result.stdout.fnmatch_lines([f"*{flag}*"])
-    for ini in (
-        "ablation_profile",
-        "ablation_devices",
-        "ablation_report_dir",
-        "ablation_cache_dir",
-        "ablation_no_cache",
-        "ablation_gate",
-        "ablation_save_baseline",
-        "ablation_tolerances",
-    ):
-        result.stdout.fnmatch_lines([f"*{ini}*"])
+    sections = _help_sections(result.stdout.str())
+    group = sections["ablation studies (pytest-ablation):"]
+    flags = _entries(group, r"--ablation-[a-z-]+")
+    assert set(flags) == FLAGS
+    assert [flag for flag, text in flags.items() if len(text) < 15] == []
+    ini_section = next(lines for heading, lines in sections.items() if heading.startswith("[pytest]"))
+    keys = _entries(ini_section, r"ablation_[a-z_]+")
+    assert set(keys) == {flag[2:].replace("-", "_") for flag in FLAGS} | INI_ONLY
+    assert [key for key, text in keys.items() if len(text) < 15] == []
 
 
 def test_marker_is_registered(pytester):
@@ -63,7 +102,7 @@ def test_ini_no_cache(toy):
 def test_profile_given_on_the_command_line(toy):
     toy.makeini("[pytest]\n")
     toy.runpytest("--ablation-profile=toy.toml").assert_outcomes(passed=3)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     assert report["profile"]["name"] == "toy-test"
 
 

@@ -6,10 +6,7 @@ import xml.etree.ElementTree as ET
 import cv2
 import pytest
 from PIL import Image
-
-
-def report_of(pytester, folder="reports"):
-    return json.loads((pytester.path / folder / "report.json").read_text())
+from report_files import report_of
 
 
 def gif_milliseconds(animation):

@@ -1,7 +1,7 @@
 """A study in a project of its own, as a user writes one: no conftest, only the installed
 package. The methods' fixtures must come with it."""
 
-import json
+from report_files import report_of
 
 OWN_STUDY = """
 import pytest
@@ -20,7 +20,7 @@ def test_a_study_outside_the_repository_gets_the_method_fixtures(pytester):
     assert not (pytester.path / "conftest.py").exists()
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    report = report_of(pytester)
     [study] = report["studies"]
     assert study["study"] == "my-tma"
     assert {v["variant"] for v in study["variants"]} == {"mu=0.0", "mu=0.98"}

@@ -1,11 +1,11 @@
 """A real study (ZS² TMA on the tiny profile) through the plugin, as a user runs it."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from report_files import report_of
 
 REPO = Path(__file__).resolve().parents[2]
 STUDY = REPO / "ablations" / "test_zs2_tma.py"
@@ -34,7 +34,7 @@ def run_study(tmp_path: Path, name: str, *args: str) -> dict:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return json.loads((reports / "report.json").read_text())
+    return report_of(reports / "report.json")
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from report_files import report_of
 
 
 def section(lines: list[str], title: str) -> str:
@@ -120,7 +121,6 @@ def test_compare_prints_no_empty_table_when_nothing_regressed(toy, capsys):
 
 @pytest.mark.slow
 def test_a_long_expected_failure_reason_is_kept_whole_in_every_report_file(toy):
-    import json
 
     reason = " ".join(f"word{i}" for i in range(300))  # about 2,400 characters
     toy.makepyfile(
@@ -141,7 +141,7 @@ def test_flicker(strength, flicker, ablation):
     result = toy.runpytest_subprocess()
     result.assert_outcomes(passed=1, xfailed=1)
     reports = toy.path / "reports"
-    cases = json.loads((reports / "report.json").read_text())["cases"]
+    cases = report_of(reports / "report.json")["cases"]
     expected = next(case for case in cases if case["outcome"] == "xfailed")
     assert reason in expected["reason"]
     assert reason in (reports / "report.md").read_text()

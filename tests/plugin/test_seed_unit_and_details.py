@@ -1,9 +1,8 @@
 """A study whose seed index is its unit (``unit="seed"``), and generator details in the report."""
 
-import json
-
 import numpy as np
 import pytest
+from report_files import report_of
 
 SEED_STUDY = '''
 import pytest
@@ -41,7 +40,7 @@ def test_the_seed_index_is_the_unit_and_details_reach_the_report(toy):
     toy.makepyfile(test_flicker=SEED_STUDY)
     result = toy.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     [study] = report["studies"]
     variants = {v["variant"]: v for v in study["variants"]}
     up = variants["up"]["metrics"]["mean_brightness"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ablation.cli.main import main
+from report_files import report_of
 
 CALM_STUDY = """
 import pytest
@@ -36,7 +37,7 @@ def two_groups(toy):
 
 
 def report_in(pytester, folder):
-    return json.loads((pytester.path / folder / "report.json").read_text())
+    return report_of(pytester, folder)
 
 
 def studies_of(report):

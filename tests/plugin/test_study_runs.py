@@ -1,11 +1,11 @@
 """A study run end to end: pairing, expectations, report, cache."""
 
-import json
 import os
 
 import pytest
 
 from .conftest import lines
+from report_files import report_of
 
 PROMPTS = ["a red circle", "a blue square", "a green cross", "a white star", "a grey ring", "a pink dot"]
 
@@ -22,10 +22,6 @@ import pytest
 def test_flicker(strength, flicker, ablation):
     ablation.run(flicker, strength=strength)
 """
-
-
-def report_of(pytester, folder="reports"):
-    return json.loads((pytester.path / folder / "report.json").read_text())
 
 
 def test_a_study_runs_pairs_and_reports(toy):

@@ -3,6 +3,7 @@ plugin, named in a marker, scored and claimed like any built-in metric."""
 
 import json
 import textwrap
+from report_files import report_of
 
 PROFILE = """
 [profile]
@@ -65,7 +66,7 @@ def test_a_study_names_the_parser_metrics_and_their_claims_hold(toy):
     toy.makepyfile(test_controls=STUDY)
     result = toy.runpytest("test_controls.py")
     result.assert_outcomes(passed=3)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     text = json.dumps(report)
     for name in ("trajectory_jerk", "identity_constancy", "warping_error"):
         assert name in text

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from report_files import report_of
 
 wandb = pytest.importorskip("wandb")
 mlflow = pytest.importorskip("mlflow")
@@ -66,10 +67,6 @@ def tracker_env(monkeypatch, tmp_path):
     # A store that cannot be reached fails at once instead of retrying for minutes.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-
-
-def report_of(pytester):
-    return json.loads((pytester.path / "reports" / "report.json").read_text())
 
 
 def finite_numbers(report):
@@ -247,7 +244,7 @@ def test_merge_logs_the_merged_report_as_one_run(toy, tracker_env, capsys):
     out = capsys.readouterr().out
     assert "mlflow: run " in out and f"in experiment '{toy.path.name}' of sqlite:///" in out
     assert "wandb: offline run in " in out
-    merged = json.loads((toy.path / "merged" / "report.json").read_text())
+    merged = report_of(toy, "merged")
     shard_numbers = [finite_numbers(json.loads(Path(p).read_text())) for p in paths]
     numbers = finite_numbers(merged)
     assert len(numbers) == sum(map(len, shard_numbers)) > 0  # both shards' rows, in one run

@@ -3,12 +3,12 @@ selects (its own scores, its own cache keys, a bad setting stopped before any mo
 imaging_quality stopping at collection when pyiqa is absent."""
 
 import importlib.util
-import json
 import textwrap
 
 import pytest
 
 from .conftest import lines
+from report_files import report_of
 
 SMOOTH_PROFILE = """
 [profile]
@@ -65,7 +65,7 @@ def _project(toy, tmp_path, monkeypatch, interpolator=None):
 
 
 def _rows(toy):
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     (study,) = report["studies"]
     return {v["variant"]: v["metrics"]["motion_smoothness"] for v in study["variants"]}
 
@@ -190,6 +190,6 @@ def test_metrics_see_the_frame_rate_of_the_videos_settings(toy):
     )
     toy.makepyfile(conftest=CONFTEST + FPS_METRIC, test_flicker=at_12)
     toy.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
-    report = json.loads((toy.path / "reports" / "report.json").read_text())
+    report = report_of(toy)
     (study,) = report["studies"]
     assert [v["metrics"]["seen_fps"]["value"] for v in study["variants"]] == [12.0, 12.0]

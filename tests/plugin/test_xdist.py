@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import lines
-
-
-def report_of(pytester):
-    return json.loads((pytester.path / "reports" / "report.json").read_text())
+from report_files import report_of
 
 
 def scheduling_free(report):

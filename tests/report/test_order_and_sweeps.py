@@ -20,6 +20,7 @@ from pytest_ablation.report.html import render_html, sweep_key
 from pytest_ablation.results.merge import merge_reports
 
 from .conftest import parse_html
+from report_files import report_of
 
 GUIDANCE = [1.0, 3.0, 7.5, 12.0, 20.0]
 IDS = [f"cfg={g}" for g in GUIDANCE]  # as text: cfg=1.0, cfg=12.0, cfg=20.0, cfg=3.0, cfg=7.5
@@ -67,10 +68,6 @@ def sweep(tmp_path_factory):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout, project / "reports"
-
-
-def report_of(sweep) -> dict:
-    return json.loads((sweep[1] / "report.json").read_text())
 
 
 def summary_section(stdout: str) -> list[str]:
@@ -132,7 +129,7 @@ def test_the_config_column_shows_each_variants_swept_value(sweep):
 
 
 def test_a_numeric_swept_setting_is_plotted_as_a_line_over_it(sweep):
-    report = report_of(sweep)
+    report = report_of(sweep[1], ".")
     [study] = report["studies"]
     assert sweep_key(study["variants"]) == "guidance_scale"
     page = parse_html((sweep[1] / "report.html").read_text())
@@ -146,7 +143,7 @@ def test_a_numeric_swept_setting_is_plotted_as_a_line_over_it(sweep):
 
 def test_variants_keep_their_parametrize_order_everywhere(sweep):
     stdout, reports = sweep
-    report = report_of(sweep)
+    report = report_of(sweep[1], ".")
     [study] = report["studies"]
     assert [v["variant"] for v in study["variants"]] == IDS
     assert [v["position"] for v in study["variants"]] == list(range(5))
@@ -166,7 +163,7 @@ def test_variants_keep_their_parametrize_order_everywhere(sweep):
 
 @pytest.mark.slow
 def test_the_order_survives_a_merge_and_a_saved_report(sweep):
-    report = report_of(sweep)
+    report = report_of(sweep[1], ".")
     [study] = report["studies"]
     # The records as the cases send them (no position: the build knows the collection).
     records = [
