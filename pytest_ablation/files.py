@@ -25,7 +25,7 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
-def removed_on_error(tmp: str | os.PathLike) -> Iterator[None]:
+def removed_on_error(tmp: str | os.PathLike[str]) -> Iterator[None]:
     """Remove the temporary file ``tmp`` when the block raises (and let the error go on)."""
     try:
         yield
@@ -37,7 +37,7 @@ def removed_on_error(tmp: str | os.PathLike) -> Iterator[None]:
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place.
 
     The rename is atomic on POSIX and Windows, so an interrupted run or a concurrent reader
@@ -56,7 +56,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
@@ -71,13 +71,13 @@ def strict_json(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
     """Strict JSON (NaN and infinities written as null), written atomically."""
     text = json.dumps(strict_json(payload), indent=2, sort_keys=False, allow_nan=False)
     return write_text_atomic(path, text + "\n")
 
 
-def check_writable_dir(path: str | os.PathLike) -> str | None:
+def check_writable_dir(path: str | os.PathLike[str]) -> str | None:
     """Return why ``path`` cannot hold new files, or None when it can.
 
     It creates nothing: a folder that does not exist yet is judged by the nearest folder
@@ -97,7 +97,7 @@ def check_writable_dir(path: str | os.PathLike) -> str | None:
     return None
 
 
-def free_bytes(path: str | os.PathLike) -> int | None:
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
     """Free space on the disk holding ``path``, or None when it cannot be told."""
     import shutil
 

@@ -21,6 +21,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from submitit import Job
 
 # pytest's statuses after which a shard's report is whole: 0 passed, 1 some tests failed.
 COMPLETE = (0, 1)
@@ -77,7 +81,7 @@ def make_executor(args, folder: Path):
 
         raise ReportError("`pytest-ablation submit` needs submitit: pip install 'pytest-ablation[submit]'") from None
     if args.executor == "local":
-        executor = submitit.LocalExecutor(folder=folder)
+        executor: submitit.Executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=args.timeout)
         return executor
     try:
@@ -106,7 +110,7 @@ def make_executor(args, folder: Path):
 @dataclass
 class _Shard:
     index: int
-    job: object
+    job: Job[int]
     tries: int = 1
     status: int | None = None
     error: str | None = field(default=None)

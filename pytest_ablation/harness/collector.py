@@ -11,7 +11,7 @@ sets the exit status.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -122,7 +122,7 @@ class ResultCollector:
         """Assemble, gate and write the report, and set ``session.exitstatus``; ``worker``
         is this process's own, in a run without workers."""
         if worker is not None and worker.used:
-            self._workers["main"] = worker.summary()
+            self._workers["main"] = cast(dict, worker.summary())  # a used worker has a summary
         if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return
         cases = self._case_outcomes()

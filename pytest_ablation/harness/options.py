@@ -311,6 +311,8 @@ def _swallowed_path(text: str, base: Path) -> bool:
     """Whether a tracker option's value is a test path that argparse handed it:
     ``pytest --ablation-wandb tests/`` gives the option "tests/"."""
     path = _path(text, base)
+    if path is None:
+        return False
     if "::" in text or text.endswith(".py") or path.is_file():
         return True
     # A folder of test files; a folder for an MLflow store holds none.

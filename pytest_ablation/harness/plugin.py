@@ -15,6 +15,7 @@ from ..run.catalog import MARKER_HELP, XFAIL_HELP, Catalog
 from .options import add_options
 
 if TYPE_CHECKING:
+    from ..run.ablation import Ablation  # noqa: F401  (named by _ABLATION, as a string)
     from .collector import ResultCollector
     from .session import AblationSession
     from .worker import WorkerContext

@@ -264,7 +264,7 @@ class AblationSession:
                 + "\n  ".join(problems)
             )
 
-    def collection_line(self, catalog) -> str | None:
+    def collection_line(self, catalog) -> list[str] | None:
         """The line under pytest's collection summary: the profile and the studies."""
         studies = catalog.studies()
         if not studies or self.is_worker:

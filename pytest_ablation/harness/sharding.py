@@ -13,8 +13,11 @@ order of collection.
 
 from __future__ import annotations
 
-from typing import TypeVar
-from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Sequence
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 T = TypeVar("T")
 
@@ -31,7 +34,9 @@ def bounds(total: int, count: int) -> list[tuple[int, int]]:
     return runs
 
 
-def split(items: Sequence[T], key: Callable[[T], Hashable], index: int, count: int) -> tuple[list[T], list[T]]:
+def split(
+    items: Sequence[T], key: Callable[[T], SupportsRichComparison], index: int, count: int
+) -> tuple[list[T], list[T]]:
     """``(kept, deselected)``: the items of shard ``index`` of ``count`` and the others.
 
     ``key`` orders the items, e.g. ``(model group, node id)``: it must be distinct per item

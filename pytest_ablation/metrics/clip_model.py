@@ -82,7 +82,8 @@ class ClipModel:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model.eval()
+        # An open_clip model: encode_image and encode_text are its own, not nn.Module's.
+        self.model: Any = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.pretrained = pretrained

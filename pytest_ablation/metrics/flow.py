@@ -31,14 +31,22 @@ class FlowEstimator:
         self.method = method
         # One DIS object per estimator: it keeps buffers between calls, and estimators are
         # cheap enough to make one per video, which keeps threads from sharing it.
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
+        self._dis = (
+            cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]  # cv2's stubs name only DISOpticalFlow.create
+                cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+            )
+            if method == "dis"
+            else None
+        )
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         check_flow_size(a.shape[0], a.shape[1], "optical flow")
         a, b = _gray(a), _gray(b)
         if self._dis is not None:
             return self._dis.calc(a, b, None)
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+        return cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # cv2's stubs refuse flow=None
+            a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0
+        )
 
 
 def consecutive_flows(frames: np.ndarray, method: str = "dis") -> list[np.ndarray]:

@@ -106,6 +106,7 @@ class MetricInput:
         """(F, D) CLIP features of the frames."""
         if self._frame_features is None:
             self.require("frame features", {"clip"})
+            assert self._clip is not None  # require() raised without one
             self._frame_features = self._clip.encode_images(self._video)
         return self._frame_features
 
@@ -114,6 +115,7 @@ class MetricInput:
         """(D,) CLIP feature of the condition image."""
         if self._image_features is None:
             self.require("condition-image features", {"clip", "image"})
+            assert self._clip is not None and self._image is not None  # require() raised without them
             self._image_features = self._clip.encode_images(self._image.unsqueeze(0))[0]
         return self._image_features
 
@@ -121,12 +123,14 @@ class MetricInput:
     def text_features(self) -> torch.Tensor:
         """(D,) CLIP feature of the prompt."""
         self.require("text features", {"clip", "text"})
+        assert self._text is not None  # require() raised without one
         return self.texts_features((self._text,))[0]
 
     def texts_features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, D) CLIP features of fixed texts (the prompt, quality anchors); the model
         memoises them across videos."""
         self.require("text features", {"clip"})
+        assert self._clip is not None  # require() raised without one
         return self._clip.text_features(texts)
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from ..suggest import did_you_mean
 
@@ -52,7 +52,8 @@ class MetricSpec:
     tolerance: float  # default absolute gate tolerance, in the metric's own units
     definition: str  # one line, printed by the report
     source: str
-    needs: frozenset[str]  # subset of {"text", "image", "clip"}
+    # A subset of {"text", "image", "clip"}, given as any collection; kept as a frozenset.
+    needs: Collection[str]
     version: str  # part of the score cache key: bump it when the formula changes
     evaluate: Callable[[MetricInput], Score]
     backend: str = ""  # the model or algorithm that computes it, for the metric catalogue

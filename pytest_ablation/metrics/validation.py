@@ -39,7 +39,7 @@ def check_image(image: object, name: str = "image") -> torch.Tensor:
 
 def check_condition_image(image: object, video: torch.Tensor) -> torch.Tensor:
     """Return ``image`` if it is a condition image (3, H, W) of the frames' size; raise otherwise."""
-    check_image(image, "condition image")
+    image = check_image(image, "condition image")
     if image.shape[-2:] != video.shape[-2:]:
         raise ValueError(
             f"condition image is {tuple(image.shape[-2:])} (H, W) but the video frames "

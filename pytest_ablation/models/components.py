@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ class DeferredComponents:
 
     def __init__(self, components: Any) -> None:
         deferred = callable(components) and not hasattr(components, "unet")
-        self._loader = components if deferred else None
+        self._loader: Callable[[], Any] | None = components if deferred else None
         self._pooled = deferred and getattr(components, "pooled", False)
         self._kept = None if deferred else components
 
@@ -111,6 +111,7 @@ class DeferredComponents:
 
     def get(self) -> Any:
         if self._pooled:
+            assert self._loader is not None  # pooled components are always deferred
             return self._loader()
         if self._loader is not None:
             self._kept, self._loader = self._loader(), None

@@ -10,7 +10,7 @@ notation; p-values with two significant digits, and below 0.001 as "<0.001".
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 MAX_DECIMALS = 6
 # Settings a study may vary that are not one value per variant, or not a setting of the
@@ -26,7 +26,7 @@ _SETTINGS_TEXT = (
 )
 
 
-def finite(x: Any) -> bool:
+def finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -58,7 +58,7 @@ def column_decimals(study: dict, metric: str, info: dict | None = None) -> int:
     if finite(tolerance) and tolerance > 0:
         scales.append(tolerance)
     if scales:
-        return resolution_decimals(min(scales))
+        return cast(int, resolution_decimals(min(scales)))
     values = [abs(m["value"]) for m in entries if finite(m.get("value")) and m["value"] != 0]
     if values:
         return _clamp(3 - math.floor(math.log10(max(values))))

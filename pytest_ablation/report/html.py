@@ -14,7 +14,7 @@ import math
 import os
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from collections.abc import Iterable
 
 from ..files import write_text_atomic
@@ -37,8 +37,9 @@ from ..run.media import slug
 from .terminal import expected_by_variant, verdict_rows
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-_ARROWS = {"higher": "↑", "lower": "↓"}
-_DIRECTION_TEXT = {
+# Both are looked up with a metric's direction, which a report may not record (None).
+_ARROWS: dict[str | None, str] = {"higher": "↑", "lower": "↓"}
+_DIRECTION_TEXT: dict[str | None, str] = {
     "higher": "higher is better",
     "lower": "lower is better",
     "info": "informative only, neither direction is better",
@@ -247,7 +248,7 @@ def _study_section(report: dict, study: dict, gate_index: dict, media_root: Path
 
 def _study_intro(study: dict) -> str:
     variants = study.get("variants", [])
-    first_metric = next((m for v in variants for m in v.get("metrics", {}).values()), {})
+    first_metric: dict[str, Any] = next((m for v in variants for m in v.get("metrics", {}).values()), {})
     n = first_metric.get("n", "?")
     confidence = first_metric.get("confidence")
     confidence = confidence if _finite(confidence) else 0.95
@@ -280,7 +281,7 @@ def _direction(metric: str, info: dict, variants: list[dict]) -> str | None:
     return next((v["metrics"][metric].get("direction") for v in variants if metric in v.get("metrics", {})), None)
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -402,6 +403,7 @@ def _cell(
     if status:
         attrs.append(f'data-gate="{escape(status)}"')
     if status in _GATE_MARKS:
+        assert gate_row is not None  # the status came from it
         text, why = _GATE_MARKS[status]
         classes.append(f"gate-{status}")
         detail = (

@@ -10,6 +10,7 @@ failure's reason) is left to report.md and report.html.
 from __future__ import annotations
 
 import textwrap
+from typing import Any, cast
 
 from tabulate import tabulate
 
@@ -47,7 +48,8 @@ __all__ = [
 ]
 
 WIDTH = 100
-ARROWS = {"higher": " ↑", "lower": " ↓"}
+# Looked up with a metric's direction, which a report may not record (None).
+ARROWS: dict[str | None, str] = {"higher": " ↑", "lower": " ↓"}
 FAMILY_TEXT = {"confirmatory": "claimed (Bonf.)", "exploratory": "exploratory (BH)"}
 # The configuration column wraps at this width (and narrower where the table needs it).
 CONFIG_WIDTH = 28
@@ -112,7 +114,7 @@ def study_table(
 
 
 def _units(study: dict) -> str:
-    first = next((m for v in study["variants"] for m in (v.get("metrics") or {}).values()), {})
+    first: dict[str, Any] = next((m for v in study["variants"] for m in (v.get("metrics") or {}).values()), {})
     n = first.get("n", 0)
     samples = first.get("n_samples")
     extra = f" ({samples} samples)" if samples and samples != n else ""
@@ -181,7 +183,7 @@ def _claim_notes(e: dict, decimals: dict[str, int]) -> list[str]:
         if e.get("would_need"):
             notes.append(f"the observed effect would need about {e['would_need']} {unit}s")
         elif e.get("underpowered"):
-            d = decimals.get(e.get("metric"))
+            d = decimals.get(cast(str, e.get("metric")))  # every claim names its metric
             mde = e.get("mde_bound") if e.get("mde_bound") is not None else e.get("mde")
             notes.append(f"underpowered (MDE {general(mde) if d is None else fixed(mde, d)})")
     if e.get("skew"):
@@ -432,7 +434,8 @@ def _study_tables(report: dict, study: dict, width: int, tablefmt: str) -> tuple
         if _fits(text, width):
             return [text], intervals
     # Too many metrics for one table: a few metrics per table, each with the variants.
-    tables, group = [], []
+    tables: list[list[str]] = []
+    group: list[str] = []
     for metric in study["metrics"]:
         trial = group + [metric]
         first = config and not tables  # the configuration goes with the first table only

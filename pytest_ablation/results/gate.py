@@ -26,8 +26,8 @@ import json
 
 import math
 from dataclasses import dataclass
-from typing import Any
-from collections.abc import Iterable, Mapping
+from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping
 
 FAILING = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted")
 # Case outcomes recorded in report.json, and the gate status each one gives.
@@ -64,7 +64,7 @@ class GateRow:
             return None
         return self.current - self.baseline
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
             "variant": self.variant,
@@ -79,7 +79,7 @@ class GateRow:
         }
 
 
-def registered_tolerance(metric: str, entry: dict | None = None) -> float:
+def registered_tolerance(metric: str, entry: dict[str, Any] | None = None) -> float:
     """The metric's default tolerance from the registry; 0 for a metric no longer known."""
     from ..metrics.registry import get_metric
 
@@ -105,7 +105,7 @@ def unknown_tolerance(tolerances: Iterable[str], known: Iterable[str], source: s
     return None
 
 
-def report_metrics(*reports: dict) -> set[str]:
+def report_metrics(*reports: dict[str, Any]) -> set[str]:
     """The metrics that reports name: their metric table and their results'."""
     names: set[str] = set()
     for report in reports:
@@ -116,7 +116,7 @@ def report_metrics(*reports: dict) -> set[str]:
     return names
 
 
-def number(value) -> float | None:
+def number(value: object) -> float | None:
     """``value`` as a finite float, or None (NaN, infinite, null, or not a number at all)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -124,13 +124,14 @@ def number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def judge(direction: str, baseline: float, current: float, tolerance: float) -> str:
+def judge(direction: str, baseline: float, current: float | None, tolerance: float) -> str:
     if number(current) is None:
         return "nan"  # never passes, whatever the direction
-    return _judge_interval(direction, baseline, current, current, tolerance)
+    # number() is None for None, so ``current`` is a number here.
+    return _judge_interval(direction, baseline, cast(float, current), cast(float, current), tolerance)
 
 
-def judge_set(direction: str, baseline: float, current: Mapping, tolerance: float) -> str:
+def judge_set(direction: str, baseline: float, current: Mapping[str, Any], tolerance: float) -> str:
     """A set-level value (``current``: a row of ``set_results``) against the baseline's value:
     by its bootstrap interval (``low``, ``high``); the reference set itself has none and is
     judged by its value."""
@@ -155,11 +156,11 @@ def _judge_interval(direction: str, baseline: float, low: float, high: float, to
     return "regressed" if worse else "improved" if better else "ok"
 
 
-def _set_rows(report: Mapping) -> list[dict]:
+def _set_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**row, "level": "set"} for row in report.get("set_results") or ()]
 
 
-def _set_reason(now: Mapping) -> str:
+def _set_reason(now: Mapping[str, Any]) -> str:
     low, high = number(now.get("low")), number(now.get("high"))
     if low is None or high is None:
         return "set-level metric, the reference set itself"
@@ -167,12 +168,12 @@ def _set_reason(now: Mapping) -> str:
 
 
 def compare(
-    baseline_results: Iterable[dict],
-    current_results: Iterable[dict],
+    baseline_results: Iterable[dict[str, Any]],
+    current_results: Iterable[dict[str, Any]],
     *,
     ran: set[tuple[str, str]] | None = None,
     tolerances: Mapping[str, float] | None = None,
-    default_tolerance=registered_tolerance,
+    default_tolerance: Callable[[str, dict[str, Any]], float] = registered_tolerance,
     directions: Mapping[str, str] | None = None,
 ) -> list[GateRow]:
     """Judge every baseline entry against this run.
@@ -223,7 +224,7 @@ def compare(
 NAN_REASON = "the value is not a number (NaN or infinite)"
 
 
-def _in_scope(nodeid: str | None, selection: Mapping) -> bool:
+def _in_scope(nodeid: str | None, selection: Mapping[str, Any]) -> bool:
     """Whether this run collected the file of ``nodeid``: a case missing there was deleted."""
     if not nodeid:
         return False
@@ -238,7 +239,7 @@ def _in_scope(nodeid: str | None, selection: Mapping) -> bool:
     return path in selection.get("files", ()) or any(under(p) for p in selection.get("paths", ()))
 
 
-def _nodeids(report: dict) -> dict[tuple[str, str], str]:
+def _nodeids(report: dict[str, Any]) -> dict[tuple[str, str], str | None]:
     found = {}
     for case in report.get("cases") or ():
         found[(case["study"], case["variant"])] = case.get("nodeid")
@@ -253,13 +254,13 @@ def _variant_case(variant: str) -> str:
     return variant.split("#", 1)[0]
 
 
-def _profile_name(report: dict) -> str | None:
+def _profile_name(report: dict[str, Any]) -> str | None:
     profile = report.get("profile")
     name = profile.get("name") if isinstance(profile, dict) else None
     return name if isinstance(name, str) else None
 
 
-def profile_mismatch(baseline: dict, current: dict) -> str | None:
+def profile_mismatch(baseline: dict[str, Any], current: dict[str, Any]) -> str | None:
     """Why ``current`` cannot be judged against ``baseline``: they were made on different
     profiles (other models, sizes and settings: their numbers do not compare). None when
     they were made on the same one, or a report does not say."""
@@ -278,7 +279,7 @@ def _shown(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def configuration_differences(baseline: dict, current: dict) -> list[str]:
+def configuration_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What the two reports record of how they were made, where it differs: the profile's
     settings, method tables and models, and the packages' versions. A failed gate shows
     them, since a regression is as often a changed set-up as a changed method."""
@@ -291,7 +292,7 @@ def configuration_differences(baseline: dict, current: dict) -> list[str]:
         elif then != now:
             lines.append(f"{where}: {_shown(then)} -> {_shown(now)}")
 
-    profiles = [
+    profiles: list[Any] = [
         report.get("profile") if isinstance(report.get("profile"), dict) else {} for report in (baseline, current)
     ]
     for part in ("settings", "methods", "models"):
@@ -305,8 +306,8 @@ def configuration_differences(baseline: dict, current: dict) -> list[str]:
 
 
 def judge_reports(
-    baseline: dict,
-    current: dict,
+    baseline: dict[str, Any],
+    current: dict[str, Any],
     *,
     tolerances: Mapping[str, float] | None = None,
 ) -> list[GateRow]:
@@ -339,8 +340,8 @@ def judge_reports(
                 return value
         return registered_tolerance(metric)
 
-    def direction_of(metric: str, entry: dict) -> str:
-        return (info_now.get(metric) or {}).get("direction") or entry.get("direction", "info")
+    def direction_of(metric: str, entry: dict[str, Any]) -> str:
+        return cast(str, (info_now.get(metric) or {}).get("direction") or entry.get("direction", "info"))
 
     cases = {(c["study"], c["variant"]): c for c in current["cases"]}
     selection = current.get("selection") or {}
@@ -384,7 +385,8 @@ def judge_reports(
                 status = judge_set(direction, then, now, tolerance)
                 reason = NAN_REASON if status == "nan" else _set_reason(now)
             else:
-                status = judge(direction, then, value, tolerance)
+                # load_report refuses a baseline whose values are not all finite numbers.
+                status = judge(direction, cast(float, then), value, tolerance)
                 reason = NAN_REASON if status == "nan" else None
         rows.append(GateRow(*key, status, then, value, tolerance, direction, reason))
     baseline_keys = {(e["study"], e["variant"], e["metric"]) for e in baseline_results}
@@ -398,15 +400,19 @@ def judge_reports(
         status = "nan" if value is None else "new"
         rows.append(GateRow(*key, status, None, value, None, direction, NAN_REASON if status == "nan" else None))
     for case_key, case in cases.items():
-        status = CASE_STATUS.get(case["outcome"])
-        if status in FAILING and case_key not in judged_cases:
-            rows.append(GateRow(*case_key, "—", status, None, None, None, "info", case.get("reason")))
+        case_status = CASE_STATUS.get(case["outcome"])
+        if case_status in FAILING and case_key not in judged_cases:
+            rows.append(GateRow(*case_key, "—", case_status, None, None, None, "info", case.get("reason")))
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
 
 
 def gate_verdict(
-    baseline: dict, current: dict, baseline_name: str, *, tolerances: Mapping[str, float] | None = None
-) -> dict:
+    baseline: dict[str, Any],
+    current: dict[str, Any],
+    baseline_name: str,
+    *,
+    tolerances: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """The gate's verdict on ``current`` against ``baseline`` (``summarize``'s dict), with the
     configuration differences of the two reports when it fails."""
     gate = summarize(judge_reports(baseline, current, tolerances=tolerances), baseline_name)
@@ -414,7 +420,7 @@ def gate_verdict(
     return gate
 
 
-def summarize(rows: list[GateRow], baseline: str) -> dict:
+def summarize(rows: list[GateRow], baseline: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1

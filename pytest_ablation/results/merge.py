@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from collections.abc import Iterable
 
 from .record import POSITION_FIELD, missing_fields, record_of
@@ -33,7 +33,7 @@ class MergeError(ReportError):
     pass
 
 
-def _get(report: dict, dotted: str) -> Any:
+def _get(report: dict[str, Any], dotted: str) -> Any:
     value: Any = report
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -65,7 +65,7 @@ def _shown(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _check_agree(named: list[tuple[str, dict]]) -> None:
+def _check_agree(named: list[tuple[str, dict[str, Any]]]) -> None:
     (first_name, first), rest = named[0], named[1:]
     for name, report in rest:
         pairs = [(field, _get(first, field), _get(report, field)) for field in MUST_AGREE]
@@ -82,7 +82,7 @@ def _check_agree(named: list[tuple[str, dict]]) -> None:
                 )
 
 
-def _check_shards(named: list[tuple[str, dict]], partial: bool) -> list[dict]:
+def _check_shards(named: list[tuple[str, dict[str, Any]]], partial: bool) -> list[dict[str, Any]]:
     shards = [(name, report.get("shard")) for name, report in named]
     sharded = [(name, shard) for name, shard in shards if shard is not None]
     if not sharded:
@@ -109,8 +109,8 @@ def _check_shards(named: list[tuple[str, dict]], partial: bool) -> list[dict]:
     return [{"index": i, "count": count, "report": seen[i]} for i in sorted(seen)]
 
 
-def _variant_records(named: list[tuple[str, dict]]) -> list[dict]:
-    records: dict[tuple[str, str], tuple[str, dict]] = {}
+def _variant_records(named: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    records: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for name, report in named:
         for study in report.get("studies", []):
             for entry in study["variants"]:
@@ -131,15 +131,15 @@ def _variant_records(named: list[tuple[str, dict]]) -> list[dict]:
     return [record for _, record in records.values()]
 
 
-def _results(record: dict) -> dict:
+def _results(record: dict[str, Any]) -> dict[str, Any]:
     """A record without its place in the collection, which a report of an older version
     does not give: what two runs of one variant must agree on."""
     return {k: v for k, v in record.items() if k != POSITION_FIELD}
 
 
-def _environment(named: list[tuple[str, dict]], shards: list[dict]) -> dict:
+def _environment(named: list[tuple[str, dict[str, Any]]], shards: list[dict[str, Any]]) -> dict[str, Any]:
     labels = {s["report"]: f"shard{s['index']}" for s in shards}
-    environments = [report.get("environment") or {} for _, report in named]
+    environments: list[Any] = [report.get("environment") or {} for _, report in named]
     first = environments[0]
     platforms = sorted({e.get("platform") for e in environments} - {None})
     workers = {}
@@ -158,14 +158,16 @@ def _environment(named: list[tuple[str, dict]], shards: list[dict]) -> dict:
     }
 
 
-def _cases(named: list[tuple[str, dict]]):
+def _cases(
+    named: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], dict[str, set[str]]] | tuple[None, None]:
     """Every report's cases, each case once: where a shard ran it, with that outcome.
 
     None when a report does not record its cases (an older report version)."""
     if not all(isinstance(report.get("cases"), list) for _, report in named):
         return None, None
-    cases: dict[tuple[str, str, str], dict] = {}
-    selection: dict[str, set] = {"paths": set(), "files": set(), "ignored": set()}
+    cases: dict[tuple[str, str, str], dict[str, Any]] = {}
+    selection: dict[str, set[str]] = {"paths": set(), "files": set(), "ignored": set()}
     for _, report in named:
         for case in report["cases"]:
             key = (case["study"], case["variant"], case.get("nodeid") or "")
@@ -176,14 +178,14 @@ def _cases(named: list[tuple[str, dict]]):
     return list(cases.values()), selection
 
 
-def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -> dict:
+def merge_reports(named: Iterable[tuple[str, dict[str, Any]]], *, partial: bool = False) -> dict[str, Any]:
     """One report from several; ``named`` pairs each report with the name errors use."""
     named = list(named)
     if not named:
         raise MergeError("nothing to merge: give at least one report")
     _check_agree(named)
     shards = _check_shards(named, partial)
-    metric_info: dict[str, dict] = {}
+    metric_info: dict[str, dict[str, Any]] = {}
     for _, report in named:
         metric_info.update(report.get("metrics", {}))
     cases, selection = _cases(named)
@@ -201,7 +203,7 @@ def merge_reports(named: Iterable[tuple[str, dict]], *, partial: bool = False) -
     return merged
 
 
-def merge_report_files(paths: Iterable[str | Path], output_dir: Path, *, partial: bool = False) -> dict:
+def merge_report_files(paths: Iterable[str | Path], output_dir: Path, *, partial: bool = False) -> dict[str, Any]:
     """Merge report files and bring their previews and saved videos into ``output_dir``.
 
     Only files inside a shard report's own folder are copied, and only into ``output_dir``:
@@ -211,7 +213,7 @@ def merge_report_files(paths: Iterable[str | Path], output_dir: Path, *, partial
     outside its own. The output folder may not be a shard's own folder (its report.json
     would be overwritten by the merge).
     """
-    paths = [Path(p) for p in paths]
+    paths = cast("list[Path]", [Path(p) for p in paths])
     output = Path(output_dir).resolve()
     for path in paths:
         if path.resolve().parent == output:
@@ -238,7 +240,7 @@ def merge_report_files(paths: Iterable[str | Path], output_dir: Path, *, partial
     return merged
 
 
-def _inside(folder: Path, relative, report: Path) -> Path:
+def _inside(folder: Path, relative: object, report: Path) -> Path:
     """``folder / relative``, refused (``MergeError``) unless it stays inside ``folder``,
     links resolved, and every file beneath it does too."""
     if not isinstance(relative, str) or not relative or Path(relative).is_absolute():

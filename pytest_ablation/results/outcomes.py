@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
 
 FAILURES = ("failed", "error")
 
@@ -21,7 +25,7 @@ def _short(text: str) -> str:
     return " ".join(text.split())
 
 
-def failure_text(report) -> str:
+def failure_text(report: pytest.TestReport) -> str:
     """The one-line message of a failed report: the exception, as pytest shows it last."""
     longrepr = report.longrepr
     crash = getattr(longrepr, "reprcrash", None)
@@ -33,7 +37,7 @@ def failure_text(report) -> str:
     return _short(lines[-1]) if lines else "failed"
 
 
-def skip_text(report) -> str:
+def skip_text(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
     return _short(text.removeprefix("Skipped: ") or "skipped")
@@ -45,7 +49,7 @@ class Outcomes:
     def __init__(self) -> None:
         self.by_nodeid: dict[str, tuple[str, str | None]] = {}
 
-    def add(self, report) -> None:
+    def add(self, report: pytest.TestReport) -> None:
         nodeid = getattr(report, "nodeid", None)
         if not nodeid:
             return
@@ -56,7 +60,7 @@ class Outcomes:
         payload = getattr(report, "ablation", None) or {}
         if report.failed:
             if when == "call" and str(report.longrepr).startswith("[XPASS(strict)]"):
-                outcome = (
+                outcome: tuple[str, str | None] = (
                     "failed",
                     "passed, but was expected to fail (strict): "
                     + _short(str(report.longrepr)[len("[XPASS(strict)]") :].strip() or "xfail"),
@@ -64,7 +68,8 @@ class Outcomes:
             elif when == "call" and payload.get("assertion"):
                 outcome = ("failed", failure_text(report))
             else:
-                phase = {"setup": "in set-up", "teardown": "in tear-down", "call": ""}.get(when, "")
+                phases: dict[str | None, str] = {"setup": "in set-up", "teardown": "in tear-down", "call": ""}
+                phase = phases.get(when, "")
                 outcome = ("error", _short(f"{phase + ': ' if phase else ''}{failure_text(report)}"))
         elif report.skipped:
             if hasattr(report, "wasxfail"):
@@ -85,12 +90,12 @@ class Outcomes:
         return self.by_nodeid.get(nodeid)
 
 
-def selection_paths(config) -> dict[str, list[str]]:
+def selection_paths(config: pytest.Config) -> dict[str, list[str]]:
     """The paths this run collected (its arguments) and ignored, relative to the root dir."""
     root = Path(config.rootpath).resolve()
     invocation = Path(config.invocation_params.dir)
 
-    def relative(arg) -> str:
+    def relative(arg: str) -> str:
         part = str(arg).split("::", 1)[0]
         path = Path(part)
         path = (path if path.is_absolute() else invocation / path).resolve()
@@ -106,7 +111,7 @@ def selection_paths(config) -> dict[str, list[str]]:
     }
 
 
-def expected_failures(report: dict) -> dict[tuple[str, str], str]:
+def expected_failures(report: dict[str, Any]) -> dict[tuple[str, str], str]:
     """``(study, variant) -> reason`` of the cases that failed as expected (strict xfail): a
     claim of theirs that does not hold is expected, and the reason says why."""
     return {

@@ -90,7 +90,7 @@ def make_record(
     samples: Iterable[Mapping[str, Any]],
     metrics: Mapping[str, Mapping[str, Any]],
     set_metrics: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A new record; its claims (``expectations``) are appended as the test checks them."""
     record = {
         "study": study,
@@ -112,7 +112,7 @@ def make_record(
     return record
 
 
-def sample_entry(prompt: str, seed_index: int, seed: int, video: str) -> dict:
+def sample_entry(prompt: str, seed_index: int, seed: int, video: str) -> dict[str, Any]:
     """One (prompt, seed) of a record: ``video`` is the cache key of its generated video."""
     return {"prompt": prompt, "seed_index": seed_index, "seed": seed, "video": video}
 
@@ -125,7 +125,7 @@ def metric_entry(
     reference_samples: Iterable[float],
     per_frame: Iterable[Iterable[float] | None],
     details: Mapping[str, Any] | None,
-) -> dict:
+) -> dict[str, Any]:
     """One metric of a record: the paired delta's fields (``PairedDelta.to_dict``), then the
     per-sample values of the variant and its reference, and the per-frame values."""
     return {
@@ -138,7 +138,7 @@ def metric_entry(
     }
 
 
-def variant_entry(record: Mapping[str, Any], position: int | None = None) -> dict:
+def variant_entry(record: Mapping[str, Any], position: int | None = None) -> dict[str, Any]:
     """The record as its study's variant entry: its place in the collection (``position``,
     when known), its metrics sorted by name, and its pictures' paths when it has any."""
     entry = {field: record[field] for field in VARIANT_FIELDS if field != "metrics"}
@@ -168,13 +168,13 @@ def call_number(variant: str) -> int:
     return int(number) if mark and number.isdigit() else 1
 
 
-def record_of(study: str, entry: Mapping[str, Any]) -> dict:
+def record_of(study: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """The record a variant entry of ``study`` was made from (with its ``position``, when the
     entry has one, so that a merge keeps the collection order)."""
     return {**entry, "study": study}
 
 
-def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
+def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """The row of the report's ``results`` for one metric of a record."""
     m = record["metrics"][metric]
     row = {"study": study, "variant": record["variant"], "reference": record["reference"], "metric": metric}
@@ -182,7 +182,7 @@ def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
     return row
 
 
-def set_result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
+def set_result_row(study: str, record: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """The row of the report's ``set_results`` for one set-level metric of a record."""
     m = record[SET_METRICS_FIELD][metric]
     row = {"study": study, "variant": record["variant"], "metric": metric}
@@ -190,7 +190,7 @@ def set_result_row(study: str, record: Mapping[str, Any], metric: str) -> dict:
     return row
 
 
-def generator_details(videos: Iterable[Any]) -> dict:
+def generator_details(videos: Iterable[Any]) -> dict[str, Any]:
     """What the generator reported about each of a variant's samples (the numbers under
     ``info["details"]`` of its stored videos), by name: their mean over the samples that
     report it, and each sample's value in sample order (None where a sample lacks it)."""

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from collections.abc import Iterable
 
 from ..files import strict_json
@@ -61,7 +61,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_commit(folder: Path) -> dict | None:
+def git_commit(folder: Path) -> dict[str, Any] | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
@@ -78,7 +78,7 @@ def git_commit(folder: Path) -> dict | None:
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
-def environment(rootdir: Path, workers: dict[str, dict]) -> dict[str, Any]:
+def environment(rootdir: Path, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -89,16 +89,16 @@ def environment(rootdir: Path, workers: dict[str, dict]) -> dict[str, Any]:
 
 
 def build_report(
-    records: Iterable[dict],
+    records: Iterable[dict[str, Any]],
     *,
-    profile: dict,
-    environment: dict,
-    metric_info: dict[str, dict],
-    cache: dict | None = None,
+    profile: dict[str, Any],
+    environment: dict[str, Any],
+    metric_info: dict[str, dict[str, Any]],
+    cache: dict[str, Any] | None = None,
     created: str | None = None,
     shard: tuple[int, int] | None = None,
-    cases: Iterable[dict] | None = None,
-    selection: dict | None = None,
+    cases: Iterable[dict[str, Any]] | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report from the variant records the tests produced.
 
@@ -116,17 +116,17 @@ def build_report(
     """
     cases = list(cases) if cases is not None else None
     collected = collection_positions(cases or ())
-    by_study: dict[str, dict[str, dict]] = {}
+    by_study: dict[str, dict[str, dict[str, Any]]] = {}
     for record in records:
         by_study.setdefault(record["study"], {})[record["variant"]] = record
-    studies = []
-    results = []
-    set_results = []
+    studies: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    set_results: list[dict[str, Any]] = []
     for study in sorted(by_study):
         variants = by_study[study]
         references = sorted({r["reference"] for r in variants.values()})
         metrics = sorted({m for r in variants.values() for m in r["metrics"]})
-        study_entry = {"study": study, "references": references, "metrics": metrics, "variants": []}
+        study_entry: dict[str, Any] = {"study": study, "references": references, "metrics": metrics, "variants": []}
         positions = {
             name: _position(record, collected.get((study, case_variant(name)))) for name, record in variants.items()
         }
@@ -145,7 +145,7 @@ def build_report(
     }
     for result in results:
         result.update(result_fields(entries[result["study"], result["variant"], result["metric"]]))
-    report = {
+    report: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
         "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -173,36 +173,36 @@ def build_report(
         report["cache"] = cache
     if shard is not None:
         report["shard"] = {"index": shard[0], "count": shard[1]}
-    return strict_json(report)
+    return cast("dict[str, Any]", strict_json(report))
 
 
-def collection_positions(cases: Iterable[dict]) -> dict[tuple[str, str], int]:
+def collection_positions(cases: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """``(study, variant) -> place`` of each case among its study's cases, in the order
     given (the collection's, as the catalogue lists them), from 0."""
     positions: dict[tuple[str, str], int] = {}
     counts: dict[str, int] = {}
     for case in cases:
-        key = (case.get("study"), case.get("variant"))
+        key = cast("tuple[str, str]", (case.get("study"), case.get("variant")))
         if key not in positions:
             positions[key] = counts.get(key[0], 0)
             counts[key[0]] = positions[key] + 1
     return positions
 
 
-def _position(record: dict, collected: int | None) -> int | None:
+def _position(record: dict[str, Any], collected: int | None) -> int | None:
     own = record.get(POSITION_FIELD)
     if isinstance(own, int) and not isinstance(own, bool) and own >= 0:
         return own
     return collected
 
 
-def _order_key(variant: str, position: int | None) -> tuple:
+def _order_key(variant: str, position: int | None) -> tuple[int, int, str, int]:
     if position is None:
         return (1, 0, variant, 0)
     return (0, position, "", call_number(variant))
 
 
-def variant_order(report: dict) -> dict[tuple[str, str], int]:
+def variant_order(report: dict[str, Any]) -> dict[tuple[str, str], int]:
     """``(study, variant) -> index`` of each variant in its study's entry of ``report``: the
     order its tables show them in (collection order in a report that records it)."""
     return {
@@ -216,7 +216,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def baseline_problem(report: dict) -> str | None:
+def baseline_problem(report: dict[str, Any]) -> str | None:
     """Why ``report`` cannot serve as a baseline, or None: a value that is not a number, or a
     case that errored or did not finish (its numbers would be missing from the baseline, and
     the gate would never check them)."""
@@ -237,8 +237,8 @@ def baseline_problem(report: dict) -> str | None:
     return None
 
 
-def merge_cache_stats(summaries) -> dict:
-    merged = {"hits": 0, "misses": 0, "memory_hits": 0, "corrupted": []}
+def merge_cache_stats(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"hits": 0, "misses": 0, "memory_hits": 0, "corrupted": []}
     for summary in summaries:
         stats = summary.get("cache") or {}
         for key in ("hits", "misses", "memory_hits"):
@@ -254,11 +254,11 @@ def merge_cache_stats(summaries) -> dict:
     return merged
 
 
-def results_of(report: dict) -> dict[tuple[str, str, str], dict]:
+def results_of(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(r["study"], r["variant"], r["metric"]): r for r in report["results"]}
 
 
-def load_report(path: str | Path, *, what: str = "report") -> dict:
+def load_report(path: str | Path, *, what: str = "report") -> dict[str, Any]:
     """Read and check a report (or baseline) file; every problem is a ReportError naming it."""
     path = Path(path)
     try:

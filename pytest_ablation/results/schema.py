@@ -16,7 +16,7 @@ import math
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 SCHEMA_FILE = "report.schema.json"
 # Deeper than any report the plugin writes (its free-form tables are a few levels deep), and
@@ -25,10 +25,10 @@ MAX_DEPTH = 32
 
 
 @lru_cache(maxsize=1)
-def report_schema() -> dict:
+def report_schema() -> dict[str, Any]:
     """The published schema, as a dict."""
     text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return cast("dict[str, Any]", json.loads(text))
 
 
 def schema_problem(document: Any) -> str | None:
@@ -65,7 +65,7 @@ def _entry_named(document: Any, path: str) -> str | None:
         return None
     if not isinstance(entry, dict):
         return None
-    names = [entry.get(k) for k in ("study", "variant", "metric")]
+    names: list[Any] = [entry.get(k) for k in ("study", "variant", "metric")]
     names = [n for n in names if isinstance(n, str)]
     return " ".join(names) or None
 
@@ -128,7 +128,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _resolve(schema: dict, root: dict) -> dict:
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         ref = schema["$ref"]
         if not ref.startswith("#/"):
@@ -140,7 +140,7 @@ def _resolve(schema: dict, root: dict) -> dict:
     return schema
 
 
-def _check(value: Any, schema: dict, root: dict, path: str) -> str | None:
+def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) -> str | None:
     schema = _resolve(schema, root)
     where = path or "top level"
     if "const" in schema and not _equal(value, schema["const"]):
@@ -168,7 +168,7 @@ def _check(value: Any, schema: dict, root: dict, path: str) -> str | None:
     return None
 
 
-def _check_object(value: dict, schema: dict, root: dict, path: str) -> str | None:
+def _check_object(value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], path: str) -> str | None:
     for name in schema.get("required", ()):
         if name not in value:
             return f"{path or 'top level'}: the field {name!r} is missing"
@@ -188,7 +188,7 @@ def _check_object(value: dict, schema: dict, root: dict, path: str) -> str | Non
     return None
 
 
-def _check_array(value: list, schema: dict, root: dict, path: str) -> str | None:
+def _check_array(value: list[Any], schema: dict[str, Any], root: dict[str, Any], path: str) -> str | None:
     where = path or "top level"
     if "minItems" in schema and len(value) < schema["minItems"]:
         return f"{where}: {len(value)} item(s); expected at least {schema['minItems']}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Mapping
 
 from ..stats.expectations import ClaimSet, Expectation, IgnoredExpectation
 from .generation import (
@@ -48,6 +48,14 @@ class AblationError(RuntimeError):
     pass
 
 
+class ProgressWriter(Protocol):
+    """``progress(message)`` writes a progress line; ``progress.enabled`` says if it shows."""
+
+    enabled: bool
+
+    def __call__(self, message: str) -> None: ...
+
+
 class Workbench(Protocol):
     """What a case needs of the process it runs in (``worker.WorkerContext`` provides it)."""
 
@@ -56,8 +64,7 @@ class Workbench(Protocol):
     pool: ModelPool
     cache: ResultCache
     scorer: Scorer
-    # ``progress(message)`` writes a progress line; ``progress.enabled`` says if it shows.
-    progress: Callable[[str], None]
+    progress: ProgressWriter
 
     def metric(self, name: str) -> Any: ...
 
@@ -261,8 +268,9 @@ class Ablation:
                 f"{self.case.nodeid}: the variant and its reference use different prompts "
                 "or seeds, so their scores cannot be paired"
             )
+        # A case without a reference is its own, and returned above.
         reference_samples, reference_videos = self._samples(
-            ref_bound, reference_config, ref_settings, self.case.marker.reference
+            ref_bound, reference_config, ref_settings, cast(str, self.case.marker.reference)
         )
         return samples, videos, reference_config, reference_samples, reference_videos
 

@@ -162,6 +162,7 @@ class ResultCache:
         """The key's file lock, acquired; None where this filesystem cannot give one."""
         from filelock import FileLock
 
+        assert self.root is not None  # only an enabled cache, which has a root, locks
         lock_path = self.root / "locks" / f"{key}.lock"
         try:
             lock_path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,13 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
 from ..suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from ..stats.claims import Decidability
 
 MARKER = "ablation"
 MARKER_HELP = (
@@ -405,11 +408,11 @@ class Catalog:
         for cases in self._by_function.values():
             for case in cases.values():
                 defined.setdefault((case.study, case.variant), []).append(case)
-        for (study, variant), cases in sorted(defined.items()):
-            if len(cases) > 1:
+        for (study, variant), definers in sorted(defined.items()):
+            if len(definers) > 1:
                 errors.append(
                     f"study {study!r} variant {variant!r} is defined by "
-                    f"{' and '.join(c.nodeid for c in cases)}; a study's variant ids must be "
+                    f"{' and '.join(c.nodeid for c in definers)}; a study's variant ids must be "
                     "unique (rename the study or the variant ids)"
                 )
         for cases in self._by_function.values():
@@ -457,6 +460,7 @@ class Catalog:
         """
         from ..stats.claims import decidability
 
+        case: Case | None
         for case in list(self._by_nodeid.values()):
             marker = case.marker.for_profile(profile.name)
             if marker is not case.marker:
@@ -473,7 +477,7 @@ class Catalog:
                     errors.append(str(error))
         if errors:
             raise StudyError("invalid ablation study:\n  " + "\n  ".join(sorted(set(errors))))
-        undecidable: dict[str, object] = {}
+        undecidable: dict[str, Decidability] = {}
         for item in items:
             case = self.case(item.nodeid)
             if case is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, cast
 from collections.abc import Mapping
 
 
@@ -79,7 +79,7 @@ def source_digest(*objects: Any) -> str | None:
                 name = obj
             else:
                 source = inspect.getsource(obj)
-                name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
+                name = cast(str, getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?"))
         except (OSError, TypeError, ImportError, ValueError):
             return None
         try:
@@ -101,7 +101,7 @@ def _canonical_code(source: str) -> str:
     import ast
     import textwrap
 
-    def docstring_dropped(body: list) -> list:
+    def docstring_dropped(body: list[Any]) -> list[Any]:
         if (
             body
             and isinstance(body[0], ast.Expr)
@@ -115,7 +115,7 @@ def _canonical_code(source: str) -> str:
         if isinstance(node, ast.AST):
             fields = []
             for field in node._fields:
-                value = getattr(node, field, None)
+                value: Any = getattr(node, field, None)
                 if field == "body" and isinstance(
                     node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
                 ):

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..files import removed_on_error, write_bytes_atomic
 
@@ -221,7 +221,7 @@ class MediaWriter:
                 stacklevel=2,
             )
             return {}
-        saved = {"media": {kind: (media_dir / name).as_posix() for kind, name in written.items()}}
+        saved: dict[str, Any] = {"media": {kind: (media_dir / name).as_posix() for kind, name in written.items()}}
         if self._save_videos is not None:
             video_dir = Path("videos") / study / variant
             saved["videos"] = [
@@ -253,7 +253,8 @@ def _save_mp4(frames: np.ndarray, target: Path, fps: float) -> Path:
     os.close(fd)
     height, width = frames.shape[1:3]
     with removed_on_error(tmp):
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]  # stubs list VideoWriter.fourcc
+        writer = cv2.VideoWriter(tmp, fourcc, float(fps), (width, height))
         try:
             if not writer.isOpened():
                 raise RuntimeError(

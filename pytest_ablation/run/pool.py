@@ -57,7 +57,7 @@ class ModelPool:
                 try:
                     self._models[role] = loader(spec, self.device)
                 except out_of_memory_errors() as error:
-                    message = self.out_of_memory_message(f"loading model {role!r}", error)
+                    message: str | None = self.out_of_memory_message(f"loading model {role!r}", error)
                 else:
                     message = None
                 if message is not None:

@@ -6,10 +6,13 @@ it uses, so adding a metric to a study scores the cached videos without regenera
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 from .keys import canonical, digest
+
+if TYPE_CHECKING:
+    from ..metrics import MetricInput
 
 
 class Scorer:
@@ -88,7 +91,7 @@ class _LazyInput:
         self._prompt = prompt
         self._pool = pool
         self._fps = fps
-        self._input = None
+        self._input: MetricInput | None = None
         self._has_clip = False
 
     def get(self, *, with_clip: bool):

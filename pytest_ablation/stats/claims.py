@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from collections.abc import Mapping
 
 from ..suggest import did_you_mean
@@ -160,7 +160,7 @@ def verdict_of(outcome: Mapping[str, Any]) -> str:
     """A claim's verdict, also for a report written before verdicts had three words."""
     verdict = outcome.get("verdict")
     if verdict in VERDICTS:
-        return verdict
+        return cast(str, verdict)
     return "supported" if outcome.get("passed") else "inconclusive"
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
+from collections.abc import Callable, Mapping
 
 from .claims import DeclaredClaim, smallest_adjusted_p, units_to_decide, verdict_of  # noqa: F401
 from .paired import PairedDelta, holm, mde_bound, mde_factor, prompts_needed, skew_warning
@@ -38,12 +40,29 @@ class ExpectationFailed(AssertionError):
     """A claim about a metric delta that the numbers do not support."""
 
 
+class ComparedMetric(Protocol):
+    @property
+    def delta(self) -> PairedDelta: ...
+
+
+class Compared(Protocol):
+    """What a claim reads of a variant's comparison with its reference (the ``Comparison``
+    that ``ablation.run`` returns), so that statistics need not know how runs are made."""
+
+    study: str
+    variant: str
+    reference: str
+
+    @property
+    def metrics(self) -> Mapping[str, ComparedMetric]: ...
+
+
 @dataclass(frozen=True)
 class Claim:
     name: str
     wording: str  # filled with the margin
     # (side, sign of the margin): the mean difference must be beyond sign * margin on side.
-    tests: tuple
+    tests: tuple[tuple[str, int], ...]
 
 
 CLAIMS = {
@@ -59,7 +78,7 @@ _OPPOSITE = {"above": "below", "below": "above"}
 _HOLDS_AT_ZERO = ("not_below_reference", "not_above_reference", "within_reference")
 
 
-def _fmt(x) -> str:
+def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.6g}"
 
 
@@ -94,12 +113,12 @@ class ClaimSet:
 
     def __init__(self, family_size: int = 0) -> None:
         self.family_size = family_size
-        self.checked: list[tuple[Expectation, Claim, float, dict]] = []
+        self.checked: list[tuple[Expectation, Claim, float, dict[str, Any]]] = []
 
-    def add(self, expectation: Expectation, claim: Claim, margin: float, outcome: dict) -> None:
+    def add(self, expectation: Expectation, claim: Claim, margin: float, outcome: dict[str, Any]) -> None:
         self.checked.append((expectation, claim, margin, outcome))
 
-    def has(self, metric: str, claim: str, margin: float, statistic: str) -> dict | None:
+    def has(self, metric: str, claim: str, margin: float, statistic: str) -> dict[str, Any] | None:
         for _, _, _, outcome in self.checked:
             if (outcome["metric"], outcome["claim"], outcome["statistic"]) == (metric, claim, statistic) and abs(
                 outcome["margin"] - margin
@@ -127,7 +146,9 @@ class ClaimSet:
         return failures
 
     @staticmethod
-    def _verdict(entry, size: int, p_adjusted: float, p_refute_adjusted: float) -> list[str]:
+    def _verdict(
+        entry: tuple[Expectation, Claim, float, dict[str, Any]], size: int, p_adjusted: float, p_refute_adjusted: float
+    ) -> list[str]:
         expectation, claim, margin, outcome = entry
         delta = expectation.delta
         level = delta.alpha / size
@@ -207,13 +228,13 @@ class Expectation:
 
     def __init__(
         self,
-        comparison,
+        comparison: Compared,
         metric: str,
-        on_checked=None,
+        on_checked: Callable[[dict[str, Any]], None] | None = None,
         claims: ClaimSet | None = None,
         *,
         declared: tuple[DeclaredClaim, ...] = (),
-    ):
+    ) -> None:
         if metric not in comparison.metrics:
             raise KeyError(
                 f"metric {metric!r} was not measured for {comparison.variant!r}; measured: "
@@ -254,7 +275,7 @@ class Expectation:
         margin: float,
         statistic: str = "mean",
         family: str | None = None,
-        sequential: dict | None = None,
+        sequential: dict[str, Any] | None = None,
     ) -> Expectation:
         if (
             isinstance(margin, bool)
@@ -303,7 +324,7 @@ class Expectation:
             claims.raise_failures()
         return self
 
-    def explain(self, claim: Claim, margin: float, outcome: dict) -> str:
+    def explain(self, claim: Claim, margin: float, outcome: dict[str, Any]) -> str:
         c = self.comparison
         delta = self.delta
         width = max(len(c.variant), len(c.reference))
@@ -388,7 +409,7 @@ def _skew_note(delta: PairedDelta, claim: Claim, statistic: str) -> str | None:
 class IgnoredExpectation:
     """What ``expect`` gives while a reference case is replayed: its claims are not this test's."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[..., IgnoredExpectation]:
         if name in CLAIMS:
             return lambda *args, **kwargs: self
         raise AttributeError(name)

@@ -12,20 +12,22 @@ their study.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .paired import DEFAULT_CONFIDENCE, benjamini_hochberg
 
 # Fields each result (and each variant's metric entry) gains.
 INFERENCE_FIELDS = ("n_samples", "spread", "p_value", "mde", "family", "p_adjusted", "significant")
 
 
-def _number(x) -> bool:
+def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
 
-def annotate(studies: list[dict]) -> None:
+def annotate(studies: list[dict[str, Any]]) -> None:
     """Set ``family``, ``p_adjusted`` and ``significant`` on every variant's metric entry, in
     place."""
-    exploratory: list[dict] = []
+    exploratory: list[dict[str, Any]] = []
     for study in studies:
         for variant in study["variants"]:
             claims = variant.get("expectations") or []
@@ -48,6 +50,6 @@ def annotate(studies: list[dict]) -> None:
         m["significant"] = bool(adjusted <= 1 - m.get("confidence", DEFAULT_CONFIDENCE))
 
 
-def result_fields(m: dict) -> dict:
+def result_fields(m: dict[str, Any]) -> dict[str, Any]:
     """The inference fields of one variant's metric entry, for ``results``."""
     return {name: m.get(name) for name in INFERENCE_FIELDS}

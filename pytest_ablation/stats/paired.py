@@ -71,7 +71,8 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from itertools import product
-from collections.abc import Hashable, Sequence
+from typing import Any, cast
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -259,8 +260,8 @@ def chi2_quantile(q: float, df: float) -> float:
     return 0.5 * (low + high)
 
 
-def _normal_cdf(x):
-    return 0.5 * (1.0 + np.vectorize(math.erf)(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)))
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return cast(np.ndarray, 0.5 * (1.0 + np.vectorize(math.erf)(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))))
 
 
 # -- tests ---------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def _signs(k: int) -> np.ndarray:
     return np.array(list(product((1.0, -1.0), repeat=k)), dtype=np.float64).reshape(-1, k)
 
 
-def sign_flip_pvalue(diffs: Sequence[float], alternative: str = "greater") -> float:
+def sign_flip_pvalue(diffs: Sequence[float] | np.ndarray, alternative: str = "greater") -> float:
     """The sign-flip (randomization) p-value of ``mean(diffs) = 0`` against ``alternative``.
 
     ``greater``: the mean is above 0; ``less``: below; ``two-sided``. Exact (all ``2**n``
@@ -297,14 +298,14 @@ def sign_flip_pvalue(diffs: Sequence[float], alternative: str = "greater") -> fl
         hits = right.size - np.searchsorted(right, observed - tolerance - left, side="left")
         return float(hits.sum()) / float(left.size * right.size)
     rng = np.random.default_rng(0x5EED)
-    hits = 0
+    drawn_hits = 0
     for start in range(0, SIGN_FLIP_DRAWS, 4096):
         signs = rng.choice((-1.0, 1.0), size=(min(4096, SIGN_FLIP_DRAWS - start), n))
-        hits += int(((signs @ magnitude) >= observed - tolerance).sum())
-    return (1.0 + hits) / (1.0 + SIGN_FLIP_DRAWS)
+        drawn_hits += int(((signs @ magnitude) >= observed - tolerance).sum())
+    return (1.0 + drawn_hits) / (1.0 + SIGN_FLIP_DRAWS)
 
 
-def t_statistic(diffs: Sequence[float]) -> float:
+def t_statistic(diffs: Sequence[float] | np.ndarray) -> float:
     """The one-sample t statistic of ``mean(diffs) = 0``: 0.0 with fewer than two values, and
     with no spread the sign of the mean as an infinity (the sign-flip test bounds it anyway)."""
     d = np.asarray(diffs, dtype=np.float64)
@@ -318,7 +319,7 @@ def t_statistic(diffs: Sequence[float]) -> float:
     return mean / (sd / math.sqrt(n))
 
 
-def t_pvalue(diffs: Sequence[float], alternative: str = "greater") -> float:
+def t_pvalue(diffs: Sequence[float] | np.ndarray, alternative: str = "greater") -> float:
     """The paired t-test's p-value of ``mean(diffs) = 0``; 1.0 with fewer than two values."""
     d = np.asarray(diffs, dtype=np.float64)
     n = d.size
@@ -388,7 +389,7 @@ def beyond_pvalue(diffs: Sequence[float], bound: float, side: str, statistic: st
     return max(t_pvalue(shifted, alternative), sign_flip_pvalue(shifted, alternative))
 
 
-def two_sided_pvalue(diffs: Sequence[float]) -> float:
+def two_sided_pvalue(diffs: Sequence[float] | np.ndarray) -> float:
     """p-value of "the variant differs from its reference" (both tests, as for a claim)."""
     d = np.asarray(diffs, dtype=np.float64)
     return max(t_pvalue(d, "two-sided"), sign_flip_pvalue(d, "two-sided"))
@@ -566,7 +567,7 @@ def mde_factor(n: int, alpha: float, power: float = DEFAULT_POWER) -> float | No
     return _bisect(too_small, 0.0, high, 14)[1]
 
 
-def _bisect(too_small, low: float, high: float, steps: int) -> tuple[float, float]:
+def _bisect(too_small: Callable[[float], bool], low: float, high: float, steps: int) -> tuple[float, float]:
     """``(low, high)`` after ``steps`` halvings of the interval where ``too_small`` turns
     False (it holds at ``low``, not at ``high``)."""
     for _ in range(steps):
@@ -643,10 +644,10 @@ def prompts_needed(
 
 
 # -- the paired delta ----------------------------------------------------------------------
-def unit_means(values: Sequence[float], units: Sequence[Hashable]) -> np.ndarray:
+def unit_means(values: Sequence[float] | np.ndarray, units: Sequence[Hashable]) -> np.ndarray:
     """Average ``values`` within each unit (in order of first appearance)."""
     v = np.asarray(values, dtype=np.float64)
-    order: dict = {}
+    order: dict[Hashable, int] = {}
     for unit in units:
         order.setdefault(unit, len(order))
     index = np.array([order[u] for u in units], dtype=np.int64)
@@ -673,7 +674,7 @@ class PairedDelta:
     # The MDE with the spread replaced by its upper confidence bound: an effect this large
     # is detected with at least 80% power on average over studies (see ``mde_bound``).
     mde_bound: float | None = None
-    unit_differences: tuple = ()
+    unit_differences: tuple[float, ...] = ()
     unit: str = "prompt"  # what the n units are: "prompt", or "seed" (independent replicates)
 
     @property
@@ -690,7 +691,7 @@ class PairedDelta:
         """Whether the unit differences lean against a claim on ``side`` (see ``skew_warning``)."""
         return skew_warning(self.unit_differences, side)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "value": self.variant,
             "reference_value": self.reference,

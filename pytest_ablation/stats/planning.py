@@ -14,6 +14,7 @@ study reaches its power only about half the time.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,8 @@ def variance_parts(prompts: list[str], diffs: list[float]) -> tuple[float, float
 
 
 def plan_rows(
-    report: dict, metric: str, effect: float, *, power: float = 0.8, claims: int = 1, max_seeds: int = 4
-) -> list[dict]:
+    report: dict[str, Any], metric: str, effect: float, *, power: float = 0.8, claims: int = 1, max_seeds: int = 4
+) -> list[dict[str, Any]]:
     """Per non-reference variant scored by ``metric``: its variance parts and the prompts
     needed for each number of seeds per prompt."""
     rows = []
@@ -79,7 +80,7 @@ def plan_rows(
     return rows
 
 
-def render_plan(rows: list[dict], metric: str, effect: float, *, power: float = 0.8, claims: int = 1) -> str:
+def render_plan(rows: list[dict[str, Any]], metric: str, effect: float, *, power: float = 0.8, claims: int = 1) -> str:
     from tabulate import tabulate
 
     seeds = sorted(rows[0]["needed"])

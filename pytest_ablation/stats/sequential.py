@@ -63,6 +63,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from itertools import product
+from typing import cast
 from collections.abc import Sequence
 
 import numpy as np
@@ -284,7 +285,7 @@ def _sign_flip_hits_rows(rows: np.ndarray) -> np.ndarray:
 
 def _sign_flip_pvalues_rows(rows: np.ndarray) -> np.ndarray:
     rows = np.atleast_2d(rows)
-    return _sign_flip_hits_rows(rows) / 2.0 ** rows.shape[1]
+    return cast(np.ndarray, _sign_flip_hits_rows(rows) / 2.0 ** rows.shape[1])
 
 
 def _sign_flip_holds_rows(rows: np.ndarray, level: float) -> np.ndarray:
@@ -300,10 +301,12 @@ def _sign_flip_holds_rows(rows: np.ndarray, level: float) -> np.ndarray:
         return np.zeros(count, dtype=bool)
     if n > EXACT_SIGN_FLIP_MAX:
         return np.array([sign_flip_pvalue(row, "greater") <= level for row in rows])
-    return _sign_flip_hits_rows(rows) <= level * 2.0**n  # hits / 2**n <= level, exactly
+    return cast(np.ndarray, _sign_flip_hits_rows(rows) <= level * 2.0**n)  # hits / 2**n <= level, exactly
 
 
-def _first_verdicts(rows: np.ndarray, looks: Sequence[int], efficacy: Sequence[float]):
+def _first_verdicts(
+    rows: np.ndarray, looks: Sequence[int], efficacy: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row of differences (claim: mean above 0), ignoring futility: the t
     statistics at the looks, the first look with a supported or refuted verdict (len(looks)
     when none) and which (True: supported)."""
@@ -326,7 +329,9 @@ def _first_verdicts(rows: np.ndarray, looks: Sequence[int], efficacy: Sequence[f
     return t, first, supported
 
 
-def _outcomes(t, first_verdict, supported, looks, futility):
+def _outcomes(
+    t: np.ndarray, first_verdict: np.ndarray, supported: np.ndarray, looks: Sequence[int], futility: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Stopping look and verdict code per row (1 supported, -1 refuted, 0 inconclusive)."""
     count, looks_count = t.shape
     below = t[:, :-1] < np.asarray(futility[:-1])[None, :]
@@ -339,7 +344,9 @@ def _outcomes(t, first_verdict, supported, looks, futility):
     return stop, code
 
 
-def _futility_boundaries(looks, efficacy, effect, margin):
+def _futility_boundaries(
+    looks: Sequence[int], efficacy: Sequence[float], effect: float, margin: float
+) -> tuple[float, ...]:
     """Stop for futility when t trails ``effect * sqrt(n_k)`` (about where t stands when
     the design effect is true) by more than ``margin``. A constant margin stopped more
     null claims, for the same power, than margins widening or narrowing over the looks."""
@@ -383,7 +390,9 @@ def _efficacy_boundaries(looks: tuple[int, ...], alpha: float, exponent: float) 
     return tuple(boundaries)
 
 
-def _look_level(rows, t, open_rows, n, allowance):
+def _look_level(
+    rows: np.ndarray, t: np.ndarray, open_rows: np.ndarray, n: int, allowance: int
+) -> tuple[float | None, np.ndarray, np.ndarray]:
     """The largest nominal level at which at most ``allowance`` of the open null rows are
     supported at this look (None when even the smallest possible level admits more),
     with the rows that could be and their p-values (max of the t and sign-flip ones)."""

@@ -13,7 +13,7 @@ named colour of the shape's pixels and never of the background's.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -432,13 +432,13 @@ def _check_speed_range(speed_range: tuple[float, float]) -> tuple[float, float]:
     return low, high
 
 
-def _check_names(names: Sequence[str], allowed: Sequence[str], parameter: str) -> None:
+def _check_names(names: Sequence[str], allowed: Collection[str], parameter: str) -> None:
     unknown = [name for name in names if name not in allowed]
     if unknown:
         raise ValueError(f"{parameter}: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
 
 
-def _names_or_all(names: Sequence[str] | None, allowed: Sequence[str], parameter: str) -> list[str]:
+def _names_or_all(names: Sequence[str] | None, allowed: Collection[str], parameter: str) -> list[str]:
     if names is None:
         return list(allowed)
     if isinstance(names, str):

@@ -271,6 +271,7 @@ def fit_background(pixels: np.ndarray) -> Background:
             error = float(np.linalg.norm(flat[keep] - ends[keep] @ solution, axis=1).mean())
             if best is None or error < best[0]:
                 best = (error, float(trial), solution, ends)
+        assert best is not None  # the first trial always sets it
         _, angle, solution, ends = best
         keep = _refit_set(np.linalg.norm(flat - ends @ solution, axis=1), keep)
     start, end = np.clip(solution[0], 0.0, 1.0), np.clip(solution[1], 0.0, 1.0)

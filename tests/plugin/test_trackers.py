@@ -465,6 +465,15 @@ def test_a_missing_package_stops_the_run_at_start_up_naming_the_extra(toy, track
             ["--ablation-mlflow="],
             "--ablation-mlflow: empty value; expected an MLflow tracking URI or a folder, or true*",
         ),
+        # An empty next argument is an empty value too (it once crashed on the path check).
+        (
+            ["--ablation-wandb", ""],
+            "--ablation-wandb: empty value; expected a W&B project as PROJECT or ENTITY/PROJECT, or true*",
+        ),
+        (
+            ["--ablation-mlflow", "  "],
+            "--ablation-mlflow: empty value; expected an MLflow tracking URI or a folder, or true*",
+        ),
         # argparse hands a following test path to the option: said, not taken for a project.
         (
             ["--ablation-wandb", "test_flicker.py"],

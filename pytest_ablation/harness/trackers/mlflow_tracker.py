@@ -71,6 +71,7 @@ def local_store(folder: Path) -> tuple[str, Path]:
 def prepare(value: str | None, context: TrackerContext) -> MlflowTarget:
     from mlflow.tracking import MlflowClient
 
+    artifacts: Path | None
     if value is None:
         uri, artifacts = local_store(context.report_dir / "mlflow")
     elif not has_scheme(value):

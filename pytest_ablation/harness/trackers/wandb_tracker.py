@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from . import TrackedRun, TrackerContext
 from .rows import (
@@ -64,7 +65,7 @@ class WandbTarget:
         import wandb
 
         report = run.report
-        arguments = dict(
+        arguments: dict[str, Any] = dict(
             entity=self.entity,
             project=self.project,
             name=run_name(report),
@@ -84,7 +85,7 @@ class WandbTarget:
         # The run is logged in a moment at the end of the session: no console capture (it
         # would wrap pytest's own output), no system metrics or machine probes (nothing ran
         # in it to measure). Settings this wandb does not know are left out.
-        wanted = {"console": "off", "x_disable_stats": True, "x_disable_machine_info": True}
+        wanted: dict[str, Any] = {"console": "off", "x_disable_stats": True, "x_disable_machine_info": True}
         if not (os.environ.get("WANDB_SILENT") or os.environ.get("WANDB_QUIET")):
             wanted["silent"] = True  # the terminal summary says where the run went
         known = getattr(wandb.Settings, "model_fields", {})
@@ -97,7 +98,7 @@ class WandbTarget:
         report = run.report
         wandb_run = wandb.init(**self.init_arguments(run))
         try:
-            step = {metric_key(*key): value for key, value in metric_values(report).items()}
+            step: dict[str, Any] = {metric_key(*key): value for key, value in metric_values(report).items()}
             step.update(run_numbers(report))
             for name, (columns, rows) in tables(report).items():
                 step[f"tables/{name}"] = wandb.Table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import cast
 from collections.abc import Mapping
 
 import torch
@@ -97,7 +98,8 @@ def svd_xt_unet(
 
     with torch.device(device):
         unet = UNetSpatioTemporalConditionModel(**dict(config or SVD_XT_UNET_CONFIG))
-    return extend_unet(unet, max_frames, position=position, identity_conv=identity_conv)
+    # To a type checker diffusers' top-level name is its torch-less dummy, not an nn.Module.
+    return extend_unet(cast(torch.nn.Module, unet), max_frames, position=position, identity_conv=identity_conv)
 
 
 @functools.lru_cache(maxsize=4)
@@ -150,7 +152,8 @@ def to_exsvd_state_dict(state_dict: Mapping[str, torch.Tensor], unet=None) -> di
     ]
     known = {k: v for k, v in state_dict.items() if str(k) not in set(unknown)}
     checked = _checked(dict(known), unet, unknown, name_of=lambda n: n)
-    return {_to_diffsynth_name(k): v for k, v in checked.items()}
+    # _checked refused every name without a DiffSynth one (``unknown``).
+    return {cast(str, _to_diffsynth_name(k)): v for k, v in checked.items()}
 
 
 def _to_diffsynth_name(name: str) -> str | None:

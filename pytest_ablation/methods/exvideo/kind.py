@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from pytest_ablation.models.components import SVD_COMPONENTS
 from pytest_ablation.models.identity import HashMemo, tree_sha256
@@ -24,7 +24,8 @@ def load(spec: ModelSpec, device: str) -> Any:
 
     from .loading import load_exsvd_components
 
-    source = weights_source(spec.source, "folder")
+    # The kind requires a source: the profile refuses a role of it without one.
+    source = weights_source(cast(str, spec.source), "folder")
     return load_exsvd_components(source, thaw(spec.options), device, f"models.{spec.role}")
 
 

@@ -163,7 +163,7 @@ class ExVideoSampler:
 
     # -- sampling -----------------------------------------------------------------------
     def _max_frames(self) -> int:
-        unet = self.unet
+        unet: Any = self.unet  # a diffusers UNet: ``config`` is its own, not nn.Module's
         if is_extended(unet):
             return exvideo_settings(unet).max_frames
         return int(unet.config.num_frames)
@@ -223,7 +223,7 @@ class ExVideoSampler:
                 "(extend_unet(unet, max_frames=...) for longer videos)"
             )
         parts = self.components
-        unet = self.unet
+        unet: Any = self.unet  # a diffusers UNet: ``config`` is its own, not nn.Module's
         device = next(unet.parameters()).device
         dtype = next(unet.parameters()).dtype
         height, width = images[0].shape[-2:]

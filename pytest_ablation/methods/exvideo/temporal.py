@@ -19,6 +19,7 @@ Names added to the UNet's state dict (per temporal transformer): ``time_proj.emb
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from collections.abc import Iterator
 
 import torch
@@ -60,6 +61,8 @@ class IdentityConv3d(nn.Conv3d):
     mirror, i.e. that axis is padded by replication, which keeps the identity exact there too.
     """
 
+    bias: torch.Tensor  # always made with one (nn.Conv3d's bias=True)
+
     def __init__(self, channels: int, *, device=None, dtype=None):
         super().__init__(
             channels,
@@ -70,7 +73,7 @@ class IdentityConv3d(nn.Conv3d):
             device=device,
             dtype=dtype,
         )
-        self._matrix = None
+        self._matrix: tuple[tuple[int, int, torch.dtype, torch.device], torch.Tensor] | None = None
         self.reset_to_identity()
 
     @torch.no_grad()
@@ -207,6 +210,7 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
         return_dict: bool = True,
     ):
         batch_frames, _, height, width = hidden_states.shape
+        assert image_only_indicator is not None  # the SVD UNet always passes it
         num_frames = image_only_indicator.shape[-1]
         if num_frames > self.exvideo_max_frames:
             raise FramesError(
@@ -216,6 +220,7 @@ class ExTransformerSpatioTemporalModel(TransformerSpatioTemporalModel):
         batch_size = batch_frames // num_frames
 
         # Temporal cross-attention reads the first frame's image embedding at every pixel.
+        assert encoder_hidden_states is not None  # the SVD UNet always passes it
         context = encoder_hidden_states[None, :].reshape(batch_size, num_frames, -1, encoder_hidden_states.shape[-1])[
             :, 0
         ]
@@ -270,7 +275,7 @@ def temporal_transformers(unet: nn.Module) -> list[tuple[str, TransformerSpatioT
     return found
 
 
-def _reference_parameter(module: nn.Module) -> torch.Tensor:
+def _reference_parameter(module: TransformerSpatioTemporalModel) -> torch.Tensor:
     return module.time_pos_embed.linear_1.weight
 
 
@@ -338,6 +343,8 @@ def extend_unet(unet: nn.Module, max_frames: int, position: str = "trainable", i
     check_frames(max_frames, "max_frames")
     _check_bool(identity_conv, "identity_conv")
     trained = trained_frames(unet)
+    # Its class is changed in place below, and ExVideo's attributes set on it.
+    module: Any
     for _, module in temporal_transformers(unet):
         if not isinstance(module, ExTransformerSpatioTemporalModel):
             module.__dict__["_exvideo_sinusoid"] = module.time_proj
@@ -381,7 +388,7 @@ def exvideo_settings(unet: nn.Module) -> ExVideoSettings:
 def exvideo_parameter_names(unet: nn.Module) -> list[str]:
     """The parameters ExVideo post-tunes: every temporal transformer block, the position
     MLP, and the new parts (trainable table, identity convolution). Nothing else."""
-    names = []
+    names: list[str] = []
     for prefix, module in extended_transformers(unet):
         for sub in ("time_proj", "position_conv", "time_pos_embed", "temporal_transformer_blocks"):
             part = getattr(module, sub, None)

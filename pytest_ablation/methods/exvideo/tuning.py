@@ -145,7 +145,7 @@ def draw_noise(data: TuningData, index: torch.Tensor, generator: torch.Generator
     return sigma, noise
 
 
-def _checksums(params: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+def _checksums(params: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
     with torch.no_grad():
         return {n: (float(p.double().sum()), float(p.double().square().sum())) for n, p in params.items()}
 
@@ -288,7 +288,7 @@ def post_tune(
     optimizer = torch.optim.AdamW(_parameter_groups(trainable, lr, part_rates), weight_decay=0.0)
     scaler = torch.amp.GradScaler(ref.device.type, enabled=ref.dtype == torch.float16)
     if gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        unet.enable_gradient_checkpointing()  # type: ignore[operator]  # diffusers' method; torch types it a Tensor
     unet.train()
     losses: list[float] = []
     order: list[int] = []
@@ -321,7 +321,7 @@ def post_tune(
         seconds = time.perf_counter() - started
         optimizer.zero_grad(set_to_none=True)
         if gradient_checkpointing and not had_checkpointing:
-            unet.disable_gradient_checkpointing()
+            unet.disable_gradient_checkpointing()  # type: ignore[operator]  # diffusers' method; torch types it a Tensor
         unet.train(was_training)
         for name, param in trainable.items():
             param.data = param.data.to(stored_dtypes[name])

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Callable, Mapping
 
 import torch
@@ -255,8 +255,8 @@ class ExVideoVariants:
         self._lock = threading.RLock()
         self._data: dict[int, Any] = {}
         self._weights: dict[str, dict] = {}
-        self._unet_key = None
-        self._unet = None
+        self._unet_key: tuple[tuple[str, bool] | None, str, int, str, bool] | None = None
+        self._unet: torch.nn.Module | None = None
 
     @property
     def components(self) -> Any:
@@ -321,6 +321,7 @@ class ExVideoVariants:
                 sampler = ExVideoSampler(self.components, unet, **self.sampler_options)
                 done = sampler.sample_batch([requests[i] for i in members])
             if variant.tuned:
+                assert variant.tuning is not None  # a tuned variant has one
                 key = self.tuning_key(*variant.tuning, run=run, tuned_from=variant.tuned_from)
                 results = self.tuning_results.get(key, {})
                 info = {"key": key[:16], "run": run, "seed": self.recipe.run_seed(run), **results}
@@ -442,6 +443,7 @@ class ExVideoVariants:
                 max_frames = self.recipe.max_frames
                 start, _ = self._start(variant.tuned_from)
                 if variant.tuned:
+                    assert variant.tuning is not None  # a tuned variant has one
                     weights = self.tuned_weights(*variant.tuning, run, variant.tuned_from)
                     unet = extend_unet(
                         copy.deepcopy(start.unet),
@@ -461,7 +463,8 @@ class ExVideoVariants:
                 unet.eval()
                 unet.requires_grad_(False)
                 self._unet, self._unet_key = unet, key
-            return self._unet
+            # Set with its key: here, or by the call that made the key current.
+            return cast(torch.nn.Module, self._unet)
 
     def sampler(self, run: int = 0, **config: Any) -> ExVideoSampler:
         """An ``ExVideoSampler`` on the UNet of a variant (configured like ``request.config``),

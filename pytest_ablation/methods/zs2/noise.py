@@ -42,7 +42,7 @@ correlation falls with ``lam`` only on average, not for every draw.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 
@@ -257,6 +257,45 @@ def _random_only(prev, lam, generator):
     best = (statistic - lam).abs().argmin(dim=0)
     chosen = alphas.gather(0, best.unsqueeze(0)).squeeze(0)
     return _pick(candidates, best.tolist()), chosen.cpu()
+
+
+@overload
+def dependency_noise(
+    shape: Any,
+    lam: float,
+    method: str = ...,
+    generator: torch.Generator | None = ...,
+    *,
+    dtype: torch.dtype = ...,
+    device: torch.device | str | None = ...,
+    return_alphas: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def dependency_noise(
+    shape: Any,
+    lam: float,
+    method: str = ...,
+    generator: torch.Generator | None = ...,
+    *,
+    dtype: torch.dtype = ...,
+    device: torch.device | str | None = ...,
+    return_alphas: Literal[True],
+) -> DependencyNoise: ...
+
+
+@overload
+def dependency_noise(
+    shape: Any,
+    lam: float,
+    method: str = ...,
+    generator: torch.Generator | None = ...,
+    *,
+    dtype: torch.dtype = ...,
+    device: torch.device | str | None = ...,
+    return_alphas: bool,
+) -> torch.Tensor | DependencyNoise: ...
 
 
 def dependency_noise(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -121,7 +121,8 @@ class ClipImageTower(nn.Module):
 
     def __init__(self, visual: nn.Module) -> None:
         super().__init__()
-        self.visual = visual
+        # open_clip's vision tower (untyped): its conv1 is reached by name.
+        self.visual: Any = visual
 
     @property
     def dtype(self) -> torch.dtype:
@@ -141,7 +142,7 @@ def load(path: Path, arch: str, half: bool) -> nn.Module:
 
     model = architecture(arch, half)
     load_weights(model, read_state_dict(path, arch), path, arch)
-    visual = model.visual
+    visual = cast(nn.Module, model.visual)
     state_dicts.no_meta_left(visual, path)
     # Whatever dtypes the file had (OpenAI's are part float16), float32 first; then the
     # half-precision layout from those values, as clip.load converts its float32 model.

@@ -44,7 +44,9 @@ class DinoViT(nn.Module):
 
     def __init__(self, vit: nn.Module) -> None:
         super().__init__()
-        self.vit = vit
+        # timm's VisionTransformer, whose parts (pos_embed, patch_embed, blocks...) are
+        # reached by name; nn.Module types them only as tensors or modules.
+        self.vit: Any = vit
 
     def position_embedding(self, height: int, width: int, patches: int) -> torch.Tensor:
         pos = self.vit.pos_embed

@@ -123,7 +123,7 @@ class InceptionBlock(nn.Module):
 
 # (name, kind, arguments) in forward order: Carreira & Zisserman 2017, Fig. 3; Inception
 # widths are (1x1, 3x3 reduce, 3x3, 3x3 reduce, 3x3, pool projection) as in GoogLeNet.
-LAYERS = (
+LAYERS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ("Conv3d_1a_7x7", "conv", (3, 64, (7, 7, 7), (2, 2, 2))),
     ("MaxPool3d_2a_3x3", "pool", ((1, 3, 3), (1, 2, 2))),
     ("Conv3d_2b_1x1", "conv", (64, 64, (1, 1, 1), (1, 1, 1))),
@@ -151,7 +151,7 @@ class InceptionI3d(nn.Module):
         self.order = []
         for name, kind, args in LAYERS:
             if kind == "conv":
-                module = Unit3D(args[0], args[1], args[2], args[3])
+                module: nn.Module = Unit3D(args[0], args[1], args[2], args[3])
             elif kind == "pool":
                 module = MaxPoolSame(*args)
             else:

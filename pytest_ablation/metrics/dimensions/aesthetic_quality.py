@@ -9,7 +9,7 @@ of videos is the plain mean of the per-video values.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 from pytest_ablation.metrics.weights import load_once
@@ -57,7 +57,7 @@ def aesthetic_quality_per_frame(video: torch.Tensor, device: str | torch.device 
     """One value per frame: the LAION rating / 10."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, device=device)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, device=device)).per_frame))
 
 
 def aesthetic_quality(video: torch.Tensor, device: str | torch.device | None = None) -> float:

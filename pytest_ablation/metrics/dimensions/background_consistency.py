@@ -13,7 +13,7 @@ On a GPU the tower runs in float16 and the cosines are taken in float16, as in V
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 from pytest_ablation.metrics.weights import load_once
@@ -50,7 +50,7 @@ def background_consistency_per_frame(video: torch.Tensor, device: str | torch.de
     """One value per frame t >= 1."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, device=device)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, device=device)).per_frame))
 
 
 def background_consistency(video: torch.Tensor, device: str | torch.device | None = None) -> float:

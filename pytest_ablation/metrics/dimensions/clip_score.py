@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -30,7 +30,7 @@ def evaluate(inp: MetricInput) -> Score:
 def clip_score_per_frame(video: torch.Tensor, text: str, model: ClipModel) -> list[float]:
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, text=text, clip=model)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, text=text, clip=model)).per_frame))
 
 
 def clip_score(video: torch.Tensor, text: str, model: ClipModel) -> float:

@@ -7,7 +7,7 @@ normalised to a 256 px short side so resolutions compare.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -47,7 +47,7 @@ def evaluate(inp: MetricInput) -> Score:
 def dynamic_degree_per_pair(video: torch.Tensor) -> list[float]:
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video)).per_frame))
 
 
 def dynamic_degree(video: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ model is the mean verdict over its videos, which a study's mean over prompts rep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from collections.abc import Sequence
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
@@ -132,7 +132,7 @@ def dynamic_degree_vbench_per_pair(video: torch.Tensor, fps: float | None = None
     """The top-5% mean RAFT flow magnitude of each pair of kept frames, in pixels."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, fps=fps)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, fps=fps)).per_frame))
 
 
 def dynamic_degree_vbench(video: torch.Tensor, fps: float | None = None) -> float:

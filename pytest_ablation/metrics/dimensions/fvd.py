@@ -34,7 +34,7 @@ computes one value per variant (``Comparison.set_metric("fvd")``), never a paire
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Sequence
 
 from pytest_ablation.metrics.registry import MetricSpec
@@ -223,7 +223,7 @@ class SetMetricResult:
 
     @classmethod
     def from_dict(cls, entry: dict) -> SetMetricResult:
-        return cls(**{name: entry.get(name) for name in cls.__dataclass_fields__})
+        return cls(**cast("dict[str, Any]", {name: entry.get(name) for name in cls.__dataclass_fields__}))
 
 
 def fvd(

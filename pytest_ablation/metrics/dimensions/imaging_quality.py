@@ -7,7 +7,7 @@ backends/musiq.py). Higher is better; 0-1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -39,7 +39,7 @@ def imaging_quality_per_frame(video: torch.Tensor) -> list[float]:
     """MUSIQ's score / 100 of each frame."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video)).per_frame))
 
 
 def imaging_quality(video: torch.Tensor) -> float:

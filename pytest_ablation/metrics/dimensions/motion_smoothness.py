@@ -7,7 +7,7 @@ so the interpolator's name goes into the score's details.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest_ablation.metrics.interpolator_choice as interpolator_choice
 from pytest_ablation.metrics.registry import MetricSpec, Score
@@ -61,7 +61,7 @@ def motion_smoothness_per_frame(video: torch.Tensor, interpolator: Interpolator 
     """One value per interpolated odd frame (1, 3, 5, ...)."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, interpolator=interpolator)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, interpolator=interpolator)).per_frame))
 
 
 def motion_smoothness(video: torch.Tensor, interpolator: Interpolator | None = None) -> float:

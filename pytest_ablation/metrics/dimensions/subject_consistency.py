@@ -13,7 +13,7 @@ same length). Its multi-GPU path, though, averages the per-video values unweight
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 from pytest_ablation.metrics.weights import load_once
@@ -45,7 +45,7 @@ def subject_consistency_per_frame(video: torch.Tensor, device: str | torch.devic
     """One value per frame t >= 1."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, device=device)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, device=device)).per_frame))
 
 
 def subject_consistency(video: torch.Tensor, device: str | torch.device | None = None) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -26,7 +26,7 @@ def evaluate(inp: MetricInput) -> Score:
 def temporal_consistency_per_pair(video: torch.Tensor, model: ClipModel) -> list[float]:
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, clip=model)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, clip=model)).per_frame))
 
 
 def temporal_consistency(video: torch.Tensor, model: ClipModel) -> float:

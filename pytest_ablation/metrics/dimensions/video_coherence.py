@@ -6,7 +6,7 @@ Each frame is compared with its predecessor (local smoothness) and with the firs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -33,7 +33,7 @@ def video_coherence_per_frame(video: torch.Tensor, model: ClipModel) -> list[flo
     """One value per frame t >= 1."""
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, clip=model)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, clip=model)).per_frame))
 
 
 def video_coherence(video: torch.Tensor, model: ClipModel) -> float:

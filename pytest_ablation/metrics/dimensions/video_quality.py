@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pytest_ablation.metrics.registry import MetricSpec, Score
 
@@ -25,7 +25,7 @@ def evaluate(inp: MetricInput) -> Score:
 def video_quality_per_frame(video: torch.Tensor, model: ClipModel) -> list[float]:
     from pytest_ablation.metrics.inputs import MetricInput
 
-    return list(evaluate(MetricInput(video, clip=model)).per_frame)
+    return list(cast("tuple[float, ...]", evaluate(MetricInput(video, clip=model)).per_frame))
 
 
 def video_quality(video: torch.Tensor, model: ClipModel) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from pytest_ablation.profiles import ModelKind, ModelSpec
 from pytest_ablation.profiles.checks import fail
@@ -16,7 +16,8 @@ _CALLABLE = re.compile(rf"^{_DOTTED}:{_DOTTED}$")
 def load(spec: ModelSpec, device: str) -> Any:
     from pytest_ablation.models.pretrained import resolve_callable
 
-    function = resolve_callable(spec.source, f"models.{spec.role}.source")
+    # The kind requires a source: the profile refuses a role of it without one.
+    function = resolve_callable(cast(str, spec.source), f"models.{spec.role}.source")
     return function(device=device, **thaw(spec.options))
 
 
