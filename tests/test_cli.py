@@ -6,6 +6,7 @@ import pytest
 
 from pytest_ablation.cli.main import main
 from pytest_ablation.results.report_json import REPORT_FORMAT, REPORT_VERSION
+from report_files import metric_entries, result_rows
 
 
 def report(values, path):
@@ -51,7 +52,6 @@ def report(values, path):
     data = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
-        "results": results,
         "studies": studies,
         "metrics": {},
         "cases": cases,
@@ -77,7 +77,7 @@ def test_show_and_baseline(tmp_path, capsys):
     assert main(["show", str(src)]) == 0
     assert "s: reference a" in capsys.readouterr().out
     assert main(["baseline", str(src), str(tmp_path / "base.json")]) == 0
-    assert json.loads((tmp_path / "base.json").read_text())["results"] == json.loads(src.read_text())["results"]
+    assert result_rows(json.loads((tmp_path / "base.json").read_text())) == result_rows(json.loads(src.read_text()))
 
 
 @pytest.mark.parametrize(
@@ -131,8 +131,8 @@ def test_compare_tolerance_without_a_value_names_the_flag(tmp_path, capsys):
     [
         (lambda d: d.pop("studies"), "schema: top level: the field 'studies' is missing"),
         (
-            lambda d: d["results"][0].update(value="high"),
-            'schema: results[0].value (s a m): got "high"; expected a number or null',
+            lambda d: d["studies"][0]["variants"][0]["metrics"]["m"].update(value="high"),
+            'schema: studies[0].variants[0].metrics.m.value (s a): got "high"; expected a number or null',
         ),
         (lambda d: d.pop("cases"), "schema: top level: the field 'cases' is missing"),
         (
@@ -174,11 +174,11 @@ def test_output_paths_that_are_folders_or_files(tmp_path, capsys):
 def test_a_baseline_is_not_promoted_from_a_report_with_errors_or_nan(tmp_path, capsys):
     path = report({("a", "m"): 0.5, ("b", "m"): 0.4}, tmp_path / "r.json")
     data = json.loads(path.read_text())
-    data["results"][1]["value"] = None
+    data["studies"][0]["variants"][1]["metrics"]["m"]["value"] = None
     path.write_text(json.dumps(data))
     assert main(["baseline", str(path), str(tmp_path / "base.json")]) == 2
     assert "has value None" in capsys.readouterr().err
-    data["results"][1]["value"] = 0.4
+    data["studies"][0]["variants"][1]["metrics"]["m"]["value"] = 0.4
     data["cases"][1].update(outcome="error", reason="RuntimeError: boom")
     path.write_text(json.dumps(data))
     assert main(["baseline", str(path), str(tmp_path / "base.json")]) == 2
@@ -204,7 +204,7 @@ def test_compare_fails_a_null_value_as_nan(tmp_path, capsys):
     base = report({("a", "m"): 0.5}, tmp_path / "base.json")
     current = report({("a", "m"): 0.5, ("b", "m"): 0.4}, tmp_path / "current.json")
     data = json.loads(current.read_text())
-    for entry in data["results"]:
+    for *_, entry in metric_entries(data):
         entry["value"] = None  # how report.json writes a NaN
     current.write_text(json.dumps(data))
     assert main(["compare", str(base), str(current), "--all"]) == 1
@@ -332,7 +332,7 @@ def test_show_json_carries_the_claims_and_results(tmp_path, capsys):
     src.write_text(json.dumps(data))
     assert main(["show", str(src), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["results"] == data["results"]
+    assert payload["results"] == result_rows(data)
     assert [(c["study"], c["variant"], c["metric"]) for c in payload["claims"]] == [("s", "b", "m")]
     assert payload["claims"][0]["verdict"] in ("supported", "refuted", "inconclusive")
 

@@ -18,7 +18,7 @@ import torch
 from cuda_emulation import DeviceMismatch, emulated_cuda
 
 from pytest_ablation.metrics.registry import get_metric
-from report_files import report_of
+from report_files import report_of, result_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_MACHINE = ROOT / "tests" / "gpu_machine"
@@ -162,7 +162,7 @@ def test_the_studies_run_on_an_emulated_gpu_with_the_cpus_numbers(tmp_path):
     assert [w["gpu"] for w in cpu["environment"]["workers"].values()] == [None]
 
     def values(report):
-        return {(r["study"], r["variant"], r["metric"]): r["value"] for r in report["results"]}
+        return {(r["study"], r["variant"], r["metric"]): r["value"] for r in result_rows(report)}
 
     gpu_values, cpu_values = values(gpu), values(cpu)
     assert gpu_values.keys() == cpu_values.keys() and len(gpu_values) > 20

@@ -12,7 +12,7 @@ import torch
 from pytest_ablation import VideoFolder
 from pytest_ablation.run.generation import GenerationRequest, GeneratorError
 from pytest_ablation.profiles import load_profile
-from report_files import report_of
+from report_files import report_of, result_rows
 
 MADE = """
 import pytest
@@ -38,7 +38,7 @@ def test_read(mu, ablation):
 
 
 def values(report, study):
-    return {(r["variant"], r["metric"]): r["value"] for r in report["results"] if r["study"] == study}
+    return {(r["variant"], r["metric"]): r["value"] for r in result_rows(report) if r["study"] == study}
 
 
 @pytest.mark.slow

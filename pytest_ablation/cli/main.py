@@ -17,6 +17,7 @@ from pathlib import Path
 from ..files import check_writable_dir, write_json_atomic
 from ..results.gate import FAILING, GateInputError, gate_verdict, report_metrics, unknown_tolerance
 from ..harness.options import OptionError, parse_tolerances
+from ..results.model import Report
 from ..results.report_json import ReportError, load_report
 from ..report.terminal import render_results_table
 from ..report.write import write_reports
@@ -59,7 +60,7 @@ def cmd_show(args) -> int:
                 "report": str(args.report),
                 "profile": report.get("profile"),
                 "claims": _claims(report),
-                "results": report["results"],
+                "results": [comparison.row() for comparison in Report.from_json(report).comparisons],
                 "gate": report.get("gate"),
             }
         )
@@ -126,7 +127,7 @@ def cmd_baseline(args) -> int:
     _check_output_file(args.output)
     report.pop("gate", None)
     write_json_atomic(args.output, report)
-    sys.stdout.write(f"baseline written: {args.output} ({len(report['results'])} results)\n")
+    sys.stdout.write(f"baseline written: {args.output} ({len(Report.from_json(report).comparisons)} results)\n")
     return 0
 
 
@@ -155,7 +156,7 @@ def cmd_merge(args) -> int:
     sys.stdout.write(render_results_table(merged))
     shards = ", ".join(f"{s['index']}/{s['count']}" if "index" in s else s["report"] for s in merged["merged_from"])
     sys.stdout.write(
-        f"merged {len(args.reports)} report(s) ({shards}): {len(merged['results'])} results\n"
+        f"merged {len(args.reports)} report(s) ({shards}): {len(Report.from_json(merged).comparisons)} results\n"
         f"written: {paths['html']}, {paths['json']}, {paths['markdown']}\n"
     )
     logged = log_merged(targets, merged, output, exitstatus=0, gate=None, tolerances={}, out=sys.stdout)

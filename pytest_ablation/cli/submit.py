@@ -185,6 +185,7 @@ def cmd_submit(args) -> int:
     from ..files import check_writable_dir
     from ..results.gate import GateInputError, gate_verdict
     from ..harness.options import parse_tolerances
+    from ..results.model import Report
     from ..results.report_json import ReportError, load_report
     from ..report.terminal import render_results_table
     from ..report.write import write_reports
@@ -241,7 +242,7 @@ def cmd_submit(args) -> int:
     sys.stdout.write(render_results_table(merged))
     note = f"; shard(s) {', '.join(f'{i}/{args.shards}' for i in failed)} missing" if failed else ""
     sys.stdout.write(
-        f"merged {len(paths)} shard report(s): {len(merged['results'])} results{note}\n"
+        f"merged {len(paths)} shard report(s): {len(Report.from_json(merged).comparisons)} results{note}\n"
         f"written: {written['html']}, {written['json']}, {written['markdown']}\n"
     )
     if gate is not None:

@@ -230,7 +230,9 @@ class ResultCollector:
     def _metric_info(self) -> dict[str, dict]:
         names = {m for r in self._records for m in (*r["metrics"], *(r.get("set_metrics") or ()))}
         if self._baseline is not None:
-            names |= {r["metric"] for r in (*self._baseline["results"], *(self._baseline.get("set_results") or ()))}
+            from ..results.gate import report_metrics
+
+            names |= report_metrics(self._baseline)
         info = {}
         for name in sorted(names):
             try:

@@ -525,38 +525,33 @@ def set_metric_rows(report: dict, study: str) -> tuple[list[str], list[list[str]
     """The set-level metrics (FVD) of a study, one row per variant and metric: its value
     against the reference set, the bootstrap interval, the set sizes and the reference set;
     and the distinct warnings of its rows (a row with one says "yes" in its column)."""
-    entries = [r for r in report.get("set_results") or () if r.get("study") == study]
-    order = {
-        v.get("variant"): i
-        for s in report.get("studies") or ()
-        if s.get("study") == study
-        for i, v in enumerate(s.get("variants") or ())
-    }
-    entries.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["metric"]))
+    from ..results.model import Report
+
+    # In the study's variant order (collection order), each variant's metrics by name.
+    entries = [value for value in Report.from_json(report).set_values if value.study == study]
     headers = ["variant", "metric", "value", "95% CI", "n (variant / ref)", "reference set", "warning"]
     rows, warnings = [], []
     for r in entries:
-        low, high = r.get("low"), r.get("high")
-        if r.get("is_reference"):
+        if r.is_reference:
             interval = "reference set"
-        elif low is None or high is None:
+        elif r.low is None or r.high is None:
             interval = "—"
         else:
-            interval = f"[{fixed(low, 2)}, {fixed(high, 2)}]"
-        arrow = ARROWS.get(r.get("direction"), "")
+            interval = f"[{fixed(r.low, 2)}, {fixed(r.high, 2)}]"
+        arrow = ARROWS.get(r.direction, "")
         rows.append(
             [
-                str(r["variant"]),
-                f"{r['metric']}{arrow}",
-                fixed(r.get("value"), 2),
+                r.variant,
+                f"{r.metric}{arrow}",
+                fixed(r.value, 2),
                 interval,
-                f"{r.get('n_variant')} / {r.get('n_reference')}",
-                str(r.get("reference")),
-                "yes" if r.get("warning") else "",
+                f"{r.n_variant} / {r.n_reference}",
+                str(r.reference),
+                "yes" if r.warning else "",
             ]
         )
-        if r.get("warning") and r["warning"] not in warnings:
-            warnings.append(r["warning"])
+        if r.warning and r.warning not in warnings:
+            warnings.append(r.warning)
     return headers, rows, warnings
 
 

@@ -13,7 +13,7 @@ What a case's outcome means to the gate (``cases`` of report.json):
 - a value that is not a number: a failure (*nan*);
 - a baseline case that no longer exists in a collected file: a failure (*deleted*).
 
-Set-level metrics (FVD, ``set_results`` of report.json) are gated too, never ignored: a
+Set-level metrics (FVD, a variant's ``set_metrics`` in report.json) are gated too, never ignored: a
 sampled set's FVD moves with the sample, so such a value is judged by its bootstrap interval
 rather than by itself. It regressed when its whole interval lies beyond the baseline's value
 by more than the tolerance (for FVD, lower is better: the interval's low end above baseline
@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, cast
 from collections.abc import Callable, Iterable, Mapping
+
+from .model import Comparison, Report, SetValue
 
 FAILING = ("regressed", "missing", "error", "failed", "unfinished", "nan", "deleted")
 # Case outcomes recorded in report.json, and the gate status each one gives.
@@ -105,15 +107,18 @@ def unknown_tolerance(tolerances: Iterable[str], known: Iterable[str], source: s
     return None
 
 
-def report_metrics(*reports: dict[str, Any]) -> set[str]:
-    """The metrics that reports name: their metric table and their results'."""
+def report_metrics(*reports: Report | Mapping[str, Any]) -> set[str]:
+    """The metrics that reports name: their metric table and their variants'."""
     names: set[str] = set()
     for report in reports:
-        names.update(report.get("metrics") or {})
-        for entry in (*(report.get("results") or ()), *(report.get("set_results") or ())):
-            if isinstance(entry, dict) and isinstance(entry.get("metric"), str):
-                names.add(entry["metric"])
+        names |= as_report(report).metric_names()
     return names
+
+
+def as_report(report: Report | Mapping[str, Any]) -> Report:
+    """``report`` as the typed model: a report.json document (already checked by
+    ``load_report``) is read into it."""
+    return report if isinstance(report, Report) else Report.from_json(report)
 
 
 def number(value: object) -> float | None:
@@ -131,14 +136,13 @@ def judge(direction: str, baseline: float, current: float | None, tolerance: flo
     return _judge_interval(direction, baseline, cast(float, current), cast(float, current), tolerance)
 
 
-def judge_set(direction: str, baseline: float, current: Mapping[str, Any], tolerance: float) -> str:
-    """A set-level value (``current``: a row of ``set_results``) against the baseline's value:
-    by its bootstrap interval (``low``, ``high``); the reference set itself has none and is
-    judged by its value."""
-    value = number(current.get("value"))
+def judge_set(direction: str, baseline: float, current: SetValue, tolerance: float) -> str:
+    """A set-level value against the baseline's value: by its bootstrap interval (``low``,
+    ``high``); the reference set itself has none and is judged by its value."""
+    value = number(current.value)
     if value is None:
         return "nan"
-    low, high = number(current.get("low")), number(current.get("high"))
+    low, high = number(current.low), number(current.high)
     return _judge_interval(
         direction, baseline, value if low is None else low, value if high is None else high, tolerance
     )
@@ -156,12 +160,8 @@ def _judge_interval(direction: str, baseline: float, low: float, high: float, to
     return "regressed" if worse else "improved" if better else "ok"
 
 
-def _set_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{**row, "level": "set"} for row in report.get("set_results") or ()]
-
-
-def _set_reason(now: Mapping[str, Any]) -> str:
-    low, high = number(now.get("low")), number(now.get("high"))
+def _set_reason(now: SetValue) -> str:
+    low, high = number(now.low), number(now.high)
     if low is None or high is None:
         return "set-level metric, the reference set itself"
     return f"set-level metric, judged by its bootstrap interval [{low:.4g}, {high:.4g}]"
@@ -224,47 +224,25 @@ def compare(
 NAN_REASON = "the value is not a number (NaN or infinite)"
 
 
-def _in_scope(nodeid: str | None, selection: Mapping[str, Any]) -> bool:
-    """Whether this run collected the file of ``nodeid``: a case missing there was deleted."""
-    if not nodeid:
-        return False
-    path = nodeid.split("::", 1)[0]
-
-    def under(root: str) -> bool:
-        root = root.rstrip("/")
-        return root in ("", ".") or path == root or path.startswith(root + "/")
-
-    if any(under(p) for p in selection.get("ignored", ())):
-        return False
-    return path in selection.get("files", ()) or any(under(p) for p in selection.get("paths", ()))
-
-
-def _nodeids(report: dict[str, Any]) -> dict[tuple[str, str], str | None]:
-    found = {}
-    for case in report.get("cases") or ():
-        found[(case["study"], case["variant"])] = case.get("nodeid")
-    for study in report.get("studies") or ():
-        for variant in study.get("variants") or ():
-            found.setdefault((study["study"], variant["variant"]), variant.get("nodeid"))
-    return found
-
-
 def _variant_case(variant: str) -> str:
     # The second ablation.run call of a case records variant "v#2": its case is "v".
     return variant.split("#", 1)[0]
 
 
-def _profile_name(report: dict[str, Any]) -> str | None:
+def _profile_name(report: Mapping[str, Any]) -> str | None:
     profile = report.get("profile")
     name = profile.get("name") if isinstance(profile, dict) else None
     return name if isinstance(name, str) else None
 
 
-def profile_mismatch(baseline: dict[str, Any], current: dict[str, Any]) -> str | None:
+def profile_mismatch(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     """Why ``current`` cannot be judged against ``baseline``: they were made on different
     profiles (other models, sizes and settings: their numbers do not compare). None when
     they were made on the same one, or a report does not say."""
-    then, now = _profile_name(baseline), _profile_name(current)
+    return _profile_mismatch(_profile_name(baseline), _profile_name(current))
+
+
+def _profile_mismatch(then: str | None, now: str | None) -> str | None:
     if then is None or now is None or then == now:
         return None
     return (
@@ -279,7 +257,7 @@ def _shown(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def configuration_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def configuration_differences(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """What the two reports record of how they were made, where it differs: the profile's
     settings, method tables and models, and the packages' versions. A failed gate shows
     them, since a regression is as often a changed set-up as a changed method."""
@@ -306,64 +284,57 @@ def configuration_differences(baseline: dict[str, Any], current: dict[str, Any])
 
 
 def judge_reports(
-    baseline: dict[str, Any],
-    current: dict[str, Any],
+    baseline: Report | Mapping[str, Any],
+    current: Report | Mapping[str, Any],
     *,
     tolerances: Mapping[str, float] | None = None,
 ) -> list[GateRow]:
-    """Judge ``current`` (a report.json) against ``baseline``, case by case and metric by metric.
+    """Judge ``current`` (a report) against ``baseline``, case by case and metric by metric.
 
     Tolerances: ``tolerances`` (command line or ini), else the tolerance the current report
     records for the metric, else the baseline's, else the registry's. Directions: the current
     report's, else the baseline entry's.
     """
-    mismatch = profile_mismatch(baseline, current)
+    then_report, now_report = as_report(baseline), as_report(current)
+    mismatch = _profile_mismatch(then_report.profile_name, now_report.profile_name)
     if mismatch:
         raise GateInputError(mismatch)
-    if not isinstance(current.get("cases"), list):
+    if now_report.cases is None:
         raise GateInputError(
             "the report does not record its cases (report version "
-            f"{current.get('version')!r}); it cannot say what ran; rerun the studies"
+            f"{now_report.version!r}); it cannot say what ran; rerun the studies"
         )
     tolerances = dict(tolerances or {})
-    info_now = current.get("metrics") or {}
-    info_then = baseline.get("metrics") or {}
 
     def tolerance_of(metric: str) -> float:
-        for source in (
-            tolerances,
-            {m: i.get("tolerance") for m, i in info_now.items()},
-            {m: i.get("tolerance") for m, i in info_then.items()},
+        for value in (
+            tolerances.get(metric),
+            getattr(now_report.metrics.get(metric), "tolerance", None),
+            getattr(then_report.metrics.get(metric), "tolerance", None),
         ):
-            value = number(source.get(metric))
-            if value is not None:
-                return value
+            if number(value) is not None:
+                return float(cast(float, value))
         return registered_tolerance(metric)
 
-    def direction_of(metric: str, entry: dict[str, Any]) -> str:
-        return cast(str, (info_now.get(metric) or {}).get("direction") or entry.get("direction", "info"))
+    def direction_of(value: Comparison | SetValue) -> str:
+        return getattr(now_report.metrics.get(value.metric), "direction", None) or value.direction
 
-    cases = {(c["study"], c["variant"]): c for c in current["cases"]}
-    selection = current.get("selection") or {}
-    baseline_nodeids = _nodeids(baseline)
-    baseline_results = [*baseline["results"], *_set_rows(baseline)]
-    results = {(r["study"], r["variant"], r["metric"]): r for r in [*current["results"], *_set_rows(current)]}
+    cases = {(c.study, c.variant): c for c in now_report.cases}
+    results = {value.key: value for value in now_report.values}
     rows: list[GateRow] = []
-    seen_results = set()
     judged_cases = set()
-    for entry in baseline_results:
-        key = (entry["study"], entry["variant"], entry["metric"])
-        case_key = (entry["study"], _variant_case(entry["variant"]))
-        metric = entry["metric"]
-        direction = direction_of(metric, entry)
-        tolerance = tolerance_of(metric)
-        then = number(entry["value"])
+    for entry in then_report.values:
+        key = entry.key
+        case_key = (entry.study, _variant_case(entry.variant))
+        direction = direction_of(entry)
+        tolerance = tolerance_of(entry.metric)
+        then = number(entry.value)
         case = cases.get(case_key)
         now = results.get(key)
         value, reason = None, None
         if case is None:
-            nodeid = baseline_nodeids.get(case_key) or baseline_nodeids.get(key[:2])
-            if _in_scope(nodeid, selection):
+            nodeid = then_report.nodeids.get(case_key) or then_report.nodeids.get(key[:2])
+            if now_report.selection.collected(nodeid):
                 status = "deleted"
                 reason = (
                     f"{nodeid} is no longer in the code (the baseline has it; this run collected its file)"
@@ -373,50 +344,52 @@ def judge_reports(
             else:
                 status = "not run"
                 reason = f"{nodeid.split('::', 1)[0]} was not collected" if nodeid else "not collected"
-        elif case["outcome"] not in SCORED_OUTCOMES:
-            status, reason = CASE_STATUS.get(case["outcome"], "error"), case.get("reason")
+        elif case.outcome not in SCORED_OUTCOMES:
+            status, reason = CASE_STATUS.get(case.outcome, "error"), case.reason
             judged_cases.add(case_key)
         elif now is None:
             status, reason = "missing", "the case ran but did not report this metric"
+        elif then is None:
+            # load_report refuses such a baseline; a report handed over directly may have one.
+            value, status, reason = number(now.value), "nan", "the baseline's value is not a number"
         else:
-            seen_results.add(key)
-            value = number(now["value"])
-            if now.get("level") == "set" and then is not None:
+            value = number(now.value)
+            if isinstance(now, SetValue):
                 status = judge_set(direction, then, now, tolerance)
                 reason = NAN_REASON if status == "nan" else _set_reason(now)
             else:
-                # load_report refuses a baseline whose values are not all finite numbers.
-                status = judge(direction, cast(float, then), value, tolerance)
+                status = judge(direction, then, value, tolerance)
                 reason = NAN_REASON if status == "nan" else None
         rows.append(GateRow(*key, status, then, value, tolerance, direction, reason))
-    baseline_keys = {(e["study"], e["variant"], e["metric"]) for e in baseline_results}
+    baseline_keys = {entry.key for entry in then_report.values}
     for key, now in results.items():
         if key in baseline_keys:
             continue
         case = cases.get((key[0], _variant_case(key[1])))
-        if case is not None and case["outcome"] not in SCORED_OUTCOMES:
+        if case is not None and case.outcome not in SCORED_OUTCOMES:
             continue  # reported once per case below
-        value, direction = number(now["value"]), direction_of(key[2], now)
+        value, direction = number(now.value), direction_of(now)
         status = "nan" if value is None else "new"
         rows.append(GateRow(*key, status, None, value, None, direction, NAN_REASON if status == "nan" else None))
     for case_key, case in cases.items():
-        case_status = CASE_STATUS.get(case["outcome"])
+        case_status = CASE_STATUS.get(case.outcome)
         if case_status in FAILING and case_key not in judged_cases:
-            rows.append(GateRow(*case_key, "—", case_status, None, None, None, "info", case.get("reason")))
+            rows.append(GateRow(*case_key, "—", case_status, None, None, None, "info", case.reason))
     return sorted(rows, key=lambda r: (r.study, r.variant, r.metric))
 
 
 def gate_verdict(
-    baseline: dict[str, Any],
-    current: dict[str, Any],
+    baseline: Report | Mapping[str, Any],
+    current: Report | Mapping[str, Any],
     baseline_name: str,
     *,
     tolerances: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The gate's verdict on ``current`` against ``baseline`` (``summarize``'s dict), with the
     configuration differences of the two reports when it fails."""
-    gate = summarize(judge_reports(baseline, current, tolerances=tolerances), baseline_name)
-    gate["differences"] = configuration_differences(baseline, current) if gate["failed"] else []
+    then, now = as_report(baseline), as_report(current)
+    gate = summarize(judge_reports(then, now, tolerances=tolerances), baseline_name)
+    gate["differences"] = configuration_differences(then.document, now.document) if gate["failed"] else []
     return gate
 
 

@@ -3,9 +3,9 @@ fields are named.
 
 A case (``pytest_ablation.run.ablation``) makes one record per ``ablation.run`` call, where the
 videos were generated, and sends it to the controller with its test report. The report
-(``results.report_json``) files each record under its study as a variant entry and derives the
-rows of ``results`` from its metrics; a merge (``results.merge``) reads the variant entries
-of reports back into records.
+(``results.report_json``) files each record under its study as a variant entry, which keeps
+each of its numbers once (``results.model`` reads them); a merge (``results.merge``) reads
+the variant entries of reports back into records.
 """
 
 from __future__ import annotations
@@ -48,22 +48,6 @@ VARIANT_FIELDS = (
 MEDIA_FIELDS = ("media", "videos")
 # Added where the study has set-level metrics (FVD): metric -> ``SetMetricResult.to_dict()``.
 SET_METRICS_FIELD = "set_metrics"
-# The fields of a set-level metric of a record that each row of the report's
-# ``set_results`` repeats.
-SET_RESULT_FIELDS = (
-    "direction",
-    "value",
-    "low",
-    "high",
-    "confidence",
-    "n_variant",
-    "n_reference",
-    "reference",
-    "is_reference",
-    "resamples",
-    "seed",
-    "warning",
-)
 # Added where the generator describes its samples (``info["details"]`` of its videos, e.g.
 # the noise a sampler achieved): name -> {"value": mean over the samples, "samples": [...]}.
 DETAILS_FIELD = "details"
@@ -71,8 +55,6 @@ DETAILS_FIELD = "details"
 # study's collected cases (its parametrize order, from 0), which orders the study's
 # variants in every table; a second ``ablation.run`` call ("v#2") shares its case's.
 POSITION_FIELD = "position"
-# The fields of a metric of a record that each row of the report's ``results`` repeats.
-RESULT_FIELDS = ("direction", "value", "reference_value", "delta", "ci", "n", "confidence")
 
 
 def make_record(
@@ -172,22 +154,6 @@ def record_of(study: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """The record a variant entry of ``study`` was made from (with its ``position``, when the
     entry has one, so that a merge keeps the collection order)."""
     return {**entry, "study": study}
-
-
-def result_row(study: str, record: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    """The row of the report's ``results`` for one metric of a record."""
-    m = record["metrics"][metric]
-    row = {"study": study, "variant": record["variant"], "reference": record["reference"], "metric": metric}
-    row.update((field, m[field]) for field in RESULT_FIELDS)
-    return row
-
-
-def set_result_row(study: str, record: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    """The row of the report's ``set_results`` for one set-level metric of a record."""
-    m = record[SET_METRICS_FIELD][metric]
-    row = {"study": study, "variant": record["variant"], "metric": metric}
-    row.update((field, m.get(field)) for field in SET_RESULT_FIELDS)
-    return row
 
 
 def generator_details(videos: Iterable[Any]) -> dict[str, Any]:

@@ -16,21 +16,21 @@ from collections.abc import Iterable
 from ..files import strict_json
 from .record import (
     POSITION_FIELD,
-    SET_METRICS_FIELD,
     call_number,
     case_variant,
-    result_row,
-    set_result_row,
     variant_entry,
 )
-from ..stats.inference import annotate, result_fields
+from ..stats.inference import annotate
+from .model import Report, ReportMismatch
 from .schema import schema_problem
 
 REPORT_FORMAT = "pytest-ablation-report"
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 # Version 1 reports did not record each case's outcome (``cases``, ``selection``); they are
 # still read as baselines, whose results and node ids are all the gate needs of them.
-READABLE_VERSIONS = (1, 2)
+# Versions 1 and 2 repeated every variant's numbers as rows of ``results`` and
+# ``set_results``; version 3 keeps each number once, in its variant's entry (``model``).
+READABLE_VERSIONS = (1, 2, 3)
 CASE_OUTCOMES = ("passed", "failed", "error", "xfailed", "skipped", "deselected", "unfinished")
 
 _VERSIONED = (
@@ -103,8 +103,8 @@ def build_report(
     """Assemble the report from the variant records the tests produced.
 
     Everything that depends on the run's scheduling (which worker, in which order) lives
-    under ``environment`` and ``cache``; ``studies`` and ``results`` are ordered by study,
-    then by the study's variants in collection (parametrize) order, then by metric, so that
+    under ``environment`` and ``cache``; ``studies`` are ordered by study, then by the study's
+    variants in collection (parametrize) order, each variant's metrics by name, so that
     the same run on 1 or N workers gives the same document there. ``cases`` is every
     ablation case of the collected files with its outcome, in collection order (as the
     catalogue lists them), and ``selection`` the paths this run collected: together they say
@@ -120,8 +120,6 @@ def build_report(
     for record in records:
         by_study.setdefault(record["study"], {})[record["variant"]] = record
     studies: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
-    set_results: list[dict[str, Any]] = []
     for study in sorted(by_study):
         variants = by_study[study]
         references = sorted({r["reference"] for r in variants.values()})
@@ -133,18 +131,9 @@ def build_report(
         for variant in sorted(variants, key=lambda name: _order_key(name, positions[name])):
             record = variants[variant]
             study_entry["variants"].append(variant_entry(record, positions[variant]))
-            results.extend(result_row(study, record, metric) for metric in sorted(record["metrics"]))
-            set_results.extend(
-                set_result_row(study, record, metric) for metric in sorted(record.get(SET_METRICS_FIELD) or {})
-            )
         studies.append(study_entry)
     # p-values, MDEs and what survives the adjustment for multiple comparisons (inference.py).
     annotate(studies)
-    entries = {
-        (s["study"], v["variant"], name): m for s in studies for v in s["variants"] for name, m in v["metrics"].items()
-    }
-    for result in results:
-        result.update(result_fields(entries[result["study"], result["variant"], result["metric"]]))
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -152,12 +141,7 @@ def build_report(
         "profile": profile,
         "metrics": {name: metric_info[name] for name in sorted(metric_info)},
         "studies": studies,
-        "results": results,
     }
-    if set_results:
-        # Set-level metrics (FVD): one value per variant against a reference set, with its
-        # bootstrap interval; not paired deltas, so kept apart from ``results``.
-        report["set_results"] = set_results
     if cases is not None:
         report["cases"] = sorted(
             ({k: case.get(k) for k in ("study", "variant", "nodeid", "outcome", "reason")} for case in cases),
@@ -227,12 +211,11 @@ def baseline_problem(report: dict[str, Any]) -> str | None:
             f"{len(broken)} case(s) errored or did not finish, e.g. {first.get('study')} "
             f"{first.get('variant')}: {first.get('reason')}"
         )
-    for index, entry in enumerate([*(report.get("results") or ()), *(report.get("set_results") or ())]):
-        if not _is_number(entry.get("value")):
+    for value in Report.from_json(report).values:
+        if not _is_number(value.value):
             return (
-                f"results[{index}] ({entry.get('study')} {entry.get('variant')} "
-                f"{entry.get('metric')}) has value {entry.get('value')!r}; a baseline needs "
-                "a finite number for every value"
+                f"{value.study} {value.variant} {value.metric} has value {value.value!r}; a baseline "
+                "needs a finite number for every value"
             )
     return None
 
@@ -252,10 +235,6 @@ def merge_cache_stats(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if name in merged:
             merged[name].sort()
     return merged
-
-
-def results_of(report: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    return {(r["study"], r["variant"], r["metric"]): r for r in report["results"]}
 
 
 def load_report(path: str | Path, *, what: str = "report") -> dict[str, Any]:
@@ -291,8 +270,17 @@ def load_report(path: str | Path, *, what: str = "report") -> dict[str, Any]:
     problem = schema_problem(data)
     if problem:
         raise ReportError(f"{what} {path} does not match report.json's schema: {problem}")
+    try:
+        Report.from_json(data)
+    except ReportMismatch as error:
+        raise ReportError(f"{what} {path} contradicts itself: {error}") from None
     if what == "baseline":
         problem = baseline_problem(data)
         if problem:
             raise ReportError(f"{what} {path}: {problem}")
     return data
+
+
+def read_report(path: str | Path, *, what: str = "report") -> Report:
+    """``load_report``'s document as the typed model every reader works on."""
+    return Report.from_json(load_report(path, what=what))

@@ -163,8 +163,15 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) 
         problem = _check_array(value, schema, root, path)
         if problem:
             return problem
-    if "if" in schema and _check(value, schema["if"], root, path) is None and "then" in schema:
-        return _check(value, schema["then"], root, path)
+    if "not" in schema and _check(value, schema["not"], root, path) is None:
+        forbidden = schema["not"].get("required") if isinstance(schema["not"], dict) else None
+        if forbidden:
+            return f"{where}: the field {forbidden[0]!r} does not belong in this version"
+        return f"{where}: got {_shown(value)}, a form that is not allowed here"
+    if "if" in schema:
+        branch = "then" if _check(value, schema["if"], root, path) is None else "else"
+        if branch in schema:
+            return _check(value, schema[branch], root, path)
     return None
 
 

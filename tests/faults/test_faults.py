@@ -11,7 +11,7 @@ import time
 
 import pytest
 from plugin.conftest import lines
-from report_files import report_of
+from report_files import report_of, result_rows
 
 SLOW = """
 import os
@@ -121,7 +121,7 @@ def test_a_killed_worker_is_an_error_in_the_report_and_the_gate(slow, monkeypatc
 
 def test_corrupted_cache_entries_are_recomputed(slow, tmp_path):
     slow.runpytest("test_slow.py", "--ablation-cache-dir=cache").assert_outcomes(passed=4)
-    first = report_of(slow.path / "reports" / "report.json")["results"]
+    first = result_rows(report_of(slow.path / "reports" / "report.json"))
     entries = sorted((slow.path / "cache").rglob("*.json")) + sorted((slow.path / "cache").rglob("*.safetensors"))
     assert entries
     for index, entry in enumerate(entries[:6]):
@@ -130,7 +130,7 @@ def test_corrupted_cache_entries_are_recomputed(slow, tmp_path):
     result = slow.runpytest("test_slow.py", "--ablation-cache-dir=cache")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["cache: corrupted entry recomputed: *"])
-    assert report_of(slow.path / "reports" / "report.json")["results"] == first
+    assert result_rows(report_of(slow.path / "reports" / "report.json")) == first
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_concurrent_runs_share_one_cache(slow, tmp_path):
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     first, second = (report_of(slow.path / f"r{i}" / "report.json") for i in (1, 2))
-    assert first["results"] == second["results"]
+    assert result_rows(first) == result_rows(second)
     log = lines(tmp_path / "logs" / "generate.txt")
     # Each video computed once between the two runs.
     assert len(log) == len(set(log)) == 4 * videos_per_variant(slow)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from report_files import report_of
+from report_files import report_of, result_rows
 
 pytestmark = pytest.mark.gpu
 
@@ -85,7 +85,7 @@ def run_studies(tmp_path: Path, name: str, *args: str) -> dict:
 
 
 def values(report: dict) -> dict:
-    return {(r["study"], r["variant"], r["metric"]): r["value"] for r in report["results"]}
+    return {(r["study"], r["variant"], r["metric"]): r["value"] for r in result_rows(report)}
 
 
 def claims(report: dict) -> dict:

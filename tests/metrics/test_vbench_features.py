@@ -32,7 +32,7 @@ from pytest_ablation.metrics import (
     subject_consistency_per_frame,
 )
 from pytest_ablation.metrics.backends import clip_vit, dino, laion_aesthetic
-from report_files import report_of
+from report_files import report_of, result_rows
 
 DINO_VAR = "PYTEST_ABLATION_WEIGHTS_DINO_VITB16"
 CLIP_B32_VAR = "PYTEST_ABLATION_WEIGHTS_CLIP_VITB32"
@@ -520,6 +520,6 @@ def test_with_weights_the_study_scores_subject_consistency(pytester, monkeypatch
     monkeypatch.setenv(DINO_VAR, str(dino_file))
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
     report = report_of(pytester)
-    values = {r["variant"]: r["value"] for r in report["results"] if r["metric"] == "subject_consistency"}
+    values = {r["variant"]: r["value"] for r in result_rows(report) if r["metric"] == "subject_consistency"}
     assert values["noise=0.0"] == pytest.approx(1.0, abs=1e-6)  # identical frames
     assert values["noise=1.0"] < 1.0 - 100 * SAME_SCORE  # independent noise frames

@@ -163,17 +163,25 @@ def test_a_bad_boolean_ini_names_the_key(toy):
 @pytest.mark.parametrize(
     "value, problem",
     [
-        ('"0.5"', 'results[[]0[]].value (flicker s=0.0 mean_brightness): got "0.5"; expected a number or null'),
-        ("true", "results[[]0[]].value (flicker s=0.0 mean_brightness): got true; expected a number or null"),
-        ("NaN", "results[[]0[]] (flicker s=0.0 mean_brightness) has value nan*"),
-        ("null", "results[[]0[]] (flicker s=0.0 mean_brightness) has value None*"),
+        (
+            '"0.5"',
+            'studies[[]0[]].variants[[]0[]].metrics.mean_brightness.value (flicker s=0.0): got "0.5"; '
+            "expected a number or null",
+        ),
+        (
+            "true",
+            "studies[[]0[]].variants[[]0[]].metrics.mean_brightness.value (flicker s=0.0): got true; "
+            "expected a number or null",
+        ),
+        ("NaN", "flicker s=0.0 mean_brightness has value nan*"),
+        ("null", "flicker s=0.0 mean_brightness has value None*"),
     ],
 )
 def test_a_baseline_value_that_is_not_a_number_stops_the_run(toy, value, problem):
     text = (
-        '{"format": "pytest-ablation-report", "version": 2, "studies": [], "cases": [], '
-        '"results": [{"study": "flicker", "variant": "s=0.0", "metric": "mean_brightness", '
-        f'"direction": "higher", "value": {value}}}]}}'
+        '{"format": "pytest-ablation-report", "version": 3, "cases": [], "studies": [{"study": "flicker", '
+        '"variants": [{"variant": "s=0.0", "reference": "s=0.0", "metrics": {"mean_brightness": '
+        f'{{"direction": "higher", "value": {value}}}}}}}]}}]}}'
     )
     (toy.path / "bad.json").write_text(text)
     result = toy.runpytest("--ablation-gate=bad.json")

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from .conftest import lines
-from report_files import report_of
+from report_files import report_of, result_rows
 
 BATCHED_STUDY = '''
 import os
@@ -63,7 +63,7 @@ def batched_project(toy, tmp_path, monkeypatch, batch_size):
 
 def values(toy):
     report = report_of(toy)
-    return {(r["variant"], r["metric"]): (r["value"], r["reference_value"]) for r in report["results"]}
+    return {(r["variant"], r["metric"]): (r["value"], r["reference_value"]) for r in result_rows(report)}
 
 
 def test_batches_are_fixed_chunks_and_change_no_number(toy, tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pytest_ablation.results.gate import judge_reports, judge_set
-from report_files import report_of
+from pytest_ablation.results.model import SetValue
+from report_files import report_of, result_rows, set_rows
 
 VARIABLE = "PYTEST_ABLATION_WEIGHTS_I3D"
 
@@ -126,7 +127,7 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     # ablation.expect on a set-level metric is refused with the reason and what to do instead.
     assert "fvd is a set-level metric" in out and "set_metric('fvd')" in out
     report = report_of(project)
-    rows = {(r["study"], r["variant"]): r for r in report["set_results"]}
+    rows = {(r["study"], r["variant"]): r for r in set_rows(report)}
     reference, variant = rows["cfg", "cfg=7.5"], rows["cfg", "cfg=1.0"]
     assert reference["is_reference"] and reference["value"] == 0.0
     assert (reference["low"], reference["high"]) == (None, None)
@@ -139,7 +140,7 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     assert variant["value"] == pytest.approx(independent_fvd(project, "cfg=1.0", "cfg=7.5"), rel=1e-4)
     assert report["metrics"]["fvd"]["direction"] == "lower"
     # Not a per-video metric: no paired rows.
-    assert not [r for r in report["results"] if r["metric"] == "fvd"]
+    assert not [r for r in result_rows(report) if r["metric"] == "fvd"]
     # The terminal, report.md and report.html show the table and the warning.
     assert "reference set" in out and "warning: FVD from 4 variant and 4 reference" in out
     markdown = (project.path / "reports" / "report.md").read_text()
@@ -155,9 +156,9 @@ def test_fvd_table_reference_at_zero_and_statistics_cached(project):
     assert "fvd statistics of variant cfg=7.5 (4 videos): cached" in out
     assert "computed (" not in out
     assert tensor_entries(project) == entries
-    assert {(r["study"], r["variant"]): r for r in report_of(project)["set_results"]}["cfg", "cfg=1.0"][
+    assert {(r["study"], r["variant"]): r for r in set_rows(report_of(project))}["cfg", "cfg=1.0"]["value"] == variant[
         "value"
-    ] == variant["value"]
+    ]
 
 
 @pytest.mark.slow
@@ -195,7 +196,7 @@ def test_a_folder_of_real_videos_is_the_reference_set(project):
     project.makepyfile(test_real=REAL)
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    rows = {r["variant"]: r for r in report_of(project)["set_results"]}
+    rows = {r["variant"]: r for r in set_rows(report_of(project))}
     assert set(rows) == {"cfg=1.0", "cfg=7.5"}
     for row in rows.values():
         # Every variant, the study's reference included, against the real videos.
@@ -212,19 +213,14 @@ def test_a_missing_reference_folder_is_a_collection_error(project):
     assert "fvd_reference='real' is not a folder" in result.stdout.str() + result.stderr.str()
 
 
-def _report(value, low, high):
-    row = {
-        "study": "s",
-        "variant": "v",
-        "metric": "fvd",
-        "direction": "lower",
-        "value": value,
-        "low": low,
-        "high": high,
-    }
+def _report(value=None, low=None, high=None, *, scored=True):
+    set_metrics = {"fvd": {"direction": "lower", "value": value, "low": low, "high": high}} if scored else {}
     return {
-        "results": [],
-        "set_results": [row],
+        "format": "pytest-ablation-report",
+        "version": 3,
+        "studies": [
+            {"study": "s", "variants": [{"variant": "v", "reference": "r", "metrics": {}, "set_metrics": set_metrics}]}
+        ],
         "cases": [{"study": "s", "variant": "v", "nodeid": "t.py::t[v]", "outcome": "passed"}],
         "metrics": {"fvd": {"direction": "lower", "tolerance": 1.0}},
     }
@@ -232,13 +228,16 @@ def _report(value, low, high):
 
 def test_the_gate_judges_fvd_by_its_interval():
     # Lower is better: a regression needs the whole interval above baseline + tolerance.
-    assert judge_set("lower", 100.0, {"value": 130.0, "low": 90.0, "high": 170.0}, 1.0) == "ok"
-    assert judge_set("lower", 100.0, {"value": 130.0, "low": 102.0, "high": 170.0}, 1.0) == "regressed"
-    assert judge_set("lower", 100.0, {"value": 60.0, "low": 40.0, "high": 98.0}, 1.0) == "improved"
-    assert judge_set("lower", 0.0, {"value": 0.0, "low": None, "high": None}, 1.0) == "ok"
-    assert judge_set("lower", 100.0, {"value": None}, 1.0) == "nan"
+    def fvd(value, low=None, high=None):
+        return SetValue("s", "v", "fvd", "lower", value, low, high)
+
+    assert judge_set("lower", 100.0, fvd(130.0, 90.0, 170.0), 1.0) == "ok"
+    assert judge_set("lower", 100.0, fvd(130.0, 102.0, 170.0), 1.0) == "regressed"
+    assert judge_set("lower", 100.0, fvd(60.0, 40.0, 98.0), 1.0) == "improved"
+    assert judge_set("lower", 0.0, fvd(0.0), 1.0) == "ok"
+    assert judge_set("lower", 100.0, fvd(None), 1.0) == "nan"
     rows = judge_reports(_report(100.0, 90.0, 110.0), _report(150.0, 120.0, 180.0))
     assert [(r.metric, r.status) for r in rows] == [("fvd", "regressed")]
     assert "bootstrap interval [120, 180]" in rows[0].reason
-    rows = judge_reports(_report(100.0, 90.0, 110.0), {**_report(0, 0, 0), "set_results": []})
+    rows = judge_reports(_report(100.0, 90.0, 110.0), _report(scored=False))
     assert [(r.metric, r.status) for r in rows] == [("fvd", "missing")]

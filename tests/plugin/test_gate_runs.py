@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from report_files import report_of
+from report_files import metric_entries, report_of
 
 
 def save(toy, name="baseline.json"):
@@ -24,8 +24,8 @@ def test_gate_passes_against_its_own_baseline(toy):
 def test_gate_fails_on_a_regression_with_a_table(toy):
     path = save(toy)
     baseline = json.loads(path.read_text())
-    for entry in baseline["results"]:
-        if entry["variant"] == "s=0.0" and entry["metric"] == "temporal_flickering":
+    for _, variant, metric, entry in metric_entries(baseline):
+        if variant == "s=0.0" and metric == "temporal_flickering":
             entry["value"] += 0.1  # the baseline was better than this run
     path.write_text(json.dumps(baseline))
     result = toy.runpytest("--ablation-gate=baseline.json")
@@ -45,8 +45,8 @@ def test_gate_fails_on_a_regression_with_a_table(toy):
 def test_ini_tolerance_overrides_the_default(toy):
     path = save(toy)
     baseline = json.loads(path.read_text())
-    for entry in baseline["results"]:
-        if entry["metric"] == "temporal_flickering":
+    for _, _variant, metric, entry in metric_entries(baseline):
+        if metric == "temporal_flickering":
             entry["value"] += 0.05
     path.write_text(json.dumps(baseline))
     toy.makeini("[pytest]\nablation_profile = toy.toml\nablation_tolerances =\n    temporal_flickering = 0.1\n")
@@ -66,7 +66,8 @@ def test_deselected_entries_are_not_run_not_failed(toy):
 def test_a_metric_missing_from_a_selected_variant_fails(toy):
     path = save(toy)
     baseline = json.loads(path.read_text())
-    baseline["results"].append({**baseline["results"][0], "metric": "video_quality", "direction": "higher"})
+    first = baseline["studies"][0]["variants"][0]["metrics"]
+    first["video_quality"] = {**next(iter(first.values())), "direction": "higher"}
     path.write_text(json.dumps(baseline))
     result = toy.runpytest("--ablation-gate=baseline.json")
     assert result.ret == 1
@@ -81,8 +82,8 @@ def test_lower_is_better_metric_regresses_upwards(toy):
     )
     path = save(toy)
     baseline = json.loads(path.read_text())
-    for entry in baseline["results"]:
-        if entry["metric"] == "mean_brightness" and entry["variant"] == "s=1.0":
+    for _, variant, metric, entry in metric_entries(baseline):
+        if metric == "mean_brightness" and variant == "s=1.0":
             entry["value"] -= 0.01
     path.write_text(json.dumps(baseline))
     result = toy.runpytest("--ablation-gate=baseline.json")
@@ -140,8 +141,8 @@ def test_a_baseline_of_another_profile_is_refused_before_any_model_loads(toy):
 def test_a_failed_gate_shows_how_the_two_runs_were_made_differently(toy):
     path = save(toy)
     baseline = json.loads(path.read_text())
-    for entry in baseline["results"]:
-        if entry["variant"] == "s=0.0" and entry["metric"] == "temporal_flickering":
+    for _, variant, metric, entry in metric_entries(baseline):
+        if variant == "s=0.0" and metric == "temporal_flickering":
             entry["value"] += 0.1
     baseline["profile"]["settings"]["steps"] = 2
     path.write_text(json.dumps(baseline))

@@ -9,7 +9,7 @@ The package is laid out as pip leaves one in site-packages (its module beside a
 import textwrap
 
 import pytest
-from report_files import report_of
+from report_files import report_of, result_rows
 
 SPEC_MODULE = """
 from pytest_ablation.metrics import MetricSpec, Score
@@ -74,7 +74,7 @@ def test_an_installed_metric_is_scored_without_a_conftest(toy, site, monkeypatch
     result = toy.runpytest("test_flicker.py")
     result.assert_outcomes(passed=2)
     report = report_of(toy)
-    rows = [r for r in report["results"] if r["metric"] == "first_frame_brightness"]
+    rows = [r for r in result_rows(report) if r["metric"] == "first_frame_brightness"]
     assert [r["variant"] for r in rows] == ["s=0.0", "s=0.5"]
     assert report["metrics"]["first_frame_brightness"]["source"] == "frame-metrics test package"
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from .conftest import CONFTEST, lines
-from report_files import report_of
+from report_files import report_of, result_rows
 
 GAIN = """
 
@@ -59,7 +59,7 @@ def _project(toy, tmp_path, monkeypatch):
 
 def _values(toy, metric):
     report = report_of(toy)
-    return {row["variant"]: row["value"] for row in report["results"] if row["metric"] == metric}
+    return {row["variant"]: row["value"] for row in result_rows(report) if row["metric"] == metric}
 
 
 @pytest.mark.slow

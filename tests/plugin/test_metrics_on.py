@@ -2,7 +2,7 @@
 read only that world's videos)."""
 
 import pytest
-from report_files import report_of
+from report_files import report_of, result_rows
 
 STUDY = """
 import pytest
@@ -18,7 +18,7 @@ def test_flicker(strength, flicker, ablation):
 
 def _metrics(toy):
     report = report_of(toy)
-    return {row["metric"] for row in report["results"]}
+    return {row["metric"] for row in result_rows(report)}
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import cv2
 import pytest
 from PIL import Image
-from report_files import report_of
+from report_files import report_of, result_rows
 
 
 def gif_milliseconds(animation):
@@ -23,7 +23,7 @@ def test_junit_xml_carries_each_variants_metrics_and_claims(toy):
         case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
         for case in ET.parse(toy.path / "junit.xml").getroot().iter("testcase")
     }
-    results = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
+    results = {(r["variant"], r["metric"]): r for r in result_rows(report_of(toy))}
     still = cases["test_flicker[s=0.0]"]
     assert still["ablation.study"] == "flicker" and still["ablation.reference"] == "s=0.5"
     expected = results["s=0.0", "temporal_flickering"]

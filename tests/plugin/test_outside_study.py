@@ -1,7 +1,7 @@
 """A study in a project of its own, as a user writes one: no conftest, only the installed
 package. The methods' fixtures must come with it."""
 
-from report_files import report_of
+from report_files import report_of, result_rows
 
 OWN_STUDY = """
 import pytest
@@ -24,7 +24,7 @@ def test_a_study_outside_the_repository_gets_the_method_fixtures(pytester):
     [study] = report["studies"]
     assert study["study"] == "my-tma"
     assert {v["variant"] for v in study["variants"]} == {"mu=0.0", "mu=0.98"}
-    assert {r["metric"] for r in report["results"]} == {"temporal_flickering"}
+    assert {r["metric"] for r in result_rows(report)} == {"temporal_flickering"}
 
 
 def test_the_method_fixtures_are_listed_with_their_docs(pytester):

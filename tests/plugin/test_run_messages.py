@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from report_files import report_of
+from report_files import metric_entries, report_of
 
 
 def section(lines: list[str], title: str) -> str:
@@ -64,8 +64,8 @@ def test_a_failing_gate_says_so_last_even_when_every_test_passed(toy):
     toy.runpytest("--ablation-save-baseline=baseline.json").assert_outcomes(passed=3)
     path = toy.path / "baseline.json"
     baseline = json.loads(path.read_text())
-    for entry in baseline["results"]:
-        if entry["variant"] == "s=0.0" and entry["metric"] == "temporal_flickering":
+    for _, variant, metric, entry in metric_entries(baseline):
+        if variant == "s=0.0" and metric == "temporal_flickering":
             entry["value"] += 0.1
     path.write_text(json.dumps(baseline))
     result = toy.runpytest("--ablation-gate=baseline.json")

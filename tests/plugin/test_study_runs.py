@@ -5,7 +5,7 @@ import os
 import pytest
 
 from .conftest import lines
-from report_files import report_of
+from report_files import report_of, result_rows
 
 PROMPTS = ["a red circle", "a blue square", "a green cross", "a white star", "a grey ring", "a pink dot"]
 
@@ -28,7 +28,7 @@ def test_a_study_runs_pairs_and_reports(toy):
     result = toy.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=3)
     report = report_of(toy)
-    assert [(r["variant"], r["metric"]) for r in report["results"]] == [
+    assert [(r["variant"], r["metric"]) for r in result_rows(report)] == [
         ("s=0.0", "mean_brightness"),
         ("s=0.0", "temporal_flickering"),
         ("s=0.5", "mean_brightness"),
@@ -36,7 +36,7 @@ def test_a_study_runs_pairs_and_reports(toy):
         ("s=1.0", "mean_brightness"),
         ("s=1.0", "temporal_flickering"),
     ]
-    by = {(r["variant"], r["metric"]): r for r in report["results"]}
+    by = {(r["variant"], r["metric"]): r for r in result_rows(report)}
     still, ref = by["s=0.0", "temporal_flickering"], by["s=0.5", "temporal_flickering"]
     assert still["value"] == 1.0  # a still video does not flicker
     assert still["reference_value"] == ref["value"]
@@ -100,9 +100,9 @@ def test_a_study_runs_pairs_and_reports(toy):
 
 def test_variant_alone_computes_its_reference_with_the_same_numbers(toy):
     toy.runpytest("--ablation-no-cache").assert_outcomes(passed=3)
-    full = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
+    full = {(r["variant"], r["metric"]): r for r in result_rows(report_of(toy))}
     toy.runpytest("--ablation-no-cache", "test_flicker.py::test_flicker[s=1.0]").assert_outcomes(passed=1)
-    alone = {(r["variant"], r["metric"]): r for r in report_of(toy)["results"]}
+    alone = {(r["variant"], r["metric"]): r for r in result_rows(report_of(toy))}
     assert set(alone) == {("s=1.0", "mean_brightness"), ("s=1.0", "temporal_flickering")}
     # Adjusted p-values depend on which other cells ran (the family); nothing else may differ.
     family_bound = ("p_adjusted", "significant")
@@ -219,7 +219,7 @@ def test_second_run_loads_everything_from_the_cache(toy):
     second.assert_outcomes(passed=3)
     assert len(open(log).read().splitlines()) == generated
     second.stdout.fnmatch_lines(["cache: * loaded, 0 computed"])
-    assert report_of(toy)["results"] == first["results"]
+    assert result_rows(report_of(toy)) == result_rows(first)
 
 
 def test_videos_are_made_seed_index_by_seed_index_and_reported_in_plan_order(toy):
@@ -251,12 +251,12 @@ def test_corrupted_entry_is_recomputed_and_reported(toy):
     videos = sorted((toy.path / ".ablation-cache" / "v1" / "videos").rglob("*.safetensors"))
     assert len(videos) == 36
     videos[0].write_bytes(videos[0].read_bytes()[:100])
-    before = report_of(toy)["results"]
+    before = result_rows(report_of(toy))
     result = toy.runpytest()
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["cache: corrupted entry recomputed: *" + videos[0].name + "*"])
     assert len(open(log).read().splitlines()) == 37
-    assert report_of(toy)["results"] == before
+    assert result_rows(report_of(toy)) == before
 
 
 def test_a_folder_in_an_entrys_place_is_recomputed_never_a_failure(toy):
@@ -265,7 +265,7 @@ def test_a_folder_in_an_entrys_place_is_recomputed_never_a_failure(toy):
     videos = sorted((toy.path / ".ablation-cache" / "v1" / "videos").rglob("*.safetensors"))
     videos[0].unlink()
     videos[0].mkdir()  # e.g. left there by another tool: not the cache's to remove
-    before = report_of(toy)["results"]
+    before = result_rows(report_of(toy))
     result = toy.runpytest()
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
@@ -277,7 +277,7 @@ def test_a_folder_in_an_entrys_place_is_recomputed_never_a_failure(toy):
         ]
     )
     assert len(open(log).read().splitlines()) == 37
-    assert report_of(toy)["results"] == before and videos[0].is_dir()
+    assert result_rows(report_of(toy)) == before and videos[0].is_dir()
 
 
 def test_changing_the_configuration_misses_the_cache(toy):

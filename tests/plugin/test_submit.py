@@ -4,6 +4,7 @@ merge and the gate."""
 import json
 
 import pytest
+from report_files import metric_entries, result_rows
 
 pytest.importorskip("submitit")
 
@@ -75,7 +76,7 @@ def test_submit_runs_every_shard_merges_and_gates(project, capsys):
     assert "submitted 3 shard(s) (local)" in out
     assert "shards: 3 done, 0 running, 0 failed (of 3)" in out
     merged, single = read(toy.path / "out" / "report.json"), read(toy.path / "full" / "report.json")
-    assert merged["studies"] == single["studies"] and merged["results"] == single["results"]
+    assert merged["studies"] == single["studies"] and result_rows(merged) == result_rows(single)
     assert [s["index"] for s in merged["merged_from"]] == [1, 2, 3]
     assert merged["gate"]["failed"] is False
     for index in (1, 2, 3):
@@ -90,8 +91,8 @@ def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(proje
     flag.write_text("")
     monkeypatch.setenv("FAIL_ONCE", str(flag))  # the jobs inherit it
     baseline = read(toy.path / "full" / "report.json")
-    for row in baseline["results"]:
-        if row["metric"] == "mean_brightness":
+    for _, _variant, metric, row in metric_entries(baseline):
+        if metric == "mean_brightness":
             row["value"] += 1.0  # a baseline the run falls short of
     (tmp_path / "baseline.json").write_text(json.dumps(baseline))
     assert submit(toy, 2, "--gate", str(tmp_path / "baseline.json")) == 1
@@ -101,7 +102,7 @@ def test_a_failed_shard_is_submitted_again_and_a_regression_fails_the_gate(proje
     assert "shards: 2 done, 0 running, 0 failed (of 2)" in out
     assert "gate against" in out
     merged = read(toy.path / "out" / "report.json")
-    assert merged["results"] == read(toy.path / "full" / "report.json")["results"]
+    assert result_rows(merged) == result_rows(read(toy.path / "full" / "report.json"))
     assert merged["gate"]["failed"] is True
 
 
@@ -187,7 +188,7 @@ def test_submit_logs_the_merged_report_once_to_mlflow(project, capsys, monkeypat
 
     deltas = {
         metric_key(r["study"], r["variant"], r["metric"], "delta"): r["delta"]
-        for r in merged["results"]
+        for r in result_rows(merged)
         if isinstance(r["delta"], float)
     }
     assert deltas and {k: run.data.metrics[k] for k in deltas} == pytest.approx(deltas)
@@ -206,10 +207,18 @@ def test_submit_refuses_a_tolerance_for_a_misspelt_metric_before_any_shard(tmp_p
                 "format": REPORT_FORMAT,
                 "version": REPORT_VERSION,
                 "metrics": {},
-                "studies": [],
                 "cases": [],
-                "results": [
-                    {"study": "s", "variant": "a", "metric": "temporal_flickering", "direction": "higher", "value": 0.9}
+                "studies": [
+                    {
+                        "study": "s",
+                        "variants": [
+                            {
+                                "variant": "a",
+                                "reference": "a",
+                                "metrics": {"temporal_flickering": {"direction": "higher", "value": 0.9}},
+                            }
+                        ],
+                    }
                 ],
             }
         )

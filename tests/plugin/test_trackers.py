@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from report_files import report_of
+from report_files import report_of, result_rows
 
 wandb = pytest.importorskip("wandb")
 mlflow = pytest.importorskip("mlflow")
@@ -72,7 +72,7 @@ def tracker_env(monkeypatch, tmp_path):
 def finite_numbers(report):
     """``(study, variant, metric, field) -> number`` straight from report.json's results."""
     numbers = {}
-    for row in report["results"]:
+    for row in result_rows(report):
         fields = dict(row, ci_low=row["ci"][0], ci_high=row["ci"][1])
         for field in FIELDS:
             if isinstance(fields[field], float):
@@ -169,7 +169,7 @@ def test_mlflow_logs_the_reports_numbers_claims_gate_files_and_profile(toy, trac
     results = table("results")
     rows = [dict(zip(results["columns"], row)) for row in results["data"]]
     fields = ("study", "variant", "metric", "value", "delta", "p_value")
-    assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in report["results"]]
+    assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in result_rows(report)]
     assert sorted((r[0], r[1], r[2], r[3], r[5]) for r in table("claims")["data"]) == claims
     assert table("claims")["columns"][:7] == ["study", "variant", "metric", "claim", "margin", "verdict", "passed"]
 
@@ -385,7 +385,7 @@ def test_wandb_offline_run_holds_the_reports_numbers_tables_files_and_profile(to
     results = json.loads(next((folder / "files").rglob("results_*.table.json")).read_text())
     rows = [dict(zip(results["columns"], row)) for row in results["data"]]
     assert [(r["variant"], r["metric"], r["value"], r["ci_low"]) for r in rows] == [
-        (r["variant"], r["metric"], r["value"], r["ci"][0]) for r in report["results"]
+        (r["variant"], r["metric"], r["value"], r["ci"][0]) for r in result_rows(report)
     ]
     claims = json.loads(next((folder / "files").rglob("claims_*.table.json")).read_text())
     assert sorted((r[0], r[1], r[2], r[3], r[5]) for r in claims["data"]) == claims_of(report)

@@ -192,12 +192,22 @@ def synthetic_report(*, gate: bool = True) -> dict:
     ]
     report = {
         "format": "pytest-ablation-report",
-        "version": 1,
+        "version": 3,
         "created": "2026-01-02T03:04:05+00:00",
         "profile": {"name": "tiny", "description": "toy models for the tests", "settings": {}},
         "metrics": copy.deepcopy(METRIC_INFO),
         "studies": studies,
-        "results": results,
+        "cases": [
+            {
+                "study": s["study"],
+                "variant": v["variant"],
+                "nodeid": v.get("nodeid"),
+                "outcome": "passed",
+                "reason": None,
+            }
+            for s in studies
+            for v in s["variants"]
+        ],
         "environment": {
             "python": "3.11.7",
             "platform": "Linux",

@@ -87,8 +87,7 @@ def test_plan_prints_prompts_needed(tmp_path, capsys):
     s = study(rng, ref=0.0, v=0.3)
     report = {
         "format": "pytest-ablation-report",
-        "version": 2,
-        "results": [{"study": "s", "variant": "v", "metric": "score", "direction": "higher", "value": 0.3}],
+        "version": 3,
         "studies": [s],
         "cases": [{"study": "s", "variant": "v", "outcome": "passed"}],
     }

@@ -20,7 +20,7 @@ from pytest_ablation.report.html import render_html, sweep_key
 from pytest_ablation.results.merge import merge_reports
 
 from .conftest import parse_html
-from report_files import report_of
+from report_files import report_of, result_rows
 
 GUIDANCE = [1.0, 3.0, 7.5, 12.0, 20.0]
 IDS = [f"cfg={g}" for g in GUIDANCE]  # as text: cfg=1.0, cfg=12.0, cfg=20.0, cfg=3.0, cfg=7.5
@@ -147,7 +147,7 @@ def test_variants_keep_their_parametrize_order_everywhere(sweep):
     [study] = report["studies"]
     assert [v["variant"] for v in study["variants"]] == IDS
     assert [v["position"] for v in study["variants"]] == list(range(5))
-    assert [r["variant"] for r in report["results"]] == [v for v in IDS for _ in range(2)]
+    assert [r["variant"] for r in result_rows(report)] == [v for v in IDS for _ in range(2)]
     # The terminal's first table: one row per variant, in order.
     section = summary_section(stdout)
     rows = [line.split()[0] for line in section if line.startswith("cfg=")]
@@ -182,7 +182,7 @@ def test_the_order_survives_a_merge_and_a_saved_report(sweep):
     two = build_report(records[0::2], shard=(2, 2), cases=cases, **common)
     merged = merge_reports([("one", json.loads(json.dumps(one))), ("two", json.loads(json.dumps(two)))])
     assert [v["variant"] for v in merged["studies"][0]["variants"]] == IDS
-    assert [r["variant"] for r in merged["results"]] == [v for v in IDS for _ in range(2)]
+    assert [r["variant"] for r in result_rows(merged)] == [v for v in IDS for _ in range(2)]
     # The saved report rendered again (pytest-ablation html / show).
     page = parse_html(render_html(merged))
     [table] = page.iter("table", "results")

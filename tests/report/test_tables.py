@@ -14,6 +14,7 @@ from pytest_ablation.report.markdown import render_markdown
 from pytest_ablation.report.terminal import column_decimals, render_gate_table
 
 from .conftest import synthetic_report
+from report_files import result_rows
 
 LONG_REASON = (
     "random weights: the toy model never learnt anything about frame positions, so no "
@@ -242,7 +243,7 @@ def test_the_build_orders_variants_as_the_cases_were_collected():
     variants = report["studies"][0]["variants"]
     assert [v["variant"] for v in variants] == ["z", "b", "a", "a#2"]
     assert [v["position"] for v in variants] == [0, 1, 2, 2]
-    assert [r["variant"] for r in report["results"]] == ["z", "b", "a", "a#2"]
+    assert [r["variant"] for r in result_rows(report)] == ["z", "b", "a", "a#2"]
     # The stored cases keep their documented order.
     assert [c["variant"] for c in report["cases"]] == ["a", "b", "z"]
 

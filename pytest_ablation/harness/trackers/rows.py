@@ -69,8 +69,11 @@ def _number(value: Any) -> float | None:
 
 
 def result_rows(report: dict) -> list[dict]:
+    from ...results.model import Report
+
     rows = []
-    for result in report.get("results") or ():
+    for comparison in Report.from_json(report).comparisons:
+        result = comparison.row()
         low, high = (list(result.get("ci") or ()) + [None, None])[:2]
         row = {column: result.get(column) for column in RESULT_COLUMNS}
         row.update(ci_low=low, ci_high=high)
