@@ -1,30 +1,24 @@
-"""The per-test ``ablation`` object: run a variant, pair it with its reference, score both.
+"""The per-test ``ablation`` object, the API a study is written in: run a variant, pair it
+with its reference, and check claims on the comparison.
 
 A case stands alone: it computes (or loads from the cache) its own variant *and* the
-reference it is compared to, so any subset, order or worker gives the same numbers. To
-learn the reference's configuration the ``ablation`` object replays the test function with
-the reference case's parameters until its matching ``ablation.run`` call, which it captures
-instead of running; the test body above that call must therefore be cheap and free of
-side effects (building a configuration, not computing).
+reference it is compared to, so any subset, order or worker gives the same numbers. The
+samples are made by ``samples.SampleProducer``; the reference's configuration is learnt by
+replaying the reference case's test function (``replay``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Mapping
 
 from ..stats.expectations import ClaimSet, Expectation, IgnoredExpectation
-from .generation import (
-    BoundGenerator,
-    GenerationRequest,
-    bind_generator,
-    check_output,
-    stored_as,
-    to_uint8,
-)
-from .keys import canonical, derive_seed, digest
+from .errors import AblationError
+from .generation import BoundGenerator, bind_generator
+from .keys import canonical
+from .replay import ReferenceCaptured, replay_reference
+from .samples import SETTING_FIELDS, ProgressWriter, Sample, SampleProducer, Workbench
 from ..results.record import (
     DETAILS_FIELD,
     generator_details,
@@ -35,47 +29,11 @@ from ..results.record import (
 from ..stats.paired import PairedDelta, paired_delta
 
 if TYPE_CHECKING:
-    from .cache import ResultCache
     from .catalog import Case, Catalog
-    from .pool import ModelPool
     from .media import MediaWriter
-    from .scoring import Scorer
 
-SETTING_FIELDS = ("frames", "steps", "height", "width", "guidance_scale", "fps")
-
-
-class AblationError(RuntimeError):
-    pass
-
-
-class ProgressWriter(Protocol):
-    """``progress(message)`` writes a progress line; ``progress.enabled`` says if it shows."""
-
-    enabled: bool
-
-    def __call__(self, message: str) -> None: ...
-
-
-class Workbench(Protocol):
-    """What a case needs of the process it runs in (``worker.WorkerContext`` provides it)."""
-
-    profile: Any
-    device: str
-    pool: ModelPool
-    cache: ResultCache
-    scorer: Scorer
-    progress: ProgressWriter
-
-    def metric(self, name: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Sample:
-    prompt: str
-    seed_index: int
-    seed: int
-    video_key: str
-    scores: Mapping[str, Mapping[str, Any]]
+# Named here too: studies and the package's own modules import them from this module.
+__all__ = ["Ablation", "AblationError", "Comparison", "MetricComparison", "ProgressWriter", "Sample", "Workbench"]
 
 
 @dataclass(frozen=True)
@@ -146,13 +104,6 @@ def _set_level_message(metric: str, what: str) -> str:
     )
 
 
-class _ReferenceCaptured(Exception):
-    def __init__(self, generator: Any, config: dict):
-        super().__init__("reference configuration captured")
-        self.generator = generator
-        self.config = config
-
-
 class Ablation:
     """The ``ablation`` fixture's value for one test case.
 
@@ -181,6 +132,7 @@ class Ablation:
         # The study's declared claims are one family, whichever cases run (``claims.py``).
         self._claims = ClaimSet(family_size=len(case.marker.claims))
         self._declared = tuple(c for c in case.marker.claims if c.variant == case.variant)
+        self._producer = SampleProducer(bench, case.study)
 
     # -- conveniences for study authors ------------------------------------------------
     @property
@@ -214,13 +166,13 @@ class Ablation:
     # -- the API ------------------------------------------------------------------------
     def run(self, generator: Any, **config: Any) -> Comparison:
         """Generate and score this variant and its reference over every (prompt, seed)."""
-        return self._on_device(lambda: self._run(generator, config), "running the variant", self.case.variant)
+        return self._producer.on_device(lambda: self._run(generator, config), "running the variant", self.case.variant)
 
     def _run(self, generator: Any, config: dict) -> Comparison:
         self._calls += 1
         call = self._calls
         if self._replay_until is not None and call == self._replay_until:
-            raise _ReferenceCaptured(generator, config)
+            raise ReferenceCaptured(generator, config)
         self._bench.pool.prepare_torch()
         bound = bind_generator(generator, self._bench.pool.identities)
         variant_config, settings = self._split(config)
@@ -255,10 +207,20 @@ class Ablation:
 
     def _paired(self, bound, variant_config, settings, call: int, units: int | None):
         """This variant's samples and videos, and its reference's, on the same samples."""
-        samples, videos = self._samples(bound, variant_config, settings, self.case.variant)
+        metrics = self._video_metrics()
+        samples, videos = self._producer.samples(bound, variant_config, settings, self.case.variant, metrics)
         if self._replay_until is not None or self.is_reference:
             return samples, videos, variant_config, samples, videos
-        ref_generator, ref_raw = self._reference_call(call)
+        ref_generator, ref_raw = replay_reference(
+            self._item,
+            self.case,
+            self._catalog,
+            call,
+            current=self,
+            replaying=lambda reference: Ablation(
+                self._item, reference, bench=self._bench, catalog=self._catalog, media=self._media, replay_until=call
+            ),
+        )
         ref_bound = bind_generator(ref_generator, self._bench.pool.identities)
         reference_config, ref_settings = self._split(ref_raw)
         if units is not None:
@@ -269,8 +231,8 @@ class Ablation:
                 "or seeds, so their scores cannot be paired"
             )
         # A case without a reference is its own, and returned above.
-        reference_samples, reference_videos = self._samples(
-            ref_bound, reference_config, ref_settings, cast(str, self.case.marker.reference)
+        reference_samples, reference_videos = self._producer.samples(
+            ref_bound, reference_config, ref_settings, cast(str, self.case.marker.reference), metrics
         )
         return samples, videos, reference_config, reference_samples, reference_videos
 
@@ -383,186 +345,6 @@ class Ablation:
             raise AblationError(str(error)) from None
         return variant_config, self._settings(setting_overrides)
 
-    def _reference_call(self, call: int):
-        reference = self._catalog.reference_of(self.case)
-        differing = {
-            name
-            for name in set(reference.params) | set(self.case.params)
-            if reference.params.get(name, _MISSING) != self.case.params.get(name, _MISSING)
-        }
-        indirect = sorted(differing - self.case.direct_params)
-        if indirect:
-            raise AblationError(
-                f"{self.case.nodeid}: the reference {reference.variant!r} differs in "
-                f"{', '.join(indirect)}, which is not a direct parametrize argument; the "
-                "reference's configuration can only be replayed from direct arguments"
-            )
-        item = self._item
-        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames if name in item.funcargs}
-        for name in differing:
-            kwargs[name] = reference.params[name]
-        replay = Ablation(
-            item, reference, bench=self._bench, catalog=self._catalog, media=self._media, replay_until=call
-        )
-        for name, value in list(kwargs.items()):
-            if isinstance(value, Ablation):
-                kwargs[name] = replay
-        try:
-            item.obj(**kwargs)
-        except _ReferenceCaptured as captured:
-            return captured.generator, captured.config
-        except Exception as error:
-            raise AblationError(
-                f"{self.case.nodeid}: replaying the reference case {reference.variant!r} to learn "
-                f"its configuration failed before its ablation.run call #{call}: {error!r}"
-            ) from error
-        raise AblationError(
-            f"{self.case.nodeid}: the reference case {reference.variant!r} makes fewer than "
-            f"{call} ablation.run call(s), so call #{call} of this case has no reference"
-        )
-
-    def _samples(self, bound: BoundGenerator, config: dict, settings, label: str):
-        """The scored samples, and the stored videos they were scored on, in the same order;
-        ``label`` names the variant (this case's or its reference) in progress lines."""
-        bench = self._bench
-        metrics = self._video_metrics()
-        pairs = [(p, s) for p in settings.prompts for s in range(settings.seeds)]
-        generation_settings = {name: getattr(settings, name) for name in SETTING_FIELDS}
-        batch_size = self._batch_size(bound, settings)
-        planned = []
-        for index, (prompt, seed_index) in enumerate(pairs, start=1):
-            # The random stream comes from the prompt and seed index alone, never the study:
-            # the same configuration draws the same video (and cache entry) in every study,
-            # and a variant and its reference start from the same noise.
-            seed = derive_seed("sample", prompt, seed_index)
-            key = {
-                "what": "video",
-                # The code that decides the video, never the package's version: the generator's
-                # (in its identity) and the core's conversion to stored frames.
-                "stored_as": stored_as(),
-                "generator": bound.identity,
-                "config": config,
-                "prompt": prompt,
-                "seed": seed,
-                "settings": generation_settings,
-            }
-            if batch_size > 1:
-                # A batch of another size may round differently (kernels pick their summation
-                # order by shape), so the shape a video was made in is part of its identity.
-                chunk_start = (index - 1) // batch_size * batch_size
-                key["batch"] = min(batch_size, len(pairs) - chunk_start)
-            planned.append((index, prompt, seed_index, seed, digest(key)))
-        batched = self._generate_batches(bound, config, settings, planned, batch_size, label)
-        # Made seed index by seed index: a generator whose model depends on the seed index
-        # (ExVideo's tuning runs) then switches models once per seed index, not per sample.
-        # Each video has its own seed, so the order changes no video; results keep the plan's.
-        made: dict[int, tuple[Sample, Any]] = {}
-        for index, prompt, seed_index, seed, video_key in sorted(planned, key=lambda p: (p[2], p[0])):
-
-            def generate(prompt=prompt, seed=seed, seed_index=seed_index, index=index, video_key=video_key):
-                if batch_size > 1 and video_key not in batched:
-                    # A cached entry of this chunk turned out corrupted: remake its batch.
-                    start = (index - 1) // batch_size * batch_size
-                    chunk = planned[start : start + batch_size]
-                    batched.update(self._generate_chunk(bound, config, settings, chunk, len(pairs), label))
-                if video_key in batched:
-                    return batched.pop(video_key)
-                return self._generate(bound, config, settings, prompt, seed, seed_index, f"{index}/{len(pairs)}", label)
-
-            stored = bench.cache.video(video_key, generate)
-            scores = bench.scorer.score_all(stored, prompt, video_key, metrics, fps=settings.fps)
-            made[index] = (Sample(prompt, seed_index, seed, video_key, scores), stored)
-        samples = [made[entry[0]][0] for entry in planned]
-        videos = [made[entry[0]][1] for entry in planned]
-        return samples, videos
-
-    def _request(self, config, settings, prompt, seed, seed_index) -> GenerationRequest:
-        return GenerationRequest.from_settings(
-            settings,
-            prompt=prompt,
-            seed=seed,
-            seed_index=seed_index,
-            device=self._bench.device,
-            config=config,
-            progress=self._bench.progress.enabled,
-        )
-
-    def _generate(self, bound, config, settings, prompt, seed, seed_index, progress, label):
-        request = self._request(config, settings, prompt, seed, seed_index)
-        started = time.perf_counter()
-        output = self._on_device(lambda: bound.call(request), f"generating {prompt!r}", label)
-        seconds = time.perf_counter() - started
-        self._bench.progress(f"{self.case.study} {label}: generated {progress} {prompt!r} ({seconds:.2f}s)")
-        return _stored(check_output(output, generator=bound.name), seconds)
-
-    def _batch_size(self, bound, settings) -> int:
-        from ..profiles.settings import resolve_batch_size
-
-        if bound.call_batch is None:
-            return 1
-        return resolve_batch_size(settings.batch_size, self._bench.device, settings.frames)
-
-    def _generate_batches(self, bound, config, settings, planned, size, label) -> dict:
-        """Videos of the samples, ``size`` per generator call, for the chunks the cache lacks.
-
-        Only for generators with ``generate_batch(requests)`` and a batch size above 1 (the
-        profile's ``batch_size``). The chunks are fixed (samples 1..size, size+1..2 size, ...),
-        whatever is cached, so a video is always made in the same batch shape; each request
-        keeps its own seeded generator, so a video does not depend on the other videos of
-        its batch. The results reach the cache one by one, as if generated alone.
-        """
-        if size <= 1:
-            return {}
-        cache = self._bench.cache
-        videos = {}
-        for start in range(0, len(planned), size):
-            chunk = planned[start : start + size]
-            if not all(cache.has_video(entry[4]) for entry in chunk):
-                videos.update(self._generate_chunk(bound, config, settings, chunk, len(planned), label))
-        return videos
-
-    def _generate_chunk(self, bound, config, settings, chunk, total, label) -> dict:
-        requests = [
-            self._request(config, settings, prompt, seed, seed_index) for _, prompt, seed_index, seed, _ in chunk
-        ]
-        started = time.perf_counter()
-        outputs = self._on_device(
-            lambda: bound.call_batch(requests), f"generating a batch of {len(requests)} videos", label
-        )
-        seconds = time.perf_counter() - started
-        if not isinstance(outputs, (list, tuple)) or len(outputs) != len(requests):
-            raise AblationError(
-                f"{bound.name}.generate_batch returned {type(outputs).__name__} for "
-                f"{len(requests)} requests; expected a list of {len(requests)} videos"
-            )
-        self._bench.progress(
-            f"{self.case.study} {label}: generated {chunk[0][0]}-{chunk[-1][0]}/{total} in one batch ({seconds:.2f}s)"
-        )
-        return {
-            entry[4]: _stored(check_output(output, generator=bound.name), seconds / len(requests))
-            for entry, output in zip(chunk, outputs)
-        }
-
-    def _on_device(self, call, what: str, label: str):
-        """Run ``call``; running out of device memory, or a cuDNN/cuBLAS failure, fails this
-        test with the device, the models loaded and the peak memory, and frees the models
-        so that the run goes on."""
-        from .devices import device_failure
-
-        pool = self._bench.pool
-        try:
-            return call()
-        except Exception as error:
-            if not device_failure(error):
-                raise
-            message = pool.out_of_memory_message(f"{what} for {self.case.study} {label}", error)
-            # The traceback's frames hold the failed call's tensors.
-            error.__traceback__ = None
-            del error
-        # Outside the handler, so the new error carries no reference to the old one.
-        pool.release()
-        raise AblationError(message)
-
     def _compare(self, config, reference_config, settings, samples, reference_samples) -> Comparison:
         reference_name = self.case.marker.reference or self.case.variant
         metrics = {}
@@ -641,22 +423,3 @@ class Ablation:
                 for name, r in comparison.set_metrics.items()
             },
         )
-
-
-def _stored(output, seconds: float):
-    from .cache import StoredVideo
-
-    condition = output.condition_image
-    info = {"seconds": round(seconds, 4), **canonical(output.info, where="generator info")}
-    return StoredVideo(
-        frames=to_uint8(output.video),
-        condition=None if condition is None else to_uint8(condition),
-        info=info,
-    )
-
-
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ablation.run import ablation, generation, scoring
+from pytest_ablation.run import generation, samples, scoring
 from pytest_ablation.run.keys import digest, source_digest
 
 
@@ -18,7 +18,7 @@ def key_material(monkeypatch):
         seen.append(value)
         return digest(value)
 
-    monkeypatch.setattr(ablation, "digest", recording)
+    monkeypatch.setattr(samples, "digest", recording)
     monkeypatch.setattr(scoring, "digest", recording)
     return seen
 
