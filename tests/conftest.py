@@ -19,6 +19,8 @@ import pytest
 import torch
 import torch._dynamo  # noqa: F401
 
+from pytest_ablation.harness.options import CACHE_ENV
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -88,8 +90,17 @@ def _subprocess_runs_in_file_order(monkeypatch):
     _without_randomly(monkeypatch)
 
 
+# A run's default cache is the user's, shared by every project (harness/options.py): each
+# test gets its own, so that no test reads what another (or the user) computed.
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("ablation-cache")))
+
+
 @pytest.fixture
 def pytester(pytester, monkeypatch):
     # pytester clears PYTEST_ADDOPTS when it starts: set again for its runs.
     _without_randomly(monkeypatch)
+    # A project's runs share the project's own cache folder, where the tests look for it.
+    monkeypatch.setenv(CACHE_ENV, str(pytester.path / ".ablation-cache"))
     return pytester

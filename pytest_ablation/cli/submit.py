@@ -310,8 +310,8 @@ def add_parser(sub, positive_int, positive_float) -> None:
     submit.add_argument(
         "--cache-dir",
         metavar="DIR",
-        help="the cache folder every shard shares (default: the project's "
-        "--ablation-cache-dir); on a cluster, a shared filesystem",
+        help="the cache folder every shard shares (default: the shards' own default, "
+        "$PYTEST_ABLATION_CACHE or the user's cache folder); on a cluster, a shared filesystem",
     )
     submit.add_argument(
         "--report-dir",

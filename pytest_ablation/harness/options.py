@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,22 @@ from ..run.devices import DeviceError, parse_devices
 from ..run.media import VIDEO_FORMATS
 
 DEFAULT_REPORT_DIR = "reports"
-DEFAULT_CACHE_DIR = ".ablation-cache"
+# The cache is the user's, shared by every project: its entries are content-addressed, so a
+# video one project made serves any other that asks for it. This variable chooses another
+# folder for every run (a shared filesystem on a cluster, a scratch disk).
+CACHE_ENV = "PYTEST_ABLATION_CACHE"
+DEFAULT_CACHE_TEXT = f"${CACHE_ENV}, else $XDG_CACHE_HOME/pytest-ablation, else ~/.cache/pytest-ablation"
 DEFAULT_KEEP_RUNS = 10
+
+
+def default_cache_dir() -> Path:
+    """The cache folder when no option names one: ``$PYTEST_ABLATION_CACHE``, else the
+    user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) / pytest-ablation."""
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base).expanduser().absolute() / "pytest-ablation"
 
 
 class OptionError(ValueError):
@@ -60,8 +75,8 @@ OPTIONS = (
     ),
     Option(
         "--ablation-cache-dir",
-        f"content-addressed cache of videos and scores (default {DEFAULT_CACHE_DIR}/)",
-        default=DEFAULT_CACHE_DIR,
+        f"content-addressed cache of videos and scores, shared by your projects (default {DEFAULT_CACHE_TEXT})",
+        default=None,
         metavar="DIR",
     ),
     Option(
@@ -177,7 +192,7 @@ class AblationOptions:
     profile: str = DEFAULT_PROFILE
     devices: list[str] | str = "auto"
     report_dir: Path = Path(DEFAULT_REPORT_DIR)
-    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     no_cache: bool = False
     require_decidable: bool = False
     gate: Path | None = None
@@ -399,7 +414,7 @@ def read_options(config) -> AblationOptions:
         profile=profile,
         devices=devices,
         report_dir=_path(*values["ablation_report_dir"]) or Path(DEFAULT_REPORT_DIR),
-        cache_dir=_path(*values["ablation_cache_dir"]) or Path(DEFAULT_CACHE_DIR),
+        cache_dir=_path(*values["ablation_cache_dir"]) or default_cache_dir(),
         no_cache=bool(values["ablation_no_cache"][0]),
         require_decidable=bool(values["ablation_require_decidable"][0]),
         gate=_path(*values["ablation_gate"]),

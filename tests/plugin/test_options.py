@@ -125,3 +125,38 @@ def test_keep_runs_takes_only_ascii_digits(toy):
     result = toy.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: ablation_keep_runs (ini): got '²'; expected a whole number >= 0*"])
+
+
+def test_the_default_cache_is_the_users_and_serves_all_their_projects(toy, monkeypatch, tmp_path):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("PYTEST_ABLATION_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    first = toy.runpytest_subprocess("-p", "no:cacheprovider")
+    first.assert_outcomes(passed=3)
+    first.stdout.fnmatch_lines(["cache: 0 loaded, * computed*"])
+    assert any((tmp_path / "xdg" / "pytest-ablation").rglob("*.safetensors"))
+    assert not (toy.path / ".ablation-cache").exists()
+    # The same study in another project folder finds every entry already made.
+    second = tmp_path / "second-project"
+    shutil.copytree(toy.path, second, ignore=shutil.ignore_patterns("reports", "__pycache__"))
+    again = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=second,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "3 passed" in again.stdout
+    computed = int(re.search(r"^cache: 0 loaded, (\d+) computed", first.stdout.str(), re.M).group(1))
+    assert computed > 0
+    assert re.search(rf"^cache: {computed} loaded, 0 computed", again.stdout, re.M), again.stdout
+    assert not (second / ".ablation-cache").exists()
+    # --ablation-cache-dir still chooses another folder.
+    third = toy.runpytest_subprocess("-p", "no:cacheprovider", "--ablation-cache-dir=mine")
+    third.assert_outcomes(passed=3)
+    assert any((toy.path / "mine").rglob("*.safetensors"))
