@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 
 # pytest's statuses after which a shard's report is whole: 0 passed, 1 some tests failed.
 COMPLETE = (0, 1)
-# Longer than any cluster's grace time between a stopped job's SIGTERM and its SIGKILL.
-STOPPING_WAIT_S = 900
 
 
 class ShardFailed(RuntimeError):
@@ -62,11 +59,6 @@ class ShardJob:
 
     def __call__(self, index: int) -> int:
         done = subprocess.run(self.command(index), cwd=self.cwd)
-        if done.returncode == -signal.SIGTERM and os.environ.get("SLURM_JOB_ID"):
-            # Slurm is stopping this job (a requeue, a preemption, a cancellation) and kills
-            # it after its grace time. A failure written now would read as the shard's result
-            # even after a requeued run finishes it, so wait for the end instead.
-            time.sleep(STOPPING_WAIT_S)
         report = shard_dir(Path(self.report_dir), index) / "report.json"
         if done.returncode not in COMPLETE or not report.exists():
             raise ShardFailed(
@@ -74,14 +66,6 @@ class ShardJob:
                 f"{done.returncode}" + ("" if report.exists() else ", no report written")
             )
         return done.returncode
-
-    def checkpoint(self, index: int):
-        """What submitit resubmits when Slurm signals the job (USR2, before its time limit or on
-        preemption): the same shard, requeued. Its rerun reads every entry the cache already
-        holds back, so only what the shard had not finished is computed again."""
-        from submitit.helpers import DelayedSubmission
-
-        return DelayedSubmission(self, index)
 
 
 def shard_dir(report_dir: Path, index: int) -> Path:
@@ -117,45 +101,10 @@ def make_executor(args, folder: Path):
     }
     if args.gpus_per_task:
         parameters["gpus_per_node"] = args.gpus_per_task
-    for option, parameter in SLURM_PARAMETERS.items():
-        value = getattr(args, option)
-        if value:
-            parameters[parameter] = value
-    if args.sbatch:
-        parameters["slurm_additional_parameters"] = dict(args.sbatch)
+    if args.slurm_partition:
+        parameters["slurm_partition"] = args.slurm_partition
     executor.update_parameters(**parameters)
     return executor
-
-
-# ``--slurm-X`` (and ``--cpus-per-task``) -> submitit's parameter, written as ``#SBATCH --X``.
-SLURM_PARAMETERS = {
-    "slurm_partition": "slurm_partition",
-    "slurm_account": "slurm_account",
-    "slurm_qos": "slurm_qos",
-    "slurm_constraint": "slurm_constraint",
-    "slurm_mem": "slurm_mem",
-    "cpus_per_task": "cpus_per_task",
-}
-_MEMORY = re.compile(r"^[1-9][0-9]*[KMGT]?$")
-_SBATCH = re.compile(r"^--([a-z][a-z0-9-]*)(?:=(.+))?$")
-
-
-def slurm_memory(text: str) -> str:
-    """``--slurm-mem``'s value as sbatch's ``--mem`` takes it: a size such as 32G."""
-    if not _MEMORY.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a size such as 16000 (MB), 32G or 1T")
-    return text.strip()
-
-
-def sbatch_line(text: str) -> tuple[str, str | bool]:
-    """``--sbatch``'s value: one sbatch option, ``--name=value`` or ``--name``."""
-    found = _SBATCH.match(text.strip())
-    if not found:
-        raise argparse.ArgumentTypeError(
-            f"got {text!r}; expected one sbatch option as --name=value or --name, e.g. --sbatch=--exclusive"
-        )
-    value = found.group(2)
-    return found.group(1), value if value is not None else True
 
 
 @dataclass
@@ -336,25 +285,6 @@ def add_parser(sub, positive_int, positive_float) -> None:
         help="slurm: a Slurm job array; local: processes on this machine (default slurm)",
     )
     submit.add_argument("--slurm-partition", metavar="P", help="the Slurm partition")
-    submit.add_argument("--slurm-account", metavar="A", help="the account the jobs are charged to (sbatch --account)")
-    submit.add_argument("--slurm-qos", metavar="Q", help="the quality of service (sbatch --qos)")
-    submit.add_argument(
-        "--slurm-constraint", metavar="C", help="node features the jobs need, e.g. a100 (sbatch --constraint)"
-    )
-    submit.add_argument(
-        "--slurm-mem", type=slurm_memory, metavar="SIZE", help="memory per node, e.g. 64G (sbatch --mem)"
-    )
-    submit.add_argument(
-        "--cpus-per-task", type=positive_int, metavar="N", help="CPU cores per shard (sbatch --cpus-per-task)"
-    )
-    submit.add_argument(
-        "--sbatch",
-        type=sbatch_line,
-        action="append",
-        metavar="--NAME[=VALUE]",
-        help="one more sbatch option for every job, e.g. --sbatch=--exclusive (repeatable); "
-        "write it with '=' so that it is not read as an option of submit",
-    )
     submit.add_argument(
         "--gpus-per-task",
         type=positive_int,

@@ -147,19 +147,7 @@ def test_slurm_resources_reach_the_job_array(tmp_path, monkeypatch):
 
     from pytest_ablation.cli.submit import make_executor
 
-    args = argparse.Namespace(
-        executor="slurm",
-        timeout=30,
-        shards=4,
-        gpus_per_task=2,
-        slurm_partition="gpu",
-        slurm_account=None,
-        slurm_qos=None,
-        slurm_constraint=None,
-        slurm_mem=None,
-        cpus_per_task=None,
-        sbatch=None,
-    )
+    args = argparse.Namespace(executor="slurm", timeout=30, shards=4, gpus_per_task=2, slurm_partition="gpu")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(Exception, match="--executor slurm: .*--executor local"):
         make_executor(args, tmp_path / "jobs")
